@@ -1,0 +1,148 @@
+"""Command line: ``autocompress search | report | export | profiles``.
+
+Exit codes: 0 ok, 2 user error (one message, no traceback), 1 bug.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from autocompress.errors import AutocompressError
+
+EXAMPLES = {
+    "search": "autocompress search experiments/digits_mcu/config.yaml --trials 20 "
+              "--run-dir runs/demo --set hardware.budgets.stm32f746.max_latency_ms=5",
+    "report": "autocompress report runs/demo",
+    "export": "autocompress export runs/demo --max-latency-ms 5 --out runs/demo/export/best",
+    "profiles": "autocompress profiles",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autocompress",
+        description="Hardware-aware compression search: prune, quantize and shrink a student "
+                    "with distillation, under device latency/memory budgets.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=f"example:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    s = add("search", "Run a compression search and write a run directory with a report.")
+    s.add_argument("config", nargs="?", help="search config YAML (not needed with --resume)")
+    s.add_argument("--trials", type=int, help="number of searched trials (overrides the config)")
+    s.add_argument("--run-dir", type=Path, help="output folder (default runs/<name>-<time>)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. search.sampler=nsga2 (repeatable)")
+    s.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the study of an existing run directory")
+    s.add_argument("--no-baselines", action="store_true",
+                   help="skip the uniform-int8 reference trial")
+    s.add_argument("--quiet", action="store_true", help="no per-trial lines")
+
+    r = add("report", "Rebuild report/ (Pareto plots, trials.csv, summary) from a run's records.")
+    r.add_argument("run_dir", type=Path)
+
+    e = add("export", "Export a trial: plan.json, model.pt, model.onnx, model.int8.onnx, "
+                      "manifest.json.")
+    e.add_argument("run_dir", type=Path)
+    pick = e.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--trial", type=int, help="trial number to export")
+    pick.add_argument("--max-latency-ms", type=float,
+                      help="export the most accurate front point within this latency")
+    e.add_argument("--device", help="profile the latency limit refers to (default: first)")
+    e.add_argument("--min-accuracy", type=float, help="require at least this accuracy")
+    e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
+
+    add("profiles", "List the known hardware profiles.")
+    return parser
+
+
+def _search(args: argparse.Namespace) -> int:
+    from autocompress.config import load_config
+    from autocompress.report import write_report
+    from autocompress.search.rundir import default_run_dir
+    from autocompress.search.runner_optuna import run_search
+
+    if args.resume:
+        if args.config:
+            raise AutocompressError("give either CONFIG or --resume RUN_DIR, not both",
+                                    loc="command line")
+        cfg_path, run_dir = args.resume / "config.resolved.yaml", args.resume
+        if not cfg_path.is_file():
+            raise AutocompressError("not a run directory (no config.resolved.yaml)",
+                                    loc=str(args.resume))
+    elif not args.config:
+        raise AutocompressError("missing CONFIG", loc="command line",
+                                hint="e.g. autocompress search experiments/digits_mcu/config.yaml")
+    else:
+        cfg_path, run_dir = Path(args.config), args.run_dir
+    cfg = load_config(cfg_path, args.overrides)
+    run_dir = run_dir or default_run_dir(cfg.name)
+    result = run_search(cfg, run_dir, trials=args.trials, baselines=not args.no_baselines,
+                        quiet=args.quiet, resume=bool(args.resume))
+    paths = write_report_for(run_dir, result.records, cfg)
+    if not args.quiet:
+        print(f"front: {len(result.front.points)} points; report: "
+              f"{', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def write_report_for(run_dir: Path, records: list, cfg) -> list[Path]:  # type: ignore[no-untyped-def]
+    from autocompress.report import write_report
+    from autocompress.search.runner_optuna import _budgets, _pareto_objectives
+    from autocompress.config import objectives_of
+
+    return write_report(run_dir, records, _pareto_objectives(objectives_of(cfg)), _budgets(cfg))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from autocompress.config import load_config
+    from autocompress.search.records import read_records
+
+    cfg = load_config(args.run_dir / "config.resolved.yaml")
+    records = read_records(args.run_dir / "records.jsonl")
+    for path in write_report_for(args.run_dir, records, cfg):
+        print(path)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from autocompress.export.run import export_run
+
+    export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
+               device=args.device, min_accuracy=args.min_accuracy, out=args.out)
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from autocompress.hardware import list_profiles, load_profile
+
+    for name in list_profiles():
+        prof = load_profile(name)
+        print(f"{name:<14} {prof.device.kind:<6} {prof.device.soc:<14} "
+              f"{prof.measurement.method:<20} sha256 {prof.sha256[:12]}")
+    return 0
+
+
+COMMANDS = {"search": _search, "report": _report, "export": _export, "profiles": _profiles}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AutocompressError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: completed trials are saved in records.jsonl", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

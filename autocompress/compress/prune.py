@@ -1,0 +1,78 @@
+"""Structured channel pruning through Torch-Pruning's dependency graph.
+
+Coupled layers (residual adds, depthwise convs, BN) are pruned together; a group is
+named by its *leader*: the first layer, in execution order, whose output channels the
+group removes (``stem.conv``, ``stages.1.0.expand.conv``, ...). Search-space prune knobs
+address leaders.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from autocompress.compress.plan import PruneConfig, TechniqueConfig
+from autocompress.compress.registry import ApplyContext, register_handler
+
+_PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def _tp():  # torch_pruning takes ~1.4 s to import: load on first use
+    import torch_pruning
+
+    return torch_pruning
+
+
+def prune_groups(model: nn.Module, example: torch.Tensor,
+                 ignored: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """leader fqn -> fqns of the conv/linear layers coupled with it, in execution order."""
+    tp = _tp()
+    names = {m: n for n, m in model.named_modules()}
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+    ignored_mods = [m for n, m in model.named_modules() if n in ignored]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+        groups = list(graph.get_all_groups(ignored_layers=ignored_mods,
+                                           root_module_types=list(_PRUNABLE)))
+    out: dict[str, tuple[str, ...]] = {}
+    for group in groups:
+        members: set[str] = set()
+        producers: set[str] = set()
+        for item in group:
+            module = item.dep.target.module
+            if not isinstance(module, _PRUNABLE) or module not in names:
+                continue
+            members.add(names[module])
+            if item.dep.handler.__name__ == "prune_out_channels":
+                producers.add(names[module])
+        if producers:
+            leader = min(producers, key=order.__getitem__)
+            out[leader] = tuple(sorted(members, key=order.__getitem__))
+    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+
+
+@register_handler(PruneConfig)
+class PruneHandler:
+    """Magnitude (L1/L2 over the whole coupled group) structured pruning."""
+
+    def apply(self, model: nn.Module, configs: Mapping[str, TechniqueConfig],
+              ctx: ApplyContext) -> None:
+        ratios = {fqn: cfg.ratio for fqn, cfg in configs.items()
+                  if isinstance(cfg, PruneConfig) and cfg.ratio > 0}
+        if not ratios:
+            return
+        tp = _tp()
+        criteria = {getattr(c, "criterion", "l1") for c in configs.values()}
+        p = 2 if criteria == {"l2"} else 1
+        modules = dict(model.named_modules())
+        ignored = [modules[n] for n in ctx.ignored if n in modules]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruner = tp.pruner.MagnitudePruner(
+                model, ctx.example, importance=tp.importance.GroupMagnitudeImportance(p=p),
+                pruning_ratio=0.0, pruning_ratio_dict={modules[f]: r for f, r in ratios.items()},
+                ignored_layers=ignored, round_to=max(1, ctx.round_to))
+            pruner.step()

@@ -1,0 +1,275 @@
+"""Search configuration: YAML -> validated, frozen :class:`SearchConfig`.
+
+Every error names ``file:line field``, says what was expected and how to fix it.
+``--set key=value`` overrides (value parsed as YAML) apply before validation.
+
+>>> cfg = load_config("experiments/digits_mcu/config.yaml", ["search.trials=5"])  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autocompress.errors import ConfigError, did_you_mean
+from autocompress.yamlio import Located, PathKey, format_path, load_yaml
+
+SAMPLERS = ("tpe", "nsga2", "random")
+BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    source: str = "digits"           # "digits" or "module:callable"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    space: str = ""                  # search space YAML (relative to the config file)
+    builder: str | None = None       # "module:callable" for your own model (no arch knobs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeacherConfig:
+    widths: tuple[int, ...] = (32, 64, 128)
+    epochs: int = 15
+    lr: float = 5e-3
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    epochs: int = 4                  # before compression (dense student, KD)
+    finetune_epochs: int = 3         # after pruning, with QAT (KD)
+    lr: float = 5e-3
+    batch_size: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareConfig:
+    profiles: tuple[str, ...] = ("stm32f746",)
+    budgets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSettings:
+    trials: int = 24
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = ()   # default: accuracy, <first profile>.latency_ms
+    threads: int = 2
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig:
+    name: str = "search"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    train: TrainConfig = TrainConfig()
+    hardware: HardwareConfig = HardwareConfig()
+    search: SearchSettings = SearchSettings()
+    path: str = ""                   # the config file (for error messages)
+    base_dir: str = "."              # folder relative paths are read from
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("path", "base_dir"):
+            out.pop(key)
+        return _plain(out)
+
+    def space_path(self) -> Path:
+        return (Path(self.base_dir) / self.model.space).resolve()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+Check = Callable[[Any], str | None]   # returns an error text, or None when fine
+
+
+def _num(lo: float, hi: float, integer: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok_type:
+            return f"expected {'an integer' if integer else 'a number'} in {lo}..{hi}, got {v!r}"
+        return None if lo <= v <= hi else f"expected a value in {lo}..{hi}, got {v!r}"
+    return check
+
+
+def _str(v: Any) -> str | None:
+    return None if isinstance(v, str) and v else f"expected a non-empty string, got {v!r}"
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _int_list(v: Any) -> str | None:
+    if isinstance(v, list) and v and all(isinstance(i, int) and i > 0 for i in v):
+        return None
+    return f"expected a non-empty list of positive integers, got {v!r}"
+
+
+def _str_list(v: Any) -> str | None:
+    if isinstance(v, list) and all(isinstance(i, str) for i in v):
+        return None
+    return f"expected a list of strings, got {v!r}"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        if v in choices:
+            return None
+        hint = did_you_mean(str(v), choices)
+        return f"expected one of {', '.join(choices)}, got {v!r}" + (f"; {hint}" if hint else "")
+    return check
+
+
+def _opt_num(lo: float, hi: float) -> Check:
+    inner = _num(lo, hi)
+    return lambda v: None if v is None else inner(v)
+
+
+SCHEMA: dict[str, dict[str, Check]] = {
+    "data": {"source": _str, "val_fraction": _num(0.01, 0.5), "test_fraction": _num(0.01, 0.5)},
+    "model": {"space": _str, "builder": _opt_str},
+    "teacher": {"widths": _int_list, "epochs": _num(0, 1000, True), "lr": _num(1e-6, 10)},
+    "train": {"epochs": _num(0, 1000, True), "finetune_epochs": _num(0, 1000, True),
+              "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True)},
+    "hardware": {"profiles": _str_list, "budgets": lambda v: None},
+    "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
+               "objectives": _str_list, "threads": _num(1, 256, True),
+               "timeout_s": _opt_num(1, 1e7)},
+}
+TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
+SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "teacher": TeacherConfig,
+                 "train": TrainConfig, "hardware": HardwareConfig, "search": SearchSettings}
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dict, set[PathKey]]:
+    """Apply ``a.b=value`` strings (value parsed as YAML). Returns the new data and paths."""
+    out = copy.deepcopy(data)
+    touched: set[PathKey] = set()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad override {item!r}", loc="--set",
+                              hint="use --set section.key=value, e.g. --set search.trials=5")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        path = tuple(key.strip().split("."))
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"cannot set '{key}': '{part}' is not a section", loc="--set")
+        node[path[-1]] = value
+        touched.add(path)
+    return out, touched
+
+
+def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
+    """Validate a parsed YAML document into a SearchConfig."""
+    raw = doc.data if doc.data is not None else {}
+    if not isinstance(raw, dict):
+        raise doc.error((), f"a config must be a mapping of sections, got {type(raw).__name__}")
+    data, touched = apply_overrides(raw, overrides)
+
+    def fail(path: PathKey, msg: str, hint: str | None = None) -> ConfigError:
+        loc = f"--set {format_path(path)}" if path in touched else doc.loc(path)
+        return ConfigError(msg, loc=loc, hint=hint)
+
+    known_top = [*TOP, *SCHEMA]
+    for key in data:
+        if key not in known_top:
+            raise fail((key,), f"unknown key '{key}'",
+                       did_you_mean(key, known_top) or f"known keys: {', '.join(known_top)}")
+    values: dict[str, Any] = {}
+    for key, check in TOP.items():
+        if key in data:
+            if (err := check(data[key])) is not None:
+                raise fail((key,), err)
+            values[key] = data[key]
+    sections = dict(data)
+    if isinstance(sections.get("data"), str):          # shorthand: data: digits
+        sections["data"] = {"source": sections["data"]}
+    for name, fields_ in SCHEMA.items():
+        section = sections.get(name, {}) or {}
+        if not isinstance(section, dict):
+            raise fail((name,), f"'{name}' must be a mapping, got {section!r}",
+                       f"known keys: {', '.join(fields_)}")
+        for key in section:
+            if key not in fields_:
+                raise fail((name, key), f"unknown key '{key}'",
+                           did_you_mean(key, fields_) or f"known keys: {', '.join(fields_)}")
+        kwargs = {}
+        for key, check in fields_.items():
+            if key in section:
+                if (err := check(section[key])) is not None:
+                    raise fail((name, key), err)
+                value = section[key]
+                kwargs[key] = tuple(value) if isinstance(value, list) else value
+        values[name] = SECTION_TYPES[name](**kwargs)
+    cfg = SearchConfig(**values, path=doc.file, base_dir=str(Path(doc.file).parent))
+    _check_semantics(cfg, data, fail)
+    return cfg
+
+
+def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigError]) -> None:
+    if not cfg.model.space:
+        raise fail(("model", "space"), "missing search space file",
+                   "set model.space: path/to/space.yaml (relative to the config)")
+    if not cfg.space_path().is_file():
+        raise fail(("model", "space"), f"search space file not found: {cfg.space_path()}",
+                   "check the path; it is relative to the config file")
+    if not cfg.hardware.profiles:
+        raise fail(("hardware", "profiles"), "name at least one hardware profile",
+                   "e.g. profiles: [stm32f746]; `autocompress profiles` lists them")
+    budgets = data.get("hardware", {}).get("budgets", {}) or {}
+    if not isinstance(budgets, dict):
+        raise fail(("hardware", "budgets"), "budgets must map profile -> {max_latency_ms: ...}")
+    for prof, limits in budgets.items():
+        if prof not in cfg.hardware.profiles:
+            raise fail(("hardware", "budgets", prof), f"budget for profile '{prof}' that is not "
+                       "in hardware.profiles", did_you_mean(prof, cfg.hardware.profiles))
+        if not isinstance(limits, dict):
+            raise fail(("hardware", "budgets", prof), "expected a mapping of limits",
+                       f"keys: {', '.join(BUDGET_KEYS)}")
+        for key, value in limits.items():
+            if key not in BUDGET_KEYS:
+                raise fail(("hardware", "budgets", prof, key), f"unknown budget '{key}'",
+                           did_you_mean(key, BUDGET_KEYS) or f"known: {', '.join(BUDGET_KEYS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise fail(("hardware", "budgets", prof, key),
+                           f"expected a positive number, got {value!r}")
+    for i, obj in enumerate(cfg.search.objectives):
+        prof, _, metric = obj.partition(".")
+        if obj == "accuracy":
+            continue
+        if prof not in cfg.hardware.profiles or metric not in ("latency_ms", "flash_kb",
+                                                                "peak_sram_kb"):
+            raise fail(("search", "objectives", i), f"unknown objective '{obj}'",
+                       "use 'accuracy' or '<profile>.latency_ms|flash_kb|peak_sram_kb'")
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> SearchConfig:
+    return parse_config(load_yaml(path, what="config"), overrides)
+
+
+def objectives_of(cfg: SearchConfig) -> tuple[str, ...]:
+    """The objectives with their default: accuracy (max), then the first profile's latency."""
+    return cfg.search.objectives or ("accuracy", f"{cfg.hardware.profiles[0]}.latency_ms")

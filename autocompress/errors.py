@@ -1,0 +1,53 @@
+"""Error hierarchy. Every user mistake is an :class:`AutocompressError`; the CLI prints
+its message (no traceback) and exits 2. Anything else is a bug and exits 1."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AutocompressError(Exception):
+    """Base of every user-facing error. ``loc`` is ``file:line`` or a dotted field path."""
+
+    def __init__(self, message: str, *, loc: str | None = None, hint: str | None = None) -> None:
+        self.loc = loc
+        self.hint = hint
+        self.raw_message = message
+        text = f"{loc}: {message}" if loc else message
+        if hint:
+            text = f"{text} ({hint})"
+        super().__init__(text)
+
+
+class ConfigError(AutocompressError):
+    """Bad search config (YAML syntax, unknown key, wrong type, value out of range)."""
+
+
+class SpaceError(AutocompressError):
+    """Bad search space (rule that matches no layer, empty choices, ...)."""
+
+
+class ProfileError(AutocompressError):
+    """Bad or unknown hardware profile, missing LUT entry with fallback disabled."""
+
+
+class DataError(AutocompressError):
+    """Bad dataset or user data callable."""
+
+
+class ModelError(AutocompressError):
+    """Bad model callable or a model the tools cannot inspect."""
+
+
+class RunDirError(AutocompressError):
+    """Run directory problems: exists without --resume, missing, corrupted."""
+
+
+class ExportError(AutocompressError):
+    """Export problems: unknown or infeasible trial, budget nothing meets."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """Return a ``did you mean 'x'?`` hint for the closest choice, or None."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None

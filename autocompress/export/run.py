@@ -1,0 +1,160 @@
+"""``autocompress export``: choose a trial, rebuild it from its plan and trained weights,
+and write a deployable folder: plan.json, model.pt, model.onnx, model.int8.onnx and
+manifest.json (accuracy re-measured on the test split, predicted cost on every profile,
+measured host latency, parity, seed, profile sha256, versions).
+
+The folder is written under a temporary name and renamed at the end: nothing
+half-written is left looking complete.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autocompress.compress import CompressionPlan, bake
+from autocompress.errors import ExportError
+from autocompress.graph import inspect_model
+from autocompress.pareto import Objective, ParetoFront
+from autocompress.search.objective import build_compressed, estimate
+from autocompress.search.rundir import environment, load_run, write_json
+from autocompress.search.setup import build_context
+from autocompress.train import accuracy
+
+PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
+INT8_DROP_WARN = 0.005   # warn when int8 ONNX test accuracy drops more than 0.5 points
+
+
+def choose_record(records: list[dict[str, Any]], *, trial: int | None,
+                  max_latency_ms: float | None, device: str, budgets: list[Any],
+                  min_accuracy: float | None) -> dict[str, Any]:
+    by_number = {r["number"]: r for r in records}
+    if trial is not None:
+        rec = by_number.get(trial)
+        if rec is None:
+            raise ExportError(f"trial {trial} does not exist", loc="--trial",
+                              hint=f"trials are 0..{max(by_number) if by_number else -1}")
+        if rec["state"] != "complete":
+            raise ExportError(f"trial {trial} is {rec['state']}, it has no trained model",
+                              loc="--trial", hint="pick a complete trial (see report/trials.csv)")
+        return rec
+    objectives = [Objective.accuracy(), Objective.latency(device)]
+    front = ParetoFront.from_records(records, objectives, budgets)
+    limits = {f"{device}.latency_ms": float(max_latency_ms)} if max_latency_ms else {}
+    choice = front.select(max_values=limits,
+                          min_values={"accuracy": min_accuracy} if min_accuracy else {})
+    if choice is None:
+        fastest = min((p["cost"][device]["latency_ms"] for p in front.points), default=None)
+        hint = (f"the fastest front point needs {fastest:.2f} ms" if fastest is not None
+                else "the run has no feasible complete trial")
+        raise ExportError(f"no front point meets latency <= {max_latency_ms} ms on {device}"
+                          + (f" and accuracy >= {min_accuracy}" if min_accuracy else ""),
+                          loc="--max-latency-ms", hint=hint)
+    return dict(choice)
+
+
+def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
+               device: str | None = None, min_accuracy: float | None = None,
+               out: Path | None = None, quiet: bool = False) -> Path:
+    from autocompress.export.onnx_io import (count_onnx_params, export_onnx, measure_latency,
+                                             onnx_accuracy, parity)
+    from autocompress.export.quant_ort import quantize_int8
+    from autocompress.search.runner_optuna import _budgets
+
+    cfg, records = load_run(run_dir)
+    device = device or cfg.hardware.profiles[0]
+    if device not in cfg.hardware.profiles:
+        raise ExportError(f"unknown device '{device}' for this run", loc="--device",
+                          hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}")
+    rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
+                        budgets=_budgets(cfg), min_accuracy=min_accuracy)
+    number = int(rec["number"])
+    weights = run_dir / "trials" / str(number) / "model.pt"
+    if not weights.is_file():
+        raise ExportError(f"trial {number} has no saved weights", loc=str(weights))
+    out = out or run_dir / "export" / str(number)
+    if out.exists() and any(out.iterdir()):
+        raise ExportError("output folder exists and is not empty", loc=str(out),
+                          hint="choose another --out or delete it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
+                          hint="choose a writable --out") from None
+
+    ctx = build_context(cfg)
+    plan = CompressionPlan.from_dict(rec["plan"])
+    model = bake(build_compressed(ctx, plan, int(rec["seed"])))
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    graph = inspect_model(model, ctx.example())
+    costs = estimate(ctx, plan, graph)
+    test = ctx.data.test
+    x_test, y_test = test.x.numpy(), test.y.numpy()
+    try:
+        (tmp / "plan.json").write_text(plan.to_json() + "\n")
+        torch.save(model.state_dict(), tmp / "model.pt")
+        fp32 = export_onnx(model, ctx.example(), tmp / "model.onnx")
+        calib = ctx.data.train.x[:256].numpy()
+        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib)
+        diff = parity(model, fp32, test.x)
+        example = x_test[:1].astype(np.float32)
+        acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),
+               "test_onnx_fp32": onnx_accuracy(fp32, x_test, y_test),
+               "test_onnx_int8": onnx_accuracy(int8, x_test, y_test)}
+        host = {"fp32": measure_latency(fp32, example), "int8": measure_latency(int8, example)}
+        manifest = {
+            "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],
+            "baseline": rec.get("baseline"), "accuracy": acc,
+            "params": graph.params, "macs": graph.macs,
+            "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
+            "onnx_params": count_onnx_params(fp32),
+            "parity_max_abs_diff": diff,
+            "predicted": {n: c.summary() for n, c in costs.items()},
+            "predicted_at_search": {n: {k: v for k, v in c.items() if k in
+                                        ("latency_ms", "flash_kb", "peak_sram_kb")}
+                                    for n, c in rec.get("cost", {}).items()},
+            "host_latency_ms": host,
+            "weight_bits": {f: c.get("bits") for f, cs in plan.to_dict()["layers"].items()
+                            for c in cs if c["kind"] == "quant"},
+            "notes": ["sub-8-bit weights are exact in model.pt (quantized values) and run as "
+                      "int8 in model.int8.onnx; ONNX Runtime has no faster sub-8-bit kernels"],
+            **environment(int(rec["seed"]), {n: p.sha256 for n, p in ctx.profiles.items()}),
+        }
+        write_json(tmp / "manifest.json", manifest)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not quiet:
+        _summary(out, manifest, device)
+    return out
+
+
+def _summary(out: Path, m: dict[str, Any], device: str) -> None:
+    acc, pred, host = m["accuracy"], m["predicted"][device], m["host_latency_ms"]
+    files = m["files"]
+    lines = [
+        f"exported trial {m['trial']} (plan {m['plan_id']}) to {out}",
+        f"  accuracy   val (search) {acc['val_trial']:.4f} | test torch {acc['test_torch']:.4f}"
+        f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",
+        f"  {device:<10} predicted {pred['latency_ms']:.2f} ms, flash {pred['flash_kb']:.1f} KB,"
+        f" peak SRAM {pred['peak_sram_kb']:.1f} KB",
+        f"  host ORT   fp32 {host['fp32']['median_ms']*1000:.1f} us, "
+        f"int8 {host['int8']['median_ms']*1000:.1f} us (median, 1 thread)",
+        f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
+        f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
+        f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
+    ]
+    if m["parity_max_abs_diff"] > PARITY_TOL:
+        lines.append(f"  WARNING: ONNX differs from torch by more than {PARITY_TOL}")
+    if acc["test_torch"] - acc["test_onnx_int8"] > INT8_DROP_WARN:
+        lines.append("  WARNING: int8 ONNX loses more than 0.5 points of test accuracy")
+    print("\n".join(lines))

@@ -1,0 +1,145 @@
+"""Fit the STM32F746 analytic constants to published MLPerf Tiny latencies.
+
+Target rows: the slowest published engine on the DISCO-F746NG for every benchmark, which is
+the same submission for all four (Plumerai Inference Engine, MLPerf Tiny v0.7; no
+TFLite-Micro reference run exists for this board). Fitted, one constant per model, by
+Gauss-Seidel bisection: int8 ``macs_per_cycle`` to ResNet-8 (IC), int8
+``depthwise_macs_per_cycle`` to DS-CNN (KWS), ``mem_bw_gbps`` to the FC autoencoder (AD).
+MobileNetV1 (VWW) is held out. fp32 constants come from the fp32/int8 latency ratios of the
+same Cortex-M7 core on the NUCLEO-H7A3ZI (Bosch HALE v1.2; IC -> fp32 MAC rate, VWW ->
+fp32 depthwise rate; the AD ratio is held out).
+
+>>> from autocompress.hardware.profile import load_profile
+>>> rows = calibration_table(load_profile("stm32f746"))
+>>> all(abs(row["error"]) < 0.30 for row in rows)
+True
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from autocompress.hardware.cost import CostModel
+from autocompress.hardware.formats import LayerFormat
+from autocompress.hardware.reference_models import REFERENCE_MODELS
+from autocompress.hardware.spec import AnalyticSpec, CalibrationPoint, HardwareProfile
+
+CSV = "shared/data/mlperf-tiny/mlperf_tiny_performance.csv"
+FP32 = LayerFormat(weight_bits=32, act_bits=32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    model: str                    # key of REFERENCE_MODELS
+    published_ms: float
+    source: str
+    held_out: bool = False
+
+
+# DISCO-F746NG, MLPerf Tiny v0.7 closed, plumerai, "Plumerai Inference Engine" (int8).
+STM32F746_INT8 = (
+    Published(model="resnet8-ic", published_ms=65.1508, source=f"{CSV} line 29 (v0.7 plumerai "
+              "DISCO_F746NG ic)"),
+    Published(model="ds-cnn-kws", published_ms=19.5545, source=f"{CSV} line 30 (v0.7 plumerai "
+              "DISCO_F746NG kws)"),
+    Published(model="fc-autoencoder-ad", published_ms=2.4227, source=f"{CSV} line 28 (v0.7 "
+              "plumerai DISCO_F746NG ad)"),
+    Published(model="mobilenetv1-0.25-vww", published_ms=59.3965, held_out=True,
+              source=f"{CSV} line 31 (v0.7 plumerai DISCO_F746NG vww)"),
+)
+# NUCLEO-H7A3ZI (Cortex-M7 @280 MHz), MLPerf Tiny v1.2, bosch HALE 1.0.175: fp32 / int8.
+H7A3_FP32_RATIO = {
+    "resnet8-ic": (124.2236 / 45.8484, f"{CSV} lines 256/259 (v1.2 bosch H7A3ZI float/int8 ic)"),
+    "mobilenetv1-0.25-vww": (81.42 / 43.7637, f"{CSV} lines 257/261 (vww float/int8)"),
+    "fc-autoencoder-ad": (5.2299 / 1.3594, f"{CSV} lines 255/258 (ad float/int8), held out"),
+}
+
+
+def predict_ms(profile: HardwareProfile, model: str, fmt: LayerFormat | None = None) -> float:
+    """Predicted whole-model latency of a reference model, all layers in ``fmt``.
+
+    A ``-fp32`` suffix on ``model`` means fp32 (``fc-autoencoder-ad-fp32``).
+    """
+    if model.endswith("-fp32"):
+        model, fmt = model.removesuffix("-fp32"), FP32
+    return CostModel(profile).estimate(REFERENCE_MODELS[model](), default=fmt).latency_ms
+
+
+def _solve(f: Callable[[float], float], target: float, lo: float, hi: float) -> float:
+    """Bisection (log scale) for a monotone ``f`` on [lo, hi]."""
+    rising = f(hi) > f(lo)
+    for _ in range(60):
+        mid = (lo * hi) ** 0.5
+        if (f(mid) < target) == rising:
+            lo = mid
+        else:
+            hi = mid
+    return (lo * hi) ** 0.5
+
+
+def _with(profile: HardwareProfile, **changes: object) -> HardwareProfile:
+    assert profile.analytic is not None
+    return replace(profile, analytic=replace(profile.analytic, **changes))
+
+
+def fit_stm32f746(profile: HardwareProfile, rounds: int = 8) -> AnalyticSpec:
+    """Refit the int8 and fp32 analytic constants of ``profile`` (others kept)."""
+    p = profile
+    assert p.analytic is not None
+    target = {row.model: row.published_ms for row in STM32F746_INT8}
+
+    def table(name: str, fmt: str, value: float) -> dict[str, float]:
+        assert p.analytic is not None
+        return {**getattr(p.analytic, name), fmt: value}
+
+    steps = [("macs_per_cycle", "int8", "resnet8-ic"),
+             ("depthwise_macs_per_cycle", "int8", "ds-cnn-kws")]
+    for _ in range(rounds):
+        for name, fmt, model in steps:
+            value = _solve(lambda v: predict_ms(_with(p, **{name: table(name, fmt, v)}), model),
+                           target[model], 0.01, 4.0)
+            p = _with(p, **{name: table(name, fmt, value)})
+        bw = _solve(lambda v: predict_ms(_with(p, mem_bw_gbps=v), "fc-autoencoder-ad"),
+                    target["fc-autoencoder-ad"], 0.005, 10.0)
+        p = _with(p, mem_bw_gbps=bw)
+    for name, model in (("macs_per_cycle", "resnet8-ic"),
+                        ("depthwise_macs_per_cycle", "mobilenetv1-0.25-vww")):
+        want = predict_ms(p, model) * H7A3_FP32_RATIO[model][0]
+        value = _solve(lambda v: predict_ms(_with(p, **{name: table(name, "fp32", v)}), model,
+                                            FP32), want, 0.005, 4.0)
+        p = _with(p, **{name: table(name, "fp32", value)})
+    assert p.analytic is not None
+    return p.analytic
+
+
+def calibration_points(profile: HardwareProfile) -> tuple[CalibrationPoint, ...]:
+    """The calibration figures (int8 rows + the derived fp32 AD check) predicted afresh."""
+    ad_fp32 = STM32F746_INT8[2].published_ms * H7A3_FP32_RATIO["fc-autoencoder-ad"][0]
+    rows = [*STM32F746_INT8, Published(
+        model="fc-autoencoder-ad-fp32", published_ms=round(ad_fp32, 2), held_out=True,
+        source="F746 int8 AD (line 28) x H7A3ZI fp32/int8 ratio (lines 255/258)")]
+    return tuple(CalibrationPoint(model=row.model, published_ms=row.published_ms,
+                                  predicted_ms=round(predict_ms(profile, row.model), 2),
+                                  source=row.source, held_out=row.held_out) for row in rows)
+
+
+def calibration_table(profile: HardwareProfile) -> list[dict[str, object]]:
+    """One row per ``profile.calibration`` point: model, published_ms, predicted_ms (now),
+    recorded_ms (what the YAML says), error = predicted / published - 1, held_out."""
+    rows: list[dict[str, object]] = []
+    for point in profile.calibration:
+        predicted = predict_ms(profile, point.model)
+        rows.append({"model": point.model, "published_ms": point.published_ms,
+                     "predicted_ms": round(predicted, 2), "recorded_ms": point.predicted_ms,
+                     "error": predicted / point.published_ms - 1.0, "held_out": point.held_out})
+    return rows
+
+
+if __name__ == "__main__":   # print refitted constants and fresh calibration rows
+    from autocompress.hardware.profile import load_profile
+
+    base = load_profile("stm32f746")
+    fitted = replace(base, analytic=fit_stm32f746(base))
+    print(fitted.analytic)
+    for point in calibration_points(fitted):
+        print(point)

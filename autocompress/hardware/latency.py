@@ -1,0 +1,192 @@
+"""Per-layer latency: LUT hit, else interpolation in channel count, else the analytic model.
+
+Every answer says where it came from (``provenance``): ``lut`` (the key was measured),
+``interp`` (linear between measured keys that differ only in channel counts) or ``analytic``
+(roofline: ``max(compute, memory) + per-op overhead``, constants from the profile).
+
+Effects modelled on purpose, because real runtimes show them:
+
+- a bit-width the device cannot run natively runs in the next wider native format
+  (int4 on an int8-only MCU runs as int8): that format sets the time and the LUT key;
+- channel counts off the profile's ``align.channels`` multiple cost as if padded up;
+- unstructured sparsity saves time only where ``formats.sparse_kernels`` is true.
+
+>>> from autocompress.graph import LayerInfo
+>>> from autocompress.hardware.profile import load_profile
+>>> conv = LayerInfo(fqn="c", op="conv2d", in_shape=(16, 32, 32), out_shape=(32, 32, 32),
+...                  kernel=3, params=4608, macs=4718592)
+>>> est = estimate_layer_latency(load_profile("stm32f746"), conv)
+>>> est.provenance, round(est.latency_ms) > 0
+('analytic', True)
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import weakref
+from dataclasses import dataclass
+
+from autocompress.errors import ProfileError
+from autocompress.graph import LayerInfo
+from autocompress.hardware.formats import (LayerFormat, bytes_per_element, compute_format,
+                                           runnable_format)
+from autocompress.hardware.keys import WEIGHTED_OPS, channels, layer_key, parse_key, spatial
+from autocompress.hardware.spec import HardwareProfile, LutEntry
+
+# Extrapolate from LUT neighbours at most this far outside the measured channel range
+# (factor on the MAC-proportional coordinate); beyond it the analytic model answers.
+MAX_EXTRAPOLATION = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerLatency:
+    latency_ms: float
+    std_ms: float
+    provenance: str               # lut | interp | analytic
+    key: str                      # the LUT key of what actually runs (executed formats)
+
+
+def executed_formats(profile: HardwareProfile, fmt: LayerFormat) -> tuple[str, str]:
+    """(weight, activation) formats the device really runs for the requested ``fmt``."""
+    return (runnable_format(fmt.weight_format, profile.formats.weights),
+            runnable_format(fmt.act_format, profile.formats.activations))
+
+
+def is_depthwise(layer: LayerInfo) -> bool:
+    return layer.op == "conv2d" and layer.groups > 1 and layer.groups == channels(layer.in_shape)
+
+
+def padded(count: int, align: int) -> int:
+    """Channel count the kernels actually process: rounded up to ``align``.
+
+    Counts below ``align`` (a 1- or 3-channel network input) are left alone: CMSIS-NN-style
+    kernels fold them into the im2col row instead of padding each pixel.
+    """
+    if align <= 1 or count < align:
+        return count
+    return -(-count // align) * align
+
+
+def estimate_layer_latency(profile: HardwareProfile, layer: LayerInfo,
+                           fmt: LayerFormat | None = None, *,
+                           fallback: bool | None = None) -> LayerLatency:
+    """Latency of one layer on ``profile`` with compression ``fmt`` (default: native).
+
+    ``fallback`` overrides ``profile.fallback``: when False, a layer with neither a LUT entry
+    nor interpolation neighbours raises ProfileError naming its key.
+    """
+    fmt = fmt or profile.default_format
+    w_fmt, a_fmt = executed_formats(profile, fmt)
+    key = layer_key(layer, w_fmt, a_fmt)
+    skip = 1.0 - fmt.sparsity if (profile.formats.sparse_kernels
+                                  and layer.op in WEIGHTED_OPS) else 1.0
+    entry = profile.entries.get(key)
+    if entry is not None:
+        return LayerLatency(latency_ms=entry.mean_ms * skip, std_ms=entry.std_ms * skip,
+                            provenance="lut", key=key)
+    near = _index(profile).interpolate(key, profile.align.channels) if profile.entries else None
+    if near is not None:
+        return LayerLatency(latency_ms=near[0] * skip, std_ms=near[1] * skip,
+                            provenance="interp", key=key)
+    if not (profile.fallback if fallback is None else fallback) or profile.analytic is None:
+        raise ProfileError(f"no LUT entry for '{key}' (layer {layer.fqn}) and fallback is off",
+                           loc=profile.path or profile.name,
+                           hint="measure this shape with `autocompress profile`, or set "
+                           "fallback: true to use the analytic model")
+    ms = analytic_latency_ms(profile, layer, w_fmt, a_fmt, sparsity=fmt.sparsity)
+    assert profile.analytic is not None
+    return LayerLatency(latency_ms=ms, std_ms=ms * profile.analytic.rel_std,
+                        provenance="analytic", key=key)
+
+
+def analytic_latency_ms(profile: HardwareProfile, layer: LayerInfo, w_fmt: str, a_fmt: str,
+                        *, sparsity: float = 0.0) -> float:
+    """Roofline: ``max(MACs / MAC-rate, bytes / bandwidth) + per-op overhead``, in ms.
+
+    ``w_fmt``/``a_fmt`` are executed (native) formats; channels are padded to alignment.
+    """
+    spec = profile.analytic
+    if spec is None:
+        raise ProfileError("profile has no analytic model", loc=profile.path or profile.name)
+    align = profile.align.channels
+    c_in, c_out = channels(layer.in_shape), channels(layer.out_shape)
+    f_in = padded(c_in, align) / c_in if c_in else 1.0
+    f_out = padded(c_out, align) / c_out if c_out else 1.0
+    weighted = layer.op in WEIGHTED_OPS
+    depthwise = is_depthwise(layer)
+    # Depthwise: one filter per channel, so padding the channel count scales work once.
+    f_work = f_out if depthwise or not weighted else f_in * f_out
+    dense = 1.0 - sparsity if profile.formats.sparse_kernels and weighted else 1.0
+    cf = compute_format(w_fmt, a_fmt) if weighted else a_fmt
+    rate = spec.macs_per_s(cf, depthwise=depthwise)
+    if rate is None:
+        raise ProfileError(f"analytic model has no throughput for format '{cf}'",
+                           loc=profile.path or profile.name, hint="add it to macs_per_cycle")
+    compute_s = layer.macs * f_work * dense / rate
+    reads = max(1, len(layer.inputs)) if layer.op in ("add", "mul") else 1
+    act_bytes = (math.prod(layer.in_shape) * f_in * reads
+                 + math.prod(layer.out_shape) * f_out) * bytes_per_element(a_fmt)
+    weight_bytes = layer.params * f_work * dense * bytes_per_element(w_fmt) if weighted else 0.0
+    memory_s = (act_bytes + weight_bytes) / (spec.mem_bw_gbps * 1e9)
+    return max(compute_s, memory_s) * 1e3 + spec.per_op_overhead_us * 1e-3
+
+
+def _coordinate(op: str, c_in: int, c_out: int, groups: int, depthwise: bool) -> float:
+    """A MAC-proportional position in channel space: cin/g * cout for weighted ops."""
+    if op in WEIGHTED_OPS and not depthwise:
+        return c_in / groups * c_out
+    return float(c_out)
+
+
+class _LutIndex:
+    """LUT entries grouped by everything except channel counts, sorted by coordinate."""
+
+    def __init__(self, entries: dict[str, LutEntry]) -> None:
+        groups: dict[tuple, list[tuple[float, LutEntry]]] = {}
+        for key, entry in entries.items():
+            group, x = self._locate(parse_key(key), align=1)
+            groups.setdefault(group, []).append((x, entry))
+        self.groups = {g: sorted(v, key=lambda t: t[0]) for g, v in groups.items()}
+
+    @staticmethod
+    def _locate(p: dict, align: int) -> tuple[tuple, float]:
+        c_in, c_out = channels(p["in"]), channels(p["out"])
+        depthwise = p["op"] == "conv2d" and p["g"] > 1 and p["g"] == c_in
+        group = (p["op"], spatial(p["in"]), spatial(p["out"]), len(p["in"]), p["k"], p["s"],
+                 "dw" if depthwise else p["g"], p["w"], p["a"])
+        x = _coordinate(p["op"], padded(c_in, align), padded(c_out, align),
+                        1 if depthwise else p["g"], depthwise)
+        return group, x
+
+    def interpolate(self, key: str, align: int) -> tuple[float, float] | None:
+        """(mean_ms, std_ms) from neighbours of ``key``, or None if there are too few."""
+        group, x = self._locate(parse_key(key), align)
+        points = self.groups.get(group)
+        if not points or len(points) < 2:
+            return None
+        xs = [p[0] for p in points]
+        i = bisect.bisect_left(xs, x)
+        if 0 < i < len(xs):
+            lo, hi = points[i - 1], points[i]
+        elif i == 0 and x * MAX_EXTRAPOLATION >= xs[0]:
+            lo, hi = points[0], points[1]
+        elif i == len(xs) and x <= xs[-1] * MAX_EXTRAPOLATION:
+            lo, hi = points[-2], points[-1]
+        else:
+            return None
+        if hi[0] == lo[0]:
+            return ((lo[1].mean_ms + hi[1].mean_ms) / 2, (lo[1].std_ms + hi[1].std_ms) / 2)
+        t = (x - lo[0]) / (hi[0] - lo[0])
+        mean = lo[1].mean_ms + t * (hi[1].mean_ms - lo[1].mean_ms)
+        std = max(0.0, lo[1].std_ms + t * (hi[1].std_ms - lo[1].std_ms))
+        return (mean, std) if mean > 0 else None
+
+
+_INDEXES: weakref.WeakKeyDictionary[HardwareProfile, _LutIndex] = weakref.WeakKeyDictionary()
+
+
+def _index(profile: HardwareProfile) -> _LutIndex:
+    index = _INDEXES.get(profile)
+    if index is None:
+        index = _INDEXES[profile] = _LutIndex(dict(profile.entries))
+    return index

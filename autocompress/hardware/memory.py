@@ -1,0 +1,111 @@
+"""Flash (stored weights) and peak SRAM (live activations), in bytes; KB = 1024 bytes.
+
+Flash counts what a deployment stores per layer: packed weights at the chosen bit-width
+(sparse weights as values + the cheaper of a bitmask or CSR indices), biases, and the
+per-channel scales of integer formats. Peak SRAM follows MCUNet: at each step of execution
+order, every tensor that is being read, being written or held for a later consumer (a
+residual input) is live; the peak is the largest such sum.
+
+>>> from autocompress.graph import LayerInfo
+>>> fc = LayerInfo(fqn="fc", op="linear", in_shape=(64,), out_shape=(10,), params=640, bias=10)
+>>> layer_flash_bytes(fc, LayerFormat(weight_bits=8))   # 640 + 10*4 bias + 10*4 scales
+720.0
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from autocompress.graph import LayerInfo, ModelGraph
+from autocompress.hardware.formats import LayerFormat, bits_of, is_float
+from autocompress.hardware.keys import WEIGHTED_OPS, channels
+
+KB = 1024                 # bytes per KB, as MCU datasheets and MCUNet count
+INT_BIAS_BYTES = 4        # B per bias element for integer formats: int32 (TFLite/CMSIS-NN)
+SCALE_BYTES = 4           # B per output channel: fp32 requantisation scale (per-channel int)
+CSR_INDEX_BYTES = 2       # B per non-zero: uint16 column index (rows < 65536 elements)
+CSR_ROWPTR_BYTES = 4      # B per output row + 1: int32 row pointer
+
+
+def weight_bytes(params: int, bits: int, sparsity: float = 0.0, rows: int = 1) -> float:
+    """Stored bytes of ``params`` weights at ``bits``, packed; sparse if that is smaller.
+
+    Sparse storage = non-zero values + min(bitmask of all positions, CSR indices).
+
+    >>> weight_bytes(1000, 8), weight_bytes(1000, 4), weight_bytes(1000, 8, sparsity=0.9)
+    (1000.0, 500.0, 225.0)
+    """
+    dense = params * bits / 8
+    if sparsity <= 0.0 or params == 0:
+        return float(dense)
+    nonzero = round(params * (1.0 - sparsity))
+    bitmask = params / 8
+    csr = nonzero * CSR_INDEX_BYTES + (rows + 1) * CSR_ROWPTR_BYTES
+    return float(min(dense, nonzero * bits / 8 + min(bitmask, csr)))
+
+
+def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
+    """Bytes this layer adds to Flash (0 for weightless ops)."""
+    if layer.op not in WEIGHTED_OPS or (layer.params == 0 and layer.bias == 0):
+        return 0.0
+    bits = fmt.weight_bits
+    out_channels = channels(layer.out_shape)
+    total = weight_bytes(layer.params, bits, fmt.sparsity, rows=out_channels)
+    if is_float(fmt.weight_format):
+        total += layer.bias * bits / 8
+    else:
+        total += layer.bias * INT_BIAS_BYTES + out_channels * SCALE_BYTES
+    return total
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeakSram:
+    peak_bytes: float
+    step: int                     # index into ModelGraph.layers where the peak occurs
+    fqn: str                      # that layer's name
+    live_bytes: tuple[float, ...]  # live bytes at every step
+
+
+def peak_sram(graph: ModelGraph, act_bits: Mapping[str, int] | None = None,
+              default_bits: int = 8) -> PeakSram:
+    """Peak live activation memory over execution steps.
+
+    ``act_bits`` maps layer fqn to the bit-width of the activations it writes (what the
+    device stores, i.e. the executed format); the model input takes its first reader's.
+    A graph without ``tensors`` is treated as a chain (each step holds its input + output).
+
+    >>> from autocompress.graph import LayerInfo, ModelGraph
+    >>> g = ModelGraph(input_shape=(4,), layers=(
+    ...     LayerInfo(fqn="a", op="linear", in_shape=(4,), out_shape=(8,)),))
+    >>> peak_sram(g).peak_bytes
+    12.0
+    """
+    bits = dict(act_bits or {})
+    per_layer = [bits.get(layer.fqn, default_bits) / 8 for layer in graph.layers]
+    if not graph.layers:
+        return PeakSram(peak_bytes=0.0, step=-1, fqn="", live_bytes=())
+    if not graph.tensors:
+        live = [(math.prod(layer.in_shape) + math.prod(layer.out_shape)) * per_layer[i]
+                for i, layer in enumerate(graph.layers)]
+    else:
+        first_reader = {}
+        for i, layer in enumerate(graph.layers):
+            for name in layer.inputs:
+                first_reader.setdefault(name, i)
+        live = [0.0] * len(graph.layers)
+        for tensor in graph.tensors:
+            owner = tensor.produced_at if tensor.produced_at >= 0 else \
+                first_reader.get(tensor.name, 0)
+            size = tensor.numel * per_layer[min(owner, len(per_layer) - 1)]
+            for step in range(max(0, tensor.produced_at),
+                              min(tensor.last_used_at, len(live) - 1) + 1):
+                live[step] += size
+    step = max(range(len(live)), key=live.__getitem__)
+    return PeakSram(peak_bytes=float(live[step]), step=step, fqn=graph.layers[step].fqn,
+                    live_bytes=tuple(float(v) for v in live))
+
+
+def act_bytes_per_element(fmt: str) -> float:
+    """Bytes one activation element occupies in SRAM (int8 -> 1, fp32 -> 4)."""
+    return bits_of(fmt) / 8

@@ -1,0 +1,216 @@
+"""Hardware profiles: the versioned YAML that describes one device + runtime.
+
+``load_profile("stm32f746")`` reads ``hardware_profiles/stm32f746.yaml``; a path works too.
+Every validation error names ``file:line field.path`` (see ``hardware_profiles/*.yaml`` and
+DESIGN.md section 3 for the format).
+
+>>> p = load_profile("stm32f746")
+>>> p.device.sram_kb, p.formats.weights[0], p.default_format.weight_bits
+(320.0, 'int8', 8)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from autocompress.errors import AutocompressError, ProfileError, did_you_mean
+from autocompress.hardware._validate import Reader
+from autocompress.hardware.formats import format_for_bits, is_format
+from autocompress.hardware.keys import parse_key
+from autocompress.hardware.spec import (AlignSpec, AnalyticSpec, CalibrationPoint, DeviceSpec,
+                                        FormatSpec, HardwareProfile, LutEntry, MeasurementSpec,
+                                        RuntimeSpec)
+from autocompress.yamlio import PathKey, load_yaml
+
+__all__ = ["AlignSpec", "AnalyticSpec", "CalibrationPoint", "DeviceSpec", "FormatSpec",
+           "HardwareProfile", "LutEntry", "MeasurementSpec", "RuntimeSpec", "SUPPORTED_VERSIONS",
+           "format_for_bits", "list_profiles", "load_profile", "parse_profile", "profile_dirs"]
+
+SUPPORTED_VERSIONS = (1,)
+# The repo's folder of shipped profiles (``<repo>/hardware_profiles``).
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+
+
+def profile_dirs(search_dirs: Iterable[str | Path] | None = None) -> list[Path]:
+    """Folders searched for ``<name>.yaml``: the caller's first, then the repo's."""
+    return [*(Path(d) for d in (search_dirs or ())), PROFILE_DIR]
+
+
+def list_profiles(search_dirs: Iterable[str | Path] | None = None) -> list[str]:
+    """Names of the profiles that ``load_profile`` can find by name, sorted.
+
+    >>> "stm32f746" in list_profiles()
+    True
+    """
+    names: set[str] = set()
+    for folder in profile_dirs(search_dirs):
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names)
+
+
+def _display(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _resolve(name_or_path: str | Path,
+             search_dirs: Iterable[str | Path] | None) -> tuple[Path, bool]:
+    """(file, found-by-name)."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text \
+            or os.sep in text:
+        return Path(text), False
+    for folder in profile_dirs(search_dirs):
+        path = folder / f"{text}.yaml"
+        if path.is_file():
+            return path, True
+    known = list_profiles(search_dirs)
+    raise ProfileError(f"unknown hardware profile '{text}'; known profiles: "
+                       f"{', '.join(known) or 'none'}", loc="hardware",
+                       hint=did_you_mean(text, known) or "or give a path to a profile YAML")
+
+
+def load_profile(name_or_path: str | Path,
+                 search_dirs: Iterable[str | Path] | None = None) -> HardwareProfile:
+    """Load and validate a profile by name (``hardware_profiles/<name>.yaml``) or path.
+
+    Raises ProfileError (``file:line field: problem (hint)``) for unknown names, unknown or
+    missing keys, wrong types and unsupported versions.
+
+    >>> load_profile("stm32f746").runtime.name
+    'tflite-micro+cmsis-nn'
+    """
+    path, by_name = _resolve(name_or_path, search_dirs)
+    try:
+        doc = load_yaml(_display(path), what="hardware profile", cls=ProfileError)
+    except ProfileError:
+        raise
+    except AutocompressError as exc:   # malformed YAML comes back as a ConfigError
+        raise ProfileError(exc.raw_message, loc=exc.loc, hint=exc.hint) from exc
+    raw = Path(doc.file).read_bytes()
+    profile = parse_profile(Reader(doc, ProfileError))
+    if by_name and profile.name != path.stem:
+        raise doc.error(("name",), f"profile name '{profile.name}' does not match its file "
+                        f"name '{path.name}'", hint=f"set name: {path.stem}", cls=ProfileError)
+    return replace(profile, path=doc.file, sha256=hashlib.sha256(raw).hexdigest())
+
+
+_TOP_REQUIRED = ("version", "name", "device", "runtime", "formats", "measurement")
+_TOP_OPTIONAL = ("description", "align", "calibration", "analytic", "fallback", "entries")
+
+
+def parse_profile(r: Reader) -> HardwareProfile:
+    """Build a HardwareProfile from a located document (all checks, no file access)."""
+    r.section((), required=_TOP_REQUIRED, optional=_TOP_OPTIONAL)
+    version = r.get(("version",), "int")
+    if version not in SUPPORTED_VERSIONS:
+        raise r.error(("version",), f"unsupported profile version {version}",
+                      hint=f"this autocompress reads versions {SUPPORTED_VERSIONS}")
+    r.section(("device",), required=("kind", "soc", "cpu"), optional=("sram_kb", "flash_kb"))
+    device = DeviceSpec(kind=r.get(("device", "kind"), "str"), soc=r.get(("device", "soc"), "str"),
+                        cpu=r.get(("device", "cpu"), "str"),
+                        sram_kb=r.get(("device", "sram_kb"), "number", None, minimum=0),
+                        flash_kb=r.get(("device", "flash_kb"), "number", None, minimum=0))
+    r.section(("runtime",), required=("name",), optional=("version", "threads", "batch"))
+    runtime = RuntimeSpec(name=r.get(("runtime", "name"), "str"),
+                          version=r.get(("runtime", "version"), "str", ""),
+                          threads=r.get(("runtime", "threads"), "int", 1, minimum=1),
+                          batch=r.get(("runtime", "batch"), "int", 1, minimum=1))
+    r.section(("formats",), required=("weights", "activations"), optional=("sparse_kernels",))
+    formats = FormatSpec(weights=_formats(r, ("formats", "weights")),
+                         activations=_formats(r, ("formats", "activations")),
+                         sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False))
+    r.section(("align",), optional=("channels",), default={})
+    align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1))
+    mfields = ("tool", "warmup", "iters", "statistic", "date", "notes")
+    r.section(("measurement",), required=("method",), optional=mfields)
+    measurement = MeasurementSpec(
+        method=r.get(("measurement", "method"), "str"),
+        **{k: r.get(("measurement", k), "int" if k in ("warmup", "iters") else "str", None)
+           for k in mfields})
+    fallback = r.get(("fallback",), "bool", True)
+    analytic = _analytic(r, formats) if r.raw(("analytic",), None) is not None else None
+    if analytic is None and fallback:
+        raise r.error(("analytic",), "missing required field 'analytic'",
+                      hint="the analytic model answers LUT misses; or set fallback: false")
+    return HardwareProfile(version=version, name=r.get(("name",), "str"),
+                           description=r.get(("description",), "str", ""), device=device,
+                           runtime=runtime, formats=formats, align=align,
+                           measurement=measurement, analytic=analytic,
+                           calibration=_calibration(r), entries=_entries(r), fallback=fallback)
+
+
+def _formats(r: Reader, path: PathKey) -> tuple[str, ...]:
+    names = r.str_list(path)
+    if not names:
+        raise r.error(path, "needs at least one format", hint="e.g. [int8]")
+    for i, name in enumerate(names):
+        if not is_format(name):
+            raise r.error((*path, i), f"unknown format '{name}'",
+                          hint="formats are int<bits> or fp<bits>, e.g. int8, fp32")
+    return names
+
+
+_ANALYTIC_KEYS = ("clock_mhz", "macs_per_cycle", "depthwise_macs_per_cycle", "gmacs_per_s",
+                  "depthwise_gmacs_per_s", "mem_bw_gbps", "per_op_overhead_us", "rel_std")
+
+
+def _analytic(r: Reader, formats: FormatSpec) -> AnalyticSpec:
+    path: PathKey = ("analytic",)
+    r.section(path, required=("mem_bw_gbps", "per_op_overhead_us"), optional=_ANALYTIC_KEYS)
+    tables = {k: r.number_map((*path, k), {}) for k in _ANALYTIC_KEYS if "macs" in k}
+    spec = AnalyticSpec(clock_mhz=r.get((*path, "clock_mhz"), "number", None, minimum=1e-9),
+                        mem_bw_gbps=r.get((*path, "mem_bw_gbps"), "number", minimum=1e-9),
+                        per_op_overhead_us=r.get((*path, "per_op_overhead_us"), "number",
+                                                 minimum=0),
+                        rel_std=r.get((*path, "rel_std"), "number", 0.25, minimum=0), **tables)
+    if (spec.macs_per_cycle or spec.depthwise_macs_per_cycle) and spec.clock_mhz is None:
+        raise r.error(path, "macs_per_cycle needs clock_mhz", hint="add clock_mhz: <MHz>")
+    for fmt in sorted({*formats.weights, *formats.activations}):
+        if spec.macs_per_s(fmt) is None:
+            raise r.error(path, f"no compute throughput for native format '{fmt}'",
+                          hint="add it to macs_per_cycle (with clock_mhz) or gmacs_per_s")
+    return spec
+
+
+def _calibration(r: Reader) -> tuple[CalibrationPoint, ...]:
+    items = r.raw(("calibration",), [])
+    if not isinstance(items, list):
+        raise r.error(("calibration",), "expected a list of {model, published_ms, source}")
+    out = []
+    for i in range(len(items)):
+        p: PathKey = ("calibration", i)
+        r.section(p, required=("model", "published_ms", "source"),
+                  optional=("predicted_ms", "held_out", "note"))
+        out.append(CalibrationPoint(model=r.get((*p, "model"), "str"),
+                                    published_ms=r.get((*p, "published_ms"), "number", minimum=0),
+                                    predicted_ms=r.get((*p, "predicted_ms"), "number", None),
+                                    source=r.get((*p, "source"), "str"),
+                                    held_out=r.get((*p, "held_out"), "bool", False),
+                                    note=r.get((*p, "note"), "str", None)))
+    return tuple(out)
+
+
+def _entries(r: Reader) -> dict[str, LutEntry]:
+    keys = r.section(("entries",), default={}, any_keys=True)
+    out: dict[str, LutEntry] = {}
+    for key in keys:
+        p: PathKey = ("entries", key)
+        try:
+            parse_key(key)
+        except ValueError as exc:
+            raise r.error(p, f"malformed LUT key: {exc}",
+                          hint="keys look like conv2d|in=16x32x32|out=32x32x32|k=3|s=1|g=1|"
+                          "w=int8|a=int8") from None
+        r.section(p, required=("mean_ms",), optional=("std_ms", "n"))
+        out[key] = LutEntry(mean_ms=r.get((*p, "mean_ms"), "number", minimum=0),
+                            std_ms=r.get((*p, "std_ms"), "number", 0.0, minimum=0),
+                            n=r.get((*p, "n"), "int", 1, minimum=1))
+    return out

@@ -1,0 +1,117 @@
+"""Write ``<run_dir>/report/``: one Pareto PNG per device (plus a flash one), ``trials.csv``
+and ``summary.md``. The only effectful part of the report; ``summary_markdown`` is pure.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> recs = [{"number": 0, "state": "complete", "metrics": {"accuracy": 0.9},
+    ...          "cost": {"mcu": {"latency_ms": 5.0, "flash_kb": 12.0}}}]
+    >>> paths = write_report(pathlib.Path(tempfile.mkdtemp()), recs, budgets=[
+    ...     Budget(profile="mcu", metric="latency_ms", limit=10.0)])
+    >>> sorted(p.name for p in paths)
+    ['pareto_mcu.png', 'pareto_mcu_flash.png', 'summary.md', 'trials.csv']
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autocompress.pareto import Budget, Objective, ParetoFront, Record
+from autocompress.report.info import (
+    TrialsTable,
+    axis_label,
+    cost_value,
+    pareto_plot_infos,
+    unit_of,
+)
+
+
+def _slug(profile: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", profile)
+
+
+def _png_name(profile: str, suffix: str = "") -> str:
+    return f"pareto_{_slug(profile)}{suffix}.png" if profile else f"pareto{suffix}.png"
+
+
+def write_report(run_dir: Path | str, records: Sequence[Any],
+                 objectives: Sequence[Objective] = (),
+                 budgets: Sequence[Budget] = ()) -> list[Path]:
+    """Write the report for ``records`` under ``run_dir/report`` and return the paths written.
+    Works for any mix of states, including no complete trial at all (plots then say so)."""
+    from autocompress.report.plots import render_pareto
+
+    recs = [r if isinstance(r, dict) else r.to_dict() for r in records]
+    out_dir = Path(run_dir) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for info in pareto_plot_infos(recs, objectives, budgets):
+        written.append(render_pareto(info, out_dir / _png_name(info.profile)))
+    for info in pareto_plot_infos(recs, objectives, budgets, x_metric="flash_kb"):
+        if info.profile and any(cost_value(r, info.profile, "flash_kb") is not None for r in recs):
+            written.append(render_pareto(info, out_dir / _png_name(info.profile, "_flash")))
+    csv_path = out_dir / "trials.csv"
+    _write_csv(csv_path, TrialsTable.from_records(recs))
+    written.append(csv_path)
+    md_path = out_dir / "summary.md"
+    md_path.write_text(summary_markdown(recs, objectives, budgets), encoding="utf-8")
+    written.append(md_path)
+    return written
+
+
+def _write_csv(path: Path, table: TrialsTable) -> None:
+    """csv module, not pandas: values are written exactly as recorded (ints stay ints
+    even in columns with gaps; missing cells are empty)."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(table.columns)
+        writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+
+
+def _fmt(value: float | None, *, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f} %" if percent and 0.0 <= value <= 1.0 else f"{value:.3g}"
+
+
+def summary_markdown(records: Sequence[Record], objectives: Sequence[Objective] = (),
+                     budgets: Sequence[Budget] = ()) -> str:
+    """Counts, budgets and, per device, the front (accuracy vs latency) as a Markdown table."""
+    y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
+    states = Counter(str(r.get("state")) for r in records)
+    lines = ["# Search report", "",
+             f"{len(records)} trials: " + ", ".join(
+                 f"{states.get(s, 0)} {s}" for s in ("complete", "infeasible", "failed", "pruned")),
+             ""]
+    if budgets:
+        lines += ["Budgets:", ""]
+        lines += [f"- {b.profile}: {b.metric} ≤ {b.limit:g} {unit_of(b.metric)}".rstrip()
+                  for b in budgets]
+        lines.append("")
+    percent = y_obj.name == "accuracy"
+    for info in pareto_plot_infos(records, objectives, budgets):
+        if not info.profile:
+            lines += ["No trial has a cost estimate.", ""]
+            continue
+        p = info.profile
+        front = ParetoFront.from_records(records, [y_obj, Objective.latency(p)], budgets)
+        lines += [f"## {p}", "", f"![{p}]({_png_name(p)})", ""]
+        if not front.points:
+            lines += ["No feasible trials.", ""]
+            continue
+        lines += [f"| trial | {y_obj.name} | {axis_label('latency_ms')} | {axis_label('flash_kb')}"
+                  f" | {axis_label('peak_sram_kb')} | plan_id |",
+                  "|---:|---:|---:|---:|---:|---|"]
+        for rec in front.points:
+            name = f"{rec.get('number')}" + (f" ({rec['baseline']})" if rec.get("baseline") else "")
+            lines.append(
+                f"| {name} | {_fmt(y_obj.get(rec), percent=percent)} "
+                + "".join(f"| {_fmt(cost_value(rec, p, k))} "
+                          for k in ("latency_ms", "flash_kb", "peak_sram_kb"))
+                + f"| `{rec.get('plan_id') or '-'}` |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Search: trial objective, Optuna runner, records and run directories."""

@@ -1,0 +1,48 @@
+"""One live line per trial: n/N, state, accuracy, cost, front size, best so far, ETA.
+Plain lines (no carriage-return tricks), so logs and terminals read the same."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from autocompress.search.records import TrialRecord
+
+
+@dataclass
+class Progress:
+    total: int
+    profile: str
+    quiet: bool = False
+    stream: TextIO = field(default_factory=lambda: sys.stdout)
+    start: float = field(default_factory=time.perf_counter)
+    done: int = 0
+    best: float | None = None
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def trial(self, rec: TrialRecord, front_size: int) -> None:
+        self.done += 1
+        acc = rec.metrics.get("accuracy")
+        if acc is not None and rec.feasible and rec.state == "complete":
+            self.best = max(self.best or 0.0, acc)
+        cost = rec.cost.get(self.profile, {})
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.done * max(0, self.total - self.done)
+        width = len(str(self.total))
+        parts = [f"[{self.done:>{width}}/{self.total}] trial {rec.number:<3} {rec.state:<10}",
+                 f"acc {acc:.3f}" if acc is not None else "acc   -  ",
+                 f"{cost.get('latency_ms', float('nan')):7.2f} ms" if cost else "",
+                 f"{cost.get('flash_kb', float('nan')):7.1f} KB flash" if cost else "",
+                 f"{cost.get('peak_sram_kb', float('nan')):6.1f} KB sram" if cost else "",
+                 f"front {front_size}",
+                 f"best {self.best:.3f}" if self.best is not None else "best  -  ",
+                 f"{rec.duration_s:5.1f}s", f"eta {eta:4.0f}s"]
+        if rec.baseline:
+            parts.insert(1, f"<{rec.baseline}>")
+        if rec.state == "failed" and rec.error:
+            parts.append(f"error: {rec.error.splitlines()[0][:80]}")
+        self.say("  ".join(p for p in parts if p))

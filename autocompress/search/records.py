@@ -1,0 +1,80 @@
+"""Trial records: one JSON object per line in ``records.jsonl`` — the run's source of truth.
+
+Appends are flushed and fsync'd, so a crash or kill never loses a completed trial.
+A corrupted line is skipped with a warning naming the file and line, never silently.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATES = ("complete", "infeasible", "failed", "pruned")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord:
+    number: int
+    state: str
+    params: Mapping[str, Any]
+    plan_id: str = ""
+    plan: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    cost: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    constraints: Mapping[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+    seed: int = 0
+    error: str | None = None
+    baseline: str | None = None
+    rung: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"state must be one of {STATES}, got {self.state!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.constraints.values())
+
+
+def append_record(path: Path, record: TrialRecord | Mapping[str, Any]) -> None:
+    data = record.to_dict() if isinstance(record, TrialRecord) else dict(record)
+    line = json.dumps(data, sort_keys=True, allow_nan=False, default=float) + "\n"
+    with open(path, "a+b") as fh:
+        if fh.tell() > 0:                       # a kill mid-write leaves no final newline:
+            fh.seek(-1, os.SEEK_END)            # start on a fresh line so only the torn
+            if fh.read(1) != b"\n":             # record is lost, never the next one
+                line = "\n" + line
+        fh.write(line.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_records(path: Path, *, warn: bool = True) -> list[dict[str, Any]]:
+    """All valid records of a run (latest record wins for a repeated trial number)."""
+    if not path.exists():
+        return []
+    by_number: dict[int, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                number = int(data["number"])
+                if data.get("state") not in STATES:
+                    raise ValueError(f"bad state {data.get('state')!r}")
+            except (ValueError, KeyError, TypeError) as exc:
+                if warn:
+                    print(f"warning: {path}:{lineno}: skipping corrupted record ({exc})",
+                          file=sys.stderr)
+                continue
+            by_number[number] = data
+    return [by_number[n] for n in sorted(by_number)]

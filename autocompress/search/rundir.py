@@ -1,0 +1,103 @@
+"""Run directory: the unit users move around, resume and export from.
+
+``config.resolved.yaml`` (every default filled in), ``env.json`` (package versions, seed,
+profile sha256, git revision), ``study.db`` (Optuna; optuna-dashboard opens it),
+``records.jsonl``, ``teacher-*.pt``, ``trials/<n>/model.pt``, ``report/``, ``export/``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autocompress.errors import RunDirError
+
+PACKAGES = ("autocompress", "torch", "torch-pruning", "optuna", "numpy", "scikit-learn",
+            "onnx", "onnxruntime", "pandas", "matplotlib", "ray")
+
+
+def default_run_dir(name: str) -> Path:
+    return Path("runs") / f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: Path, *, resume: bool) -> Path:
+    if resume:
+        if not (path / "config.resolved.yaml").is_file():
+            raise RunDirError("not a run directory (no config.resolved.yaml)", loc=str(path),
+                              hint="pass the folder a previous `autocompress search` wrote")
+        return path
+    if path.exists() and any(path.iterdir()):
+        raise RunDirError("run directory already exists and is not empty", loc=str(path),
+                          hint="choose another --run-dir, or continue it with --resume")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "trials").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create run directory: {exc.strerror}", loc=str(path),
+                          hint="choose a writable --run-dir") from None
+    return path
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision() -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def environment(seed: int, profiles: Mapping[str, str]) -> dict[str, Any]:
+    """What reproducing a run needs: versions, seed, profile hashes, platform."""
+    return {"seed": seed, "profiles_sha256": dict(profiles), "packages": package_versions(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "git_rev": git_revision(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def write_yaml(path: Path, data: Any, header: str = "") -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(path)
+
+
+def load_run(run_dir: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """(SearchConfig, records) of a run directory. The original config folder goes on
+    sys.path so ``module:callable`` data/models beside it still import."""
+    import sys
+
+    from autocompress.config import load_config
+    from autocompress.search.records import read_records
+
+    if not (run_dir / "config.resolved.yaml").is_file():
+        raise RunDirError("not a run directory (no config.resolved.yaml)", loc=str(run_dir),
+                          hint="pass the folder `autocompress search` wrote")
+    env_path = run_dir / "env.json"
+    if env_path.is_file():
+        config_dir = json.loads(env_path.read_text()).get("config_dir")
+        if config_dir and config_dir not in sys.path:
+            sys.path.insert(0, config_dir)
+    return load_config(run_dir / "config.resolved.yaml"), read_records(run_dir / "records.jsonl")

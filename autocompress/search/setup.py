@@ -1,0 +1,84 @@
+"""Everything a search needs, built once from a validated config: data, model source,
+resolved space, hardware profiles and cost models, budgets and objectives."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autocompress.compress.prune import prune_groups
+from autocompress.config import SearchConfig, objectives_of
+from autocompress.data import DataBundle, load_digits_bundle, load_user_bundle
+from autocompress.errors import ConfigError, SpaceError
+from autocompress.graph import inspect_model
+from autocompress.hardware import CostModel, HardwareProfile, load_profile
+from autocompress.models.source import ModelSource
+from autocompress.space import ResolvedSpace, SearchSpace, resolve
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    cfg: SearchConfig
+    data: DataBundle
+    source: ModelSource
+    rspace: ResolvedSpace
+    profiles: Mapping[str, HardwareProfile]
+    cost_models: Mapping[str, CostModel]
+    objectives: tuple[str, ...]
+    ignored: tuple[str, ...]          # layers never pruned (the logits layer)
+    round_to: int                     # channel alignment for pruning
+
+    @property
+    def budgets(self) -> Mapping[str, Mapping[str, float]]:
+        return self.cfg.hardware.budgets
+
+    def example(self) -> torch.Tensor:
+        return self.data.example()
+
+
+def load_data(cfg: SearchConfig) -> DataBundle:
+    if cfg.data.source == "digits":
+        return load_digits_bundle(cfg.seed, cfg.data.val_fraction, cfg.data.test_fraction)
+    if ":" not in cfg.data.source:
+        raise ConfigError(f"unknown dataset '{cfg.data.source}'", loc=f"{cfg.path} data.source",
+                          hint="use 'digits' or 'module:callable'")
+    return load_user_bundle(cfg.data.source, cfg.seed, loc=f"{cfg.path} data.source",
+                            base_dir=Path(cfg.base_dir))
+
+
+def build_context(cfg: SearchConfig, data: DataBundle | None = None) -> SearchContext:
+    data = data or load_data(cfg)
+    space = SearchSpace.load(cfg.space_path())
+    if cfg.model.builder and space.arch:
+        raise space.doc.error(("arch",), "arch knobs need the built-in student family, but the "
+                              "config names its own model (model.builder)", cls=SpaceError,
+                              hint="remove 'arch' from the space or drop model.builder")
+    source = ModelSource(input_shape=data.input_shape, num_classes=data.num_classes,
+                         base=space.base, builder=cfg.model.builder, base_dir=Path(cfg.base_dir),
+                         loc=f"{cfg.path} model.builder")
+    profiles = {name: load_profile(name, search_dirs=[Path(cfg.base_dir)])
+                for name in cfg.hardware.profiles}
+    # Resolve rules on the largest architecture, so every layer a candidate can have is named.
+    largest = space.max_arch()
+    arch: dict[str, Any] = {}
+    if source.is_family:
+        n = source.num_stages
+        arch = {"depths": [largest.get("depth", 1)] * n, "expands": [largest.get("expand", 4)] * n}
+    example = data.example()
+    model = source.build(arch, seed=cfg.seed)
+    graph = inspect_model(model, example)
+    compressible = [layer.fqn for layer in graph.compressible]
+    if not compressible:
+        raise SpaceError("the model has no conv or linear layer to compress", loc="model")
+    ignored = (compressible[-1],)
+    leaders = [f for f in prune_groups(model, example, ignored) if f not in ignored]
+    rspace = resolve(space, quant_layers=compressible, prune_leaders=leaders,
+                     num_stages=source.num_stages,
+                     layer_names=source.layer_names if source.is_family else None)
+    round_to = max(p.align.channels for p in profiles.values())
+    return SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
+                         cost_models={n: CostModel(p) for n, p in profiles.items()},
+                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to)

@@ -1,0 +1,82 @@
+"""Optuna study set-up (storage in the run dir, seeded sampler) and the parameter sets
+the runner needs besides sampled ones: baselines and the cheapest candidate."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autocompress.config import SearchConfig
+from autocompress.search.records import TrialRecord
+from autocompress.space import ResolvedSpace
+from autocompress.space.distributions import Choice, Fixed
+
+
+def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
+               resume: bool) -> Any:
+    import optuna
+
+    seed = cfg.seed
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                  n_startup_trials=10),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    directions = ["maximize" if o == "accuracy" else "minimize" for o in objectives]
+    storage = f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return optuna.create_study(study_name=cfg.name, storage=storage,
+                                   sampler=samplers[cfg.search.sampler](),
+                                   directions=directions, load_if_exists=resume)
+
+
+def objective_values(rec: TrialRecord, objectives: tuple[str, ...]) -> list[float]:
+    """Objective vector of a record. An infeasible (untrained) candidate gets accuracy 0;
+    its violated constraints keep it off the front either way."""
+    out = []
+    for name in objectives:
+        if name == "accuracy":
+            out.append(float(rec.metrics.get("accuracy", 0.0)))
+        else:
+            prof, metric = name.split(".", 1)
+            out.append(float(rec.cost[prof][metric]))
+    return out
+
+
+def _extreme(dist: Any, *, high: bool) -> Any:
+    values = sorted(dist.choices) if isinstance(dist, Choice) else sorted(dist.values())
+    return values[-1] if high else values[0]
+
+
+def cheapest_params(rspace: ResolvedSpace) -> dict[str, Any]:
+    """The smallest candidate: narrowest/shallowest arch, most pruning, fewest bits."""
+    out: dict[str, Any] = {}
+    for name, dist in rspace.dists.items():
+        if isinstance(dist, Fixed):
+            continue
+        out[name] = _extreme(dist, high=name.startswith("prune/"))
+    return out
+
+
+def baselines_for(rspace: ResolvedSpace) -> dict[str, dict[str, Any]]:
+    """Reference points trained in every run: the largest student unpruned at uniform
+    int8 and at uniform fp32 (same teacher, same training budget)."""
+    ref = {name: _extreme(dist, high=True) for name, dist in rspace.dists.items()
+           if not isinstance(dist, Fixed) and name.startswith("arch/")}
+    out = {"uniform-int8": rspace.uniform_params(bits=8, base=ref)}
+    quant = {n: d for n, d in rspace.dists.items() if n.startswith("quant/")}
+    if all(32 in (d.choices if isinstance(d, Choice) else ()) for d in quant.values()):
+        out["fp32"] = rspace.uniform_params(bits=32, base=ref)
+    return {k: v for k, v in out.items() if _valid(rspace, v)}
+
+
+def _valid(rspace: ResolvedSpace, params: dict[str, Any]) -> bool:
+    """Enqueued values must lie inside the distributions (else Optuna resamples them)."""
+    for name, value in params.items():
+        dist = rspace.dists[name]
+        if isinstance(dist, Choice) and value not in dist.choices:
+            return False
+    return True

@@ -1,0 +1,246 @@
+"""Search space: arch, distillation and per-layer compression knobs from YAML.
+
+Rules address layers by exact fqn or ``re:`` regex. For each (layer, knob), an exact rule
+that sets the knob wins, else the first regex rule that sets it. ``skip: true`` on a
+matching rule removes every knob of that layer. ``share: true`` makes one parameter for
+all the layers a rule matches. A rule that matches no eligible layer is an error at its line.
+
+``ResolvedSpace.to_plan(params)`` is the only way sampled parameters become a plan.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autocompress.compress.plan import (CompressionPlan, DistillConfig, PruneConfig,
+                                        QuantConfig, TechniqueConfig)
+from autocompress.errors import SpaceError, did_you_mean
+from autocompress.space.distributions import Choice, Distribution, Fixed, parse_distribution
+from autocompress.yamlio import Located, load_yaml
+
+ARCH_KNOBS: dict[str, dict[str, Any]] = {
+    "width_mult": {"bounds": (0.05, 4.0), "expect": "multipliers in 0.05..4.0"},
+    "depth": {"bounds": (1, 8), "expect": "block counts in 1..8"},
+    "kernel": {"allowed": (1, 3, 5, 7), "expect": "odd kernel sizes 1, 3, 5 or 7"},
+    "expand": {"bounds": (1, 8), "expect": "expansion ratios in 1..8"},
+}
+DISTILL_KNOBS: dict[str, dict[str, Any]] = {
+    "temperature": {"bounds": (0.5, 32.0), "expect": "temperatures in 0.5..32"},
+    "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
+}
+LAYER_KNOBS: dict[str, dict[str, Any]] = {
+    "prune.ratio": {"bounds": (0.0, 0.9), "expect": "ratios in 0..0.9"},
+    "quant.bits": {"allowed": (2, 3, 4, 5, 6, 7, 8, 32), "expect": "bit-widths in 2..8 or 32"},
+}
+RULE_KEYS = ("match", "skip", "share", *LAYER_KNOBS)
+TOP_KEYS = ("version", "family", "base", "arch", "distill", "rules")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    index: int
+    pattern: str
+    knobs: Mapping[str, Distribution]
+    skip: bool = False
+    share: bool = False
+
+    @property
+    def is_regex(self) -> bool:
+        return self.pattern.startswith("re:")
+
+    def matches(self, fqn: str) -> bool:
+        if self.is_regex:
+            return re.fullmatch(self.pattern[3:], fqn) is not None
+        return self.pattern == fqn
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSpace:
+    doc: Located
+    family: str | None
+    base: Mapping[str, Any]
+    arch: Mapping[str, Distribution]
+    distill: Mapping[str, Distribution]
+    rules: tuple[Rule, ...]
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchSpace:
+        return cls.parse(load_yaml(path, what="search space", cls=SpaceError))
+
+    @classmethod
+    def parse(cls, doc: Located) -> SearchSpace:
+        data = doc.data
+        if not isinstance(data, dict):
+            raise doc.error((), "a search space must be a mapping", cls=SpaceError)
+        _check_keys(doc, (), data, TOP_KEYS)
+        if data.get("version", 1) != 1:
+            raise doc.error(("version",), f"unsupported version {data['version']!r}",
+                            hint="expected 1", cls=SpaceError)
+        arch = _parse_section(doc, "arch", data.get("arch") or {}, ARCH_KNOBS)
+        distill = _parse_section(doc, "distill", data.get("distill") or {}, DISTILL_KNOBS)
+        rules = []
+        for i, raw in enumerate(data.get("rules") or []):
+            path = ("rules", i)
+            if not isinstance(raw, dict) or "match" not in raw:
+                raise doc.error(path, "each rule needs a 'match' key", cls=SpaceError,
+                                hint="e.g. match: 're:stages\\..*\\.expand\\.conv'")
+            _check_keys(doc, path, raw, RULE_KEYS)
+            pattern = str(raw["match"])
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    raise doc.error((*path, "match"), f"bad regex: {exc}", cls=SpaceError) from None
+            knobs = {k: parse_distribution(doc, (*path, k), raw[k], **LAYER_KNOBS[k])
+                     for k in LAYER_KNOBS if k in raw}
+            rules.append(Rule(index=i, pattern=pattern, knobs=knobs, skip=bool(raw.get("skip")),
+                              share=bool(raw.get("share"))))
+        return cls(doc=doc, family=data.get("family"), base=data.get("base") or {}, arch=arch,
+                   distill=distill, rules=tuple(rules))
+
+    def max_arch(self) -> dict[str, int]:
+        """Largest depth/expand each arch knob can take (layer names are resolved on it)."""
+        return {k: max(self.arch[k].values()) for k in ("depth", "expand") if k in self.arch}
+
+
+def _check_keys(doc: Located, path: tuple, data: dict, known: tuple[str, ...]) -> None:
+    for key in data:
+        if key not in known:
+            hint = did_you_mean(key, known) or f"known keys: {', '.join(known)}"
+            raise doc.error((*path, key), f"unknown key '{key}'", hint=hint, cls=SpaceError)
+
+
+def _parse_section(doc: Located, name: str, raw: Any, knobs: dict[str, dict[str, Any]]
+                   ) -> dict[str, Distribution]:
+    if not isinstance(raw, dict):
+        raise doc.error((name,), f"'{name}' must be a mapping", cls=SpaceError)
+    _check_keys(doc, (name,), raw, tuple(knobs))
+    return {k: parse_distribution(doc, (name, k), v, **knobs[k]) for k, v in raw.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedSpace:
+    """The space bound to one model's layers: fixed parameter names and distributions."""
+
+    space: SearchSpace
+    dists: Mapping[str, Distribution]                   # searchable + fixed, by param name
+    layer_params: Mapping[str, Mapping[str, str]]      # fqn -> knob -> param name
+    num_stages: int = 0
+    layer_names: Callable[[Mapping[str, Any]], list[str]] | None = field(default=None,
+                                                                          compare=False)
+
+    def distributions(self) -> dict[str, Any]:
+        """Optuna distributions of every searched parameter (fixed ones excluded)."""
+        return {n: d.to_optuna() for n, d in self.dists.items() if not isinstance(d, Fixed)}
+
+    def fixed(self) -> dict[str, Any]:
+        return {n: d.value for n, d in self.dists.items() if isinstance(d, Fixed)}
+
+    def arch_from(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.num_stages:
+            return {}
+        arch: dict[str, Any] = dict(self.space.base)
+        values = {**self.fixed(), **params}
+        if "arch/width_mult" in values:
+            arch["width_mult"] = float(values["arch/width_mult"])
+        for knob, key in (("depth", "depths"), ("kernel", "kernels"), ("expand", "expands")):
+            names = [f"arch/{knob}/{s}" for s in range(self.num_stages)]
+            if all(n in values for n in names):
+                arch[key] = [int(values[n]) for n in names]
+        return arch
+
+    def to_plan(self, params: Mapping[str, Any]) -> CompressionPlan:
+        """Turn sampled parameters into a plan (pure)."""
+        values = {**self.fixed(), **params}
+        missing = sorted(set(self.dists) - set(values))
+        if missing:
+            raise SpaceError(f"parameters missing: {missing[:5]}")
+        arch = self.arch_from(values)
+        present = set(self.layer_names(arch)) if self.layer_names else None
+        layers: dict[str, tuple[TechniqueConfig, ...]] = {}
+        for fqn, knobs in self.layer_params.items():
+            if present is not None and fqn not in present:
+                continue
+            cfgs: list[TechniqueConfig] = []
+            if "prune.ratio" in knobs and float(values[knobs["prune.ratio"]]) > 0:
+                cfgs.append(PruneConfig(ratio=float(values[knobs["prune.ratio"]])))
+            if "quant.bits" in knobs:
+                cfgs.append(QuantConfig(bits=int(values[knobs["quant.bits"]])))
+            if cfgs:
+                layers[fqn] = tuple(cfgs)
+        distill = None
+        if "distill/temperature" in values or "distill/alpha" in values:
+            distill = DistillConfig(temperature=float(values.get("distill/temperature", 4.0)),
+                                    alpha=float(values.get("distill/alpha", 0.5)))
+        return CompressionPlan(arch=arch, layers=layers, distill=distill)
+
+    def uniform_params(self, *, bits: int | None = None, ratio: float = 0.0,
+                       base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Parameters for a baseline: every layer at ``bits`` / ``ratio``, others from ``base``
+        (or the last choice / the middle of a range)."""
+        out: dict[str, Any] = {}
+        for name, dist in self.dists.items():
+            if isinstance(dist, Fixed):
+                continue
+            if name.startswith("quant/") and bits is not None:
+                out[name] = bits
+            elif name.startswith("prune/"):
+                out[name] = ratio
+            elif base is not None and name in base:
+                out[name] = base[name]
+            elif isinstance(dist, Choice):
+                out[name] = dist.choices[-1]
+            else:  # a range: its midpoint (e.g. a middling distillation temperature)
+                mid = (dist.low + dist.high) / 2
+                out[name] = int(round(mid)) if dist.integer else mid
+        return out
+
+
+def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[str],
+            num_stages: int = 0,
+            layer_names: Callable[[Mapping[str, Any]], list[str]] | None = None) -> ResolvedSpace:
+    """Bind ``space`` to a model's layers (names from the largest architecture)."""
+    dists: dict[str, Distribution] = {}
+    for knob, dist in space.arch.items():
+        if knob == "width_mult":
+            dists["arch/width_mult"] = dist
+        elif num_stages:
+            for s in range(num_stages):
+                dists[f"arch/{knob}/{s}"] = dist
+    for knob, dist in space.distill.items():
+        dists[f"distill/{knob}"] = dist
+    eligible = {"quant.bits": quant_layers, "prune.ratio": prune_leaders}
+    skipped = {fqn for fqn in quant_layers + prune_leaders
+               if any(r.skip and r.matches(fqn) for r in space.rules)}
+    layer_params: dict[str, dict[str, str]] = {}
+    for rule in space.rules:
+        hits = [f for f in dict.fromkeys(quant_layers + prune_leaders) if rule.matches(f)]
+        if not hits:
+            near = did_you_mean(rule.pattern, quant_layers + prune_leaders)
+            raise space.doc.error(("rules", rule.index, "match"),
+                                  f"'{rule.pattern}' matches no layer", cls=SpaceError,
+                                  hint=near or f"layers are e.g. {', '.join(quant_layers[:4])}")
+        for knob, dist in rule.knobs.items():
+            targets = [f for f in eligible[knob] if rule.matches(f)]
+            if not targets:
+                raise space.doc.error(("rules", rule.index, knob),
+                                      f"'{rule.pattern}' matches no layer {knob} applies to",
+                                      cls=SpaceError,
+                                      hint=f"eligible: {', '.join(eligible[knob][:6])}")
+            for fqn in targets:
+                if fqn in skipped or knob in layer_params.get(fqn, {}):
+                    continue
+                if not rule.is_regex or not _exact_rule_sets(space, fqn, knob):
+                    prefix = knob.split(".")[0]
+                    name = f"{prefix}/rule{rule.index}" if rule.share else f"{prefix}/{fqn}"
+                    dists[name] = dist
+                    layer_params.setdefault(fqn, {})[knob] = name
+    return ResolvedSpace(space=space, dists=dists, layer_params=layer_params,
+                         num_stages=num_stages, layer_names=layer_names)
+
+
+def _exact_rule_sets(space: SearchSpace, fqn: str, knob: str) -> bool:
+    return any(not r.is_regex and r.pattern == fqn and knob in r.knobs for r in space.rules)

@@ -1,0 +1,4 @@
+from autocompress.train.fit import TrainSettings, accuracy, fit, kd_loss, predict
+from autocompress.train.teacher import Teacher, get_teacher
+
+__all__ = ["Teacher", "TrainSettings", "accuracy", "fit", "get_teacher", "kd_loss", "predict"]

@@ -1,0 +1,78 @@
+"""Training with knowledge distillation from cached teacher logits.
+
+KD loss (Hinton et al.): ``alpha * T^2 * KL(softmax(s/T) || softmax(t/T)) + (1-alpha) * CE``.
+Teacher logits are computed once per run and indexed by sample, so a KD epoch costs the
+same as a plain one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from autocompress.compress.plan import DistillConfig
+from autocompress.data import Split, batches
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    epochs: int
+    lr: float = 5e-3
+    batch_size: int = 64
+    weight_decay: float = 1e-4
+
+
+def kd_loss(student_logits: Tensor, targets: Tensor, teacher_logits: Tensor | None,
+            distill: DistillConfig | None) -> Tensor:
+    hard = F.cross_entropy(student_logits, targets)
+    if teacher_logits is None or distill is None or distill.alpha == 0:
+        return hard
+    t = distill.temperature
+    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1),
+                    F.log_softmax(teacher_logits / t, dim=1), log_target=True,
+                    reduction="batchmean") * (t * t)
+    return distill.alpha * soft + (1 - distill.alpha) * hard
+
+
+def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
+        teacher_logits: Tensor | None = None, distill: DistillConfig | None = None) -> float:
+    """Train in place (AdamW + cosine schedule); returns the last epoch's mean loss.
+    Raises FloatingPointError on a non-finite loss."""
+    if settings.epochs <= 0:
+        return math.nan
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr,
+                            weight_decay=settings.weight_decay)
+    steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    model.train()
+    mean = math.nan
+    for _ in range(settings.epochs):
+        total, count = 0.0, 0
+        for x, y, idx in batches(train, settings.batch_size, shuffle=True, generator=gen):
+            logits = model(x)
+            teacher = None if teacher_logits is None else teacher_logits[idx]
+            loss = kd_loss(logits, y, teacher, distill)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss {loss.item()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        mean = total / max(1, count)
+    return mean
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, batch_size: int = 512) -> Tensor:
+    model.eval()
+    return torch.cat([model(x) for x, _, _ in batches(split, batch_size, shuffle=False)])
+
+
+def accuracy(model: nn.Module, split: Split) -> float:
+    return float((predict(model, split).argmax(1) == split.y).float().mean())

@@ -1,0 +1,48 @@
+"""Teacher: trained once per run, cached in the run dir by content hash (with its logits)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from autocompress.data import DataBundle
+from autocompress.models.teacher import TeacherCNN
+from autocompress.train.fit import TrainSettings, accuracy, fit, predict
+
+
+@dataclass(frozen=True)
+class Teacher:
+    model: nn.Module
+    train_logits: Tensor
+    val_accuracy: float
+    key: str
+
+
+def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
+                settings: TrainSettings, seed: int) -> Teacher:
+    """Load the cached teacher for this data/recipe/seed, or train and cache it."""
+    key = hashlib.sha256(json.dumps({
+        "data": data.name, "n": len(data.train), "shape": data.input_shape,
+        "widths": list(widths), "epochs": settings.epochs, "lr": settings.lr, "seed": seed,
+        "x": float(data.train.x.sum()), "y": int(data.train.y.sum()),
+    }, sort_keys=True).encode()).hexdigest()[:12]
+    path = run_dir / f"teacher-{key}.pt"
+    torch.manual_seed(seed)
+    model = TeacherCNN(data.input_shape[0], data.num_classes, widths)
+    if path.exists():
+        blob = torch.load(path, weights_only=True)
+        model.load_state_dict(blob["state_dict"])
+        logits = blob["train_logits"]
+    else:
+        fit(model, data.train, settings, seed=seed)
+        logits = predict(model, data.train)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"state_dict": model.state_dict(), "train_logits": logits}, tmp)
+        tmp.replace(path)
+    model.eval()
+    return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),
+                   key=key)

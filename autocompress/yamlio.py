@@ -1,0 +1,110 @@
+"""Safe YAML loading that remembers where every value came from.
+
+``load_yaml(path)`` returns a :class:`Located` document: plain Python data (dicts, lists,
+scalars) plus a map from each value's path (``("rules", 1, "quant", "bits")``) to its line,
+so validation errors can say ``search_spaces/x.yaml:14 rules[1].quant.bits: ...``.
+Only ``yaml.SafeLoader`` is used: no Python objects are ever constructed from YAML.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autocompress.errors import AutocompressError, ConfigError
+
+PathKey = tuple[str | int, ...]
+
+
+def format_path(path: PathKey) -> str:
+    """``("rules", 1, "quant")`` -> ``rules[1].quant``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass(frozen=True)
+class Located:
+    """A YAML document with the source line of each value."""
+
+    data: Any
+    file: str
+    lines: Mapping[PathKey, int] = field(default_factory=dict)
+
+    def loc(self, path: PathKey) -> str:
+        """``file:line field.path`` for the nearest located ancestor of ``path``."""
+        probe = tuple(path)
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        line = self.lines.get(probe)
+        where = f"{self.file}:{line}" if line is not None else self.file
+        field_text = format_path(path)
+        return f"{where} {field_text}" if field_text else where
+
+    def error(self, path: PathKey, message: str, *, hint: str | None = None,
+              cls: type[AutocompressError] = ConfigError) -> AutocompressError:
+        return cls(message, loc=self.loc(path), hint=hint)
+
+
+def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int],
+               loader: yaml.SafeLoader) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                raise ConfigError("mapping keys must be plain scalars",
+                                  loc=f"{loader.name}:{key_node.start_mark.line + 1}")
+            if key in out:
+                raise ConfigError(f"duplicate key '{key}'",
+                                  loc=f"{loader.name}:{key_node.start_mark.line + 1}",
+                                  hint="each key may appear once per mapping")
+            sub = (*path, str(key))
+            out[str(key)] = _construct(value_node, sub, lines, loader)
+            lines[sub] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(child, (*path, i), lines, loader) for i, child in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, file: str = "<string>") -> Located:
+    """Parse YAML text safely, keeping line numbers. Raises ConfigError with file:line."""
+    loader = yaml.SafeLoader(text)
+    loader.name = file
+    try:
+        node = loader.get_single_node()
+        lines: dict[PathKey, int] = {}
+        data = {} if node is None else _construct(node, (), lines, loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"malformed YAML: {problem}", loc=f"{file}{line}",
+                          hint="check indentation, colons and quotes on that line") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", loc=file) from None
+    finally:
+        loader.dispose()
+    return Located(data=data, file=file, lines=lines)
+
+
+def load_yaml(path: str | Path, *, what: str = "file",
+              cls: type[AutocompressError] = ConfigError) -> Located:
+    """Read and parse a YAML file; a missing or unreadable file is a clear error."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise cls(f"{what} not found", loc=str(p), hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise cls(f"cannot read {what}: {exc}", loc=str(p)) from None
+    return parse_yaml(text, str(p))

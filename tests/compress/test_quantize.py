@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake, fake_quantize
+from autocompress.compress.quantize import weight_bits
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_at_most_2_pow_bits_values_per_channel(bits, symmetric):
+    w = torch.randn(16, 8, 3, 3)
+    q = fake_quantize(w, bits, per_channel=True, symmetric=symmetric)
+    for row in q:
+        assert len(torch.unique(row)) <= 2 ** bits
+    assert (q - w).abs().max() <= (w.abs().max() * 2 / (2 ** bits - 2) + 1e-6)
+
+
+def test_qat_straight_through_gradient_and_bake():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 3))
+    plan = CompressionPlan(layers={"0": (QuantConfig(bits=4),), "2": (QuantConfig(bits=2),)})
+    q = apply_plan(net, plan, torch.zeros(1, 1, 8, 8))
+    assert weight_bits(q) == {"0": 4, "2": 2}
+    assert weight_bits(net) == {}                                  # the original is untouched
+    q(torch.randn(2, 1, 8, 8)).sum().backward()
+    grad = q[0].parametrizations.weight.original.grad
+    assert grad is not None and grad.abs().sum() > 0               # STE lets gradients through
+    x = torch.randn(3, 1, 8, 8)
+    before = q(x)
+    bake(q)
+    assert weight_bits(q) == {}
+    torch.testing.assert_close(q(x), before)
+    for row in q[2].weight:
+        assert len(torch.unique(row)) <= 3                         # 2-bit restricted range
+
+
+def test_32_bits_means_float():
+    net = nn.Sequential(nn.Linear(4, 4))
+    q = apply_plan(net, CompressionPlan(layers={"0": (QuantConfig(bits=32),)}), torch.zeros(1, 4))
+    assert weight_bits(q) == {}
+
+
+def test_bad_bits_rejected():
+    with pytest.raises(ValueError, match="bits"):
+        QuantConfig(bits=16)

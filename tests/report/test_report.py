@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autocompress.pareto import Budget, Objective
+from autocompress.report.info import (
+    PlotPoint,
+    TrialsTable,
+    axis_label,
+    flatten_record,
+    pareto_plot_infos,
+)
+
+BUDGET = Budget(profile="mcu", metric="latency_ms", limit=10.0)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def rec(number: int, state: str, acc: float | None = None, costs: dict[str, float] | None = None,
+        **extra: Any) -> dict[str, Any]:
+    """``costs`` maps profile -> latency_ms (flash = 2x latency)."""
+    cost = {p: {"latency_ms": lat, "flash_kb": 2 * lat, "peak_sram_kb": 18.0, "std_ms": 0.1,
+                "provenance": {"analytic": 12, "lut": 3}} for p, lat in (costs or {}).items()}
+    return {"number": number, "state": state,
+            "params": {"arch/width_mult": 0.5, "quant/stem": 4},
+            "plan_id": f"plan{number}", "plan": {"layers": {}},
+            "metrics": {} if acc is None else {"accuracy": acc, "params": 5120},
+            "cost": cost,
+            "constraints": {f"{p}.max_latency_ms": lat - 10.0 for p, lat in (costs or {}).items()
+                            if p == "mcu"},
+            "duration_s": 1.5, "seed": 7, "error": None, "baseline": None, "rung": None,
+            **extra}
+
+
+@pytest.fixture
+def records() -> list[dict[str, Any]]:
+    return [
+        rec(0, "complete", 0.90, {"mcu": 5.0, "phone": 1.0}),
+        rec(1, "complete", 0.85, {"mcu": 6.0, "phone": 0.5}),   # dominated on mcu, front on phone
+        rec(2, "complete", 0.97, {"mcu": 9.0, "phone": 2.0}),
+        rec(3, "infeasible", None, {"mcu": 14.0, "phone": 3.0}),
+        rec(4, "failed", error="RuntimeError: boom"),
+        rec(5, "complete", 0.95, {"mcu": 7.0, "phone": 1.5}, baseline="uniform-int8"),
+        rec(6, "complete", 0.80, {"mcu": 8.0, "phone": 2.5}, baseline="prune-50"),
+        rec(7, "pruned", None, {"mcu": 3.0, "phone": 0.4}),
+    ]
+
+
+def by_profile(infos: list[Any]) -> dict[str, Any]:
+    return {i.profile: i for i in infos}
+
+
+# ------------------------------------------------------------------ plot info
+
+
+def test_one_info_per_profile_and_where_trials_land(records: list[dict[str, Any]]) -> None:
+    infos = by_profile(pareto_plot_infos(records, [Objective.accuracy()], [BUDGET]))
+    assert list(infos) == ["mcu", "phone"]
+    mcu = infos["mcu"]
+    assert [p.number for p in mcu.front] == [0, 5, 2]  # sorted by latency
+    assert mcu.front[0] == PlotPoint(x=5.0, y=0.90, number=0)
+    assert [p.number for p in mcu.dominated] == [1]  # baseline 6 is dominated but listed below
+    assert mcu.infeasible == (PlotPoint(x=14.0, y=None, number=3),)
+    assert [(b.name, b.number, b.on_front) for b in mcu.baselines] == [
+        ("uniform-int8", 5, True), ("prune-50", 6, False)]
+    assert [(b.x, b.label) for b in mcu.budget_lines] == [(10.0, "budget 10 ms")]
+    assert (mcu.n_total, mcu.n_failed, mcu.n_pruned) == (8, 1, 1)
+    assert mcu.x_label == "latency (ms)" and mcu.y_label == "accuracy"
+    assert "3 on front, 1 dominated, 1 infeasible, 1 failed (8 trials)" in mcu.title
+
+    phone = infos["phone"]
+    assert [p.number for p in phone.front] == [1, 0, 5, 2]
+    assert phone.budget_lines == ()  # the budget is for the mcu only
+
+
+def test_flash_axis(records: list[dict[str, Any]]) -> None:
+    (mcu, _) = pareto_plot_infos(records, (), [BUDGET], x_metric="flash_kb")
+    assert mcu.x_label == "flash (KB)" and mcu.budget_lines == ()
+    assert [p.x for p in mcu.front] == [10.0, 14.0, 18.0]
+
+
+def test_zero_complete_trials_and_no_records() -> None:
+    only_bad = [rec(0, "infeasible", None, {"mcu": 12.0}), rec(1, "failed", error="x")]
+    (info,) = pareto_plot_infos(only_bad, (), [BUDGET])
+    assert info.is_empty and info.profile == "mcu"
+    assert [p.number for p in info.infeasible] == [0]
+    (none,) = pareto_plot_infos([], (), ())
+    assert none.profile == "" and none.is_empty and none.n_total == 0
+    (from_budget,) = pareto_plot_infos([], (), [BUDGET])
+    assert from_budget.profile == "mcu"
+
+
+def test_axis_labels() -> None:
+    assert axis_label("latency_ms") == "latency (ms)"
+    assert axis_label("peak_sram_kb") == "peak SRAM (KB)"
+    assert axis_label("accuracy") == "accuracy"
+
+
+# ------------------------------------------------------------------ table
+
+
+def test_trials_table_columns(records: list[dict[str, Any]]) -> None:
+    table = TrialsTable.from_records(records)
+    assert table.columns[:7] == ("number", "state", "baseline", "duration_s", "seed",
+                                 "plan_id", "error")
+    assert table.columns[7:] == (
+        "params/arch/width_mult", "params/quant/stem",
+        "metrics/accuracy", "metrics/params",
+        "cost/mcu/latency_ms", "cost/mcu/std_ms", "cost/mcu/flash_kb", "cost/mcu/peak_sram_kb",
+        "cost/mcu/provenance",
+        "cost/phone/latency_ms", "cost/phone/std_ms", "cost/phone/flash_kb",
+        "cost/phone/peak_sram_kb", "cost/phone/provenance",
+        "constraint/mcu.max_latency_ms")
+    rows = table.as_dicts()
+    assert rows[0]["cost/mcu/provenance"] == "analytic:12;lut:3"
+    assert rows[4]["error"] == "RuntimeError: boom" and rows[4]["metrics/accuracy"] is None
+    assert "plan" not in table.columns
+
+
+def test_flatten_nested_and_lists() -> None:
+    flat = flatten_record({"number": 1, "metrics": {"per_class": {"a": 1.0}, "hist": [1, 2]}})
+    assert flat["metrics/per_class/a"] == 1.0 and flat["metrics/hist"] == "[1, 2]"
+
+
+def test_records_to_dataframe(records: list[dict[str, Any]]) -> None:
+    pytest.importorskip("pandas")
+    from autocompress.report.table import records_to_dataframe
+
+    df = records_to_dataframe(records)
+    assert tuple(df.columns) == TrialsTable.from_records(records).columns
+    assert len(df) == len(records)
+    assert df.loc[0, "metrics/accuracy"] == pytest.approx(0.90)
+
+
+# ------------------------------------------------------------------ rendering / writing
+
+
+def assert_png(path: Path) -> None:
+    assert path.exists() and path.read_bytes()[:8] == PNG_MAGIC
+    assert path.stat().st_size > 10_000
+
+
+def test_render_smoke(tmp_path: Path, records: list[dict[str, Any]]) -> None:
+    pytest.importorskip("matplotlib")
+    from autocompress.report.plots import render_pareto
+
+    for info in pareto_plot_infos(records, (), [BUDGET]):
+        assert_png(render_pareto(info, tmp_path / "sub" / f"{info.profile}.png"))
+    (empty,) = pareto_plot_infos([], (), ())
+    assert_png(render_pareto(empty, tmp_path / "empty.png"))
+
+
+def test_write_report(tmp_path: Path, records: list[dict[str, Any]]) -> None:
+    pytest.importorskip("matplotlib")
+    from autocompress.report import write_report
+
+    paths = write_report(tmp_path, records, [Objective.accuracy()], [BUDGET])
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in paths)
+    assert names == ["report/pareto_mcu.png", "report/pareto_mcu_flash.png",
+                     "report/pareto_phone.png", "report/pareto_phone_flash.png",
+                     "report/summary.md", "report/trials.csv"]
+    for p in paths:
+        if p.suffix == ".png":
+            assert_png(p)
+    with (tmp_path / "report" / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and rows[0]["params/quant/stem"] == "4"
+    assert rows[1]["cost/mcu/latency_ms"] == "6.0" and rows[3]["metrics/accuracy"] == ""
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "8 trials: 5 complete, 1 infeasible, 1 failed, 1 pruned" in md
+    assert "mcu: latency_ms ≤ 10 ms" in md
+    assert "| 5 (uniform-int8) | 95.00 % | 7 | 14 | 18 | `plan5` |" in md
+    assert "| 1 |" not in md.split("## phone")[0]  # dominated on the mcu
+
+
+def test_write_report_zero_trials(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from autocompress.report.build import write_report
+
+    bad = [rec(0, "infeasible", None, {"mcu": 12.0}), rec(1, "failed", error="x")]
+    paths = write_report(tmp_path / "a", bad, (), [BUDGET])
+    assert sorted(p.name for p in paths) == ["pareto_mcu.png", "pareto_mcu_flash.png",
+                                            "summary.md", "trials.csv"]
+    assert "No feasible trials." in (tmp_path / "a" / "report" / "summary.md").read_text()
+    paths = write_report(tmp_path / "b", [], (), ())
+    assert sorted(p.name for p in paths) == ["pareto.png", "summary.md", "trials.csv"]
+    assert_png(tmp_path / "b" / "report" / "pareto.png")
+    header = (tmp_path / "b" / "report" / "trials.csv").read_text().strip()
+    assert header == "number,state,baseline,duration_s,seed,plan_id,error"
+
+
+def test_import_is_lean() -> None:
+    code = ("import sys, autocompress.pareto, autocompress.report; "
+            "print(sorted(m for m in ('matplotlib', 'pandas', 'numpy') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root)
+    assert out.stdout.strip() == "[]"

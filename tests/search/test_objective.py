@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from autocompress.config import load_config
+from autocompress.search import objective
+from autocompress.search.records import TrialRecord, append_record, read_records
+from autocompress.search.setup import build_context
+from autocompress.search.study import baselines_for, cheapest_params
+
+from ..conftest import TINY, write_config
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    path = write_config(tmp_path_factory.mktemp("cfg"),
+                        TINY.replace("max_latency_ms: 50", "max_latency_ms: 2.0"))
+    return build_context(load_config(path))
+
+
+def test_infeasible_candidate_trains_nothing(ctx, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("an over-budget candidate must not be trained")
+
+    monkeypatch.setattr(objective, "fit", no_training)
+    big = baselines_for(ctx.rspace)["uniform-int8"]
+    rec = objective.run_trial(ctx, None, big, number=5, seed=5)
+    assert rec.state == "infeasible"
+    assert rec.constraints["stm32f746.max_latency_ms"] > 0
+    assert rec.cost["stm32f746"]["latency_ms"] > 2.0 and rec.metrics == {}
+
+
+def test_failing_candidate_is_recorded_failed(ctx, monkeypatch):
+    def boom(*args, **kwargs):
+        raise FloatingPointError("non-finite training loss nan")
+
+    monkeypatch.setattr(objective, "fit", boom)
+    rec = objective.run_trial(ctx, None, cheapest_params(ctx.rspace), number=1, seed=1)
+    assert rec.state == "failed" and "non-finite" in rec.error
+    assert rec.plan_id and rec.cost                                  # costed before failing
+
+
+def test_complete_trial_saves_weights(ctx, tmp_path):
+    rec = objective.run_trial(ctx, None, cheapest_params(ctx.rspace), number=2, seed=2,
+                              trial_dir=tmp_path / "2")
+    assert rec.state == "complete", rec.error
+    assert 0.0 <= rec.metrics["accuracy"] <= 1.0
+    assert (tmp_path / "2" / "model.pt").is_file()
+
+
+def test_records_survive_a_corrupted_line(tmp_path, capsys):
+    path = tmp_path / "records.jsonl"
+    append_record(path, TrialRecord(number=0, state="complete", params={}))
+    with open(path, "a") as fh:
+        fh.write('{"number": 1, "state": "compl')                   # a kill mid-write
+    append_record(path, TrialRecord(number=2, state="failed", params={}, error="x"))
+    records = read_records(path)
+    assert [r["number"] for r in records] == [0, 2]
+    assert "records.jsonl:2: skipping corrupted record" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from autocompress.errors import SpaceError
+from autocompress.space import SearchSpace, resolve
+from autocompress.space.distributions import Choice, Fixed, Range
+from autocompress.yamlio import parse_yaml
+
+LAYERS = ["stem.conv", "stages.0.0.expand.conv", "stages.0.0.dw.conv", "head.conv", "classifier"]
+LEADERS = ["stem.conv", "stages.0.0.expand.conv", "head.conv"]
+
+SPACE = """\
+version: 1
+arch:
+  width_mult: [0.5, 1.0]
+  depth: [1, 2]
+distill:
+  temperature: {low: 1.0, high: 8.0}
+rules:
+  - match: classifier
+    quant.bits: 8
+  - match: "re:.*"
+    quant.bits: [2, 4, 8]
+  - match: "re:.*expand\\\\.conv"
+    prune.ratio: [0.0, 0.5]
+  - match: head.conv
+    skip: true
+"""
+
+
+def _space(text: str = SPACE) -> SearchSpace:
+    return SearchSpace.parse(parse_yaml(text, "space.yaml"))
+
+
+def test_resolve_names_and_precedence():
+    rs = resolve(_space(), quant_layers=LAYERS, prune_leaders=LEADERS, num_stages=2)
+    assert rs.dists["quant/classifier"] == Fixed(value=8)              # exact beats regex
+    assert rs.dists["quant/stem.conv"] == Choice(choices=(2, 4, 8))
+    assert "quant/head.conv" not in rs.dists                           # skipped
+    assert set(rs.layer_params["stages.0.0.expand.conv"]) == {"quant.bits", "prune.ratio"}
+    assert {"arch/depth/0", "arch/depth/1", "arch/width_mult"} <= set(rs.dists)
+    assert isinstance(rs.dists["distill/temperature"], Range)
+    assert "quant/classifier" not in rs.distributions()               # fixed: not searched
+
+
+def test_params_to_plan_round_trip():
+    rs = resolve(_space(), quant_layers=LAYERS, prune_leaders=LEADERS, num_stages=2)
+    params = {"arch/width_mult": 0.5, "arch/depth/0": 2, "arch/depth/1": 1,
+              "distill/temperature": 3.0, "quant/stem.conv": 4,
+              "quant/stages.0.0.expand.conv": 2, "quant/stages.0.0.dw.conv": 8,
+              "prune/stages.0.0.expand.conv": 0.5}
+    plan = rs.to_plan(params)
+    assert plan.arch["width_mult"] == 0.5 and plan.arch["depths"] == [2, 1]
+    kinds = {f: [c.kind for c in cfgs] for f, cfgs in plan.layers.items()}
+    assert kinds["stages.0.0.expand.conv"] == ["prune", "quant"]
+    assert plan.layers["classifier"][0].bits == 8
+    assert plan.distill is not None and plan.distill.temperature == 3.0
+    assert rs.to_plan(params) == plan                                   # pure, deterministic
+    with pytest.raises(SpaceError, match="missing"):
+        rs.to_plan({"arch/width_mult": 0.5})
+
+
+def test_shared_rule_makes_one_parameter():
+    text = SPACE.replace('quant.bits: [2, 4, 8]', 'quant.bits: [2, 4, 8]\n    share: true')
+    rs = resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS)
+    assert [n for n in rs.dists if n.startswith("quant/rule")] == ["quant/rule1"]
+
+
+@pytest.mark.parametrize("text,where,what", [
+    (SPACE.replace("re:.*expand", "re:.*nothere"), "space.yaml:12", "matches no layer"),
+    (SPACE.replace("[2, 4, 8]", "[2, 4, 16]"), "space.yaml:11", "16"),
+    (SPACE.replace("width_mult", "widht_mult"), "space.yaml:3", "did you mean 'width_mult'"),
+    (SPACE.replace("quant.bits: 8", "quant.bitz: 8"), "space.yaml:9", "unknown key"),
+    (SPACE.replace("{low: 1.0, high: 8.0}", "{low: 9.0, high: 8.0}"), "space.yaml:6", "above"),
+    (SPACE + "  - {quant.bits: 4}\n", "space.yaml:16", "'match'"),
+])
+def test_errors_name_file_line(text, where, what):
+    with pytest.raises(SpaceError) as err:
+        resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS, num_stages=2)
+    assert where in str(err.value) and what in str(err.value)

@@ -1,0 +1,108 @@
+"""CLI: user errors exit 2 with one line and no traceback; a tiny end-to-end run
+(search -> report -> export) whose ONNX matches torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, TINY, write_config
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "autocompress.cli", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def assert_user_error(res: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", ["search", "report", "export", "profiles"])
+def test_help_has_an_example(command):
+    res = cli(command, "--help")
+    assert res.returncode == 0 and "example:" in res.stdout and "autocompress" in res.stdout
+
+
+def test_unknown_key_exits_2(tmp_path):
+    cfg = write_config(tmp_path, TINY.replace("seed: 0", "sed: 0"))
+    assert_user_error(cli("search", str(cfg)), "config.yaml:2", "did you mean 'seed'")
+
+
+def test_missing_config_exits_2(tmp_path):
+    assert_user_error(cli("search", str(tmp_path / "none.yaml")), "config not found")
+
+
+def test_unknown_profile_exits_2(tmp_path):
+    cfg = write_config(tmp_path, TINY.replace("profiles: [stm32f746]", "profiles: [stm32f999]")
+                       .replace("budgets: {stm32f746: {max_latency_ms: 50}}", "budgets: {}"))
+    assert_user_error(cli("search", str(cfg)), "stm32f999", "stm32f746")
+
+
+def test_impossible_budget_exits_2_before_training(tmp_path):
+    cfg = write_config(tmp_path, TINY.replace("max_latency_ms: 50", "max_latency_ms: 0.001"))
+    res = cli("search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert_user_error(res, "no candidate in the space can meet the budget", "max_latency_ms")
+    assert not (tmp_path / "run").exists()                     # nothing trained or written
+
+
+@pytest.mark.slow
+def test_search_report_export_end_to_end(tmp_path):
+    cfg = write_config(tmp_path, TINY)
+    run = tmp_path / "run"
+    res = cli("search", str(cfg), "--run-dir", str(run))
+    assert res.returncode == 0, res.stderr
+    assert "[4/4]" in res.stdout                                # 3 trials + uniform-int8 baseline
+    for name in ("config.resolved.yaml", "env.json", "study.db", "records.jsonl",
+                 "space.yaml", "report/trials.csv"):
+        assert (run / name).is_file(), name
+    env = json.loads((run / "env.json").read_text())
+    assert env["seed"] == 0 and len(env["profiles_sha256"]["stm32f746"]) == 64
+    assert env["packages"]["torch"].startswith("2.13")
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    assert [r["number"] for r in records] == [0, 1, 2, 3]
+    assert records[0]["baseline"] == "uniform-int8"
+    for rec in records:
+        assert rec["state"] in ("complete", "infeasible", "failed", "pruned")
+        assert {"latency_ms", "flash_kb", "peak_sram_kb"} <= set(rec["cost"]["stm32f746"])
+        assert rec["duration_s"] >= 0 and "seed" in rec and "params" in rec
+    assert list((run / "report").glob("pareto_*.png"))
+
+    # the report can be rebuilt from the records alone
+    for png in (run / "report").glob("*.png"):
+        png.unlink()
+    res = cli("report", str(run))
+    assert res.returncode == 0, res.stderr
+    assert list((run / "report").glob("pareto_*.png"))
+
+    # export the baseline trial: ONNX must match torch
+    out = tmp_path / "export"
+    res = cli("export", str(run), "--trial", "0", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "parity" in res.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["trial"] == 0 and manifest["parity_max_abs_diff"] < 1e-3
+    assert manifest["accuracy"]["test_onnx_fp32"] == pytest.approx(
+        manifest["accuracy"]["test_torch"], abs=0.01)
+    assert set(manifest["predicted"]["stm32f746"]) >= {"latency_ms", "flash_kb", "peak_sram_kb"}
+    assert len(manifest["profiles_sha256"]["stm32f746"]) == 64
+    for name in ("plan.json", "model.pt", "model.onnx", "model.int8.onnx"):
+        assert (out / name).is_file(), name
+    assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size
+
+    # export errors: unknown trial, existing output folder
+    assert_user_error(cli("export", str(run), "--trial", "99"), "trial 99 does not exist")
+    assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(out)), "exists")
+    # a run dir that exists is not overwritten without --resume
+    assert_user_error(cli("search", str(cfg), "--run-dir", str(run)), "already exists",
+                      "--resume")

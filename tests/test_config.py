@@ -1,0 +1,64 @@
+"""Bad config input: every case is a ConfigError naming file:line (or --set) and the field."""
+from __future__ import annotations
+
+import pytest
+
+from autocompress.config import load_config, objectives_of
+from autocompress.errors import ConfigError
+
+from .conftest import DEMO_CONFIG, TINY, write_config
+
+
+def test_demo_config_loads_with_defaults():
+    cfg = load_config(DEMO_CONFIG)
+    assert cfg.hardware.profiles == ("stm32f746",)
+    assert cfg.space_path().is_file()
+    assert objectives_of(cfg) == ("accuracy", "stm32f746.latency_ms")
+    assert cfg.to_dict()["search"]["trials"] == 20
+
+
+def test_set_overrides_are_parsed_as_yaml():
+    cfg = load_config(DEMO_CONFIG, ["search.trials=7", "search.sampler=nsga2",
+                                    "hardware.budgets.stm32f746.max_latency_ms=2.5"])
+    assert cfg.search.trials == 7 and cfg.search.sampler == "nsga2"
+    assert cfg.hardware.budgets["stm32f746"]["max_latency_ms"] == 2.5
+
+
+CASES = [
+    # (replace this, with this, expected fragments of the message)
+    ("seed: 0", "seed: 0\nsead: 1", ["config.yaml:3", "unknown key 'sead'", "did you mean 'seed'"]),
+    ("trials: 3", "trails: 3", ["config.yaml:10", "search.trails", "did you mean 'trials'"]),
+    ("epochs: 3}", "epochs: three}", ["config.yaml:5", "teacher.epochs", "integer"]),
+    ("sampler: random", "sampler: tpee", ["search.sampler", "did you mean 'tpe'"]),
+    ("max_latency_ms: 50", "max_latency_ms: -1", ["budgets.stm32f746.max_latency_ms",
+                                                   "positive"]),
+    ("max_latency_ms: 50", "max_latncy_ms: 50", ["did you mean 'max_latency_ms'"]),
+    ("budgets: {stm32f746:", "budgets: {stm33f746:", ["not in hardware.profiles"]),
+    ("sampler: random}", "sampler: random, objectives: [speed]}", ["unknown objective 'speed'"]),
+    ("space: SPACE", "space: nope.yaml", ["model.space", "not found"]),
+    ("name: tiny", "name: [tiny", ["config.yaml:", "malformed YAML"]),
+    ("seed: 0", "seed: 0\nseed: 1", ["config.yaml:3", "duplicate key 'seed'"]),
+]
+
+
+@pytest.mark.parametrize("old,new,fragments", CASES)
+def test_bad_config_names_the_place(tmp_path, old, new, fragments):
+    assert old in TINY
+    path = write_config(tmp_path, TINY.replace(old, new))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_bad_override_names_set(tmp_path):
+    path = write_config(tmp_path, TINY)
+    with pytest.raises(ConfigError, match=r"--set search.trials: expected an integer"):
+        load_config(path, ["search.trials=many"])
+    with pytest.raises(ConfigError, match="bad override"):
+        load_config(path, ["search.trials"])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config not found"):
+        load_config(tmp_path / "nope.yaml")

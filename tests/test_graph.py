@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autocompress.errors import ModelError
+from autocompress.graph import inspect_model
+from autocompress.models import StudentArch, build_student
+from autocompress.models.student import student_layer_names
+
+
+def test_conv_macs_and_fusion():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    g = inspect_model(net, torch.zeros(1, 1, 8, 8))
+    assert [layer.op for layer in g.layers] == ["conv2d", "linear"]   # BN/ReLU fused
+    assert g.layers[0].macs == 4 * 8 * 8 * 9
+    assert g.layers[1].macs == 256 * 10
+    assert g.params == (4 * 9 + 4) + (256 * 10 + 10) and g.layers[0].bias == 4
+
+
+def test_residual_keeps_block_input_alive():
+    g = inspect_model(build_student(StudentArch(), in_channels=1, num_classes=10),
+                      torch.zeros(1, 1, 8, 8))
+    add = g.layer("add")
+    stem = next(t for t in g.tensors if t.name == "stem_conv")
+    assert stem.last_used_at == g.layers.index(add)   # read again by the residual add
+    assert add.inputs == ("stem_conv", "stages_0_0_project_conv")
+
+
+@pytest.mark.parametrize("arch", [StudentArch(), StudentArch(depths=(1, 1, 2), expands=(1, 2, 4)),
+                                  StudentArch(width_mult=0.5, kernels=(5, 3, 5))])
+def test_student_layer_names_match_built_model(arch):
+    g = inspect_model(build_student(arch, in_channels=1, num_classes=10), torch.zeros(1, 1, 8, 8))
+    assert [layer.fqn for layer in g.compressible] == student_layer_names(arch)
+
+
+def test_untraceable_model_is_a_model_error():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ModelError, match="trace"):
+        inspect_model(Branchy(), torch.zeros(1, 1, 8, 8))
+
+
+def test_wrong_input_shape_is_a_model_error():
+    with pytest.raises(ModelError, match="input of shape"):
+        inspect_model(nn.Linear(5, 2), torch.zeros(1, 3))
