@@ -64,7 +64,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _search(args: argparse.Namespace) -> int:
     from autocompress.config import load_config
-    from autocompress.report import write_report
     from autocompress.search.rundir import default_run_dir
     from autocompress.search.runner_optuna import run_search
 
@@ -93,9 +92,9 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def write_report_for(run_dir: Path, records: list, cfg) -> list[Path]:  # type: ignore[no-untyped-def]
+    from autocompress.config import objectives_of
     from autocompress.report import write_report
     from autocompress.search.runner_optuna import _budgets, _pareto_objectives
-    from autocompress.config import objectives_of
 
     return write_report(run_dir, records, _pareto_objectives(objectives_of(cfg)), _budgets(cfg))
 

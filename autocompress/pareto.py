@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from autocompress.errors import AutocompressError, ConfigError, did_you_mean
@@ -105,7 +105,8 @@ def get_path(record: Record, path: str) -> float | None:
     return float(node) if math.isfinite(node) else None
 
 
-def _as_record(record: Any) -> Record:
+def as_record(record: Any) -> Record:
+    """A record dict as is; any other object via its ``to_dict()`` (e.g. a TrialRecord)."""
     return record if isinstance(record, Mapping) else record.to_dict()
 
 
@@ -175,7 +176,7 @@ class ParetoFront:
     dominated: tuple[Record, ...] = ()
     infeasible: tuple[Record, ...] = ()
     failed: tuple[Record, ...] = ()
-    pruned: tuple[Record, ...] = field(default=())
+    pruned: tuple[Record, ...] = ()
 
     @classmethod
     def from_records(cls, records: Iterable[Any], objectives: Sequence[Objective],
@@ -189,7 +190,7 @@ class ParetoFront:
         failed: list[Record] = []
         pruned: list[Record] = []
         for raw in records:
-            rec = _as_record(raw)
+            rec = as_record(raw)
             state = rec.get("state")
             if state == "infeasible" or _violates(rec, buds):
                 infeasible.append(rec)

@@ -61,10 +61,10 @@ def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int],
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
-                raise ConfigError("mapping keys must be plain scalars",
+                raise AutocompressError("mapping keys must be plain scalars",
                                   loc=f"{loader.name}:{key_node.start_mark.line + 1}")
             if key in out:
-                raise ConfigError(f"duplicate key '{key}'",
+                raise AutocompressError(f"duplicate key '{key}'",
                                   loc=f"{loader.name}:{key_node.start_mark.line + 1}",
                                   hint="each key may appear once per mapping")
             sub = (*path, str(key))
@@ -76,7 +76,8 @@ def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int],
     return loader.construct_object(node, deep=True)
 
 
-def parse_yaml(text: str, file: str = "<string>") -> Located:
+def parse_yaml(text: str, file: str = "<string>", *,
+               cls: type[AutocompressError] = ConfigError) -> Located:
     """Parse YAML text safely, keeping line numbers. Raises ConfigError with file:line."""
     loader = yaml.SafeLoader(text)
     loader.name = file
@@ -88,10 +89,12 @@ def parse_yaml(text: str, file: str = "<string>") -> Located:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"malformed YAML: {problem}", loc=f"{file}{line}",
-                          hint="check indentation, colons and quotes on that line") from None
+        raise cls(f"malformed YAML: {problem}", loc=f"{file}{line}",
+                  hint="check indentation, colons and quotes on that line") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", loc=file) from None
+        raise cls(f"malformed YAML: {exc}", loc=file) from None
+    except AutocompressError as exc:
+        raise cls(exc.raw_message, loc=exc.loc, hint=exc.hint) from None
     finally:
         loader.dispose()
     return Located(data=data, file=file, lines=lines)
@@ -107,4 +110,4 @@ def load_yaml(path: str | Path, *, what: str = "file",
         raise cls(f"{what} not found", loc=str(p), hint="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise cls(f"cannot read {what}: {exc}", loc=str(p)) from None
-    return parse_yaml(text, str(p))
+    return parse_yaml(text, str(p), cls=cls)

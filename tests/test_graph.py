@@ -48,3 +48,9 @@ def test_untraceable_model_is_a_model_error():
 def test_wrong_input_shape_is_a_model_error():
     with pytest.raises(ModelError, match="input of shape"):
         inspect_model(nn.Linear(5, 2), torch.zeros(1, 3))
+
+
+def test_bn_after_bias_free_conv_counts_the_folded_bias():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+    g = inspect_model(net, torch.zeros(1, 1, 8, 8))
+    assert g.layers[0].bias == 4          # int32 bias of the deployed conv+bn

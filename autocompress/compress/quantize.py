@@ -75,8 +75,26 @@ def weight_bits(model: nn.Module) -> dict[str, int]:
 
 
 def bake(model: nn.Module) -> nn.Module:
-    """Replace fake-quant parametrizations by the quantized weights (in place)."""
-    for module in model.modules():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    """Replace every weight parametrization (fake quant) by a plain tensor holding its
+    quantized value, in place; returns ``model``.
+
+    Unlike ``remove_parametrizations(..., leave_parametrized=True)`` this is safe on a
+    deepcopy: a copy shares the dynamic ``Parametrized<Cls>`` class with its original, and
+    ``remove_parametrizations`` deletes the property from that shared class, which breaks
+    the original (torch 2.13: ``'ParametrizedConv2d' object has no attribute 'weight'``).
+    """
+    for module in list(model.modules()):
+        if not parametrize.is_parametrized(module):
+            continue
+        plists = dict(module._modules["parametrizations"].items())  # type: ignore[union-attr]
+        with torch.no_grad():
+            values = {name: getattr(module, name).detach().clone() for name in plists}
+        del module._modules["parametrizations"]
+        module.__class__ = module.__class__.__bases__[0]  # this object only
+        for name, value in values.items():
+            original = getattr(plists[name], "original", None)
+            if original is None or isinstance(original, nn.Parameter):
+                module.register_parameter(name, nn.Parameter(value))
+            else:
+                module.register_buffer(name, value)
     return model

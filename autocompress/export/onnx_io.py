@@ -1,12 +1,13 @@
 """Export a torch model to one self-contained ONNX file and run it with onnxruntime (CPU).
 
-Exporter choice (measured with torch 2.13 / onnxruntime 1.32 on a MobileNetV2-like net with
-depthwise convs, BatchNorm, ReLU6, residual adds, AdaptiveAvgPool2d and Linear): the legacy
-TorchScript exporter (``dynamo=False``) exports in ~0.07 s and prints nothing besides a
-deprecation warning; the dynamo exporter takes 1.5-2.6 s, chats on stdout/stderr and writes a
-larger file (per-node metadata). Both fold BatchNorm into Conv, give identical ORT latency and
-parity (~1e-8). ``exporter="auto"`` therefore uses TorchScript and falls back to dynamo (with
-``external_data=False``) where TorchScript fails or is gone in a later torch.
+Exporter choice (measured side by side, torch 2.13 / onnxruntime 1.32, 2-core CPU, on
+MobileNetV2-like nets with depthwise convs, BatchNorm, ReLU6, residual adds, AdaptiveAvgPool2d
+and Linear): the legacy TorchScript exporter (``dynamo=False``) takes 0.06-0.45 s (0.7 s for a
+process's first export) and prints only a deprecation warning; the dynamo exporter takes
+1.5-3.3 s, chats on stdout/stderr and writes a 7-50% larger file (per-node metadata). Both fold
+BatchNorm into Conv and give the same parity (~1e-8) and ORT latency (within 1%).
+``exporter="auto"`` therefore uses TorchScript and falls back to dynamo (``external_data=False``)
+where TorchScript fails, or is gone in a later torch.
 
 >>> path = export_onnx(model, torch.randn(1, 3, 32, 32), Path("model.onnx"))
 >>> parity(model, path, torch.randn(8, 3, 32, 32)) < 1e-4
@@ -87,49 +88,19 @@ def quiet() -> Iterator[io.StringIO]:
             captured.write(sink.read().decode(errors="replace"))
 
 
-def bake_parametrizations(model: torch.nn.Module) -> torch.nn.Module:
-    """Replace every ``torch.nn.utils.parametrize`` parametrization in ``model`` (in place) by a
-    plain tensor holding its current parametrized value; returns ``model``.
-
-    Unlike ``remove_parametrizations(..., leave_parametrized=True)`` this is safe on a deepcopy:
-    a copy shares the dynamic ``Parametrized<Cls>`` class with its original, and
-    ``remove_parametrizations`` deletes the property from that shared class, which breaks the
-    original (torch 2.13: ``'ParametrizedConv2d' object has no attribute 'weight'``).
-
-    >>> baked = bake_parametrizations(copy.deepcopy(qat_model))
-    """
-    import torch
-    from torch.nn.utils import parametrize
-
-    for module in list(model.modules()):
-        if not parametrize.is_parametrized(module):
-            continue
-        container: Any = module._modules["parametrizations"]
-        plists: dict[str, Any] = dict(container.items())
-        with torch.no_grad():
-            values = {name: getattr(module, name).detach().clone() for name in plists}
-        del module._modules["parametrizations"]
-        module.__class__ = module.__class__.__bases__[0]  # this object only; the class is untouched
-        for name, value in values.items():
-            original = getattr(plists[name], "original", None)
-            if original is None or isinstance(original, torch.nn.Parameter):
-                module.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
-            else:
-                module.register_buffer(name, value)
-    return model
-
-
 def _export_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A CPU, fp32, eval-mode deepcopy with every parametrization baked into a plain weight."""
-    return bake_parametrizations(copy.deepcopy(model)).cpu().float().eval()
+    from autocompress.compress.quantize import bake
+
+    return bake(copy.deepcopy(model)).cpu().float().eval()
 
 
 def _export_once(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int | None,
                  dynamo: bool) -> None:
     import torch
 
-    kwargs: dict[str, Any] = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  opset_version=opset, dynamo=dynamo)
+    kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME],
+                              "opset_version": opset, "dynamo": dynamo}
     if dynamo:
         kwargs.update(external_data=False, verbose=False,
                       dynamic_shapes=({0: torch.export.Dim(BATCH_AXIS)},))
@@ -166,7 +137,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, *,
         try:
             with quiet() as log:
                 _export_once(net, example, path, opset, dynamo)
-        except Exception as exc:  # noqa: BLE001 - reported below with the exporter's output
+        except Exception as exc:
             errors.append(f"{'dynamo' if dynamo else 'torchscript'}: {type(exc).__name__}: {exc}\n"
                           f"{log.getvalue()[-2000:]}")
             continue
@@ -271,8 +242,9 @@ def onnx_accuracy(path: Path | str, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def count_onnx_params(path: Path | str) -> int:
-    """Elements stored in the model's floating-point and integer weights: all initializers
-    plus ``Constant`` node tensors (the TorchScript exporter stores some biases that way).
+    """Elements stored in the model's tensors: all initializers plus ``Constant`` node tensors
+    (the TorchScript exporter stores some biases that way). Compare fp32 files with each other:
+    an int8 QDQ file also counts its scales and zero points.
 
     >>> count_onnx_params("model.onnx")
     30330

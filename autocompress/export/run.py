@@ -60,8 +60,13 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
 def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
                device: str | None = None, min_accuracy: float | None = None,
                out: Path | None = None, quiet: bool = False) -> Path:
-    from autocompress.export.onnx_io import (count_onnx_params, export_onnx, measure_latency,
-                                             onnx_accuracy, parity)
+    from autocompress.export.onnx_io import (
+        count_onnx_params,
+        export_onnx,
+        measure_latency,
+        onnx_accuracy,
+        parity,
+    )
     from autocompress.export.quant_ort import quantize_int8
     from autocompress.search.runner_optuna import _budgets
 

@@ -9,8 +9,7 @@ Nothing here imports torch at estimate time; only ``autocompress.graph`` types a
 """
 from __future__ import annotations
 
-from autocompress.hardware.cost import (BUDGET_KEYS, CostEstimate, CostModel, LayerCost,
-                                        check_budget)
+from autocompress.hardware.cost import BUDGET_KEYS, CostEstimate, CostModel, LayerCost, check_budget
 from autocompress.hardware.formats import LayerFormat, format_for_bits, runnable_format
 from autocompress.hardware.keys import layer_key, parse_key
 from autocompress.hardware.latency import LayerLatency, estimate_layer_latency

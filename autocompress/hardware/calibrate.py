@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from autocompress.hardware.cost import CostModel
 from autocompress.hardware.formats import LayerFormat
@@ -68,46 +69,45 @@ def predict_ms(profile: HardwareProfile, model: str, fmt: LayerFormat | None = N
 def _solve(f: Callable[[float], float], target: float, lo: float, hi: float) -> float:
     """Bisection (log scale) for a monotone ``f`` on [lo, hi]."""
     rising = f(hi) > f(lo)
-    for _ in range(60):
+    for _ in range(50):
         mid = (lo * hi) ** 0.5
         if (f(mid) < target) == rising:
             lo = mid
         else:
             hi = mid
-    return (lo * hi) ** 0.5
+    return float((lo * hi) ** 0.5)
 
 
-def _with(profile: HardwareProfile, **changes: object) -> HardwareProfile:
-    assert profile.analytic is not None
-    return replace(profile, analytic=replace(profile.analytic, **changes))
+def _set(profile: HardwareProfile, name: str, fmt: str | None, value: float) -> HardwareProfile:
+    """``profile`` with analytic constant ``name`` (or ``name[fmt]``) set to ``value``."""
+    spec = profile.analytic
+    assert spec is not None
+    new: Any = value if fmt is None else {**getattr(spec, name), fmt: value}
+    return replace(profile, analytic=replace(spec, **{name: new}))
+
+
+def _refit(profile: HardwareProfile, name: str, fmt: str | None, model: str, target_ms: float,
+           run: LayerFormat | None = None, bounds: tuple[float, float] = (0.005, 10.0),
+           ) -> HardwareProfile:
+    """Set one constant so that ``model`` run in ``run`` predicts ``target_ms``."""
+    def predicted(value: float) -> float:
+        return predict_ms(_set(profile, name, fmt, value), model, run)
+
+    return _set(profile, name, fmt, _solve(predicted, target_ms, *bounds))
 
 
 def fit_stm32f746(profile: HardwareProfile, rounds: int = 8) -> AnalyticSpec:
     """Refit the int8 and fp32 analytic constants of ``profile`` (others kept)."""
-    p = profile
-    assert p.analytic is not None
     target = {row.model: row.published_ms for row in STM32F746_INT8}
-
-    def table(name: str, fmt: str, value: float) -> dict[str, float]:
-        assert p.analytic is not None
-        return {**getattr(p.analytic, name), fmt: value}
-
-    steps = [("macs_per_cycle", "int8", "resnet8-ic"),
-             ("depthwise_macs_per_cycle", "int8", "ds-cnn-kws")]
-    for _ in range(rounds):
-        for name, fmt, model in steps:
-            value = _solve(lambda v: predict_ms(_with(p, **{name: table(name, fmt, v)}), model),
-                           target[model], 0.01, 4.0)
-            p = _with(p, **{name: table(name, fmt, value)})
-        bw = _solve(lambda v: predict_ms(_with(p, mem_bw_gbps=v), "fc-autoencoder-ad"),
-                    target["fc-autoencoder-ad"], 0.005, 10.0)
-        p = _with(p, mem_bw_gbps=bw)
+    p = profile
+    for _ in range(rounds):   # Gauss-Seidel: each constant mostly moves one model
+        p = _refit(p, "macs_per_cycle", "int8", "resnet8-ic", target["resnet8-ic"])
+        p = _refit(p, "depthwise_macs_per_cycle", "int8", "ds-cnn-kws", target["ds-cnn-kws"])
+        p = _refit(p, "mem_bw_gbps", None, "fc-autoencoder-ad", target["fc-autoencoder-ad"])
     for name, model in (("macs_per_cycle", "resnet8-ic"),
                         ("depthwise_macs_per_cycle", "mobilenetv1-0.25-vww")):
         want = predict_ms(p, model) * H7A3_FP32_RATIO[model][0]
-        value = _solve(lambda v: predict_ms(_with(p, **{name: table(name, "fp32", v)}), model,
-                                            FP32), want, 0.005, 4.0)
-        p = _with(p, **{name: table(name, "fp32", value)})
+        p = _refit(p, name, "fp32", model, want, run=FP32)
     assert p.analytic is not None
     return p.analytic
 

@@ -89,17 +89,19 @@ class CostModel:
         self.fallback = fallback
 
     def estimate(self, graph: ModelGraph, formats: Mapping[str, LayerFormat] | None = None,
-                 default: LayerFormat | None = None) -> CostEstimate:
+                 default: LayerFormat | None = None, *, strict: bool = False) -> CostEstimate:
         """Cost of ``graph`` with per-layer ``formats`` (fqn -> LayerFormat).
 
         Layers not in ``formats`` use ``default`` (itself defaulting to the profile's
         preferred native format). Weightless layers take only ``act_bits`` from theirs.
+        Names in ``formats`` that the graph lacks (a shallower candidate architecture) are
+        ignored, or raise ValueError when ``strict``.
         """
         formats = formats or {}
         default = default or self.profile.default_format
-        unknown = set(formats) - {layer.fqn for layer in graph.layers}
+        unknown = set(formats) - {layer.fqn for layer in graph.layers} if strict else set()
         if unknown:
-            name = sorted(unknown)[0]
+            name = min(unknown)
             hint = did_you_mean(name, [layer.fqn for layer in graph.layers])
             raise ValueError(f"formats name layers not in the graph: {sorted(unknown)}"
                              + (f" ({hint})" if hint else ""))

@@ -58,7 +58,7 @@ def parse_key(key: str) -> dict[str, Any]:
     (10,)
     """
     if not isinstance(key, str):
-        raise ValueError(f"a key is a string, got {type(key).__name__}")
+        raise TypeError(f"a key is a string, got {type(key).__name__}")
     return dict(_parse_key(key))   # a copy: callers may mutate it, the cache stays intact
     return dict(_parse_key(key))
 

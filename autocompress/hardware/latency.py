@@ -25,11 +25,16 @@ import bisect
 import math
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from autocompress.errors import ProfileError
 from autocompress.graph import LayerInfo
-from autocompress.hardware.formats import (LayerFormat, bytes_per_element, compute_format,
-                                           runnable_format)
+from autocompress.hardware.formats import (
+    LayerFormat,
+    bytes_per_element,
+    compute_format,
+    runnable_format,
+)
 from autocompress.hardware.keys import WEIGHTED_OPS, channels, layer_key, parse_key, spatial
 from autocompress.hardware.spec import HardwareProfile, LutEntry
 
@@ -142,14 +147,14 @@ class _LutIndex:
     """LUT entries grouped by everything except channel counts, sorted by coordinate."""
 
     def __init__(self, entries: dict[str, LutEntry]) -> None:
-        groups: dict[tuple, list[tuple[float, LutEntry]]] = {}
+        groups: dict[tuple[Any, ...], list[tuple[float, LutEntry]]] = {}
         for key, entry in entries.items():
             group, x = self._locate(parse_key(key), align=1)
             groups.setdefault(group, []).append((x, entry))
         self.groups = {g: sorted(v, key=lambda t: t[0]) for g, v in groups.items()}
 
     @staticmethod
-    def _locate(p: dict, align: int) -> tuple[tuple, float]:
+    def _locate(p: dict[str, Any], align: int) -> tuple[tuple[Any, ...], float]:
         c_in, c_out = channels(p["in"]), channels(p["out"])
         depthwise = p["op"] == "conv2d" and p["g"] > 1 and p["g"] == c_in
         group = (p["op"], spatial(p["in"]), spatial(p["out"]), len(p["in"]), p["k"], p["s"],

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autocompress.graph import LayerInfo, ModelGraph
-from autocompress.hardware.formats import LayerFormat, bits_of, is_float
+from autocompress.hardware.formats import LayerFormat, is_float
 from autocompress.hardware.keys import WEIGHTED_OPS, channels
 
 KB = 1024                 # bytes per KB, as MCU datasheets and MCUNet count
@@ -89,7 +89,7 @@ def peak_sram(graph: ModelGraph, act_bits: Mapping[str, int] | None = None,
         live = [(math.prod(layer.in_shape) + math.prod(layer.out_shape)) * per_layer[i]
                 for i, layer in enumerate(graph.layers)]
     else:
-        first_reader = {}
+        first_reader: dict[str, int] = {}
         for i, layer in enumerate(graph.layers):
             for name in layer.inputs:
                 first_reader.setdefault(name, i)
@@ -105,7 +105,3 @@ def peak_sram(graph: ModelGraph, act_bits: Mapping[str, int] | None = None,
     return PeakSram(peak_bytes=float(live[step]), step=step, fqn=graph.layers[step].fqn,
                     live_bytes=tuple(float(v) for v in live))
 
-
-def act_bytes_per_element(fmt: str) -> float:
-    """Bytes one activation element occupies in SRAM (int8 -> 1, fp32 -> 4)."""
-    return bits_of(fmt) / 8

@@ -16,18 +16,40 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from autocompress.errors import AutocompressError, ProfileError, did_you_mean
+from autocompress.errors import ProfileError, did_you_mean
 from autocompress.hardware._validate import Reader
 from autocompress.hardware.formats import format_for_bits, is_format
 from autocompress.hardware.keys import parse_key
-from autocompress.hardware.spec import (AlignSpec, AnalyticSpec, CalibrationPoint, DeviceSpec,
-                                        FormatSpec, HardwareProfile, LutEntry, MeasurementSpec,
-                                        RuntimeSpec)
+from autocompress.hardware.spec import (
+    AlignSpec,
+    AnalyticSpec,
+    CalibrationPoint,
+    DeviceSpec,
+    FormatSpec,
+    HardwareProfile,
+    LutEntry,
+    MeasurementSpec,
+    RuntimeSpec,
+)
 from autocompress.yamlio import PathKey, load_yaml
 
-__all__ = ["AlignSpec", "AnalyticSpec", "CalibrationPoint", "DeviceSpec", "FormatSpec",
-           "HardwareProfile", "LutEntry", "MeasurementSpec", "RuntimeSpec", "SUPPORTED_VERSIONS",
-           "format_for_bits", "list_profiles", "load_profile", "parse_profile", "profile_dirs"]
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "AlignSpec",
+    "AnalyticSpec",
+    "CalibrationPoint",
+    "DeviceSpec",
+    "FormatSpec",
+    "HardwareProfile",
+    "LutEntry",
+    "MeasurementSpec",
+    "RuntimeSpec",
+    "format_for_bits",
+    "list_profiles",
+    "load_profile",
+    "parse_profile",
+    "profile_dirs",
+]
 
 SUPPORTED_VERSIONS = (1,)
 # The repo's folder of shipped profiles (``<repo>/hardware_profiles``).
@@ -88,12 +110,7 @@ def load_profile(name_or_path: str | Path,
     'tflite-micro+cmsis-nn'
     """
     path, by_name = _resolve(name_or_path, search_dirs)
-    try:
-        doc = load_yaml(_display(path), what="hardware profile", cls=ProfileError)
-    except ProfileError:
-        raise
-    except AutocompressError as exc:   # malformed YAML comes back as a ConfigError
-        raise ProfileError(exc.raw_message, loc=exc.loc, hint=exc.hint) from exc
+    doc = load_yaml(_display(path), what="hardware profile", cls=ProfileError)
     raw = Path(doc.file).read_bytes()
     profile = parse_profile(Reader(doc, ProfileError))
     if by_name and profile.name != path.stem:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autocompress.pareto import Budget, Objective, ParetoFront, Record
+from autocompress.pareto import Budget, Objective, ParetoFront, Record, as_record
 from autocompress.report.info import (
     TrialsTable,
     axis_label,
@@ -43,7 +43,7 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
     Works for any mix of states, including no complete trial at all (plots then say so)."""
     from autocompress.report.plots import render_pareto
 
-    recs = [r if isinstance(r, dict) else r.to_dict() for r in records]
+    recs = [as_record(r) for r in records]
     out_dir = Path(run_dir) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

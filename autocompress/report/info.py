@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autocompress.pareto import Budget, Objective, ParetoFront, Record, get_path
+from autocompress.pareto import Budget, Objective, ParetoFront, Record, as_record, get_path
 
 _UNITS = {"ms": "ms", "kb": "KB", "mb": "MB", "us": "µs", "s": "s"}
 _AXIS_NAMES = {"latency_ms": "latency", "flash_kb": "flash", "peak_sram_kb": "peak SRAM",
@@ -102,15 +102,16 @@ def profiles_in(records: Iterable[Record], budgets: Sequence[Budget] = ()) -> li
     return list(seen)
 
 
-def pareto_plot_infos(records: Sequence[Record], objectives: Sequence[Objective] = (),
+def pareto_plot_infos(records: Sequence[Any], objectives: Sequence[Objective] = (),
                       budgets: Sequence[Budget] = (), *,
                       x_metric: str = "latency_ms") -> list[ParetoPlotInfo]:
     """One :class:`ParetoPlotInfo` per device: y = the first ``max`` objective (default
     ``metrics.accuracy``), x = ``cost.<device>.<x_metric>``. The front is recomputed in these
     two objectives; feasibility uses every budget (a trial must fit all of them)."""
+    recs = [as_record(r) for r in records]
     y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
-    return [_info(records, profile, y_obj, budgets, x_metric)
-            for profile in profiles_in(records, budgets) or [""]]
+    return [_info(recs, profile, y_obj, budgets, x_metric)
+            for profile in profiles_in(recs, budgets) or [""]]
 
 
 def _info(records: Sequence[Record], profile: str, y_obj: Objective,
@@ -163,8 +164,8 @@ class TrialsTable:
     rows: tuple[tuple[Any, ...], ...]
 
     @classmethod
-    def from_records(cls, records: Iterable[Record]) -> TrialsTable:
-        flat = [flatten_record(r) for r in records]
+    def from_records(cls, records: Iterable[Any]) -> TrialsTable:
+        flat = [flatten_record(as_record(r)) for r in records]
         seen: dict[str, None] = {}
         for row in flat:
             for key in row:

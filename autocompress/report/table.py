@@ -23,6 +23,5 @@ def records_to_dataframe(records: Iterable[Any]) -> pd.DataFrame:
     constraint/<k>``). Objects with ``to_dict()`` are accepted as well as dicts."""
     import pandas as pd
 
-    rows = [r if isinstance(r, dict) else r.to_dict() for r in records]
-    table = TrialsTable.from_records(rows)
+    table = TrialsTable.from_records(records)
     return pd.DataFrame(list(table.rows), columns=list(table.columns))

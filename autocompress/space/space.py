@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocompress.compress.plan import (CompressionPlan, DistillConfig, PruneConfig,
-                                        QuantConfig, TechniqueConfig)
+from autocompress.compress.plan import (
+    CompressionPlan,
+    DistillConfig,
+    PruneConfig,
+    QuantConfig,
+    TechniqueConfig,
+)
 from autocompress.errors import SpaceError, did_you_mean
 from autocompress.space.distributions import Choice, Distribution, Fixed, parse_distribution
 from autocompress.yamlio import Located, load_yaml
@@ -195,7 +200,7 @@ class ResolvedSpace:
                 out[name] = dist.choices[-1]
             else:  # a range: its midpoint (e.g. a middling distillation temperature)
                 mid = (dist.low + dist.high) / 2
-                out[name] = int(round(mid)) if dist.integer else mid
+                out[name] = round(mid) if dist.integer else mid
         return out
 
 

@@ -4,8 +4,14 @@ import json
 
 import torch
 
-from autocompress.compress import (CompressionPlan, DistillConfig, PruneConfig, QuantConfig,
-                                   apply_plan, bake)
+from autocompress.compress import (
+    CompressionPlan,
+    DistillConfig,
+    PruneConfig,
+    QuantConfig,
+    apply_plan,
+    bake,
+)
 from autocompress.compress.prune import prune_groups
 from autocompress.models import StudentArch, build_student
 

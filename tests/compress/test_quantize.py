@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake, fake_quantize
-from autocompress.compress.quantize import weight_bits
+from autocompress.compress.quantize import FakeQuant, weight_bits
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
@@ -45,3 +48,13 @@ def test_32_bits_means_float():
 def test_bad_bits_rejected():
     with pytest.raises(ValueError, match="bits"):
         QuantConfig(bits=16)
+
+
+def test_bake_on_a_copy_leaves_the_original_intact():
+    conv = nn.Conv2d(2, 3, 1)
+    parametrize.register_parametrization(conv, "weight", FakeQuant(bits=2))
+    baked = bake(copy.deepcopy(conv))
+    assert not parametrize.is_parametrized(baked) and type(baked) is nn.Conv2d
+    assert torch.equal(baked.weight, conv.weight)          # the quantized value, frozen
+    assert parametrize.is_parametrized(conv, "weight")
+    assert conv(torch.randn(1, 2, 4, 4)).shape[1] == 3      # the original still runs

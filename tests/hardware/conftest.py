@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hw_helpers import TINY_PROFILE, write_profile
 
 from autocompress.hardware.profile import load_profile
 from autocompress.hardware.spec import HardwareProfile
+from tests.hardware.hw_helpers import TINY_PROFILE, write_profile
 
 
 @pytest.fixture

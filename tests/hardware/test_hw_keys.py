@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from hw_helpers import conv
 
 from autocompress.graph import LayerInfo
 from autocompress.hardware.keys import layer_key, parse_key
+from tests.hardware.hw_helpers import conv
 
 
 def test_conv_key_format() -> None:

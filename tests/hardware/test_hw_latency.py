@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hw_helpers import conv
 
 from autocompress.errors import ProfileError
 from autocompress.graph import LayerInfo
 from autocompress.hardware import LayerFormat, estimate_layer_latency
 from autocompress.hardware.latency import analytic_latency_ms
 from autocompress.hardware.spec import HardwareProfile
+from tests.hardware.hw_helpers import conv
 
 INT8 = LayerFormat()
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from hw_helpers import residual_graph
 
 from autocompress.graph import ModelGraph
 from autocompress.hardware import CostModel, LayerFormat, peak_sram
 from autocompress.hardware.memory import KB, weight_bytes
 from autocompress.hardware.spec import HardwareProfile
+from tests.hardware.hw_helpers import residual_graph
 
 # residual_graph(): conv0 3->8 (216 w, 8 b), conv1 8->8 (576 w, 8 b), conv2 8->8 (576 w,
 # 8 b), add, pool, fc 8->10 (80 w, 10 b). 34 output channels in weighted layers.

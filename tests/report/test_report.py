@@ -201,3 +201,18 @@ def test_import_is_lean() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_infos_accept_objects_with_to_dict(records: list[dict[str, Any]]) -> None:
+    class TrialRecordLike:
+        def __init__(self, d: dict[str, Any]) -> None:
+            self.d = d
+
+        def to_dict(self) -> dict[str, Any]:
+            return self.d
+
+    objs = [TrialRecordLike(r) for r in records]
+    mcu = pareto_plot_infos(objs, (), [BUDGET])[0]
+    assert [p.number for p in mcu.front] == [0, 5, 2]
+    assert [b.on_front for b in mcu.baselines] == [True, False]
+    assert len(TrialsTable.from_records(objs).rows) == len(records)
