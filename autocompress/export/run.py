@@ -105,7 +105,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         (tmp / "plan.json").write_text(plan.to_json() + "\n")
         torch.save(model.state_dict(), tmp / "model.pt")
         fp32 = export_onnx(model, ctx.example(), tmp / "model.onnx")
-        calib = ctx.data.train.x[:256].numpy()
+        calib = ctx.data.train.x[:1024].numpy()   # calibration: training data only
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib)
         diff = parity(model, fp32, test.x)
         example = x_test[:1].astype(np.float32)

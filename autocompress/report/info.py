@@ -132,7 +132,7 @@ def _info(records: Sequence[Record], profile: str, y_obj: Objective,
     baselines = tuple(
         BaselinePoint(name=str(r["baseline"]), x=x, y=y, number=r.get("number"),
                       on_front=id(r) in on_front)
-        for r in (*front.points, *front.dominated)
+        for r in (*front.points, *front.dominated, *front.infeasible)   # over budget: still shown
         if r.get("baseline")
         and (x := x_obj.get(r)) is not None and (y := y_obj.get(r)) is not None)
     lines = tuple(BudgetLine(x=b.limit, label=f"budget {b.limit:g} {unit_of(x_metric)}".rstrip())

@@ -73,7 +73,7 @@ def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150) -> 
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         # Above-left of a (max y, min x) front is empty by definition: room for the legend.
-        ax.legend(loc="upper left" if ys else "upper right", fontsize=9, framealpha=0.9)
+        ax.legend(loc="best" if ys else "upper right", fontsize=9, framealpha=0.9)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)

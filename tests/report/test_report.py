@@ -51,6 +51,15 @@ def records() -> list[dict[str, Any]]:
     ]
 
 
+def test_over_budget_baseline_is_still_plotted() -> None:
+    recs = [rec(0, "complete", 0.90, {"mcu": 5.0}),
+            rec(1, "complete", 0.99, {"mcu": 12.0}, baseline="uniform-int8")]  # trained, over
+    (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [BUDGET])
+    assert [p.number for p in info.front] == [0] and info.infeasible == ()
+    assert [(b.name, b.x, b.y, b.on_front) for b in info.baselines] == [
+        ("uniform-int8", 12.0, 0.99, False)]
+
+
 def by_profile(infos: list[Any]) -> dict[str, Any]:
     return {i.profile: i for i in infos}
 
