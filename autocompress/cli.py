@@ -75,6 +75,10 @@ def _search(args: argparse.Namespace) -> int:
         if not cfg_path.is_file():
             raise AutocompressError("not a run directory (no config.resolved.yaml)",
                                     loc=str(args.resume))
+        if args.overrides:
+            raise AutocompressError("a resumed run keeps its config; --set would change it",
+                                    loc="--set", hint="start a new run to change settings "
+                                    "(--trials may still raise the trial count)")
     elif not args.config:
         raise AutocompressError("missing CONFIG", loc="command line",
                                 hint="e.g. autocompress search experiments/digits_mcu/config.yaml")

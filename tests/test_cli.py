@@ -106,3 +106,42 @@ def test_search_report_export_end_to_end(tmp_path):
     # a run dir that exists is not overwritten without --resume
     assert_user_error(cli("search", str(cfg), "--run-dir", str(run)), "already exists",
                       "--resume")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_loses_nothing(tmp_path):
+    import signal
+    import time
+
+    cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 5"))
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                             "--run-dir", str(run), "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    records = run / "records.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and len(records.read_text().splitlines()) >= 2:
+            time.sleep(0.3)                                      # kill mid-trial, usually
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {json.loads(line)["number"]: json.loads(line)
+              for line in records.read_text().splitlines()}
+    completed_before = {n for n, r in before.items() if r["state"] == "complete"}
+    assert completed_before
+
+    assert_user_error(cli("search", "--resume", str(run), "--set", "seed=3"), "--set")
+    res = cli("search", "--resume", str(run))
+    assert res.returncode == 0, res.stderr
+    after = [json.loads(line) for line in records.read_text().splitlines()]
+    latest = {r["number"]: r for r in after}
+    assert completed_before <= {n for n, r in latest.items() if r["state"] == "complete"}
+    for n in completed_before:                                   # completed trials untouched
+        assert latest[n] == before[n]
+    counted = [r for r in latest.values() if not str(r["error"] or "").startswith("interrupted")]
+    assert len(counted) == 6                                     # 5 trials + 1 baseline
+    assert sorted(latest) == list(range(len(latest)))            # unique, gap-free numbers

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,21 +48,55 @@ def check_budget_reachable(ctx: SearchContext) -> None:
                           hint="raise the limits or allow smaller models in the search space")
 
 
+def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> None:
+    shutil.copyfile(cfg.space_path(), run_dir / "space.yaml")
+    resolved = cfg.to_dict()
+    resolved["model"]["space"] = "space.yaml"
+    write_yaml(run_dir / "config.resolved.yaml", resolved,
+               header=f"# resolved from {cfg.path}; every default filled in\n")
+    env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
+    env["config_dir"] = str(Path(cfg.base_dir).resolve())
+    write_json(run_dir / "env.json", env)
+
+
+def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
+             records_path: Path) -> int:
+    """After a crash: a trial the study still shows running either finished (its record was
+    written: tell the study) or was interrupted (record it failed). Returns how many."""
+    import optuna
+
+    stale = [t for t in study.get_trials(deepcopy=False)
+             if t.state == optuna.trial.TrialState.RUNNING]
+    for frozen in stale:
+        trial = optuna.Trial(study, frozen._trial_id)
+        rec = records.get(frozen.number)
+        if rec is not None and rec["state"] in ("complete", "infeasible"):
+            _tell(study, trial, TrialRecord(**rec), objectives)
+            continue
+        failed = TrialRecord(number=frozen.number, state="failed", params=frozen.params,
+                             seed=rec["seed"] if rec else 0, baseline=frozen.user_attrs.get(
+                                 "baseline"), error="interrupted (the run was killed); "
+                             "a new trial replaces it")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        append_record(records_path, failed)
+        records[frozen.number] = failed.to_dict()
+    return len(stale)
+
+
 def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                baselines: bool = True, quiet: bool = False, resume: bool = False) -> SearchResult:
+    """Run (or, with ``resume``, continue) a search in ``run_dir``.
+
+    The number of finished trials to reach is fixed when the run starts (trials + baselines)
+    and stored in the study, so a resumed run ends with the same count; trials that failed
+    because the run was interrupted are replaced.
+    """
     torch.set_num_threads(cfg.search.threads)
     ctx = build_context(cfg)
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
     if not resume:
-        shutil.copyfile(cfg.space_path(), run_dir / "space.yaml")
-        resolved = cfg.to_dict()
-        resolved["model"]["space"] = "space.yaml"
-        write_yaml(run_dir / "config.resolved.yaml", resolved,
-                   header=f"# resolved from {cfg.path}; every default filled in\n")
-        env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
-        env["config_dir"] = str(Path(cfg.base_dir).resolve())
-        write_json(run_dir / "env.json", env)
+        _write_run_files(cfg, ctx, run_dir)
     records_path = run_dir / "records.jsonl"
     progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
     progress.say(f"run dir {run_dir}  ({len(ctx.rspace.distributions())} searched parameters, "
@@ -76,28 +109,36 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
-    done = {t.number for t in study.trials if t.state.is_finished()}
-    pending_baselines: Mapping[str, dict[str, Any]] = {}
-    if baselines and not resume:
-        pending_baselines = baselines_for(ctx.rspace)
-        for name, params in pending_baselines.items():
+    by_number = {r["number"]: r for r in read_records(records_path)}
+    interrupted = _recover(study, by_number, ctx.objectives, records_path) if resume else 0
+    if "target_trials" not in study.user_attrs:
+        extra = baselines_for(ctx.rspace) if baselines else {}
+        for name, params in extra.items():
             study.enqueue_trial(params, user_attrs={"baseline": name})
-    n_trials = trials or cfg.search.trials
-    progress.total = n_trials + len(pending_baselines)
-    progress.done = len(done)
-    records = read_records(records_path)
+        study.set_user_attr("target_trials", (trials or cfg.search.trials) + len(extra))
+    elif trials:
+        n_base = sum(1 for t in study.trials if t.user_attrs.get("baseline"))
+        study.set_user_attr("target_trials", trials + n_base)
+    progress.total = int(study.user_attrs["target_trials"])
+    if resume:
+        progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted} interrupted")
+
+    def finished_ok() -> int:   # trials that count towards the target
+        return sum(1 for n, r in by_number.items()
+                   if not str(r.get("error") or "").startswith("interrupted"))
+
+    progress.done = finished_ok()
     dists = ctx.rspace.distributions()
-    while len([t for t in study.trials if t.state.is_finished()]) < progress.total:
+    while finished_ok() < progress.total:
         trial = study.ask(dists)
-        baseline = trial.user_attrs.get("baseline")
-        seed = cfg.seed + trial.number
-        rec = run_trial(ctx, teacher, trial.params, number=trial.number, seed=seed,
-                        baseline=baseline, trial_dir=run_dir / "trials" / str(trial.number))
+        rec = run_trial(ctx, teacher, trial.params, number=trial.number,
+                        seed=cfg.seed + trial.number, baseline=trial.user_attrs.get("baseline"),
+                        trial_dir=run_dir / "trials" / str(trial.number))
+        append_record(records_path, rec)          # the record first: the run dir is the truth
         _tell(study, trial, rec, ctx.objectives)
-        append_record(records_path, rec)
-        records.append(rec.to_dict())
-        front = ParetoFront.from_records(records, _pareto_objectives(ctx.objectives),
-                                         _budgets(cfg))
+        by_number[rec.number] = rec.to_dict()
+        front = ParetoFront.from_records(list(by_number.values()),
+                                         _pareto_objectives(ctx.objectives), _budgets(cfg))
         progress.trial(rec, len(front.points))
     records = read_records(records_path)
     front = ParetoFront.from_records(records, _pareto_objectives(ctx.objectives), _budgets(cfg))

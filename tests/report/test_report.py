@@ -225,3 +225,12 @@ def test_infos_accept_objects_with_to_dict(records: list[dict[str, Any]]) -> Non
     assert [p.number for p in mcu.front] == [0, 5, 2]
     assert [b.on_front for b in mcu.baselines] == [True, False]
     assert len(TrialsTable.from_records(objs).rows) == len(records)
+
+
+def test_summary_compares_each_baseline_with_the_best_front_point_not_slower() -> None:
+    from autocompress.report.build import summary_markdown
+
+    recs = [rec(0, "complete", 0.93, {"mcu": 2.0}), rec(1, "complete", 0.96, {"mcu": 4.0}),
+            rec(2, "complete", 0.97, {"mcu": 12.0}, baseline="uniform-int8")]
+    md = summary_markdown(recs, [Objective.accuracy()], [BUDGET])
+    assert "| uniform-int8 | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | 3.00x |" in md
