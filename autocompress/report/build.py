@@ -20,6 +20,7 @@ from typing import Any
 
 from autocompress.pareto import Budget, Objective, ParetoFront, Record, as_record
 from autocompress.report.info import (
+    ParetoPlotInfo,
     TrialsTable,
     axis_label,
     cost_value,
