@@ -70,10 +70,12 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
     gm.eval()
     try:
         with torch.no_grad():
+            gm(example)                      # a plain forward first: a clean error message
             ShapeProp(gm).propagate(example)
     except Exception as exc:
-        raise ModelError(f"forward pass failed on an input of shape {tuple(example.shape)}: {exc}",
-                         hint="check the input shape the model expects") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"forward pass failed on an input of shape {tuple(example.shape)}: "
+                         f"{first}", hint="check the input shape the model expects") from exc
     finally:
         model.train(was_training)
 

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autocompress.errors import AutocompressError
+from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
+from autocompress.hardware.commands import HANDLERS as HW_HANDLERS
+from autocompress.hardware.commands import add_commands
 
 EXAMPLES = {
     "search": "autocompress search experiments/digits_mcu/config.yaml --trials 20 "
@@ -17,6 +20,7 @@ EXAMPLES = {
     "report": "autocompress report runs/demo",
     "export": "autocompress export runs/demo --max-latency-ms 5 --out runs/demo/export/best",
     "profiles": "autocompress profiles",
+    **HW_EXAMPLES,
 }
 
 
@@ -41,7 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the study of an existing run directory")
     s.add_argument("--no-baselines", action="store_true",
-                   help="skip the uniform-int8 reference trial")
+                   help="skip the reference trials (fp32, uniform int8/int4, 25%%/50%% sparsity)")
+    s.add_argument("--sampler", choices=("tpe", "nsga2", "random"),
+                   help="Optuna sampler (overrides search.sampler; random = random search)")
+    s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+                   help="optuna: worker processes on this machine; ray: Ray Tune (local or "
+                        "a cluster)")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="trials run in parallel (each uses search.threads CPU threads)")
+    s.add_argument("--address", metavar="auto|HOST:PORT",
+                   help="Ray cluster to join (--backend ray); default: start a local Ray")
     s.add_argument("--quiet", action="store_true", help="no per-trial lines")
 
     r = add("report", "Rebuild report/ (Pareto plots, trials.csv, summary) from a run's records.")
@@ -59,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
 
     add("profiles", "List the known hardware profiles.")
+    add_commands(sub, add)
     return parser
 
 
@@ -84,10 +98,27 @@ def _search(args: argparse.Namespace) -> int:
                                 hint="e.g. autocompress search experiments/digits_mcu/config.yaml")
     else:
         cfg_path, run_dir = Path(args.config), args.run_dir
+    if args.workers < 1:
+        raise AutocompressError(f"--workers must be at least 1, got {args.workers}",
+                                loc="--workers")
+    if args.address and args.backend != "ray":
+        raise AutocompressError("--address needs --backend ray", loc="--address")
+    if args.sampler:
+        if args.resume:
+            raise AutocompressError("a resumed run keeps its sampler", loc="--sampler",
+                                    hint="start a new run to change the sampler")
+        args.overrides.append(f"search.sampler={args.sampler}")
     cfg = load_config(cfg_path, args.overrides)
     run_dir = run_dir or default_run_dir(cfg.name)
-    result = run_search(cfg, run_dir, trials=args.trials, baselines=not args.no_baselines,
-                        quiet=args.quiet, resume=bool(args.resume))
+    if args.backend == "ray":
+        from autocompress.search.runner_ray import run_search_ray
+
+        result = run_search_ray(cfg, run_dir, trials=args.trials, quiet=args.quiet,
+                                baselines=not args.no_baselines, resume=bool(args.resume),
+                                workers=args.workers, address=args.address)
+    else:
+        result = run_search(cfg, run_dir, trials=args.trials, baselines=not args.no_baselines,
+                            quiet=args.quiet, resume=bool(args.resume), workers=args.workers)
     paths = write_report_for(run_dir, result.records, cfg)
     if not args.quiet:
         print(f"front: {len(result.front.points)} points; report: "
@@ -104,11 +135,9 @@ def write_report_for(run_dir: Path, records: list, cfg) -> list[Path]:  # type: 
 
 
 def _report(args: argparse.Namespace) -> int:
-    from autocompress.config import load_config
-    from autocompress.search.records import read_records
+    from autocompress.search.rundir import load_run
 
-    cfg = load_config(args.run_dir / "config.resolved.yaml")
-    records = read_records(args.run_dir / "records.jsonl")
+    cfg, records = load_run(args.run_dir)
     for path in write_report_for(args.run_dir, records, cfg):
         print(path)
     return 0
@@ -132,7 +161,8 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": _search, "report": _report, "export": _export, "profiles": _profiles}
+COMMANDS = {"search": _search, "report": _report, "export": _export, "profiles": _profiles,
+            **HW_HANDLERS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except AutocompressError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split("\n")), file=sys.stderr)  # one line
         return 2
     except KeyboardInterrupt:
         print("interrupted: completed trials are saved in records.jsonl", file=sys.stderr)

@@ -63,6 +63,10 @@ class SearchSettings:
     objectives: tuple[str, ...] = ()   # default: accuracy, <first profile>.latency_ms
     threads: int = 2
     timeout_s: float | None = None
+    # multi-fidelity early stopping, off by default: {rungs: [1, 3], min_dominating: 2}
+    # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
+    # candidates that passed the same rung is stopped and recorded 'pruned')
+    early_stopping: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +141,23 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
+def _early_stopping(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        return f"expected a mapping {{rungs: [1, 3], min_dominating: 2}} or null, got {v!r}"
+    unknown = sorted(set(v) - {"rungs", "min_dominating"})
+    if unknown:
+        return f"unknown key '{unknown[0]}' (known: rungs, min_dominating)"
+    rungs = v.get("rungs")
+    if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
+        return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
+    k = v.get("min_dominating", 2)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        return f"min_dominating: expected an integer >= 1, got {k!r}"
+    return None
+
+
 def _opt_num(lo: float, hi: float) -> Check:
     inner = _num(lo, hi)
     return lambda v: None if v is None else inner(v)
@@ -151,7 +172,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "hardware": {"profiles": _str_list, "budgets": lambda v: None},
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),
-               "timeout_s": _opt_num(1, 1e7)},
+               "timeout_s": _opt_num(1, 1e7), "early_stopping": _early_stopping},
 }
 TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
 SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "teacher": TeacherConfig,
@@ -256,6 +277,11 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise fail(("hardware", "budgets", prof, key),
                            f"expected a positive number, got {value!r}")
+    stop = cfg.search.early_stopping
+    if stop and max(stop["rungs"]) >= cfg.train.epochs:
+        raise fail(("search", "early_stopping", "rungs"), f"rungs {list(stop['rungs'])} must be "
+                   f"below train.epochs ({cfg.train.epochs}): a rung is a checkpoint inside "
+                   "the dense training phase", "e.g. rungs: [1, 3] with train.epochs: 10")
     for i, obj in enumerate(cfg.search.objectives):
         prof, _, metric = obj.partition(".")
         if obj == "accuracy":

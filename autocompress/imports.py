@@ -17,8 +17,12 @@ def load_callable(spec: str, *, loc: str, base_dir: Path | None = None) -> Calla
         raise ConfigError(f"expected 'module:callable', got {spec!r}", loc=loc,
                           hint="e.g. mypkg.nets:build_model")
     module_name, attr = spec.split(":")
-    if base_dir is not None and str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
+    if base_dir is not None:
+        base = Path(base_dir).resolve()
+        if str(base) in sys.path:
+            sys.path.remove(str(base))
+        sys.path.insert(0, str(base))                  # the config's folder wins
+        _forget_if_elsewhere(module_name, base)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -30,3 +34,18 @@ def load_callable(spec: str, *, loc: str, base_dir: Path | None = None) -> Calla
         raise ConfigError(f"'{module_name}' has no callable '{attr}'", loc=loc,
                           hint="check the name after the colon")
     return obj
+
+
+def _forget_if_elsewhere(module_name: str, base: Path) -> None:
+    """Two experiments may each ship a ``mynets.py``: if the cached module came from another
+    folder than this config's, drop it so the one beside this config is imported."""
+    top = module_name.split(".")[0]
+    local = base / f"{top}.py"
+    if not (local.is_file() or (base / top / "__init__.py").is_file()):
+        return
+    cached = sys.modules.get(top)
+    origin = getattr(cached, "__file__", None)
+    if cached is not None and (origin is None or Path(origin).resolve().parent
+                               != (base if local.is_file() else base / top)):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]

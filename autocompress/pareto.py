@@ -198,12 +198,10 @@ class ParetoFront:
                 pruned.append(rec)
             elif state != "complete":
                 failed.append(rec)
+            elif None in (vals := [o.get(rec) for o in objs]):
+                failed.append(rec)
             else:
-                vals = [o.get(rec) for o in objs]
-                if any(v is None for v in vals):
-                    failed.append(rec)
-                else:
-                    ranked.append((rec, tuple(v for v in vals if v is not None)))
+                ranked.append((rec, tuple(v for v in vals if v is not None)))
         on_front = set(pareto_indices([v for _, v in ranked], senses))
         order = _sort_key(objs)
         front = sorted((ranked[i] for i in on_front), key=lambda rv: order(rv[1]))
@@ -232,16 +230,14 @@ class ParetoFront:
         4.0
         """
         if isinstance(reference, Mapping):
-            for key in reference:
-                self._index(key)
+            _ = [self._index(key) for key in reference]  # unknown names raise
             ref = [float(reference[o.name]) for o in self.objectives]
         else:
             ref = [float(v) for v in reference]
             if len(ref) != len(self.objectives):
                 raise AutocompressError(f"reference has {len(ref)} values, expected "
                                         f"{len(self.objectives)} (one per objective)")
-        senses = [o.sense for o in self.objectives]
-        ref_min = _to_min(ref, senses)
+        ref_min = _to_min(ref, senses := [o.sense for o in self.objectives])
         pts = [p for p in (_to_min(v, senses) for v in self.values)
                if all(x < r for x, r in zip(p, ref_min, strict=True))]
         return _hv_min(pts, ref_min)
@@ -272,16 +268,15 @@ class ParetoFront:
         over the front (1 = best) — the "most balanced" trade-off. None for an empty front."""
         if not self.values:
             return None
-        cols = list(zip(*self.values, strict=True))
-        scaled = []
-        for v in self.values:
-            dist = 0.0
-            for x, col, o in zip(v, cols, self.objectives, strict=True):
-                lo, hi = min(col), max(col)
-                s = 1.0 if hi == lo else (x - lo) / (hi - lo)
-                dist += (1.0 - (s if o.sense == "max" else 1.0 - s)) ** 2
-            scaled.append(dist)
-        return self.points[min(range(len(scaled)), key=scaled.__getitem__)]
+        spans = [(min(c), max(c)) for c in zip(*self.values, strict=True)]
+
+        def gap(x: float, lo: float, hi: float, sense: str) -> float:  # 0 = best, 1 = worst
+            s = 1.0 if hi == lo else (x - lo) / (hi - lo)
+            return 1.0 - (s if sense == "max" else 1.0 - s)
+
+        dists = [sum(gap(x, *span, o.sense) ** 2 for x, span, o in
+                     zip(v, spans, self.objectives, strict=True)) for v in self.values]
+        return self.points[min(range(len(dists)), key=dists.__getitem__)]
 
     def to_dataframe(self) -> pd.DataFrame:
         """Front points as a flat table (see ``autocompress.report.table``); needs pandas."""

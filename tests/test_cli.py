@@ -62,7 +62,7 @@ def test_search_report_export_end_to_end(tmp_path):
     run = tmp_path / "run"
     res = cli("search", str(cfg), "--run-dir", str(run))
     assert res.returncode == 0, res.stderr
-    assert "[4/4]" in res.stdout                                # 3 trials + uniform-int8 baseline
+    assert "[8/8]" in res.stdout                                # 3 trials + 5 baselines
     for name in ("config.resolved.yaml", "env.json", "study.db", "records.jsonl",
                  "space.yaml", "report/trials.csv"):
         assert (run / name).is_file(), name
@@ -70,7 +70,7 @@ def test_search_report_export_end_to_end(tmp_path):
     assert env["seed"] == 0 and len(env["profiles_sha256"]["stm32f746"]) == 64
     assert env["packages"]["torch"].startswith("2.13")
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
-    assert [r["number"] for r in records] == [0, 1, 2, 3]
+    assert [r["number"] for r in records] == list(range(8))
     assert records[0]["baseline"] == "uniform-int8"
     for rec in records:
         assert rec["state"] in ("complete", "infeasible", "failed", "pruned")
@@ -143,5 +143,41 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
     for n in completed_before:                                   # completed trials untouched
         assert latest[n] == before[n]
     counted = [r for r in latest.values() if not str(r["error"] or "").startswith("interrupted")]
-    assert len(counted) == 6                                     # 5 trials + 1 baseline
+    assert len(counted) == 10                                    # 5 trials + 5 baselines
     assert sorted(latest) == list(range(len(latest)))            # unique, gap-free numbers
+
+
+@pytest.mark.slow
+def test_own_model_and_data_example_end_to_end(tmp_path):
+    cfg = ROOT / "experiments" / "own_model" / "config.yaml"
+    run = tmp_path / "own"
+    res = cli("search", str(cfg), "--run-dir", str(run), "--trials", "2", "--set",
+              "teacher.epochs=3", "--set", "train.epochs=1", "--set", "train.finetune_epochs=1",
+              "--set", "hardware.budgets.stm32f746.max_latency_ms=50", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (run / "profiles" / "stm32f746.yaml").is_file()
+    res = cli("export", str(run), "--max-latency-ms", "50", "--out", str(tmp_path / "x"),
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["parity_max_abs_diff"] < 1e-3
+    assert manifest["accuracy"]["test_torch"] > 0.2                 # it learned something
+
+
+def test_search_flag_errors_exit_2(tmp_path):
+    cfg = write_config(tmp_path, TINY)
+    assert_user_error(cli("search", str(cfg), "--workers", "0"), "--workers")
+    assert_user_error(cli("search", str(cfg), "--address", "auto"), "--backend ray")
+    assert_user_error(cli("search", "--resume", str(tmp_path), "--sampler", "tpe"),
+                      "not a run directory")
+
+
+def test_sampler_flag_overrides_the_config(tmp_path):
+    cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 1"))
+    run = tmp_path / "run"
+    res = cli("search", str(cfg), "--run-dir", str(run), "--sampler", "nsga2",
+              "--no-baselines", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "sampler: nsga2" in (run / "config.resolved.yaml").read_text()
+    records = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["baseline"] is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 PLAN_VERSION = 1
@@ -25,7 +25,27 @@ class TechniqueConfig:
     kind: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self)}
+        """JSON dict with ``kind``. Fields marked ``_OPTIONAL`` are left out at their default,
+        so adding an option never changes the ``plan_id`` of existing plans."""
+        out = {"kind": self.kind, **asdict(self)}
+        for f in fields(self):
+            if f.metadata.get("optional") and f.default is not MISSING \
+                    and out[f.name] == f.default:
+                del out[f.name]
+        return out
+
+
+_OPTIONAL: dict[str, Any] = {"optional": True}
+
+
+def _opt(default: Any) -> Any:
+    """A field added after v1 plans existed: omitted from JSON at its default."""
+    return field(default=default, metadata=_OPTIONAL)
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ValueError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,28 +54,94 @@ class PruneConfig(TechniqueConfig):
 
     kind: ClassVar[str] = "prune"
     ratio: float
-    criterion: str = "l1"
+    criterion: str = "l1"        # l1 | l2 (weight magnitude) | taylor (data-aware, |w * dL/dw|)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ratio < 1.0:
-            raise ValueError(f"prune ratio must be in [0, 1), got {self.ratio}")
+        _check(0.0 <= self.ratio < 1.0, f"prune ratio must be in [0, 1), got {self.ratio}")
+        _check(self.criterion in PRUNE_CRITERIA,
+               f"prune criterion must be one of {PRUNE_CRITERIA}, got {self.criterion!r}")
+
+
+PRUNE_CRITERIA = ("l1", "l2", "taylor")
+QUANT_MODES = ("qat", "ptq")
+WEIGHT_CALIB = ("minmax", "mse")          # weight range: full range, or MSE-optimal clipping
+ACT_CALIB = ("minmax", "percentile")      # activation range over calibration data
 
 
 @dataclass(frozen=True, kw_only=True)
 class QuantConfig(TechniqueConfig):
-    """Weight quantization (fake-quant + QAT via straight-through estimator)."""
+    """Linear quantization of a layer's weights (``bits``) and input activations
+    (``act_bits``, per-tensor, asymmetric); 32 means float.
+
+    ``mode="qat"``: fake quant with a straight-through estimator, weights keep training.
+    ``mode="ptq"``: weights quantized once from calibrated ranges and frozen (no gradient).
+    """
 
     kind: ClassVar[str] = "quant"
     bits: int
     per_channel: bool = True
     symmetric: bool = True
+    act_bits: int = _opt(32)
+    mode: str = _opt("qat")
+    calib: str = _opt("minmax")
+    act_calib: str = _opt("minmax")
 
     def __post_init__(self) -> None:
-        if not (2 <= self.bits <= 8 or self.bits == 32):
-            raise ValueError(f"quant bits must be in 2..8 or 32 (float), got {self.bits}")
+        _check(2 <= self.bits <= 8 or self.bits == 32,
+               f"quant bits must be in 2..8 or 32 (float), got {self.bits}")
+        _check(4 <= self.act_bits <= 8 or self.act_bits == 32,
+               f"quant act_bits must be in 4..8 or 32 (float), got {self.act_bits}")
+        _check(self.mode in QUANT_MODES, f"quant mode must be one of {QUANT_MODES}")
+        _check(self.calib in WEIGHT_CALIB, f"quant calib must be one of {WEIGHT_CALIB}")
+        _check(self.act_calib in ACT_CALIB, f"quant act_calib must be one of {ACT_CALIB}")
 
 
-CONFIG_TYPES: dict[str, type[TechniqueConfig]] = {c.kind: c for c in (PruneConfig, QuantConfig)}
+@dataclass(frozen=True, kw_only=True)
+class SparsityConfig(TechniqueConfig):
+    """Unstructured magnitude pruning: the smallest ``ratio`` of the weights become zero
+    (a mask parametrization, folded in by ``bake``). ``scope="global"``: one magnitude
+    threshold over every layer with a global config (the ratio is the first such layer's)."""
+
+    kind: ClassVar[str] = "sparsity"
+    ratio: float
+    scope: str = "layer"
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.ratio < 1.0, f"sparsity ratio must be in [0, 1), got {self.ratio}")
+        _check(self.scope in ("layer", "global"), "sparsity scope must be 'layer' or 'global'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LowRankConfig(TechniqueConfig):
+    """SVD factorization: a conv (k x k, C_in -> C_out) becomes k x k C_in -> r then
+    1x1 r -> C_out, r = max(1, round(rank_ratio * min(C_out, C_in*k*k))); a linear becomes
+    two linears. Grouped/depthwise convs are left as they are."""
+
+    kind: ClassVar[str] = "lowrank"
+    rank_ratio: float
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.rank_ratio < 1.0,
+               f"lowrank rank_ratio must be in (0, 1), got {self.rank_ratio}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig(TechniqueConfig):
+    """Weight clustering: ``k`` shared values per layer (a trainable codebook indexed by
+    fixed assignments); zeros stay zero. ``init``: ``kmeans`` (quantile init + Lloyd)
+    or ``uniform`` (linear between min and max, then Lloyd)."""
+
+    kind: ClassVar[str] = "cluster"
+    k: int
+    init: str = "kmeans"
+
+    def __post_init__(self) -> None:
+        _check(2 <= self.k <= 256, f"cluster k must be in 2..256, got {self.k}")
+        _check(self.init in ("kmeans", "uniform"), "cluster init must be 'kmeans' or 'uniform'")
+
+
+CONFIG_TYPES: dict[str, type[TechniqueConfig]] = {
+    c.kind: c for c in (PruneConfig, LowRankConfig, SparsityConfig, ClusterConfig, QuantConfig)}
 
 
 def config_from_dict(data: Mapping[str, Any]) -> TechniqueConfig:

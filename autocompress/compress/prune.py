@@ -8,7 +8,8 @@ address leaders.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,25 +55,52 @@ def prune_groups(model: nn.Module, example: torch.Tensor,
     return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
 
 
+def _taylor_gradients(model: nn.Module, data: torch.Tensor) -> None:
+    """Fill ``.grad`` for Taylor importance: cross-entropy against the model's own
+    predictions on ``data`` (no labels needed; a pseudo-label loss, as in data-free Taylor)."""
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        logits = model(data)
+        loss = nn.functional.cross_entropy(logits, logits.detach().argmax(1))
+        loss.backward()
+
+
+# criterion -> (importance factory, needs gradients)
+CRITERIA: dict[str, tuple[Callable[[Any], Any], bool]] = {
+    "l1": (lambda tp: tp.importance.GroupMagnitudeImportance(p=1), False),
+    "l2": (lambda tp: tp.importance.GroupMagnitudeImportance(p=2), False),
+    "taylor": (lambda tp: tp.importance.GroupTaylorImportance(), True),
+}
+
+
 @register_handler(PruneConfig)
 class PruneHandler:
-    """Magnitude (L1/L2 over the whole coupled group) structured pruning."""
+    """Structured pruning of coupled groups, one Torch-Pruning pass per criterion used:
+    L1/L2 weight magnitude, or first-order Taylor (|w * dL/dw|, data-aware)."""
 
     def apply(self, model: nn.Module, configs: Mapping[str, TechniqueConfig],
               ctx: ApplyContext) -> None:
-        ratios = {fqn: cfg.ratio for fqn, cfg in configs.items()
-                  if isinstance(cfg, PruneConfig) and cfg.ratio > 0}
-        if not ratios:
-            return
+        by_criterion: dict[str, dict[str, float]] = {}
+        for fqn, cfg in configs.items():
+            if isinstance(cfg, PruneConfig) and cfg.ratio > 0:
+                by_criterion.setdefault(cfg.criterion, {})[fqn] = cfg.ratio
+        for criterion in sorted(by_criterion):
+            self._step(model, by_criterion[criterion], criterion, ctx)
+
+    @staticmethod
+    def _step(model: nn.Module, ratios: Mapping[str, float], criterion: str,
+              ctx: ApplyContext) -> None:
         tp = _tp()
-        criteria = {getattr(c, "criterion", "l1") for c in configs.values()}
-        p = 2 if criteria == {"l2"} else 1
+        make_importance, needs_grad = CRITERIA[criterion]
         modules = dict(model.named_modules())
         ignored = [modules[n] for n in ctx.ignored if n in modules]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pruner = tp.pruner.MagnitudePruner(
-                model, ctx.example, importance=tp.importance.GroupMagnitudeImportance(p=p),
+                model, ctx.example, importance=make_importance(tp),
                 pruning_ratio=0.0, pruning_ratio_dict={modules[f]: r for f, r in ratios.items()},
                 ignored_layers=ignored, round_to=max(1, ctx.round_to))
+            if needs_grad:
+                _taylor_gradients(model, ctx.data)
             pruner.step()
+        model.zero_grad(set_to_none=True)

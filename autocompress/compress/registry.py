@@ -18,8 +18,10 @@ from torch import nn
 from autocompress.compress.plan import TechniqueConfig
 
 # The order techniques are applied in, when several act on one layer: structure first
-# (channels removed), then value changes (quantization of what remains).
-ORDER: tuple[str, ...] = ("prune", "quant")
+# (channels removed, then a layer split in two by SVD), then value changes on what remains
+# (zeros, shared values, and last the quantization of those values: a zero or a codebook
+# entry quantizes to one level, so sparsity and clustering survive quantization).
+ORDER: tuple[str, ...] = ("prune", "lowrank", "sparsity", "cluster", "quant")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +29,23 @@ class ApplyContext:
     example: torch.Tensor            # batch-first example input (shapes only)
     round_to: int = 1                # channel alignment of the target device
     ignored: tuple[str, ...] = ()    # layers never to restructure (e.g. the classifier)
+    calibration: torch.Tensor | None = None   # inputs for data-aware steps (else ``example``)
+
+    @property
+    def data(self) -> torch.Tensor:
+        return self.example if self.calibration is None else self.calibration
+
+
+WEIGHTED = (nn.Conv2d, nn.Linear)
+
+
+def weighted_layers(model: nn.Module, fqn: str) -> list[tuple[str, nn.Module]]:
+    """The conv/linear layers a plan entry ``fqn`` stands for: the layer itself, or, once
+    low-rank has split it, its two factors (``fqn.0``, ``fqn.1``)."""
+    module = model.get_submodule(fqn)
+    if isinstance(module, WEIGHTED):
+        return [(fqn, module)]
+    return [(f"{fqn}.{n}", m) for n, m in module.named_children() if isinstance(m, WEIGHTED)]
 
 
 class Handler(Protocol):

@@ -8,6 +8,7 @@ half-written is left looking complete.
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 
 from autocompress.compress import CompressionPlan, bake
+from autocompress.compress.actquant import remove_act_quant
+from autocompress.compress.size import stored_bytes
 from autocompress.errors import ExportError
 from autocompress.graph import inspect_model
 from autocompress.pareto import Objective, ParetoFront
@@ -55,6 +58,27 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                           + (f" and accuracy >= {min_accuracy}" if min_accuracy else ""),
                           loc="--max-latency-ms", hint=hint)
     return dict(choice)
+
+
+def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
+    of the exported files on this machine. Without a host profile, says how to make one."""
+    from autocompress.errors import ProfileError
+    from autocompress.hardware import CostModel, LayerFormat, load_profile
+
+    try:
+        profile = load_profile("host")
+    except ProfileError:
+        return {"note": "no host profile: run `autocompress profile --out "
+                        "hardware_profiles/host.yaml` to compare predicted and measured latency"}
+    out: dict[str, Any] = {"profile_sha256": profile.sha256}
+    for name, fmt in (("fp32", LayerFormat(weight_bits=32, act_bits=32)),
+                      ("int8", LayerFormat(weight_bits=8, act_bits=8))):
+        predicted = CostModel(profile).estimate(graph, default=fmt).latency_ms
+        real = float(measured[name]["median_ms"])
+        out[name] = {"predicted_ms": predicted, "measured_ms": real,
+                     "error": (predicted - real) / real if real > 0 else None}
+    return out
 
 
 def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
@@ -104,19 +128,24 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     try:
         (tmp / "plan.json").write_text(plan.to_json() + "\n")
         torch.save(model.state_dict(), tmp / "model.pt")
-        fp32 = export_onnx(model, ctx.example(), tmp / "model.onnx")
+        # Activation fake quant stays out of the fp32 graph (ORT quantizes activations in the
+        # int8 file from its own calibration); parity is checked against that same network.
+        deploy = remove_act_quant(copy.deepcopy(model))
+        fp32 = export_onnx(deploy, ctx.example(), tmp / "model.onnx")
         calib = ctx.data.train.x[:1024].numpy()   # calibration: training data only
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib)
-        diff = parity(model, fp32, test.x)
+        diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),
                "test_onnx_fp32": onnx_accuracy(fp32, x_test, y_test),
                "test_onnx_int8": onnx_accuracy(int8, x_test, y_test)}
         host = {"fp32": measure_latency(fp32, example), "int8": measure_latency(int8, example)}
+        host_check = host_prediction_error(graph, host)
         manifest = {
             "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],
             "baseline": rec.get("baseline"), "accuracy": acc,
             "params": graph.params, "macs": graph.macs,
+            "stored_bytes": stored_bytes(model, plan).total_bytes,
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
             "onnx_params": count_onnx_params(fp32),
             "parity_max_abs_diff": diff,
@@ -125,6 +154,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
                                         ("latency_ms", "flash_kb", "peak_sram_kb")}
                                     for n, c in rec.get("cost", {}).items()},
             "host_latency_ms": host,
+            "host_predicted_vs_measured": host_check,
             "weight_bits": {f: c.get("bits") for f, cs in plan.to_dict()["layers"].items()
                             for c in cs if c["kind"] == "quant"},
             "notes": ["sub-8-bit weights are exact in model.pt (quantized values) and run as "
@@ -158,6 +188,13 @@ def _summary(out: Path, m: dict[str, Any], device: str) -> None:
         f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
         f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
     ]
+    check = m.get("host_predicted_vs_measured", {})
+    if "fp32" in check:
+        lines.append("  host model " + ", ".join(
+            f"{k} predicted {check[k]['predicted_ms']*1000:.1f} us ({check[k]['error']:+.0%})"
+            for k in ("fp32", "int8")))
+    elif check.get("note"):
+        lines.append(f"  host model {check['note']}")
     if m["parity_max_abs_diff"] > PARITY_TOL:
         lines.append(f"  WARNING: ONNX differs from torch by more than {PARITY_TOL}")
     if acc["test_torch"] - acc["test_onnx_int8"] > INT8_DROP_WARN:

@@ -23,10 +23,14 @@ from typing import Any
 from autocompress.hardware.cost import CostModel
 from autocompress.hardware.formats import LayerFormat
 from autocompress.hardware.reference_models import REFERENCE_MODELS
+from autocompress.hardware.reference_zoo import ZOO
 from autocompress.hardware.spec import AnalyticSpec, CalibrationPoint, HardwareProfile
 
 CSV = "shared/data/mlperf-tiny/mlperf_tiny_performance.csv"
 FP32 = LayerFormat(weight_bits=32, act_bits=32)
+# model-name suffix -> format every layer runs in (no suffix: the profile's preferred format)
+SUFFIX_FORMATS = {"-fp32": FP32, "-fp16": LayerFormat(weight_bits=16, act_bits=16),
+                  "-int8": LayerFormat(weight_bits=8, act_bits=8)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,11 +63,14 @@ H7A3_FP32_RATIO = {
 def predict_ms(profile: HardwareProfile, model: str, fmt: LayerFormat | None = None) -> float:
     """Predicted whole-model latency of a reference model, all layers in ``fmt``.
 
-    A ``-fp32`` suffix on ``model`` means fp32 (``fc-autoencoder-ad-fp32``).
+    A ``-fp32``/``-fp16``/``-int8`` suffix on ``model`` sets the format
+    (``fc-autoencoder-ad-fp32``); names come from REFERENCE_MODELS or the ImageNet ZOO.
     """
-    if model.endswith("-fp32"):
-        model, fmt = model.removesuffix("-fp32"), FP32
-    return CostModel(profile).estimate(REFERENCE_MODELS[model](), default=fmt).latency_ms
+    for suffix, suffix_fmt in SUFFIX_FORMATS.items():
+        if model.endswith(suffix):
+            model, fmt = model.removesuffix(suffix), suffix_fmt
+    build = REFERENCE_MODELS.get(model) or ZOO[model]
+    return CostModel(profile).estimate(build(), default=fmt).latency_ms
 
 
 def _solve(f: Callable[[float], float], target: float, lo: float, hi: float) -> float:

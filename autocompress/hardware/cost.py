@@ -126,6 +126,7 @@ class CostModel:
                                    std_ms=lat.std_ms, flash_kb=layer_flash / KB,
                                    provenance=lat.provenance, key=lat.key))
         peak = peak_sram(graph, act_bits)
+        total_ms += self.profile.runtime.overhead_ms   # once per inference, not per layer
         return CostEstimate(profile=self.profile.name, latency_ms=total_ms,
                             std_ms=math.sqrt(var_ms) + sys_std_ms, flash_kb=flash / KB,
                             peak_sram_kb=peak.peak_bytes / KB, peak_at=peak.fqn,

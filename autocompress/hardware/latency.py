@@ -9,6 +9,8 @@ Effects modelled on purpose, because real runtimes show them:
 - a bit-width the device cannot run natively runs in the next wider native format
   (int4 on an int8-only MCU runs as int8): that format sets the time and the LUT key;
 - channel counts off the profile's ``align.channels`` multiple cost as if padded up;
+- channel counts off ``align.fast_multiple`` (a slower kernel path) and network-input convs
+  with fewer channels than it are interpolated only among LUT entries of their own kind;
 - unstructured sparsity saves time only where ``formats.sparse_kernels`` is true.
 
 >>> from autocompress.graph import LayerInfo
@@ -29,6 +31,7 @@ from typing import Any
 
 from autocompress.errors import ProfileError
 from autocompress.graph import LayerInfo
+from autocompress.hardware._lut2d import fit_local
 from autocompress.hardware.formats import (
     LayerFormat,
     bytes_per_element,
@@ -146,26 +149,53 @@ def _coordinate(op: str, c_in: int, c_out: int, groups: int, depthwise: bool) ->
 class _LutIndex:
     """LUT entries grouped by everything except channel counts, sorted by coordinate."""
 
-    def __init__(self, entries: dict[str, LutEntry]) -> None:
+    def __init__(self, entries: dict[str, LutEntry], fast_multiple: int = 1) -> None:
+        self.fast_multiple = fast_multiple
         groups: dict[tuple[Any, ...], list[tuple[float, LutEntry]]] = {}
+        planes: dict[tuple[Any, ...], list[tuple[float, float, float]]] = {}
         for key, entry in entries.items():
-            group, x = self._locate(parse_key(key), align=1)
+            p = parse_key(key)
+            group, x = self._locate(p, 1, fast_multiple)
             groups.setdefault(group, []).append((x, entry))
+            planes.setdefault(group, []).append((channels(p["in"]), channels(p["out"]),
+                                                 entry.mean_ms))
         self.groups = {g: sorted(v, key=lambda t: t[0]) for g, v in groups.items()}
+        # groups of regular convs / linears with off-diagonal points get the 2-D fit
+        self.planes = {g: v for g, v in planes.items() if g[0] in WEIGHTED_OPS
+                       and g[6] != "dw" and any(ci != co for ci, co, _ in v)}
+        self.cache: dict[tuple[str, int], tuple[float, float] | None] = {}
 
     @staticmethod
-    def _locate(p: dict[str, Any], align: int) -> tuple[tuple[Any, ...], float]:
+    def _locate(p: dict[str, Any], align: int, fast: int) -> tuple[tuple[Any, ...], float]:
         c_in, c_out = channels(p["in"]), channels(p["out"])
         depthwise = p["op"] == "conv2d" and p["g"] > 1 and p["g"] == c_in
+        slow = fast > 1 and any(c >= fast and c % fast for c in (c_in, c_out))
+        thin_input = c_in if fast > 1 and c_in < fast and p["op"] in WEIGHTED_OPS else 0
         group = (p["op"], spatial(p["in"]), spatial(p["out"]), len(p["in"]), p["k"], p["s"],
-                 "dw" if depthwise else p["g"], p["w"], p["a"])
+                 "dw" if depthwise else p["g"], p["w"], p["a"], slow, thin_input)
         x = _coordinate(p["op"], padded(c_in, align), padded(c_out, align),
                         1 if depthwise else p["g"], depthwise)
         return group, x
 
     def interpolate(self, key: str, align: int) -> tuple[float, float] | None:
         """(mean_ms, std_ms) from neighbours of ``key``, or None if there are too few."""
-        group, x = self._locate(parse_key(key), align)
+        if (key, align) not in self.cache:
+            self.cache[key, align] = self._interpolate(key, align)
+        return self.cache[key, align]
+
+    def _interpolate(self, key: str, align: int) -> tuple[float, float] | None:
+        p = parse_key(key)
+        group, x = self._locate(p, align, self.fast_multiple)
+        line = self._interpolate_1d(group, x)
+        if group in self.planes:
+            value = fit_local(self.planes[group], padded(channels(p["in"]), align),
+                              padded(channels(p["out"]), align))
+            if value is not None:
+                rel_std = line[1] / line[0] if line else 0.0
+                return value, value * rel_std
+        return line
+
+    def _interpolate_1d(self, group: tuple[Any, ...], x: float) -> tuple[float, float] | None:
         points = self.groups.get(group)
         if not points or len(points) < 2:
             return None
@@ -193,5 +223,6 @@ _INDEXES: weakref.WeakKeyDictionary[HardwareProfile, _LutIndex] = weakref.WeakKe
 def _index(profile: HardwareProfile) -> _LutIndex:
     index = _INDEXES.get(profile)
     if index is None:
-        index = _INDEXES[profile] = _LutIndex(dict(profile.entries))
+        index = _INDEXES[profile] = _LutIndex(dict(profile.entries),
+                                              profile.align.fast_multiple)
     return index

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from autocompress.errors import ProfileError, did_you_mean
+from autocompress.hardware._lut_text import split_entries
 from autocompress.hardware._validate import Reader
 from autocompress.hardware.formats import format_for_bits, is_format
 from autocompress.hardware.keys import parse_key
@@ -31,7 +32,7 @@ from autocompress.hardware.spec import (
     MeasurementSpec,
     RuntimeSpec,
 )
-from autocompress.yamlio import PathKey, load_yaml
+from autocompress.yamlio import PathKey, load_yaml, parse_yaml
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -110,9 +111,17 @@ def load_profile(name_or_path: str | Path,
     'tflite-micro+cmsis-nn'
     """
     path, by_name = _resolve(name_or_path, search_dirs)
-    doc = load_yaml(_display(path), what="hardware profile", cls=ProfileError)
+    fast: dict[str, LutEntry] | None = None
+    if path.is_file():     # a big measured LUT skips the (slow) line-numbered YAML loader
+        head, fast = split_entries(path.read_text(encoding="utf-8"), _display(path))
+    if fast is not None:
+        doc = parse_yaml(head, _display(path), cls=ProfileError)
+    else:
+        doc = load_yaml(_display(path), what="hardware profile", cls=ProfileError)
     raw = Path(doc.file).read_bytes()
     profile = parse_profile(Reader(doc, ProfileError))
+    if fast is not None:
+        profile = replace(profile, entries=fast)
     if by_name and profile.name != path.stem:
         raise doc.error(("name",), f"profile name '{profile.name}' does not match its file "
                         f"name '{path.name}'", hint=f"set name: {path.stem}", cls=ProfileError)
@@ -135,17 +144,21 @@ def parse_profile(r: Reader) -> HardwareProfile:
                         cpu=r.get(("device", "cpu"), "str"),
                         sram_kb=r.get(("device", "sram_kb"), "number", None, minimum=0),
                         flash_kb=r.get(("device", "flash_kb"), "number", None, minimum=0))
-    r.section(("runtime",), required=("name",), optional=("version", "threads", "batch"))
+    r.section(("runtime",), required=("name",), optional=("version", "threads", "batch",
+                                                          "overhead_ms"))
     runtime = RuntimeSpec(name=r.get(("runtime", "name"), "str"),
                           version=r.get(("runtime", "version"), "str", ""),
                           threads=r.get(("runtime", "threads"), "int", 1, minimum=1),
-                          batch=r.get(("runtime", "batch"), "int", 1, minimum=1))
+                          batch=r.get(("runtime", "batch"), "int", 1, minimum=1),
+                          overhead_ms=r.get(("runtime", "overhead_ms"), "number", 0.0,
+                                            minimum=0))
     r.section(("formats",), required=("weights", "activations"), optional=("sparse_kernels",))
     formats = FormatSpec(weights=_formats(r, ("formats", "weights")),
                          activations=_formats(r, ("formats", "activations")),
                          sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False))
-    r.section(("align",), optional=("channels",), default={})
-    align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1))
+    r.section(("align",), optional=("channels", "fast_multiple"), default={})
+    align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1),
+                      fast_multiple=r.get(("align", "fast_multiple"), "int", 1, minimum=1))
     mfields = ("tool", "warmup", "iters", "statistic", "date", "notes")
     r.section(("measurement",), required=("method",), optional=mfields)
     measurement = MeasurementSpec(

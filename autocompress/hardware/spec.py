@@ -22,6 +22,7 @@ class RuntimeSpec:
     version: str = ""
     threads: int = 1
     batch: int = 1
+    overhead_ms: float = 0.0      # ms added once per inference (session run call, I/O copies)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,10 @@ class FormatSpec:
 @dataclass(frozen=True, kw_only=True)
 class AlignSpec:
     channels: int = 1             # channel multiple the kernels are written for
+    # Channel counts >= this that are not a multiple of it take a slower, separate kernel
+    # path (ORT's NCHWc convs need multiples of 4): the LUT interpolates them only among
+    # themselves. 1 = no such split.
+    fast_multiple: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)

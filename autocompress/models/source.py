@@ -16,7 +16,7 @@ from torch import nn
 
 from autocompress.errors import ModelError
 from autocompress.imports import load_callable
-from autocompress.models.student import StudentArch, build_student, student_layer_names
+from autocompress.models.families import DEFAULT_FAMILY, Family, get_family
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +27,14 @@ class ModelSource:
     builder: str | None = None                              # "module:callable" (user)
     base_dir: Path | None = None
     loc: str = "model.builder"
+    family: str = DEFAULT_FAMILY                            # student family (families.py)
+
+    @property
+    def _family(self) -> Family:
+        try:
+            return get_family(self.family)
+        except KeyError as exc:
+            raise ModelError(str(exc.args[0]), loc="search space family") from None
 
     @property
     def is_family(self) -> bool:
@@ -38,22 +46,22 @@ class ModelSource:
             return 0
         return len(self._arch({}).stage_channels)
 
-    def _arch(self, arch: Mapping[str, Any]) -> StudentArch:
+    def _arch(self, arch: Mapping[str, Any]) -> Any:
         merged = {**self.base, **arch}
         try:
-            return StudentArch.from_dict(merged)
+            return self._family.parse(merged)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"bad student architecture {merged}: {exc}",
                              loc="search space base/arch") from None
 
     def layer_names(self, arch: Mapping[str, Any]) -> list[str]:
-        return student_layer_names(self._arch(arch))
+        return self._family.layer_names(self._arch(arch))
 
     def build(self, arch: Mapping[str, Any], seed: int) -> nn.Module:
         torch.manual_seed(seed)
         if self.is_family:
-            return build_student(self._arch(arch), in_channels=self.input_shape[0],
-                                 num_classes=self.num_classes)
+            return self._family.build(self._arch(arch), in_channels=self.input_shape[0],
+                                      num_classes=self.num_classes)
         assert self.builder is not None
         fn = load_callable(self.builder, loc=self.loc, base_dir=self.base_dir)
         try:

@@ -1,6 +1,7 @@
-"""Search report: pure info objects (imported eagerly, cheap) and renderers/writers
-(``write_report``, ``render_pareto``, ``records_to_dataframe``) loaded on first use, so
-``import autocompress.report`` pulls in neither matplotlib nor pandas.
+"""Search report: pure info objects (imported eagerly, cheap: Pareto plots, per-layer
+heatmap, hypervolume trace, provenance, trials table) and renderers/writers (``write_report``
+-> ``report/index.html`` and PNGs, ``render_*``, ``records_to_dataframe``) loaded on first
+use, so ``import autocompress.report`` pulls in neither matplotlib nor pandas.
 
 Example:
     >>> from autocompress.report import pareto_plot_infos, write_report  # doctest: +SKIP
@@ -21,17 +22,25 @@ from autocompress.report.info import (
     pareto_plot_infos,
     profiles_in,
 )
+from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo, layer_heatmap_info
+from autocompress.report.provenance import Provenance, read_provenance
+from autocompress.report.trace import HypervolumeInfo, hypervolume_infos
 
 _LAZY = {
     "write_report": "autocompress.report.build",
     "summary_markdown": "autocompress.report.build",
     "render_pareto": "autocompress.report.plots",
+    "render_heatmap": "autocompress.report.figures",
+    "render_hypervolume": "autocompress.report.figures",
+    "build_page": "autocompress.report.page",
     "records_to_dataframe": "autocompress.report.table",
 }
 
 __all__ = [
-    "BaselinePoint", "BudgetLine", "ParetoPlotInfo", "PlotPoint", "TrialsTable",
-    "flatten_record", "pareto_plot_infos", "profiles_in", *_LAZY,
+    "BaselinePoint", "BudgetLine", "HeatmapPanel", "HypervolumeInfo", "LayerHeatmapInfo",
+    "ParetoPlotInfo", "PlotPoint", "Provenance", "TrialsTable", "flatten_record",
+    "hypervolume_infos", "layer_heatmap_info", "pareto_plot_infos", "profiles_in",
+    "read_provenance", *_LAZY,
 ]
 
 

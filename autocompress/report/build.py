@@ -1,5 +1,7 @@
-"""Write ``<run_dir>/report/``: one Pareto PNG per device (plus a flash one), ``trials.csv``
-and ``summary.md``. The only effectful part of the report; ``summary_markdown`` is pure.
+"""Write ``<run_dir>/report/``: ``index.html`` (self-contained: every PNG embedded), and
+beside it one Pareto PNG per device (plus Flash and peak-SRAM ones), the per-layer heatmap,
+the hypervolume trace, ``trials.csv`` and ``summary.md``. The only effectful part of the
+report; ``summary_markdown`` is pure.
 
 Example:
     >>> import tempfile, pathlib
@@ -7,8 +9,9 @@ Example:
     ...          "cost": {"mcu": {"latency_ms": 5.0, "flash_kb": 12.0}}}]
     >>> paths = write_report(pathlib.Path(tempfile.mkdtemp()), recs, budgets=[
     ...     Budget(profile="mcu", metric="latency_ms", limit=10.0)])
-    >>> sorted(p.name for p in paths)
-    ['pareto_mcu.png', 'pareto_mcu_flash.png', 'summary.md', 'trials.csv']
+    >>> sorted(p.name for p in paths)  # doctest: +NORMALIZE_WHITESPACE
+    ['hypervolume.png', 'index.html', 'pareto_mcu.png', 'pareto_mcu_flash.png', 'summary.md',
+     'trials.csv']
 """
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ from autocompress.report.info import (
     pareto_plot_infos,
     unit_of,
 )
+from autocompress.report.layers import layer_heatmap_info
+from autocompress.report.provenance import read_provenance
+from autocompress.report.trace import hypervolume_infos
 
 
 def _slug(profile: str) -> str:
@@ -42,24 +48,44 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
                  budgets: Sequence[Budget] = ()) -> list[Path]:
     """Write the report for ``records`` under ``run_dir/report`` and return the paths written.
     Works for any mix of states, including no complete trial at all (plots then say so)."""
+    from autocompress.report.figures import render_heatmap, render_hypervolume
+    from autocompress.report.page import build_page
     from autocompress.report.plots import render_pareto
 
     recs = [as_record(r) for r in records]
     out_dir = Path(run_dir) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    pngs: dict[str, Path] = {}
     for info in pareto_plot_infos(recs, objectives, budgets):
-        written.append(render_pareto(info, out_dir / _png_name(info.profile)))
-    for info in pareto_plot_infos(recs, objectives, budgets, x_metric="flash_kb"):
-        if info.profile and any(cost_value(r, info.profile, "flash_kb") is not None for r in recs):
-            written.append(render_pareto(info, out_dir / _png_name(info.profile, "_flash")))
+        pngs[f"pareto:{info.profile}"] = render_pareto(info, out_dir / _png_name(info.profile))
+    for key, metric, suffix in (("flash", "flash_kb", "_flash"), ("sram", "peak_sram_kb", "_sram")):
+        for info in pareto_plot_infos(recs, objectives, budgets, x_metric=metric):
+            if info.profile and any(cost_value(r, info.profile, metric) is not None for r in recs):
+                pngs[f"{key}:{info.profile}"] = render_pareto(
+                    info, out_dir / _png_name(info.profile, suffix), size=(6.4, 5.0))
+    layers = layer_heatmap_info(recs, objectives, budgets)
+    if not layers.is_empty:
+        pngs["layers"] = render_heatmap(layers, out_dir / "layers.png")
+    hv = hypervolume_infos(recs, objectives, budgets)
+    if hv:
+        pngs["hypervolume"] = render_hypervolume(hv, out_dir / "hypervolume.png")
+    written = list(pngs.values())
     csv_path = out_dir / "trials.csv"
     _write_csv(csv_path, TrialsTable.from_records(recs))
-    written.append(csv_path)
     md_path = out_dir / "summary.md"
     md_path.write_text(summary_markdown(recs, objectives, budgets), encoding="utf-8")
-    written.append(md_path)
-    return written
+    html_path = out_dir / "index.html"
+    page = build_page(Path(run_dir).resolve().name, recs, objectives, budgets, pngs,
+                      read_provenance(run_dir))
+    _write_atomic(html_path, page)
+    return [*written, csv_path, md_path, html_path]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write beside, then rename: a reader never sees half a page."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _write_csv(path: Path, table: TrialsTable) -> None:

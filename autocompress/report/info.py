@@ -7,7 +7,7 @@ Example:
     >>> recs = [{"number": 0, "state": "complete", "metrics": {"accuracy": 0.9},
     ...          "cost": {"mcu": {"latency_ms": 5.0}}}]
     >>> [i.front for i in pareto_plot_infos(recs)]
-    [(PlotPoint(x=5.0, y=0.9, number=0),)]
+    [(PlotPoint(x=5.0, y=0.9, number=0, xerr=None),)]
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class PlotPoint:
     x: float
     y: float | None  # None: not trained (infeasible), drawn along the bottom edge
     number: int | None
+    xerr: float | None = None  # latency std (``cost.<device>.std_ms``) on latency plots
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,7 @@ class BaselinePoint:
     y: float
     number: int | None
     on_front: bool
+    xerr: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,9 +122,13 @@ def _info(records: Sequence[Record], profile: str, y_obj: Objective,
                       path=f"cost.{profile}.{x_metric}")
     front = ParetoFront.from_records(records, [y_obj, x_obj], budgets)
 
+    err_path = f"cost.{profile}.std_ms" if x_metric == "latency_ms" else ""
+
     def point(rec: Record) -> PlotPoint | None:
         x = x_obj.get(rec)
-        return None if x is None else PlotPoint(x=x, y=y_obj.get(rec), number=rec.get("number"))
+        return None if x is None else PlotPoint(
+            x=x, y=y_obj.get(rec), number=rec.get("number"),
+            xerr=get_path(rec, err_path) if err_path else None)
 
     def points(recs: Iterable[Record], *, skip_baselines: bool) -> tuple[PlotPoint, ...]:
         pts = (point(r) for r in recs if not (skip_baselines and r.get("baseline")))
@@ -131,7 +137,8 @@ def _info(records: Sequence[Record], profile: str, y_obj: Objective,
     on_front = {id(r) for r in front.points}
     baselines = tuple(
         BaselinePoint(name=str(r["baseline"]), x=x, y=y, number=r.get("number"),
-                      on_front=id(r) in on_front)
+                      on_front=id(r) in on_front,
+                      xerr=get_path(r, err_path) if err_path else None)
         for r in (*front.points, *front.dominated, *front.infeasible)   # over budget: still shown
         if r.get("baseline")
         and (x := x_obj.get(r)) is not None and (y := y_obj.get(r)) is not None)
@@ -179,13 +186,16 @@ class TrialsTable:
 
 
 def flatten_record(record: Record) -> dict[str, Any]:
-    """One record as ``{column: scalar}`` (the ``plan`` itself is left out; ``plan_id`` stays)."""
+    """One record as ``{column: scalar}``. The ``plan`` and the per-layer cost list
+    (``cost.<device>.layers``) are left out (they stay in records.jsonl); ``plan_id`` stays."""
     out: dict[str, Any] = {c: record.get(c) for c in _FIXED_COLUMNS}
     for key, value in (record.get("params") or {}).items():
         out[f"params/{key}"] = _cell(value)
     _flatten(out, "metrics", record.get("metrics") or {})
     for profile, cost in (record.get("cost") or {}).items():
         for key, value in (cost or {}).items():
+            if key == "layers":
+                continue
             if key == "provenance" and isinstance(value, Mapping):
                 out[f"cost/{profile}/provenance"] = ";".join(f"{k}:{v}" for k, v in value.items())
             elif isinstance(value, Mapping):

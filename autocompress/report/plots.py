@@ -44,19 +44,21 @@ def _figure(width: float = 8.0, height: float = 5.5) -> Any:
     return fig
 
 
-def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150) -> Path:
+def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150,
+                  size: tuple[float, float] = (8.0, 5.5)) -> Path:
     """Draw one device's trade-off to ``path`` (PNG, or any format matplotlib knows by suffix):
     dominated trials grey, infeasible red x (untrained ones along the bottom edge), the front
     as a step line with trial numbers, baselines as labelled markers, budgets dashed."""
     from matplotlib.ticker import PercentFormatter
 
-    fig = _figure()
+    fig = _figure(*size)
     ax = fig.add_subplot()
     ys = [p.y for p in (*info.front, *info.dominated, *info.infeasible) if p.y is not None]
     _draw_budgets(ax, info)
     _draw_front(ax, info.front)  # legend follows drawing order: front first
     _draw_baselines(ax, info)
     _draw_scatter(ax, info)
+    _draw_errorbars(ax, info)
     ax.margins(y=0.12)  # headroom for the budget label above the front
     if info.is_empty:
         ax.text(0.5, 0.5, "no feasible trials", transform=ax.transAxes, ha="center",
@@ -78,6 +80,22 @@ def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
     return out
+
+
+def _draw_errorbars(ax: Axes, info: ParetoPlotInfo) -> None:
+    """Latency ±1 std as horizontal bars behind the markers (one legend entry)."""
+    groups = ((info.front, FRONT_COLOR), (info.dominated, DOMINATED_COLOR),
+              (info.infeasible, INFEASIBLE_COLOR), (info.baselines, "#444444"))
+    labelled = False
+    for pts, color in groups:
+        bars = [p for p in pts if p.xerr and p.y is not None]
+        if not bars:
+            continue
+        ax.errorbar([p.x for p in bars], [float(p.y or 0.0) for p in bars],
+                    xerr=[float(p.xerr or 0.0) for p in bars], fmt="none", ecolor=color,
+                    elinewidth=1.0, capsize=2.5, alpha=0.45, zorder=1.5,
+                    label=None if labelled else "latency ±1 std")
+        labelled = True
 
 
 def _draw_scatter(ax: Axes, info: ParetoPlotInfo) -> None:
@@ -130,8 +148,9 @@ def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> None:
         ax.text(line.x, 0.985, f" {line.label}", transform=ax.get_xaxis_transform(),
                 color=BUDGET_COLOR, fontsize=9, ha="left", va="top", zorder=5,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
-    xs = [p.x for p in (*info.front, *info.dominated, *info.infeasible)]
-    xs += [b.x for b in info.baselines] + [line.x for line in info.budget_lines]
+    pts = (*info.front, *info.dominated, *info.infeasible, *info.baselines)
+    xs = [p.x + s * (p.xerr or 0.0) for p in pts for s in (-1.0, 1.0)]
+    xs += [line.x for line in info.budget_lines]
     if xs:
         lo, hi = min(xs), max(xs)
         pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 1.0)

@@ -2,30 +2,60 @@
 compression, fine-tuning with QAT -> validation accuracy -> TrialRecord."""
 from __future__ import annotations
 
+import math
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake
+from autocompress.compress import (
+    ClusterConfig,
+    CompressionPlan,
+    LowRankConfig,
+    QuantConfig,
+    SparsityConfig,
+    apply_plan,
+    bake,
+)
 from autocompress.errors import AutocompressError
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostEstimate, LayerFormat, check_budget
+from autocompress.search.early_stop import Board, EarlyStopping, Pruned
 from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
 
 
 def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
-    """Per-layer weight/activation formats the cost model sees (32 bits = float)."""
+    """Per-layer weight/activation formats and sparsity the cost model sees (32 bits = float).
+
+    Activation bits: the layer's ``act_bits`` when it quantizes activations, else 8 for an
+    integer layer (the export runs it int8) and 32 for a float one. A clustered integer
+    layer stores ceil(log2 k)-bit indices when that is narrower than its bits (the codebook
+    itself is not costed). A low-rank layer's formats also go to its two factors
+    (``<fqn>.0``, ``<fqn>.1``); names a graph lacks are ignored by the cost model.
+    Global-scope sparsity is costed at its ratio on every layer it covers.
+    """
     out: dict[str, LayerFormat] = {}
-    for fqn, cfg in plan.configs(QuantConfig).items():
-        assert isinstance(cfg, QuantConfig)
-        out[fqn] = LayerFormat(weight_bits=cfg.bits, act_bits=32 if cfg.bits == 32 else 8)
+    quant, sparse = plan.configs(QuantConfig), plan.configs(SparsityConfig)
+    cluster, lowrank = plan.configs(ClusterConfig), plan.configs(LowRankConfig)
+    for fqn in sorted(set(quant) | set(sparse) | set(cluster)):
+        q, sp, cl = quant.get(fqn), sparse.get(fqn), cluster.get(fqn)
+        bits = q.bits if isinstance(q, QuantConfig) else 32
+        act = 32 if bits == 32 else 8
+        if isinstance(q, QuantConfig) and q.act_bits < 32:
+            act = q.act_bits
+        if isinstance(cl, ClusterConfig) and bits < 32:
+            bits = min(bits, max(1, math.ceil(math.log2(cl.k))))
+        fmt = LayerFormat(weight_bits=bits, act_bits=act,
+                          sparsity=sp.ratio if isinstance(sp, SparsityConfig) else 0.0)
+        out[fqn] = fmt
+        if fqn in lowrank:
+            out[f"{fqn}.0"] = out[f"{fqn}.1"] = fmt
     return out
 
 
@@ -59,13 +89,16 @@ def cost_plan(ctx: SearchContext, plan: CompressionPlan, seed: int
 
 def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, Any], *,
               number: int, seed: int, trial_dir: Path | None = None,
-              baseline: str | None = None) -> TrialRecord:
+              baseline: str | None = None, board: Board | None = None,
+              note: str | None = None) -> TrialRecord:
     """Evaluate one candidate. Over-budget candidates are not trained (state infeasible),
     except baselines, which are always trained so they can be compared. A candidate that
-    raises is recorded as failed with its error."""
+    raises is recorded as failed with its error. With ``board`` and
+    ``search.early_stopping`` set, the dense phase stops at a rung where the candidate is
+    Pareto-dominated (state pruned, ``rung`` = epochs trained; see ``early_stop``)."""
     start = time.perf_counter()
     common: dict[str, Any] = {"number": number, "params": dict(params), "seed": seed,
-                              "baseline": baseline}
+                              "baseline": baseline, "note": note}
     try:
         plan = ctx.rspace.to_plan(params)
         common.update(plan_id=plan.plan_id, plan=plan.to_dict())
@@ -77,11 +110,18 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         model = ctx.source.build(plan.arch, seed)
         logits = None if teacher is None else teacher.train_logits
         tc = ctx.cfg.train
-        fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
-                                                 batch_size=tc.batch_size),
-            seed=seed, teacher_logits=logits, distill=plan.distill)
+        rung_acc: dict[str, float] = {}
+        on_epoch = _rung_check(ctx, board, model, number, costs, rung_acc,
+                               protected=baseline is not None)
+        try:
+            fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
+                                                     batch_size=tc.batch_size),
+                seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=on_epoch)
+        except Pruned as stop:
+            return TrialRecord(state="pruned", rung=stop.rung, metrics=rung_acc,
+                               duration_s=time.perf_counter() - start, **common)
         model = apply_plan(model, plan, ctx.example(), round_to=ctx.round_to,
-                           ignored=ctx.ignored)
+                           ignored=ctx.ignored, calibration=ctx.data.train.x[:256])
         fit(model, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
                                                  batch_size=tc.batch_size),
             seed=seed + 1, teacher_logits=logits, distill=plan.distill)
@@ -90,7 +130,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
             raise RuntimeError(f"costed shapes ({graph.params} params) differ from the trained "
                                f"model ({trained.params} params)")
         metrics = {"accuracy": accuracy(model, ctx.data.val), "params": float(graph.params),
-                   "macs": float(graph.macs)}
+                   "macs": float(graph.macs), **rung_acc}
         if trial_dir is not None:
             trial_dir.mkdir(parents=True, exist_ok=True)
             baked = bake(model)
@@ -104,3 +144,24 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         tb = traceback.format_exc(limit=3)
         return TrialRecord(state="failed", error=f"{err}\n{tb}",
                            duration_s=time.perf_counter() - start, **common)
+
+
+def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, number: int,
+                costs: Mapping[str, CostEstimate], out: dict[str, float], *, protected: bool
+                ) -> Callable[[int], None] | None:
+    """The per-epoch hook of the dense phase: at each rung, evaluate and ask the board."""
+    policy = EarlyStopping.from_config(ctx.cfg.search.early_stopping)
+    if board is None or policy is None:
+        return None
+    cost_vec = [float(costs[o.split(".", 1)[0]].summary()[o.split(".", 1)[1]])
+                for o in ctx.objectives if o != "accuracy"]
+
+    def hook(epochs_done: int) -> None:
+        if epochs_done not in policy.rungs:
+            return
+        acc = accuracy(model, ctx.data.val)
+        out[f"rung_accuracy/{epochs_done}"] = acc
+        if not board.decide(epochs_done, number, acc, cost_vec, protected):
+            raise Pruned(epochs_done, acc)
+
+    return hook

@@ -5,10 +5,12 @@ A corrupted line is skipped with a warning naming the file and line, never silen
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ class TrialRecord:
     seed: int = 0
     error: str | None = None
     baseline: str | None = None
-    rung: int | None = None
+    rung: int | None = None          # dense-phase epochs reached when early-stopped (pruned)
+    note: str | None = None           # e.g. why a baseline lies outside the searched space
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -44,10 +47,24 @@ class TrialRecord:
         return all(v <= 0 for v in self.constraints.values())
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on ``path`` (created if missing), held by
+    one process at a time: serialises appends and ask-decisions of several workers."""
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def append_record(path: Path, record: TrialRecord | Mapping[str, Any]) -> None:
+    """Append one record (flushed, fsync'd), under a lock so several worker processes can
+    append to the same file without interleaving."""
     data = record.to_dict() if isinstance(record, TrialRecord) else dict(record)
     line = json.dumps(data, sort_keys=True, allow_nan=False, default=float) + "\n"
-    with open(path, "a+b") as fh:
+    with file_lock(path.with_name(f".{path.name}.lock")), open(path, "a+b") as fh:
         if fh.tell() > 0:                       # a kill mid-write leaves no final newline:
             fh.seek(-1, os.SEEK_END)            # start on a fresh line so only the torn
             if fh.read(1) != b"\n":             # record is lost, never the next one

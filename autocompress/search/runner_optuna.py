@@ -13,13 +13,15 @@ import torch
 from autocompress.config import SearchConfig
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
-from autocompress.search.objective import cost_plan, run_trial
+from autocompress.search.baselines import baselines as all_baselines
+from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.rundir import environment, prepare_run_dir, write_json, write_yaml
+from autocompress.search.sampling import infeasible_trend
 from autocompress.search.setup import SearchContext, build_context
-from autocompress.search.study import baselines_for, cheapest_params, make_study, objective_values
-from autocompress.train import TrainSettings, get_teacher
+from autocompress.search.study import cheapest_params, make_study, objective_values
+from autocompress.train import Teacher, TrainSettings, get_teacher
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,8 @@ class SearchResult:
 
 
 def check_budget_reachable(ctx: SearchContext) -> None:
-    """Refuse, before any training, a budget that even the cheapest candidate misses."""
-    if not ctx.budgets:
-        return
+    """Refuse, before any training or writing, a budget that even the cheapest candidate
+    misses. Costing it also checks the cost path (e.g. a LUT without fallback) up front."""
     params = cheapest_params(ctx.rspace)
     plan = ctx.rspace.to_plan(params)
     _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
@@ -54,6 +55,9 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     resolved["model"]["space"] = "space.yaml"
     write_yaml(run_dir / "config.resolved.yaml", resolved,
                header=f"# resolved from {cfg.path}; every default filled in\n")
+    (run_dir / "profiles").mkdir(exist_ok=True)
+    for name, prof in ctx.profiles.items():
+        shutil.copyfile(prof.path, run_dir / "profiles" / f"{name}.yaml")
     env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
     env["config_dir"] = str(Path(cfg.base_dir).resolve())
     write_json(run_dir / "env.json", env)
@@ -62,7 +66,8 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
 def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
              records_path: Path) -> int:
     """After a crash: a trial the study still shows running either finished (its record was
-    written: tell the study) or was interrupted (record it failed). Returns how many."""
+    written: tell the study) or was interrupted (record it failed; an interrupted baseline is
+    enqueued again). Returns how many."""
     import optuna
 
     stale = [t for t in study.get_trials(deepcopy=False)
@@ -70,7 +75,7 @@ def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[s
     for frozen in stale:
         trial = optuna.Trial(study, frozen._trial_id)
         rec = records.get(frozen.number)
-        if rec is not None and rec["state"] in ("complete", "infeasible"):
+        if rec is not None and rec["state"] in ("complete", "infeasible", "pruned"):
             _tell(study, trial, TrialRecord(**rec), objectives)
             continue
         failed = TrialRecord(number=frozen.number, state="failed", params=frozen.params,
@@ -78,19 +83,46 @@ def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[s
                                  "baseline"), error="interrupted (the run was killed); "
                              "a new trial replaces it")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if frozen.user_attrs.get("baseline"):
+            attrs = {k: v for k, v in frozen.user_attrs.items() if k != "replaced"}
+            study.enqueue_trial({} if "baseline_params" in attrs else frozen.params,
+                                user_attrs=attrs)
         append_record(records_path, failed)
         records[frozen.number] = failed.to_dict()
     return len(stale)
 
 
-def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
-               baselines: bool = True, quiet: bool = False, resume: bool = False) -> SearchResult:
-    """Run (or, with ``resume``, continue) a search in ``run_dir``.
+@dataclass
+class Session:
+    """A prepared run: context, teacher, study (baselines enqueued, target trial count
+    stored) — what every backend and every worker process needs."""
+    cfg: SearchConfig
+    run_dir: Path
+    ctx: SearchContext
+    teacher: Teacher
+    study: Any
+    progress: Progress
 
-    The number of finished trials to reach is fixed when the run starts (trials + baselines)
-    and stored in the study, so a resumed run ends with the same count; trials that failed
-    because the run was interrupted are replaced.
-    """
+    @property
+    def records_path(self) -> Path:
+        return self.run_dir / "records.jsonl"
+
+    @property
+    def target(self) -> int:
+        return int(self.study.user_attrs["target_trials"])
+
+
+def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teacher:
+    tc = cfg.teacher
+    return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed,
+                       settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
+                                              batch_size=cfg.train.batch_size))
+
+
+def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
+                 baselines: bool = True, quiet: bool = False, resume: bool = False) -> Session:
+    """Validate, write the run files, train or load the teacher, create or reopen the study
+    (recovering trials a crash left running) and fix the target number of trials."""
     torch.set_num_threads(cfg.search.threads)
     ctx = build_context(cfg)
     check_budget_reachable(ctx)
@@ -101,10 +133,7 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
     progress.say(f"run dir {run_dir}  ({len(ctx.rspace.distributions())} searched parameters, "
                  f"profiles {', '.join(ctx.profiles)})")
-    tc = cfg.teacher
-    teacher = get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed,
-                          settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
-                                                 batch_size=cfg.train.batch_size))
+    teacher = load_teacher(cfg, ctx, run_dir)
     progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
@@ -112,48 +141,59 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     by_number = {r["number"]: r for r in read_records(records_path)}
     interrupted = _recover(study, by_number, ctx.objectives, records_path) if resume else 0
     if "target_trials" not in study.user_attrs:
-        extra = baselines_for(ctx.rspace) if baselines else {}
-        for name, params in extra.items():
-            study.enqueue_trial(params, user_attrs={"baseline": name})
+        extra = all_baselines(ctx.rspace) if baselines else []
+        for base in extra:
+            attrs: dict[str, Any] = {"baseline": base.name}
+            if base.note:
+                attrs["note"] = base.note
+            if not base.in_space:
+                attrs["baseline_params"] = dict(base.params)
+            study.enqueue_trial(dict(base.params) if base.in_space else {}, user_attrs=attrs)
         study.set_user_attr("target_trials", (trials or cfg.search.trials) + len(extra))
     elif trials:
-        n_base = sum(1 for t in study.trials if t.user_attrs.get("baseline"))
+        n_base = len({t.user_attrs["baseline"] for t in study.trials
+                      if t.user_attrs.get("baseline")})
         study.set_user_attr("target_trials", trials + n_base)
     progress.total = int(study.user_attrs["target_trials"])
     if resume:
         progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted} interrupted")
+    return Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=teacher, study=study,
+                   progress=progress)
 
-    def finished_ok() -> int:   # trials that count towards the target
-        return sum(1 for n, r in by_number.items()
-                   if not str(r.get("error") or "").startswith("interrupted"))
 
-    progress.done = finished_ok()
-    dists = ctx.rspace.distributions()
-    while finished_ok() < progress.total:
-        trial = study.ask(dists)
-        rec = run_trial(ctx, teacher, trial.params, number=trial.number,
-                        seed=cfg.seed + trial.number, baseline=trial.user_attrs.get("baseline"),
-                        trial_dir=run_dir / "trials" / str(trial.number))
-        append_record(records_path, rec)          # the record first: the run dir is the truth
-        _tell(study, trial, rec, ctx.objectives)
-        by_number[rec.number] = rec.to_dict()
-        front = ParetoFront.from_records(list(by_number.values()),
-                                         _pareto_objectives(ctx.objectives), _budgets(cfg))
-        progress.trial(rec, len(front.points))
-    records = read_records(records_path)
-    front = ParetoFront.from_records(records, _pareto_objectives(ctx.objectives), _budgets(cfg))
+def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
+               baselines: bool = True, quiet: bool = False, resume: bool = False,
+               workers: int = 1) -> SearchResult:
+    """Run (or, with ``resume``, continue) a search in ``run_dir``; ``workers`` processes
+    share the study (SQLite) and the records.
+
+    The number of finished trials to reach is fixed when the run starts (trials + baselines)
+    and stored in the study, so a resumed run ends with the same count; trials that failed
+    because the run was interrupted are replaced.
+    """
+    from autocompress.search.loop import run_workers
+
+    session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
+                           resume=resume)
+    run_workers(session, workers)
+    records = read_records(session.records_path)
+    session.progress.say(infeasible_trend(records).summary())
+    front = ParetoFront.from_records(records, _pareto_objectives(session.ctx.objectives),
+                                     _budgets(cfg))
     return SearchResult(run_dir=run_dir, records=records, front=front)
 
 
 def _tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...]) -> None:
     import optuna
 
-    if rec.state == "failed":
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return
     for key, value in rec.constraints.items():
         trial.set_constraint(key, value)
-    study.tell(trial, objective_values(rec, objectives))
+    if rec.state == "failed" or (rec.baseline and trial.user_attrs.get("baseline_params")):
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)   # see search/baselines.py
+    elif rec.state == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, objective_values(rec, objectives))
 
 
 def _pareto_objectives(objectives: tuple[str, ...]) -> list[Any]:

@@ -15,6 +15,7 @@ from autocompress.data import DataBundle, load_digits_bundle, load_user_bundle
 from autocompress.errors import ConfigError, SpaceError
 from autocompress.graph import inspect_model
 from autocompress.hardware import CostModel, HardwareProfile, load_profile
+from autocompress.models.families import DEFAULT_FAMILY
 from autocompress.models.source import ModelSource
 from autocompress.space import ResolvedSpace, SearchSpace, resolve
 
@@ -58,9 +59,12 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None) -> SearchCo
                               hint="remove 'arch' from the space or drop model.builder")
     source = ModelSource(input_shape=data.input_shape, num_classes=data.num_classes,
                          base=space.base, builder=cfg.model.builder, base_dir=Path(cfg.base_dir),
+                         family=space.family or DEFAULT_FAMILY,
                          loc=f"{cfg.path} model.builder")
-    profiles = {name: load_profile(name, search_dirs=[Path(cfg.base_dir)])
-                for name in cfg.hardware.profiles}
+    # A profile name is looked up beside the config (a run dir keeps copies in profiles/,
+    # so resume/export use the exact profiles the run was costed with), then in the repo's.
+    dirs = [Path(cfg.base_dir), Path(cfg.base_dir) / "profiles"]
+    profiles = {name: load_profile(name, search_dirs=dirs) for name in cfg.hardware.profiles}
     # Resolve rules on the largest architecture, so every layer a candidate can have is named.
     largest = space.max_arch()
     arch: dict[str, Any] = {}

@@ -23,7 +23,11 @@ def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
     directions = ["maximize" if o == "accuracy" else "minimize" for o in objectives]
-    storage = f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    # SQLite waits up to 60 s for a lock instead of failing at once: several worker
+    # processes share this file (trials last seconds, so waits are short).
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{(run_dir / 'study.db').resolve()}",
+        engine_kwargs={"connect_args": {"timeout": 60}})
     import warnings
 
     with warnings.catch_warnings():
@@ -62,21 +66,7 @@ def cheapest_params(rspace: ResolvedSpace) -> dict[str, Any]:
 
 
 def baselines_for(rspace: ResolvedSpace) -> dict[str, dict[str, Any]]:
-    """Reference points trained in every run: the largest student unpruned at uniform
-    int8 and at uniform fp32 (same teacher, same training budget)."""
-    ref = {name: _extreme(dist, high=True) for name, dist in rspace.dists.items()
-           if not isinstance(dist, Fixed) and name.startswith("arch/")}
-    out = {"uniform-int8": rspace.uniform_params(bits=8, base=ref)}
-    quant = {n: d for n, d in rspace.dists.items() if n.startswith("quant/")}
-    if all(32 in (d.choices if isinstance(d, Choice) else ()) for d in quant.values()):
-        out["fp32"] = rspace.uniform_params(bits=32, base=ref)
-    return {k: v for k, v in out.items() if _valid(rspace, v)}
+    """Parameters of every baseline by name (see ``baselines``), in-space or not."""
+    from autocompress.search.baselines import baselines
 
-
-def _valid(rspace: ResolvedSpace, params: dict[str, Any]) -> bool:
-    """Enqueued values must lie inside the distributions (else Optuna resamples them)."""
-    for name, value in params.items():
-        dist = rspace.dists[name]
-        if isinstance(dist, Choice) and value not in dist.choices:
-            return False
-    return True
+    return {b.name: dict(b.params) for b in baselines(rspace)}

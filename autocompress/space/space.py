@@ -15,15 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocompress.compress.plan import (
-    CompressionPlan,
-    DistillConfig,
-    PruneConfig,
-    QuantConfig,
-    TechniqueConfig,
-)
+from autocompress.compress.plan import CompressionPlan, DistillConfig, TechniqueConfig
 from autocompress.errors import SpaceError, did_you_mean
-from autocompress.space.distributions import Choice, Distribution, Fixed, parse_distribution
+from autocompress.space.distributions import (
+    Choice,
+    Distribution,
+    Fixed,
+    Range,
+    parse_distribution,
+)
+from autocompress.space.knobs import (
+    FAMILY_ARCH_KNOBS,
+    LAYER_KNOBS,
+    SPEC_KEYS,
+    layer_configs,
+    param_prefix,
+)
 from autocompress.yamlio import Located, load_yaml
 
 ARCH_KNOBS: dict[str, dict[str, Any]] = {
@@ -35,10 +42,6 @@ ARCH_KNOBS: dict[str, dict[str, Any]] = {
 DISTILL_KNOBS: dict[str, dict[str, Any]] = {
     "temperature": {"bounds": (0.5, 32.0), "expect": "temperatures in 0.5..32"},
     "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
-}
-LAYER_KNOBS: dict[str, dict[str, Any]] = {
-    "prune.ratio": {"bounds": (0.0, 0.9), "expect": "ratios in 0..0.9"},
-    "quant.bits": {"allowed": (2, 3, 4, 5, 6, 7, 8, 32), "expect": "bit-widths in 2..8 or 32"},
 }
 RULE_KEYS = ("match", "skip", "share", *LAYER_KNOBS)
 TOP_KEYS = ("version", "family", "base", "arch", "distill", "rules")
@@ -84,7 +87,14 @@ class SearchSpace:
         if data.get("version", 1) != 1:
             raise doc.error(("version",), f"unsupported version {data['version']!r}",
                             hint="expected 1", cls=SpaceError)
-        arch = _parse_section(doc, "arch", data.get("arch") or {}, ARCH_KNOBS)
+        family = data.get("family")
+        if family is not None and family not in FAMILY_ARCH_KNOBS:
+            raise doc.error(("family",), f"unknown student family {family!r}", cls=SpaceError,
+                            hint=did_you_mean(str(family), FAMILY_ARCH_KNOBS)
+                            or f"families: {', '.join(FAMILY_ARCH_KNOBS)}")
+        knobs = FAMILY_ARCH_KNOBS[family or "mobilenet_v2"]
+        arch = _parse_section(doc, "arch", data.get("arch") or {},
+                              {k: v for k, v in ARCH_KNOBS.items() if k in knobs})
         distill = _parse_section(doc, "distill", data.get("distill") or {}, DISTILL_KNOBS)
         rules = []
         for i, raw in enumerate(data.get("rules") or []):
@@ -99,7 +109,9 @@ class SearchSpace:
                     re.compile(pattern[3:])
                 except re.error as exc:
                     raise doc.error((*path, "match"), f"bad regex: {exc}", cls=SpaceError) from None
-            knobs = {k: parse_distribution(doc, (*path, k), raw[k], **LAYER_KNOBS[k])
+            knobs = {k: parse_distribution(doc, (*path, k), raw[k],
+                                           **{s: LAYER_KNOBS[k][s] for s in SPEC_KEYS
+                                              if s in LAYER_KNOBS[k]})
                      for k in LAYER_KNOBS if k in raw}
             rules.append(Rule(index=i, pattern=pattern, knobs=knobs, skip=bool(raw.get("skip")),
                               share=bool(raw.get("share"))))
@@ -169,11 +181,7 @@ class ResolvedSpace:
         for fqn, knobs in self.layer_params.items():
             if present is not None and fqn not in present:
                 continue
-            cfgs: list[TechniqueConfig] = []
-            if "prune.ratio" in knobs and float(values[knobs["prune.ratio"]]) > 0:
-                cfgs.append(PruneConfig(ratio=float(values[knobs["prune.ratio"]])))
-            if "quant.bits" in knobs:
-                cfgs.append(QuantConfig(bits=int(values[knobs["quant.bits"]])))
+            cfgs = layer_configs({k: values[name] for k, name in knobs.items()})
             if cfgs:
                 layers[fqn] = tuple(cfgs)
         distill = None
@@ -194,6 +202,9 @@ class ResolvedSpace:
                 out[name] = bits
             elif name.startswith("prune/"):
                 out[name] = ratio
+            elif (knob := name.split("/")[0]) in LAYER_KNOBS and _takes(
+                    dist, LAYER_KNOBS[knob].get("default")):
+                out[name] = LAYER_KNOBS[knob]["default"]   # other techniques off
             elif base is not None and name in base:
                 out[name] = base[name]
             elif isinstance(dist, Choice):
@@ -217,7 +228,8 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
                 dists[f"arch/{knob}/{s}"] = dist
     for knob, dist in space.distill.items():
         dists[f"distill/{knob}"] = dist
-    eligible = {"quant.bits": quant_layers, "prune.ratio": prune_leaders}
+    eligible = {k: prune_leaders if spec.get("on") == "leaders" else quant_layers
+                for k, spec in LAYER_KNOBS.items()}
     skipped = {fqn for fqn in quant_layers + prune_leaders
                if any(r.skip and r.matches(fqn) for r in space.rules)}
     layer_params: dict[str, dict[str, str]] = {}
@@ -239,7 +251,7 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
                 if fqn in skipped or knob in layer_params.get(fqn, {}):
                     continue
                 if not rule.is_regex or not _exact_rule_sets(space, fqn, knob):
-                    prefix = knob.split(".")[0]
+                    prefix = param_prefix(knob)
                     name = f"{prefix}/rule{rule.index}" if rule.share else f"{prefix}/{fqn}"
                     dists[name] = dist
                     layer_params.setdefault(fqn, {})[knob] = name
@@ -249,3 +261,13 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
 
 def _exact_rule_sets(space: SearchSpace, fqn: str, knob: str) -> bool:
     return any(not r.is_regex and r.pattern == fqn and knob in r.knobs for r in space.rules)
+
+
+def _takes(dist: Distribution, value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(dist, Choice):
+        return value in dist.choices
+    if isinstance(dist, Range):
+        return bool(dist.low <= value <= dist.high)
+    return False

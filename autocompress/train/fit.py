@@ -7,6 +7,7 @@ same as a plain one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -38,9 +39,13 @@ def kd_loss(student_logits: Tensor, targets: Tensor, teacher_logits: Tensor | No
 
 
 def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
-        teacher_logits: Tensor | None = None, distill: DistillConfig | None = None) -> float:
+        teacher_logits: Tensor | None = None, distill: DistillConfig | None = None,
+        on_epoch: Callable[[int], None] | None = None) -> float:
     """Train in place (AdamW + cosine schedule); returns the last epoch's mean loss.
-    Raises FloatingPointError on a non-finite loss."""
+    Raises FloatingPointError on a non-finite loss. ``on_epoch(epochs_done)`` runs after each
+    epoch (multi-fidelity rungs: it may evaluate, or raise to stop training early); the
+    schedule is the full run's either way, so a candidate that is not stopped trains exactly
+    as without it."""
     if settings.epochs <= 0:
         return math.nan
     gen = torch.Generator().manual_seed(seed)
@@ -50,7 +55,7 @@ def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
     model.train()
     mean = math.nan
-    for _ in range(settings.epochs):
+    for epoch in range(settings.epochs):
         total, count = 0.0, 0
         for x, y, idx in batches(train, settings.batch_size, shuffle=True, generator=gen):
             logits = model(x)
@@ -65,6 +70,9 @@ def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
             total += float(loss.detach()) * len(y)
             count += len(y)
         mean = total / max(1, count)
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
+            model.train()
     return mean
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from autocompress.pareto import Budget, Objective
+from autocompress.pareto import Objective
 from autocompress.report.info import (
     PlotPoint,
     TrialsTable,
@@ -16,39 +16,7 @@ from autocompress.report.info import (
     flatten_record,
     pareto_plot_infos,
 )
-
-BUDGET = Budget(profile="mcu", metric="latency_ms", limit=10.0)
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def rec(number: int, state: str, acc: float | None = None, costs: dict[str, float] | None = None,
-        **extra: Any) -> dict[str, Any]:
-    """``costs`` maps profile -> latency_ms (flash = 2x latency)."""
-    cost = {p: {"latency_ms": lat, "flash_kb": 2 * lat, "peak_sram_kb": 18.0, "std_ms": 0.1,
-                "provenance": {"analytic": 12, "lut": 3}} for p, lat in (costs or {}).items()}
-    return {"number": number, "state": state,
-            "params": {"arch/width_mult": 0.5, "quant/stem": 4},
-            "plan_id": f"plan{number}", "plan": {"layers": {}},
-            "metrics": {} if acc is None else {"accuracy": acc, "params": 5120},
-            "cost": cost,
-            "constraints": {f"{p}.max_latency_ms": lat - 10.0 for p, lat in (costs or {}).items()
-                            if p == "mcu"},
-            "duration_s": 1.5, "seed": 7, "error": None, "baseline": None, "rung": None,
-            **extra}
-
-
-@pytest.fixture
-def records() -> list[dict[str, Any]]:
-    return [
-        rec(0, "complete", 0.90, {"mcu": 5.0, "phone": 1.0}),
-        rec(1, "complete", 0.85, {"mcu": 6.0, "phone": 0.5}),   # dominated on mcu, front on phone
-        rec(2, "complete", 0.97, {"mcu": 9.0, "phone": 2.0}),
-        rec(3, "infeasible", None, {"mcu": 14.0, "phone": 3.0}),
-        rec(4, "failed", error="RuntimeError: boom"),
-        rec(5, "complete", 0.95, {"mcu": 7.0, "phone": 1.5}, baseline="uniform-int8"),
-        rec(6, "complete", 0.80, {"mcu": 8.0, "phone": 2.5}, baseline="prune-50"),
-        rec(7, "pruned", None, {"mcu": 3.0, "phone": 0.4}),
-    ]
+from tests.report.sample import BUDGET, PNG_MAGIC, rec
 
 
 def test_over_budget_baseline_is_still_plotted() -> None:
@@ -72,11 +40,11 @@ def test_one_info_per_profile_and_where_trials_land(records: list[dict[str, Any]
     assert list(infos) == ["mcu", "phone"]
     mcu = infos["mcu"]
     assert [p.number for p in mcu.front] == [0, 5, 2]  # sorted by latency
-    assert mcu.front[0] == PlotPoint(x=5.0, y=0.90, number=0)
+    assert mcu.front[0] == PlotPoint(x=5.0, y=0.90, number=0, xerr=0.1)  # latency std
     assert [p.number for p in mcu.dominated] == [1]  # baseline 6 is dominated but listed below
-    assert mcu.infeasible == (PlotPoint(x=14.0, y=None, number=3),)
-    assert [(b.name, b.number, b.on_front) for b in mcu.baselines] == [
-        ("uniform-int8", 5, True), ("prune-50", 6, False)]
+    assert mcu.infeasible == (PlotPoint(x=14.0, y=None, number=3, xerr=0.1),)
+    assert [(b.name, b.number, b.on_front, b.xerr) for b in mcu.baselines] == [
+        ("uniform-int8", 5, True, 0.1), ("prune-50", 6, False, 0.1)]
     assert [(b.x, b.label) for b in mcu.budget_lines] == [(10.0, "budget 10 ms")]
     assert (mcu.n_total, mcu.n_failed, mcu.n_pruned) == (8, 1, 1)
     assert mcu.x_label == "latency (ms)" and mcu.y_label == "accuracy"
@@ -90,6 +58,7 @@ def test_one_info_per_profile_and_where_trials_land(records: list[dict[str, Any]
 def test_flash_axis(records: list[dict[str, Any]]) -> None:
     (mcu, _) = pareto_plot_infos(records, (), [BUDGET], x_metric="flash_kb")
     assert mcu.x_label == "flash (KB)" and mcu.budget_lines == ()
+    assert {p.xerr for p in mcu.front} == {None}  # the std is a latency std
     assert [p.x for p in mcu.front] == [10.0, 14.0, 18.0]
 
 
@@ -131,6 +100,14 @@ def test_trials_table_columns(records: list[dict[str, Any]]) -> None:
     assert "plan" not in table.columns
 
 
+def test_per_layer_cost_stays_out_of_the_table() -> None:
+    r = rec(0, "complete", 0.9, {"mcu": 2.0})
+    r["cost"]["mcu"]["layers"] = [{"fqn": "stem.conv", "latency_ms": 0.1}]
+    r["cost"]["mcu"]["peak_at"] = "stem.conv"
+    flat = flatten_record(r)
+    assert "cost/mcu/layers" not in flat and flat["cost/mcu/peak_at"] == "stem.conv"
+
+
 def test_flatten_nested_and_lists() -> None:
     flat = flatten_record({"number": 1, "metrics": {"per_class": {"a": 1.0}, "hist": [1, 2]}})
     assert flat["metrics/per_class/a"] == 1.0 and flat["metrics/hist"] == "[1, 2]"
@@ -170,9 +147,11 @@ def test_write_report(tmp_path: Path, records: list[dict[str, Any]]) -> None:
 
     paths = write_report(tmp_path, records, [Objective.accuracy()], [BUDGET])
     names = sorted(p.relative_to(tmp_path).as_posix() for p in paths)
-    assert names == ["report/pareto_mcu.png", "report/pareto_mcu_flash.png",
+    assert names == ["report/hypervolume.png", "report/index.html",
+                     "report/pareto_mcu.png", "report/pareto_mcu_flash.png",
+                     "report/pareto_mcu_sram.png",
                      "report/pareto_phone.png", "report/pareto_phone_flash.png",
-                     "report/summary.md", "report/trials.csv"]
+                     "report/pareto_phone_sram.png", "report/summary.md", "report/trials.csv"]
     for p in paths:
         if p.suffix == ".png":
             assert_png(p)
@@ -193,11 +172,13 @@ def test_write_report_zero_trials(tmp_path: Path) -> None:
 
     bad = [rec(0, "infeasible", None, {"mcu": 12.0}), rec(1, "failed", error="x")]
     paths = write_report(tmp_path / "a", bad, (), [BUDGET])
-    assert sorted(p.name for p in paths) == ["pareto_mcu.png", "pareto_mcu_flash.png",
-                                            "summary.md", "trials.csv"]
+    assert sorted(p.name for p in paths) == [
+        "hypervolume.png", "index.html", "pareto_mcu.png", "pareto_mcu_flash.png",
+        "pareto_mcu_sram.png", "summary.md", "trials.csv"]  # no heatmap: no front
     assert "No feasible trials." in (tmp_path / "a" / "report" / "summary.md").read_text()
     paths = write_report(tmp_path / "b", [], (), ())
-    assert sorted(p.name for p in paths) == ["pareto.png", "summary.md", "trials.csv"]
+    assert sorted(p.name for p in paths) == ["index.html", "pareto.png", "summary.md",
+                                             "trials.csv"]
     assert_png(tmp_path / "b" / "report" / "pareto.png")
     header = (tmp_path / "b" / "report" / "trials.csv").read_text().strip()
     assert header == "number,state,baseline,duration_s,seed,plan_id,error"

@@ -67,17 +67,18 @@ def test_resume_replaces_an_interrupted_trial(tmp_path):
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 2")))
     run = tmp_path / "run"
     first = run_search(cfg, run, quiet=True)
-    assert len(first.records) == 3                                  # 2 + baseline
+    n = len(first.records)
+    assert n == 2 + 5                                               # 2 + 5 baselines
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'study.db'}")
-    study.set_user_attr("target_trials", 4)                         # as if one was still due
+    study.set_user_attr("target_trials", n + 1)                     # as if one was still due
     stuck = study.ask()                                             # ... and running at the kill
     result = run_search(cfg, run, quiet=True, resume=True)
     latest = {r["number"]: r for r in result.records}
     assert latest[stuck.number]["state"] == "failed"
     assert latest[stuck.number]["error"].startswith("interrupted")
-    assert [r["number"] for r in first.records] == [0, 1, 2]
-    assert sorted(latest) == [0, 1, 2, 3, 4]                        # the replacement is #4
-    assert latest[4]["state"] in ("complete", "infeasible")
+    assert [r["number"] for r in first.records] == list(range(n))
+    assert sorted(latest) == list(range(n + 2))                     # the replacement is n + 1
+    assert latest[n + 1]["state"] in ("complete", "infeasible")
     states = {t.number: t.state.name for t in optuna.load_study(
         study_name="tiny", storage=f"sqlite:///{run / 'study.db'}").trials}
-    assert states[3] == "FAIL" and "RUNNING" not in states.values()
+    assert states[n] == "FAIL" and "RUNNING" not in states.values()

@@ -1,0 +1,138 @@
+"""Activation fake quantization: the input of each chosen layer is quantized per tensor,
+asymmetric (uint), at 4..8 bits, with a straight-through estimator.
+
+The quantizer is a child module ``<layer>.act_quant`` (its range ``lo``/``hi`` are buffers,
+so they travel in the state dict and a plan replays with the trained ranges) called by a
+forward pre-hook that is a plain function (deep copies keep working). Ranges are
+calibrated on data at apply time (min-max or a percentile); in QAT mode they then follow an
+exponential moving average of the batch ranges while training, in PTQ mode they are frozen.
+
+ONNX export skips these quantizers (they are identities while exporting): torch cannot
+export sub-8-bit fake quant, and Round/Clip nodes would run in float, slower; the int8 QDQ
+export quantizes activations itself (8 bits, its own calibration). Compare an ONNX file
+with ``remove_act_quant(copy)`` of the model, not with the fake-quantized one.
+
+>>> attach_act_quant(model, {"stem.conv": (8, "minmax", "qat")})   # doctest: +SKIP
+>>> calibrate_act_quant(model, x_calib)                              # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+ATTR = "act_quant"
+EMA = 0.9            # weight of the old range per training step (QAT), as torch's observers
+PERCENTILE = 0.999   # quantile kept by ``act_calib: percentile`` (both tails)
+MAX_SAMPLES = 1 << 20  # elements per tensor used for a quantile (torch.quantile limit 2**24)
+
+
+def _range(x: Tensor, calib: str) -> tuple[Tensor, Tensor]:
+    flat = x.detach().flatten().float()
+    if calib == "percentile":
+        if flat.numel() > MAX_SAMPLES:
+            flat = flat[torch.linspace(0, flat.numel() - 1, MAX_SAMPLES).long()]
+        q = torch.quantile(flat, torch.tensor([1 - PERCENTILE, PERCENTILE]))
+        return q[0], q[1]
+    return flat.min(), flat.max()
+
+
+def _exporting() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    dynamo = bool(compiler is not None and hasattr(compiler, "is_exporting")
+                  and compiler.is_exporting())
+    return bool(torch.onnx.is_in_onnx_export()) or dynamo
+
+
+class ActQuant(nn.Module):
+    """Per-tensor asymmetric fake quant of a tensor at ``bits``; 0.0 stays exact."""
+
+    def __init__(self, bits: int, calib: str = "minmax", mode: str = "qat") -> None:
+        super().__init__()
+        self.bits, self.calib, self.mode = bits, calib, mode
+        self.observing = False
+        self.register_buffer("lo", torch.tensor(0.0))
+        self.register_buffer("hi", torch.tensor(0.0))
+
+    def observe(self, x: Tensor) -> None:
+        lo, hi = _range(x, self.calib)
+        self.lo.copy_(torch.clamp(lo, max=0.0))
+        self.hi.copy_(torch.clamp(hi, min=0.0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if _exporting():   # the fp32 ONNX stays float; the int8 QDQ export quantizes inputs
+            return x
+        if self.observing:
+            self.observe(x)
+        elif self.training and self.mode == "qat":
+            with torch.no_grad():
+                lo, hi = _range(x, self.calib)
+                self.lo.mul_(EMA).add_((1 - EMA) * torch.clamp(lo, max=0.0))
+                self.hi.mul_(EMA).add_((1 - EMA) * torch.clamp(hi, min=0.0))
+        levels = 2 ** self.bits - 1
+        scale = torch.clamp(self.hi - self.lo, min=1e-8) / levels
+        zero = torch.round(-self.lo / scale)
+        q = (torch.clamp(torch.round(x / scale) + zero, 0, levels) - zero) * scale
+        return x + (q - x).detach()
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, calib={self.calib}, mode={self.mode}"
+
+
+def _pre_hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (getattr(module, ATTR)(args[0]), *args[1:])
+
+
+def attach_act_quant(model: nn.Module, layers: Mapping[str, tuple[int, str, str]]) -> None:
+    """Quantize the input of each layer ``fqn -> (bits, calib, mode)``."""
+    for fqn, (bits, calib, mode) in layers.items():
+        layer = model.get_submodule(fqn)
+        if hasattr(layer, ATTR):
+            raise ValueError(f"{fqn} already has activation quantization")
+        layer.add_module(ATTR, ActQuant(bits, calib, mode))
+        layer.register_forward_pre_hook(_pre_hook)
+
+
+@torch.no_grad()
+def calibrate_act_quant(model: nn.Module, data: Tensor, batch: int = 256) -> None:
+    """Set every activation range from ``data`` (min of lows, max of highs over batches;
+    each layer sees inputs already quantized upstream, as at inference)."""
+    quants = [m for m in model.modules() if isinstance(m, ActQuant)]
+    lo = {id(q): torch.tensor(float("inf")) for q in quants}
+    hi = {id(q): torch.tensor(float("-inf")) for q in quants}
+    was = model.training
+    model.eval()
+    for start in range(0, len(data), batch):
+        for q in quants:
+            q.observing = True
+        model(data[start:start + batch])
+        for q in quants:
+            q.observing = False
+            lo[id(q)] = torch.minimum(lo[id(q)], q.lo)
+            hi[id(q)] = torch.maximum(hi[id(q)], q.hi)
+    for q in quants:
+        q.lo.copy_(lo[id(q)])
+        q.hi.copy_(hi[id(q)])
+    model.train(was)
+
+
+def act_bits(model: nn.Module) -> dict[str, int]:
+    """fqn -> input activation bits of every layer with activation quantization."""
+    return {name: m.act_quant.bits for name, m in model.named_modules()
+            if isinstance(getattr(m, ATTR, None), ActQuant)}
+
+
+def remove_act_quant(model: nn.Module) -> nn.Module:
+    """Drop every activation quantizer (module and hook) in place; returns ``model``.
+
+    For ONNX export: the fake-quant ops would be exported as Round/Clip nodes that run in
+    float (slower, not int8); the int8 QDQ export quantizes activations itself."""
+    for module in model.modules():
+        if isinstance(getattr(module, ATTR, None), ActQuant):
+            del module._modules[ATTR]
+            for key, hook in list(module._forward_pre_hooks.items()):
+                if hook is _pre_hook:
+                    del module._forward_pre_hooks[key]
+    return model

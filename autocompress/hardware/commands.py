@@ -1,0 +1,163 @@
+"""CLI commands of the hardware package: ``autocompress profile`` and ``autocompress predict``.
+
+``add_commands(sub, add)`` registers both subparsers (``add(name, help)`` is cli.py's helper
+that makes a subparser with an example epilog); ``HANDLERS`` and ``EXAMPLES`` are merged into
+cli.py's tables. Heavy imports (onnx, onnxruntime, torch) happen inside the handlers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autocompress.errors import AutocompressError, ModelError
+
+EXAMPLES = {
+    "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
+    "predict": "autocompress predict runs/demo/export/6/model.int8.onnx --profile stm32f746 "
+               "--json",
+}
+
+
+def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Add the ``profile`` and ``predict`` subparsers (``sub`` is unused; kept for symmetry)."""
+    p = add("profile", "Time the search space's ops on this machine with onnxruntime and write "
+                       "a measured hardware profile (LUT).")
+    p.add_argument("--out", type=Path, required=True, help="profile YAML to write")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--quick", action="store_true", help="small grid, few runs (< 1 min)")
+    p.add_argument("--name", help="profile name (default: the file name without .yaml)")
+    q = add("predict", "Predict latency, Flash and peak SRAM of an ONNX file or a "
+                       "module:callable PyTorch model on a hardware profile.")
+    q.add_argument("model", help="model.onnx, or pkg.module:build returning an nn.Module")
+    q.add_argument("--profile", required=True, help="profile name or YAML path")
+    q.add_argument("--input-shape", help="C,H,W without batch (required for PyTorch models)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def profile_yaml(data: dict[str, Any]) -> str:
+    """YAML text of a profile dict: sections via PyYAML, one flow line per LUT entry."""
+    import yaml
+
+    body = {k: v for k, v in data.items() if k != "entries"}
+    lines = ["# Measured with `autocompress profile`; regenerate rather than edit by hand.",
+             yaml.safe_dump(body, sort_keys=False, width=100).rstrip(), "entries:"]
+    for key, e in sorted(data["entries"].items()):
+        lines.append(f'  "{key}": {{mean_ms: {e["mean_ms"]:.6f}, std_ms: {e["std_ms"]:.6f}, '
+                     f'n: {e["n"]}}}')   # fixed point: YAML 1.1 reads 7e-05 as a string
+    return "\n".join(lines) + "\n"
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from autocompress.hardware.measure import measure_profile
+    from autocompress.hardware.profile import load_profile
+
+    out: Path = args.out
+    if args.threads < 1:
+        raise AutocompressError(f"--threads must be >= 1, got {args.threads}", loc="--threads")
+    if out.suffix not in (".yaml", ".yml"):
+        raise AutocompressError("the profile file must end in .yaml", loc=str(out))
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"\r  timed {done}/{total} op models", end="", file=sys.stderr, flush=True)
+
+    data = measure_profile(name=args.name or out.stem, threads=args.threads, quick=args.quick,
+                           progress=progress)
+    print(file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".yaml.tmp")
+    tmp.write_text(profile_yaml(data), encoding="utf-8")
+    tmp.replace(out)
+    prof = load_profile(out)          # validate what we wrote
+    print(f"wrote {out}: {len(prof.entries)} LUT entries, onnxruntime {prof.runtime.version}, "
+          f"{prof.runtime.threads} thread(s), run overhead {prof.runtime.overhead_ms * 1e3:.1f} "
+          f"us, sha256 {prof.sha256[:12]}")
+    return 0
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"3,32,32"`` -> (3, 32, 32); AutocompressError on anything else."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise AutocompressError(f"bad --input-shape {text!r}", loc="--input-shape",
+                                hint="positive ints without the batch, e.g. 3,32,32")
+    return shape
+
+
+def load_graph(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:
+    """(ModelGraph, formats) of an ONNX path or a ``module:callable`` torch model."""
+    if spec.endswith(".onnx") or Path(spec).is_file():
+        from autocompress.hardware.onnx_graph import onnx_to_graph
+
+        return onnx_to_graph(spec, input_shape)
+    if ":" not in spec:
+        raise ModelError("not an ONNX file and not module:callable", loc=spec,
+                         hint="give model.onnx or pkg.module:build_model")
+    if input_shape is None:
+        raise AutocompressError("a PyTorch model needs --input-shape", loc="--input-shape",
+                                hint="e.g. --input-shape 3,32,32")
+    import torch
+
+    from autocompress.graph import inspect_model
+    from autocompress.imports import load_callable
+
+    build = load_callable(spec, loc=spec, base_dir=Path.cwd())
+    try:
+        model = build()
+    except Exception as exc:
+        raise ModelError(f"calling '{spec}' failed: {type(exc).__name__}: {exc}",
+                         loc=spec) from exc
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"'{spec}' returned {type(model).__name__}, not an nn.Module", loc=spec)
+    try:
+        graph = inspect_model(model.eval(), torch.zeros(1, *input_shape))
+    except Exception as exc:
+        raise ModelError(f"tracing with input shape {input_shape} failed: "
+                         f"{type(exc).__name__}: {exc}", loc=spec,
+                         hint="check --input-shape") from exc
+    return graph, {}
+
+
+def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows."""
+    from autocompress.hardware.cost import CostModel
+
+    graph, formats = load_graph(spec, input_shape)
+    model = CostModel(profile)
+    est = model.estimate(graph, formats)
+    return {"model": spec, "profile": model.profile.name, "profile_sha256": model.profile.sha256,
+            "latency_ms": est.latency_ms, "std_ms": est.std_ms, "flash_kb": est.flash_kb,
+            "peak_sram_kb": est.peak_sram_kb, "peak_at": est.peak_at,
+            "provenance": dict(est.provenance),
+            "layers": [{"fqn": c.fqn, "op": c.op, "latency_ms": c.latency_ms,
+                        "flash_kb": c.flash_kb, "provenance": c.provenance, "key": c.key}
+                       for c in est.layers]}
+
+
+def _predict(args: argparse.Namespace) -> int:
+    out = predict(args.model, args.profile, parse_shape(args.input_shape))
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{out['model']} on {out['profile']}: {out['latency_ms']:.4f} ms "
+          f"(± {out['std_ms']:.4f}), flash {out['flash_kb']:.1f} KB, peak SRAM "
+          f"{out['peak_sram_kb']:.1f} KB at {out['peak_at']}")
+    print(f"  provenance: {', '.join(f'{k} {v}' for k, v in sorted(out['provenance'].items()))}")
+    print(f"  {'layer':<28} {'op':<8} {'latency_ms':>11} {'flash_kb':>9}  source")
+    for row in out["layers"]:
+        print(f"  {row['fqn'][:28]:<28} {row['op']:<8} {row['latency_ms']:>11.5f} "
+              f"{row['flash_kb']:>9.2f}  {row['provenance']}")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"profile": _profile,
+                                                             "predict": _predict}

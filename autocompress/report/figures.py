@@ -1,0 +1,151 @@
+"""matplotlib renderers for the per-layer heatmap and the hypervolume trace.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from autocompress.report.trace import hypervolume_infos
+    >>> recs = [{"number": 0, "state": "complete", "metrics": {"accuracy": 0.9},
+    ...          "cost": {"mcu": {"latency_ms": 5.0}}}]
+    >>> render_hypervolume(hypervolume_infos(recs), pathlib.Path(tempfile.mkdtemp()) / "h.png").suffix
+    '.png'
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo
+from autocompress.report.plots import FRONT_COLOR, _figure
+from autocompress.report.trace import HypervolumeInfo
+
+_CMAPS = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys")
+_LINE_COLORS = (FRONT_COLOR, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf")
+ABSENT_COLOR = "#d4d4d4"
+
+
+def _fmt_cell(panel: HeatmapPanel, value: float | None) -> str:
+    if panel.kind == "quant" and (value is None or value >= 32):
+        return "fp"  # float weights / activations
+    if value is None:
+        return ""
+    if value == int(value) and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.2f}".lstrip("0") if 0 < value < 1 else f"{value:.2g}"
+
+
+def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) -> Path:
+    """One panel per technique; rows = front trials, columns = layers in execution order.
+    Darker = compressed more; grey = the layer does not exist in that trial's model."""
+    import numpy as np
+
+    n_rows, n_cols = max(len(info.rows), 1), max(len(info.layers), 1)
+    panels = info.panels or ()
+    cell_h = 0.32
+    width = min(max(8.0, 0.42 * n_cols + 4.0), 22.0)
+    height = sum(cell_h * n_rows + 0.7 for _ in panels) + 1.9 if panels else 3.0
+    fig = _figure(width, height)
+    if info.is_empty:
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no front point with a compression plan", ha="center", va="center",
+                fontsize=14, color="#555555")
+        return _save(fig, path, dpi)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"hspace": 0.08})[:, 0]
+    from matplotlib.colors import ListedColormap
+
+    absent = np.array([[not p for p in row] for row in info.present], dtype=bool)
+    grey = ListedColormap([ABSENT_COLOR])
+    for k, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
+        # not applied: the technique's neutral value (fp32, ratio 0, ...) or, if it has
+        # none, white; absent layers: a grey overlay
+        data = np.array([[np.nan if v is None and panel.off_value is None
+                          else panel.off_value if v is None else v for v in row]
+                         for row in panel.cells], dtype=float)
+        data[absent] = np.nan
+        vmin, vmax = _limits(panel, data[np.isfinite(data)])
+        cmap = _cmap(k, panel.higher_compresses_more).with_extremes(bad="white")
+        image = ax.imshow(np.ma.masked_invalid(np.clip(data, vmin, vmax)), cmap=cmap,
+                          vmin=vmin, vmax=vmax, aspect="auto")
+        ax.imshow(np.where(absent, 1.0, np.nan), cmap=grey, aspect="auto")
+        for i, row in enumerate(panel.cells):
+            for j, value in enumerate(row):
+                if absent[i, j] or not (text := _fmt_cell(panel, value)):
+                    continue
+                shade = (min(max(data[i, j], vmin), vmax) - vmin) / (vmax - vmin)
+                dark = shade > 0.55 if panel.higher_compresses_more else shade < 0.45
+                ax.text(j, i, text, ha="center", va="center", fontsize=7.5,
+                        color="white" if dark and np.isfinite(data[i, j]) else "#222222")
+        ax.set_yticks(range(len(info.rows)), info.rows, fontsize=8, family="monospace")
+        ax.set_ylabel(panel.label, fontsize=10, fontweight="bold")
+        ax.set_xticks(np.arange(-0.5, n_cols, 1.0), minor=True)
+        ax.set_yticks(np.arange(-0.5, n_rows, 1.0), minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.2)
+        ax.tick_params(which="minor", length=0)
+        bar = fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
+        bar.ax.tick_params(labelsize=7)
+    axes[-1].set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="right",
+                        fontsize=8)
+    axes[0].set_title("Front points, layer by layer: darker = compressed more, "
+                      "grey = layer not in that model", fontsize=9.5)
+    return _save(fig, path, dpi)
+
+
+def _limits(panel: HeatmapPanel, values: Any) -> tuple[float, float]:
+    """Colour range; fp32 stays the lightest bit-width, and a single value still shows."""
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if panel.kind == "quant" and lo < 8.0:
+        hi = min(hi, 8.0)
+    if hi > lo:
+        return lo, hi
+    span = abs(lo) or 1.0
+    return (lo - span, hi) if panel.higher_compresses_more else (lo, hi + span)
+
+
+def _cmap(index: int, higher_compresses_more: bool):  # type: ignore[no-untyped-def]
+    from matplotlib import colormaps
+
+    name = _CMAPS[index % len(_CMAPS)]
+    return colormaps[name if higher_compresses_more else f"{name}_r"].copy()
+
+
+def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
+                       dpi: int = 130) -> Path:
+    """Front hypervolume (as a share of the reference box) after each trial, one line per
+    device; markers where the front improved."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    fig = _figure(8.0, 3.8)
+    ax = fig.add_subplot()
+    for k, info in enumerate(infos):
+        color = _LINE_COLORS[k % len(_LINE_COLORS)]
+        fr = info.fractions
+        ax.step(info.numbers, fr, where="post", color=color, linewidth=1.8, label=info.label)
+        gains = [i for i in range(len(fr)) if fr[i] > (fr[i - 1] if i else 0.0)]
+        ax.scatter([info.numbers[i] for i in gains], [fr[i] for i in gains], s=22, color=color,
+                   zorder=3)
+        if fr:
+            ax.annotate(f"{100 * fr[-1]:.1f}%  (front {info.front_sizes[-1]})",
+                        (info.numbers[-1], fr[-1]), xytext=(-4, 6), textcoords="offset points",
+                        ha="right", fontsize=8, color=color)
+    if not any(info.values for info in infos):
+        ax.text(0.5, 0.5, "no feasible trial yet", transform=ax.transAxes, ha="center",
+                va="center", fontsize=13, color="#555555")
+    ax.set_ylim(0.0, max([1e-9, *(max(i.fractions, default=0.0) for i in infos)]) * 1.15)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel("hypervolume\n(share of reference box)")
+    ax.set_title("Front hypervolume after each trial (reference: accuracy 0, latency in legend)",
+                 fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if infos:
+        ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def _save(fig, path: Path | str, dpi: int) -> Path:  # type: ignore[no-untyped-def]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out

@@ -1,0 +1,113 @@
+"""Multi-fidelity, multi-objective early stopping (successive-halving style rungs, Pareto
+criterion instead of one metric).
+
+The dense (KD) phase of a trial is checked at *rungs* (epoch counts, e.g. 1 and 3). At a
+rung the candidate's validation accuracy *so far* is paired with its predicted cost (the
+non-accuracy objectives, known before training); the candidate stops — state ``pruned``,
+with the rung — when at least ``min_dominating`` candidates that already *passed* that rung
+dominate it (accuracy ≥, every cost ≤, one strictly better). Baselines are never stopped,
+but count as candidates that passed.
+
+The accuracy at a rung is the dense student's (before pruning/quantization); its cost is
+the compressed candidate's. That pairing is optimistic for heavily compressed candidates, so
+the rule errs towards letting them continue.
+
+The rung table lives in ``rungs.jsonl`` in the run dir, read and appended under a file lock:
+several worker processes share it, and a resumed run keeps it. The Ray backend reaches the
+same file through one actor on the driver's node (``runner_ray``).
+
+>>> stopped = dominated_by([0.5, 1.0], [[0.6, 0.8], [0.7, 0.9]])   # (acc, -cost) pairs
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from autocompress.search.records import file_lock
+
+
+class Pruned(Exception):
+    """Raised inside training when a candidate is stopped at a rung."""
+
+    def __init__(self, rung: int, accuracy: float) -> None:
+        super().__init__(f"stopped at rung {rung} (accuracy {accuracy:.4f})")
+        self.rung = rung
+        self.accuracy = accuracy
+
+
+@dataclass(frozen=True, kw_only=True)
+class EarlyStopping:
+    rungs: tuple[int, ...]
+    min_dominating: int = 2
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any] | None) -> EarlyStopping | None:
+        if not raw or not raw.get("rungs"):
+            return None
+        return cls(rungs=tuple(int(r) for r in raw["rungs"]),
+                   min_dominating=int(raw.get("min_dominating", 2)))
+
+
+def dominated_by(point: Sequence[float], others: Sequence[Sequence[float]]) -> int:
+    """How many of ``others`` dominate ``point``; every coordinate is *maximised* (pass
+    costs negated)."""
+    count = 0
+    for other in others:
+        if all(o >= p for o, p in zip(other, point, strict=True)) and \
+                any(o > p for o, p in zip(other, point, strict=True)):
+            count += 1
+    return count
+
+
+def point_of(accuracy: float, costs: Sequence[float]) -> list[float]:
+    return [float(accuracy), *(-float(c) for c in costs)]
+
+
+class Board(Protocol):
+    def decide(self, rung: int, number: int, accuracy: float, costs: Sequence[float],
+               protected: bool) -> bool:
+        """Record the candidate at ``rung``; True means continue, False means stop."""
+        ...
+
+
+class FileBoard:
+    """Rung table in a JSON-lines file shared by processes (decision and append under a
+    lock, so two workers cannot both pass on stale information)."""
+
+    def __init__(self, path: Path, policy: EarlyStopping) -> None:
+        self.path = path
+        self.policy = policy
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:          # a torn last line after a kill
+                continue
+        return out
+
+    def decide(self, rung: int, number: int, accuracy: float, costs: Sequence[float],
+               protected: bool = False) -> bool:
+        point = point_of(accuracy, costs)
+        with file_lock(self.path.with_name(f".{self.path.name}.lock")):
+            passed = [e["point"] for e in self.entries()
+                      if e["rung"] == rung and e["passed"] and e["number"] != number]
+            n_dom = dominated_by(point, passed)
+            go_on = protected or n_dom < self.policy.min_dominating
+            entry = {"rung": rung, "number": number, "point": point, "passed": go_on,
+                     "dominated_by": n_dom}
+            line = json.dumps(entry) + "\n"
+            with open(self.path, "a+b") as fh:
+                if fh.tell() > 0:                   # after a torn line, start a fresh one
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        line = "\n" + line
+                fh.write(line.encode("utf-8"))
+        return go_on

@@ -1,0 +1,124 @@
+"""The Optuna ask/tell loop, run by one or several worker processes on one study.
+
+Several processes are safe because (1) the decision "is another trial due?" and the ask
+happen under a file lock in the run dir, counting recorded trials plus trials running in
+other workers, so no worker overshoots the target; (2) Optuna numbers trials in the storage
+(SQLite, waiting on locks) and pops each enqueued baseline once; (3) records are appended
+under a lock and fsync'd. A worker that dies leaves its trial RUNNING: the main process
+recovers it (records it failed) and fills the gap itself.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autocompress.config import SearchConfig
+from autocompress.pareto import ParetoFront
+from autocompress.search.baselines import suggest_all
+from autocompress.search.early_stop import EarlyStopping, FileBoard
+from autocompress.search.objective import run_trial
+from autocompress.search.records import append_record, file_lock, read_records
+from autocompress.search.runner_optuna import (
+    Session,
+    _budgets,
+    _pareto_objectives,
+    _recover,
+    _tell,
+    load_teacher,
+)
+from autocompress.search.setup import build_context
+from autocompress.search.study import make_study
+
+
+def counted(records: list[dict[str, Any]]) -> int:
+    """Finished trials that count towards the target (interrupted ones are replaced)."""
+    return sum(1 for r in records if not str(r.get("error") or "").startswith("interrupted"))
+
+
+def next_trial(session: Session) -> tuple[Any, dict[str, Any]] | None:
+    """Ask the study for the next trial and its parameters, or None when the target is
+    reached (by recorded trials plus those other workers are running)."""
+    import optuna
+
+    study = session.study
+    with file_lock(session.run_dir / ".ask.lock"):
+        records = read_records(session.records_path, warn=False)
+        recorded = {r["number"] for r in records}
+        running = {t.number for t in study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))} - recorded
+        if counted(records) + len(running) >= session.target:
+            return None
+        trial = study.ask()
+        fixed = trial.user_attrs.get("baseline_params")
+        params = dict(fixed) if fixed is not None else suggest_all(
+            trial, session.ctx.rspace.distributions())
+    return trial, params
+
+
+def board_for(session: Session) -> FileBoard | None:
+    policy = EarlyStopping.from_config(session.cfg.search.early_stopping)
+    return None if policy is None else FileBoard(session.run_dir / "rungs.jsonl", policy)
+
+
+def work(session: Session) -> int:
+    """Run trials until the target is reached; returns how many this worker ran."""
+    cfg, ctx, run_dir = session.cfg, session.ctx, session.run_dir
+    board = board_for(session)
+    done = 0
+    while (nxt := next_trial(session)) is not None:
+        trial, params = nxt
+        rec = run_trial(ctx, session.teacher, params, number=trial.number,
+                        seed=cfg.seed + trial.number, baseline=trial.user_attrs.get("baseline"),
+                        note=trial.user_attrs.get("note"), board=board,
+                        trial_dir=run_dir / "trials" / str(trial.number))
+        append_record(session.records_path, rec)   # the record first: the run dir is the truth
+        _tell(session.study, trial, rec, ctx.objectives)
+        done += 1
+        records = read_records(session.records_path, warn=False)
+        front = ParetoFront.from_records(records, _pareto_objectives(ctx.objectives),
+                                         _budgets(cfg))
+        session.progress.done = counted(records) - 1
+        session.progress.trial(rec, len(front.points))
+    return done
+
+
+def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool) -> None:
+    """Entry point of an extra worker process (spawned: a fresh interpreter)."""
+    import logging
+
+    from autocompress.search.progress import Progress
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    torch.set_num_threads(cfg.search.threads)
+    ctx = build_context(cfg)
+    study = make_study(cfg, ctx.objectives, run_dir, resume=True)
+    progress = Progress(total=int(study.user_attrs["target_trials"]),
+                        profile=cfg.hardware.profiles[0], quiet=quiet)
+    work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=load_teacher(cfg, ctx, run_dir),
+                 study=study, progress=progress))
+
+
+def run_workers(session: Session, workers: int) -> None:
+    """Run the loop here and in ``workers - 1`` spawned processes, then make sure a worker
+    that died did not leave the run short."""
+    procs = []
+    if workers > 1:
+        spawn = mp.get_context("spawn")
+        for _ in range(workers - 1):
+            proc = spawn.Process(target=_worker_main, daemon=True,
+                                 args=(session.cfg, session.run_dir, session.progress.quiet))
+            proc.start()
+            procs.append(proc)
+    try:
+        work(session)
+    finally:
+        for proc in procs:
+            proc.join()
+    if any(p.exitcode != 0 for p in procs):
+        by_number = {r["number"]: r for r in read_records(session.records_path)}
+        n = _recover(session.study, by_number, session.ctx.objectives, session.records_path)
+        session.progress.say(f"a worker process failed; {n} interrupted trial(s) replaced here")
+        work(session)

@@ -1,0 +1,252 @@
+"""Ray Tune backend: the same study, objective (``run_trial``), run dir and records as the
+Optuna backend, with trials spread over a local Ray or a Ray cluster.
+
+The searcher is the run's own Optuna study driven by ask/tell from the Ray driver
+(``StudySearcher``), so constraints, enqueued baselines, the target trial count, crash
+recovery and resume are exactly the Optuna backend's. Trials run in reused actors
+(``reuse_actors=True``; each builds the search context once) with ``search.threads`` CPUs
+and torch threads each. A trial returns its record and baked weights in its result; the
+driver appends the record, writes ``trials/<n>/model.pt`` and tells the study, so worker
+nodes need no access to the run dir. Early-stopping rungs go through one actor on the
+driver's node that owns ``rungs.jsonl``.
+
+Ray keeps its session files under ``RUN_DIR/ray_tmp`` (or a short ``/tmp/ac-ray-*`` folder
+when that path is too long for a Unix socket) and Tune its experiment state under
+``RUN_DIR/ray``; ``RAY_AUTH_MODE=disabled`` stops it writing a token to the home folder.
+ray is imported only here, never at ``import autocompress`` or CLI start-up.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autocompress.config import SearchConfig
+from autocompress.pareto import ParetoFront
+from autocompress.search.early_stop import EarlyStopping, FileBoard
+from autocompress.search.loop import counted, next_trial
+from autocompress.search.records import TrialRecord, append_record, read_records
+from autocompress.search.runner_optuna import (
+    SearchResult,
+    Session,
+    _budgets,
+    _pareto_objectives,
+    _tell,
+    open_session,
+)
+from autocompress.search.sampling import infeasible_trend
+
+SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
+_CACHE: dict[str, Any] = {}    # per worker process: the search context, built once
+
+
+def ray_temp_dir(run_dir: Path) -> Path:
+    """Ray's session folder for a local Ray, remembered in ``RUN_DIR/.ray_temp``."""
+    path = (run_dir / "ray_tmp").resolve()
+    if len(str(path)) <= SOCKET_MAX:
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="ac-ray-", dir="/tmp"))
+    (run_dir / ".ray_temp").write_text(str(path))
+    return path
+
+
+def processes_using(folder: Path) -> list[int]:
+    """Pids of processes with a file open under ``folder`` (Linux /proc; [] elsewhere)."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd).startswith(f"{folder}/") for fd in (proc / "fd").iterdir()):
+                out.append(int(proc.name))
+        except OSError:
+            continue
+    return out
+
+
+def reap_previous_ray(run_dir: Path) -> int:
+    """After a driver was killed (SIGKILL), some processes of the local Ray it started
+    (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
+    files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many."""
+    import signal
+
+    marker = run_dir / ".ray_temp"
+    if not marker.is_file():
+        return 0
+    folder = Path(marker.read_text().strip())
+    pids = [p for p in processes_using(folder) if p != os.getpid()]
+    for pid in pids:                  # the agents ignore SIGTERM once their raylet is gone
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if folder.name.startswith("ac-ray-"):
+        shutil.rmtree(folder, ignore_errors=True)
+    marker.unlink()
+    return len(pids)
+
+
+class _RemoteBoard:
+    """Board proxy used inside trials: asks the board actor on the driver's node."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def decide(self, rung: int, number: int, accuracy: float, costs: Any,
+               protected: bool) -> bool:
+        import ray
+
+        return bool(ray.get(self.handle.decide.remote(rung, number, accuracy, list(costs),
+                                                      protected)))
+
+
+def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
+    from ray import tune
+
+    from autocompress.search.objective import run_trial
+    from autocompress.search.setup import build_context
+
+    torch.set_num_threads(payload["threads"])
+    cfg: SearchConfig = payload["cfg"]
+    key = f"{cfg.path}:{payload['run_id']}"
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = build_context(cfg)
+    board = None if payload["board"] is None else _RemoteBoard(payload["board"])
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
+                        number=config["number"], seed=config["seed"], trial_dir=Path(tmp),
+                        baseline=config["baseline"], note=config["note"], board=board)
+        weights = Path(tmp, "model.pt")
+        blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
+    tune.report({"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob})
+
+
+def _trial_name(trial: Any) -> str:
+    return f"trial_{trial.config.get('number', trial.trial_id)}"
+
+
+def _searcher(session: Session) -> Any:
+    from ray.tune.search import Searcher
+
+    class StudySearcher(Searcher):
+        """Optuna ask/tell from the driver, recording every finished trial."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.live: dict[str, Any] = {}
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            nxt = next_trial(session)
+            if nxt is None:
+                return Searcher.FINISHED
+            trial, params = nxt
+            self.live[trial_id] = trial
+            return {"number": trial.number, "params": params,
+                    "seed": session.cfg.seed + trial.number,
+                    "baseline": trial.user_attrs.get("baseline"),
+                    "note": trial.user_attrs.get("note")}
+
+        def save(self, checkpoint_path: str) -> None:   # the study is the searcher's state
+            return None
+
+        def restore(self, checkpoint_path: str) -> None:
+            return None
+
+        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                              error: bool = False) -> None:
+            trial = self.live.pop(trial_id)
+            if result and "record" in result:
+                rec = TrialRecord(**json.loads(result["record"]))
+                if result.get("weights_b64"):
+                    out = session.run_dir / "trials" / str(rec.number)
+                    out.mkdir(parents=True, exist_ok=True)
+                    (out / "model.pt").write_bytes(base64.b64decode(result["weights_b64"]))
+            else:
+                rec = TrialRecord(number=trial.number, state="failed", params=trial.params,
+                                  seed=session.cfg.seed + trial.number,
+                                  baseline=trial.user_attrs.get("baseline"),
+                                  error="the Ray trial raised or its worker died (see "
+                                        "RUN_DIR/ray for its log)")
+            append_record(session.records_path, rec)
+            _tell(session.study, trial, rec, session.ctx.objectives)
+            records = read_records(session.records_path, warn=False)
+            front = ParetoFront.from_records(
+                records, _pareto_objectives(session.ctx.objectives), _budgets(session.cfg))
+            session.progress.done = counted(records) - 1
+            session.progress.trial(rec, len(front.points))
+
+    return StudySearcher()
+
+
+def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
+                   baselines: bool = True, quiet: bool = False, resume: bool = False,
+                   workers: int = 1, address: str | None = None) -> SearchResult:
+    """Run (or resume) a search on Ray: ``workers`` concurrent trials, on a local Ray
+    started with ``workers * search.threads`` CPUs, or on the cluster at ``address``."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # records are ours
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables
+    session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
+                           resume=resume)
+    remaining = session.target - counted(read_records(session.records_path, warn=False))
+    if remaining > 0:
+        _run_tune(session, workers, address, remaining)
+    records = read_records(session.records_path)
+    session.progress.say(infeasible_trend(records).summary())
+    front = ParetoFront.from_records(records, _pareto_objectives(session.ctx.objectives),
+                                     _budgets(cfg))
+    return SearchResult(run_dir=run_dir, records=records, front=front)
+
+
+def _run_tune(session: Session, workers: int, address: str | None, remaining: int) -> None:
+    import logging
+
+    import ray
+    from ray import tune
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    cfg, threads = session.cfg, session.cfg.search.threads
+    opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                            "logging_level": logging.WARNING, "configure_logging": True}
+    temp = None
+    if address:
+        ray.init(address=address, **opts)
+    else:
+        if reaped := reap_previous_ray(session.run_dir):
+            session.progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
+        temp = ray_temp_dir(session.run_dir)
+        session.progress.say(f"starting a local Ray ({workers * threads} CPUs, temp {temp})")
+        ray.init(num_cpus=workers * threads, _temp_dir=str(temp), **opts)
+    for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
+        logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found' (no loggers)
+    try:
+        board = None
+        policy = EarlyStopping.from_config(cfg.search.early_stopping)
+        if policy is not None:
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=False)
+            board = ray.remote(num_cpus=0)(FileBoard).options(scheduling_strategy=here) \
+                .remote(session.run_dir.resolve() / "rungs.jsonl", policy)
+        payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
+                   "run_id": str(session.run_dir.resolve())}
+        trainable = tune.with_resources(tune.with_parameters(_trainable, payload=payload),
+                                        {"cpu": threads})
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=_searcher(session), num_samples=remaining,
+                                        max_concurrent_trials=workers, reuse_actors=True,
+                                        trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_name),
+            run_config=tune.RunConfig(name="tune", verbose=0,
+                                      storage_path=str(session.run_dir.resolve() / "ray")))
+        tuner.fit()
+    finally:
+        ray.shutdown()
+        if temp is not None:
+            reap_previous_ray(session.run_dir)       # our /tmp folder, stray agents

@@ -1,0 +1,52 @@
+"""How well the sampler learned the budgets: the fraction of its proposals that were
+infeasible (over budget, never trained), over time. Baselines are not proposals and are
+left out; so are trials interrupted by a crash."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfeasibleTrend:
+    cumulative: tuple[float, ...]     # after proposal i: fraction infeasible so far
+    windowed: tuple[float, ...]       # fraction infeasible among the last `window` proposals
+    first_half: float
+    second_half: float
+
+    def summary(self) -> str:
+        n = len(self.cumulative)
+        if not n:
+            return "infeasible proposals: none sampled"
+        return (f"infeasible proposals: {self.cumulative[-1]:.0%} of {n} "
+                f"(first half {self.first_half:.0%}, second half {self.second_half:.0%})")
+
+
+def proposals(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted((r for r in records if not r.get("baseline")
+                   and not str(r.get("error") or "").startswith("interrupted")),
+                  key=lambda r: int(r["number"]))
+
+
+def infeasible_trend(records: Sequence[Mapping[str, Any]], window: int = 10
+                     ) -> InfeasibleTrend:
+    """Fraction of sampled proposals that were infeasible, cumulative and windowed.
+
+    >>> infeasible_trend([{"number": 0, "state": "infeasible"},
+    ...                   {"number": 1, "state": "complete"}]).cumulative
+    (1.0, 0.5)
+    """
+    flags = [r["state"] == "infeasible" for r in proposals(records)]
+    cumulative, windowed = [], []
+    for i in range(len(flags)):
+        cumulative.append(sum(flags[:i + 1]) / (i + 1))
+        last = flags[max(0, i + 1 - window):i + 1]
+        windowed.append(sum(last) / len(last))
+    half = len(flags) // 2
+
+    def frac(part: list[bool]) -> float:
+        return sum(part) / len(part) if part else 0.0
+
+    return InfeasibleTrend(cumulative=tuple(cumulative), windowed=tuple(windowed),
+                           first_half=frac(flags[:half]), second_half=frac(flags[half:]))

@@ -1,0 +1,83 @@
+"""Per-layer compression knobs of the search space and how their values become configs.
+
+A new technique knob is one entry in ``LAYER_KNOBS`` and a line in ``layer_configs``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autocompress.compress.plan import (
+    PRUNE_CRITERIA,
+    QUANT_MODES,
+    WEIGHT_CALIB,
+    ClusterConfig,
+    LowRankConfig,
+    PruneConfig,
+    QuantConfig,
+    SparsityConfig,
+    TechniqueConfig,
+)
+
+# Per-layer knobs. ``param``: prefix of the Optuna parameter name, ``<param>/<fqn>``
+# (prune.ratio and quant.bits keep their v1 names). ``on``: which layers a knob can address
+# ("leaders" = prune-group leaders, else every conv/linear). ``default``: the value meaning
+# "technique off / config default", used by baselines.
+LAYER_KNOBS: dict[str, dict[str, Any]] = {
+    "prune.ratio": {"bounds": (0.0, 0.9), "expect": "ratios in 0..0.9", "param": "prune",
+                    "on": "leaders", "default": 0.0},
+    "prune.criterion": {"allowed": PRUNE_CRITERIA, "expect": f"one of {PRUNE_CRITERIA}",
+                        "on": "leaders", "default": "l1"},
+    "quant.bits": {"allowed": (2, 3, 4, 5, 6, 7, 8, 32), "expect": "bit-widths in 2..8 or 32",
+                   "param": "quant"},
+    "quant.act_bits": {"allowed": (4, 5, 6, 7, 8, 32), "expect": "bit-widths in 4..8 or 32",
+                       "default": 32},
+    "quant.mode": {"allowed": QUANT_MODES, "expect": f"one of {QUANT_MODES}", "default": "qat"},
+    "quant.per_channel": {"allowed": (True, False), "expect": "true or false", "default": True},
+    "quant.symmetric": {"allowed": (True, False), "expect": "true or false", "default": True},
+    "quant.calib": {"allowed": WEIGHT_CALIB, "expect": f"one of {WEIGHT_CALIB}",
+                    "default": "minmax"},
+    "sparsity.ratio": {"bounds": (0.0, 0.95), "expect": "ratios in 0..0.95 (0 = dense)",
+                       "default": 0.0},
+    "sparsity.scope": {"allowed": ("layer", "global"), "expect": "layer or global",
+                       "default": "layer"},
+    "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
+                           "default": 1.0},
+    "cluster.k": {"bounds": (0, 256), "expect": "shared values in 2..256 (0 = off)",
+                  "default": 0},
+}
+SPEC_KEYS = ("allowed", "bounds", "expect")
+
+
+def param_prefix(knob: str) -> str:
+    return str(LAYER_KNOBS[knob].get("param", knob))
+
+
+def layer_configs(v: Mapping[str, Any]) -> list[TechniqueConfig]:
+    """Configs of one layer from its knob values (knob -> value), in registry order."""
+    out: list[TechniqueConfig] = []
+    if float(v.get("prune.ratio", 0.0)) > 0:
+        out.append(PruneConfig(ratio=float(v["prune.ratio"]),
+                               criterion=str(v.get("prune.criterion", "l1"))))
+    if float(v.get("lowrank.rank_ratio", 1.0)) < 1.0:
+        out.append(LowRankConfig(rank_ratio=float(v["lowrank.rank_ratio"])))
+    if float(v.get("sparsity.ratio", 0.0)) > 0:
+        out.append(SparsityConfig(ratio=float(v["sparsity.ratio"]),
+                                  scope=str(v.get("sparsity.scope", "layer"))))
+    if int(v.get("cluster.k", 0)) >= 2:
+        out.append(ClusterConfig(k=int(v["cluster.k"])))
+    if any(k.startswith("quant.") for k in v):
+        out.append(QuantConfig(bits=int(v.get("quant.bits", 32)),
+                               act_bits=int(v.get("quant.act_bits", 32)),
+                               mode=str(v.get("quant.mode", "qat")),
+                               per_channel=bool(v.get("quant.per_channel", True)),
+                               symmetric=bool(v.get("quant.symmetric", True)),
+                               calib=str(v.get("quant.calib", "minmax"))))
+    return out
+
+# Arch knobs each student family understands. Mirrors ``models/families.py`` (kept here so
+# parsing a space needs no model code); ``tests/space/test_families.py`` checks they agree.
+FAMILY_ARCH_KNOBS: dict[str, tuple[str, ...]] = {
+    "mobilenet_v2": ("width_mult", "depth", "kernel", "expand"),
+    "resnet": ("width_mult", "depth", "kernel"),
+}

@@ -1,0 +1,127 @@
+"""Search quality, measured in one run of this script: hypervolume (accuracy vs STM32F746
+latency, fixed reference point) of the searched front against (a) the baselines' front and
+(b) random search at equal trial count, and what multi-objective early stopping saves.
+
+Task: digits distorted at 3x16x16 (``search_data.py``), MobileNetV2-like space, STM32F746
+budget. For each seed: TPE with baselines, random search, TPE with baselines and early
+stopping (rungs in the dense phase). Searched fronts leave the baselines out; training time
+counts searched trials only. Hypervolumes use fronts without the budget filter (baselines are the
+largest students and may exceed it) and the reference (accuracy 0, 1.1 x the slowest
+baseline's latency).
+
+    python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--out runs/bench_quality]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from autocompress.config import load_config  # noqa: E402
+from autocompress.pareto import Objective, ParetoFront  # noqa: E402
+from autocompress.search.runner_optuna import run_search  # noqa: E402
+
+CONFIG = """\
+name: quality
+seed: {seed}
+data: search_data:make_data
+model: {{space: {space}}}
+teacher: {{widths: [32, 64, 128], epochs: {teacher}}}
+train: {{epochs: {epochs}, finetune_epochs: {finetune}, lr: 0.005, batch_size: 64}}
+hardware:
+  profiles: [stm32f746]
+  budgets: {{stm32f746: {{max_latency_ms: {budget}}}}}
+search: {{trials: {trials}, sampler: {sampler}, threads: {threads}{stop}}}
+"""
+OBJ = [Objective.accuracy(), Objective.latency("stm32f746")]
+
+
+def front(records: list[dict[str, Any]]) -> ParetoFront:
+    return ParetoFront.from_records(records, OBJ, [])
+
+
+def hv(records: list[dict[str, Any]], ref_ms: float) -> float:
+    return front(records).hypervolume({"accuracy": 0.0, "stm32f746.latency_ms": ref_ms})
+
+
+def train_time(records: list[dict[str, Any]]) -> float:
+    return sum(r["duration_s"] for r in records if not r.get("baseline"))
+
+
+def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baselines: bool,
+        out: Path) -> list[dict[str, Any]]:
+    name = f"{sampler}{'-es' if stop else ''}-s{seed}"
+    stop_txt = (f", early_stopping: {{rungs: {args.rungs}, min_dominating: {args.k}}}"
+                if stop else "")
+    body = CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
+                         teacher=args.teacher_epochs, epochs=args.epochs,
+                         finetune=args.finetune, budget=args.budget_ms, trials=args.trials,
+                         sampler=sampler, threads=args.threads, stop=stop_txt)
+    path = out / f"{name}.yaml"
+    path.write_text(body)
+    start = time.perf_counter()
+    res = run_search(load_config(path), out / name, quiet=True, baselines=baselines)
+    print(f"  {name}: {len(res.records)} records in {time.perf_counter() - start:.0f} s",
+          flush=True)
+    return res.records
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--finetune", type=int, default=2)
+    p.add_argument("--teacher-epochs", type=int, default=10)
+    p.add_argument("--rungs", default="[1, 3]")
+    p.add_argument("--k", type=int, default=2)
+    p.add_argument("--budget-ms", type=float, default=20.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        tpe = run(args, seed, "tpe", stop=False, baselines=True, out=args.out)
+        rnd = run(args, seed, "random", stop=False, baselines=False, out=args.out)
+        es = run(args, seed, "tpe", stop=True, baselines=True, out=args.out)
+        base = [r for r in tpe if r.get("baseline")]
+        searched = [r for r in tpe if not r.get("baseline")]
+        ref = 1.1 * max(r["cost"]["stm32f746"]["latency_ms"] for r in base)
+        int8 = next(r for r in base if r["baseline"] == "uniform-int8")
+        at = [r["metrics"]["accuracy"] for r in searched if r["state"] == "complete"
+              and r["cost"]["stm32f746"]["latency_ms"] <= int8["cost"]["stm32f746"]["latency_ms"]]
+        rows.append({
+            "seed": seed, "ref_ms": ref,
+            "hv_searched": hv(searched, ref), "hv_baselines": hv(base, ref),
+            "hv_random": hv(rnd, ref),
+            "hv_es": hv([r for r in es if not r.get("baseline")], ref),
+            "acc_gain_at_int8_latency": (max(at) if at else 0.0) - int8["metrics"]["accuracy"],
+            "train_s": train_time(tpe), "train_s_es": train_time(es),
+            "pruned_es": sum(r["state"] == "pruned" for r in es)})
+        print(json.dumps(rows[-1]), flush=True)
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "seed"}
+    print("\n| figure | median over seeds " + str(args.seeds) + " | target |")
+    print("|---|---:|---:|")
+    print(f"| HV searched / HV baselines | {med['hv_searched'] / med['hv_baselines']:.2f} | ≥ 1.3 |")
+    print(f"| accuracy gain at the int8 baseline's latency (points) | "
+          f"{100 * med['acc_gain_at_int8_latency']:+.1f} | ≥ +1 |")
+    ratios = [r["hv_searched"] / r["hv_random"] for r in rows if r["hv_random"]]
+    print(f"| HV TPE / HV random (median of ratios) | {statistics.median(ratios):.2f} | ≥ 1.1 |")
+    saved = [1 - r["train_s_es"] / r["train_s"] for r in rows]
+    hv_es = [r["hv_es"] / r["hv_searched"] for r in rows if r["hv_searched"]]
+    print(f"| training time saved by early stopping | {statistics.median(saved):.0%} | ≥ 30% |")
+    print(f"| HV with / without early stopping | {statistics.median(hv_es):.3f} | ≥ 0.95 |")
+    (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""`autocompress predict`: ONNX and PyTorch models -> cost, and its user errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from autocompress.cli import main
+from autocompress.graph import inspect_model
+from autocompress.hardware import CostModel, LayerFormat
+from autocompress.hardware.onnx_graph import onnx_to_graph
+
+
+class ResNetLet(nn.Module):
+    """conv(1->8) relu, conv(8->8), add residual, relu, GAP, linear(8->10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.fc = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), \
+            nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.c1(x))
+        y = torch.relu(a + self.c2(a))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def build() -> nn.Module:
+    torch.manual_seed(0)
+    return ResNetLet()
+
+
+def _write_onnx(path: Path, net: nn.Module, dynamic_batch: bool = False) -> Path:
+    """The same network written with onnx.helper (what the exporter emits, BN-free)."""
+    p = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    inits = [numpy_helper.from_array(v, k) for k, v in p.items()]
+    nodes = [helper.make_node("Conv", ["x", "c1.weight", "c1.bias"], ["t1"], pads=[1] * 4,
+                              kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["t1"], ["a"]),
+             helper.make_node("Conv", ["a", "c2.weight", "c2.bias"], ["t2"], pads=[1] * 4,
+                              kernel_shape=[3, 3]),
+             helper.make_node("Add", ["a", "t2"], ["t3"]), helper.make_node("Relu", ["t3"], ["y"]),
+             helper.make_node("GlobalAveragePool", ["y"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["out"], transB=1)]
+    batch = "N" if dynamic_batch else 1
+    graph = helper.make_graph(nodes, "net",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [batch, 1, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT,
+                                                             [batch, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def onnx_path(tmp_path: Path) -> Path:
+    return _write_onnx(tmp_path / "net.onnx", build(), dynamic_batch=True)
+
+
+def test_onnx_reader_agrees_with_the_torch_tracer(onnx_path: Path) -> None:
+    net = build()
+    g_onnx, formats = onnx_to_graph(onnx_path)
+    g_torch = inspect_model(net.eval(), torch.zeros(1, 1, 8, 8))
+    assert [layer.op for layer in g_onnx.layers] == ["conv2d", "conv2d", "add", "avgpool",
+                                                     "linear"]
+    assert g_onnx.params == g_torch.params == sum(v.numel() for v in net.state_dict().values())
+    assert sum(layer.macs for layer in g_onnx.compressible) == \
+        sum(layer.macs for layer in g_torch.compressible)
+    assert all(f.weight_bits == 32 for f in formats.values())
+    for profile in ("stm32f746", "pixel4"):
+        a = CostModel(profile).estimate(g_onnx, formats)
+        b = CostModel(profile).estimate(g_torch, default=LayerFormat(weight_bits=32, act_bits=32))
+        assert a.peak_sram_kb == pytest.approx(b.peak_sram_kb)
+        assert a.flash_kb == pytest.approx(b.flash_kb)
+    # the residual input 'a' (8x8x8) stays live until the add: peak = a + conv2 out (+ input)
+    est = CostModel("stm32f746").estimate(g_onnx, formats)
+    assert est.peak_sram_kb * 1024 >= 2 * 8 * 8 * 8
+
+
+def test_int8_qdq_file_is_costed_as_int8(onnx_path: Path, tmp_path: Path) -> None:
+    from onnxruntime import quantization as q
+
+    class Reader(q.CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.it = iter([{"x": np.random.default_rng(i).random((1, 1, 8, 8), np.float32)}
+                            for i in range(4)])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.it, None)
+
+    fixed = _write_onnx(tmp_path / "fixed.onnx", build())
+    int8 = tmp_path / "net.int8.onnx"
+    q.quantize_static(str(fixed), str(int8), Reader(), quant_format=q.QuantFormat.QDQ,
+                      per_channel=True, weight_type=q.QuantType.QInt8)
+    g8, f8 = onnx_to_graph(int8)
+    g32, f32 = onnx_to_graph(onnx_path)
+    assert [layer.op for layer in g8.layers] == [layer.op for layer in g32.layers]
+    assert {f8[layer.fqn].weight_bits for layer in g8.compressible} == {8}
+    assert {f8[layer.fqn].act_bits for layer in g8.compressible} == {8}
+    model = CostModel("pixel4")
+    assert model.estimate(g8, f8).flash_kb < 0.5 * model.estimate(g32, f32).flash_kb
+    assert model.estimate(g8, f8).latency_ms < model.estimate(g32, f32).latency_ms
+
+
+def test_predict_json(onnx_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", str(onnx_path), "--profile", "stm32f746", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"latency_ms", "flash_kb", "peak_sram_kb", "provenance", "layers"} <= set(out)
+    assert out["latency_ms"] == pytest.approx(sum(r["latency_ms"] for r in out["layers"]))
+    assert out["provenance"] == {"analytic": 5}
+    assert main(["predict", str(onnx_path), "--profile", "jetson_nano"]) == 0
+    assert "provenance: analytic 5" in capsys.readouterr().out
+
+
+def test_predict_torch_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "hw_pred_nets.py").write_text(
+        "from tests.hardware.test_hw_predict import build\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    # pixel4's preferred format is fp32, like the fp32 ONNX file: the two readers must agree
+    assert main(["predict", "hw_pred_nets:build", "--profile", "pixel4",
+                 "--input-shape", "1,8,8", "--json"]) == 0
+    torch_out = json.loads(capsys.readouterr().out)
+    onnx_out = json.loads(json.dumps(
+        __import__("autocompress.hardware.commands", fromlist=["predict"]).predict(
+            str(_write_onnx(tmp_path / "n.onnx", build())), "pixel4")))
+    for key in ("latency_ms", "flash_kb", "peak_sram_kb"):
+        assert torch_out[key] == pytest.approx(onnx_out[key])
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["predict", "{onnx}", "--profile", "stm32f999"], "unknown hardware profile"),
+    (["predict", "missing.onnx", "--profile", "stm32f746"], "ONNX file not found"),
+    (["predict", "no_such_module_xyz:build", "--profile", "stm32f746", "--input-shape", "1,8,8"],
+     "cannot import module"),
+    (["predict", "tests.hardware.test_hw_predict:build", "--profile", "stm32f746"],
+     "needs --input-shape"),
+    (["predict", "tests.hardware.test_hw_predict:build", "--profile", "stm32f746",
+      "--input-shape", "3,x"], "bad --input-shape"),
+    (["predict", "tests.hardware.test_hw_predict:build", "--profile", "stm32f746",
+      "--input-shape", "3,8,8"], "tracing with input shape"),
+    (["predict", "tests.hardware.test_hw_predict:ResNetLet.forward", "--profile", "stm32f746",
+      "--input-shape", "1,8,8"], "no callable"),
+    (["predict", "{onnx}", "--profile", "stm32f746", "--input-shape", "1,8"], "has 2 dims"),
+    (["profile", "--out", "{tmp}/x.txt", "--quick"], "must end in .yaml"),
+])
+def test_user_errors_exit_2_with_one_line(argv: list[str], expected: str, onnx_path: Path,
+                                          tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a.format(onnx=onnx_path, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("command", ["profile", "predict"])
+def test_help_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "example:" in out and f"autocompress {command}" in out

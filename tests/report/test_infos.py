@@ -1,0 +1,142 @@
+"""Pure info objects behind the heatmap, the hypervolume trace and the provenance section."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autocompress.pareto import Budget, Objective
+from autocompress.report.layers import execution_order, layer_heatmap_info, technique_of
+from autocompress.report.provenance import read_provenance
+from autocompress.report.trace import hypervolume_infos
+from tests.report.sample import BUDGET, ORDER, planned, q, rec, run_records
+
+LAT = Objective.latency("mcu")
+ACC = Objective.accuracy()
+
+
+# ------------------------------------------------------------------ layer heatmap
+
+
+def test_heatmap_rows_are_the_front_columns_the_layers_in_execution_order() -> None:
+    info = layer_heatmap_info(run_records(), [ACC, LAT], [BUDGET])
+    assert info.numbers == (1, 2, 4)  # fastest first; #0 is over budget, #3 dominated
+    assert info.rows[0] == "#1  90.0%  3 ms"
+    # "add" is costed but never planned; stages.0.1 exists only in #2 and #4 and still
+    # lands between stages.0.0.dw and head (merged order, not alphabetical)
+    assert info.layers == ("stem.conv", "stages.0.0.expand.conv", "stages.0.0.dw.conv",
+                           "stages.0.1.expand.conv", "head.conv", "classifier")
+    assert info.present[0] == (True, True, True, False, True, True)  # shallower model
+    assert info.present[1] == (True,) * 6
+
+
+def test_heatmap_panels_known_and_unknown_kinds() -> None:
+    info = layer_heatmap_info(run_records(), [ACC, LAT], [BUDGET])
+    panels = {p.label: p for p in info.panels}
+    assert list(panels) == ["weight bits", "prune ratio", "rank ratio", "cluster k",
+                            "mystery strength"]  # known kinds in fixed order, unknown last
+    bits = panels["weight bits"]
+    assert bits.cells[0] == (4.0, 2.0, 4.0, None, None, 8.0)
+    assert bits.off_value == 32.0 and not bits.higher_compresses_more
+    assert panels["prune ratio"].cells[1] == (None, None, None, 0.25, None, None)
+    assert panels["rank ratio"].cells[0][2] == 0.25
+    assert panels["cluster k"].cells[0][4] == 16.0 and panels["cluster k"].off_value is None
+    assert panels["mystery strength"].cells[1][4] == 0.7
+
+
+def test_activation_bits_get_a_panel_only_when_set() -> None:
+    a = planned(0, "complete", 0.9, 2.0, {"stem.conv": [{**q(4), "act_bits": 8}],
+                                          "head.conv": [{**q(8), "act_bits": 32}]})
+    info = layer_heatmap_info([a])
+    panels = {p.label: p for p in info.panels}
+    assert list(panels) == ["weight bits", "activation bits"]
+    assert panels["activation bits"].cells == ((8.0, None),)  # 32 = float: not applied
+    assert panels["activation bits"].off_value == 32.0
+    only_float = planned(0, "complete", 0.9, 2.0, {"stem.conv": [{**q(4), "act_bits": 32}]})
+    assert [p.label for p in layer_heatmap_info([only_float]).panels] == ["weight bits"]
+
+
+def test_technique_of_is_graceful() -> None:
+    assert technique_of(q(4)) == ("quant", "bits", 4.0)
+    assert technique_of({"kind": "svd", "rank_ratio": 0.5}) == ("lowrank", "rank_ratio", 0.5)
+    assert technique_of({"kind": "unstructured", "sparsity": 0.9}) == ("sparsity", "sparsity", 0.9)
+    assert technique_of({"kind": "new", "flag": True, "name": "x"}) == ("new", "applied", 1.0)
+    assert technique_of({"kind": "quant", "bits": "eight"}) is None  # malformed known kind
+    assert technique_of({}) == ("?", "applied", 1.0)
+
+
+def test_heatmap_tolerates_odd_plans_and_no_front() -> None:
+    odd = planned(0, "complete", 0.9, 2.0, {"stem.conv": "not a list", "head.conv": [3, q(4)]})
+    odd["cost"]["mcu"]["layers"] = None
+    info = layer_heatmap_info([odd, rec(1, "complete", 0.8, {"mcu": 1.0}, plan=None)])
+    assert info.layers == ("head.conv", "stem.conv")  # no execution order: natural sort
+    assert [p.label for p in info.panels] == ["weight bits"]
+    assert layer_heatmap_info([rec(0, "infeasible", None, {"mcu": 1.0})]).is_empty
+
+
+def test_execution_order_merges_and_survives_cycles() -> None:
+    assert execution_order([ORDER[:3], [ORDER[0], ORDER[2], ORDER[5]]]) == [
+        ORDER[0], ORDER[1], ORDER[2], ORDER[5]]
+    assert execution_order([["a", "b"], ["b", "a"]]) == ["a", "b"]
+    assert execution_order([]) == []
+
+
+# ------------------------------------------------------------------ hypervolume
+
+
+def test_hypervolume_against_the_budget() -> None:
+    (info,) = hypervolume_infos(run_records(), [ACC, LAT], [BUDGET])
+    assert info.reference == (0.0, 10.0) and info.reference_source == "budget"
+    assert info.numbers == (0, 1, 2, 3, 4, 5, 6)
+    # 0: over budget -> 0; 1: 0.9 x (10-3); 2: + 0.03 x (10-6); 3: dominated; 4: + 0.03 x 0.5
+    expected = [0.0, 6.3, 6.42, 6.42, 6.435, 6.435, 6.435]
+    assert info.values == pytest.approx(expected)
+    assert info.front_sizes == (0, 1, 2, 2, 3, 3, 3)
+    assert info.fractions[-1] == pytest.approx(0.6435)
+    assert "ref 10 ms, budget" in info.label
+
+
+def test_hypervolume_without_budget_uses_the_largest_latency_and_is_monotone() -> None:
+    recs = run_records()[::-1]  # order of the list does not matter: trial number does
+    (info,) = hypervolume_infos(recs)
+    assert info.reference == (0.0, 14.0) and info.reference_source == "max seen"
+    assert list(info.values) == sorted(info.values)
+    # the baseline's stored constraint (12 ms > 10 ms) keeps it out even without budgets
+    assert info.values[:2] == pytest.approx((0.0, 0.9 * (14.0 - 3.0)))
+
+
+def test_hypervolume_per_device_and_empty() -> None:
+    recs = [rec(0, "complete", 0.9, {"mcu": 2.0, "phone": 1.0})]
+    infos = hypervolume_infos(recs, (), [BUDGET, Budget(profile="phone", metric="flash_kb",
+                                                         limit=9.0)])
+    assert [(i.profile, i.reference) for i in infos] == [("mcu", (0.0, 10.0)),
+                                                        ("phone", (0.0, 1.0))]
+    assert infos[1].values == (0.0,)  # the only point sits on the reference latency
+    assert hypervolume_infos([]) == []
+
+
+# ------------------------------------------------------------------ provenance
+
+
+def test_provenance_read_from_the_run_dir(tmp_path: Path) -> None:
+    (tmp_path / "config.resolved.yaml").write_text("name: x\nseed: 11\n")
+    env = {"seed": 5, "git_rev": "abc123", "python": "3.11.7",
+           "packages": {"torch": "2.13.0", "optuna": "5.0.0"},
+           "profiles_sha256": {"mcu": "e" * 64}}
+    (tmp_path / "env.json").write_text(json.dumps(env))
+    prov = read_provenance(tmp_path)
+    assert prov.seed == 5 and prov.config_text == "name: x\nseed: 11\n"
+    assert list(prov.packages) == ["optuna", "torch"] and prov.profile_hashes == {"mcu": "e" * 64}
+    assert ("git revision", "abc123") in prov.details and prov.notes == ()
+
+
+def test_provenance_tolerates_missing_and_broken_files(tmp_path: Path) -> None:
+    prov = read_provenance(tmp_path)
+    assert prov.config_text is None and prov.seed is None and prov.packages == {}
+    assert prov.notes == ("config.resolved.yaml not found", "env.json not found")
+    (tmp_path / "env.json").write_text("{not json")
+    (tmp_path / "config.resolved.yaml").write_text("seed: 3  # from the CLI\n")
+    prov = read_provenance(tmp_path)
+    assert prov.seed == 3  # falls back to the config
+    assert prov.notes and prov.notes[0].startswith("env.json is not valid JSON")

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from autocompress.config import load_config
+from autocompress.search.baselines import baselines, outside_reason
+from autocompress.search.setup import build_context
+
+from ..conftest import TINY, write_config
+
+
+@pytest.fixture(scope="module")
+def rspace(tmp_path_factory):
+    return build_context(load_config(write_config(tmp_path_factory.mktemp("b"), TINY))).rspace
+
+
+def test_every_baseline_is_built_and_named(rspace):
+    by_name = {b.name: b for b in baselines(rspace)}
+    assert list(by_name) == ["uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50"]
+    int8, int4 = by_name["uniform-int8"].params, by_name["uniform-int4"].params
+    assert {v for k, v in int8.items() if k.startswith("quant/")} == {8}
+    assert {v for k, v in int4.items() if k.startswith("quant/")} == {4}
+    assert {v for k, v in by_name["sparse-50"].params.items() if k.startswith("prune/")} == {0.5}
+    for b in by_name.values():                       # same (largest) student everywhere
+        assert {k: v for k, v in b.params.items() if k.startswith("arch/")} == \
+            {k: v for k, v in int8.items() if k.startswith("arch/")}
+
+
+def test_in_space_baselines_are_enqueueable_and_fp32_is_honestly_outside(rspace):
+    by_name = {b.name: b for b in baselines(rspace)}
+    for name in ("uniform-int8", "uniform-int4", "sparse-25", "sparse-50"):
+        assert by_name[name].in_space and outside_reason(rspace, by_name[name].params) is None
+    fp32 = by_name["fp32"]                            # the space offers 2/4/8 bits only
+    assert not fp32.in_space and "outside the searched space" in fp32.note
+    assert fp32.params["quant/classifier"] == 32      # even the layer the space pins at 8
+    plan = rspace.to_plan(fp32.params)
+    assert {c.bits for fqn, cfgs in plan.layers.items() for c in cfgs
+            if hasattr(c, "bits")} == {32}
+    assert "classifier=8" in by_name["uniform-int4"].note
+
+
+def test_search_records_baselines(tmp_path):
+    import optuna
+
+    from autocompress.search.runner_optuna import run_search
+
+    body = TINY.replace("trials: 3", "trials: 1").replace("random}", "random, threads: 1}")
+    cfg = load_config(write_config(tmp_path, body))
+    result = run_search(cfg, tmp_path / "run", quiet=True)
+    by_base = {r["baseline"]: r for r in result.records}
+    assert set(by_base) == {"uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50",
+                            None}
+    assert all(by_base[b]["state"] == "complete" for b in by_base if b)
+    assert by_base["fp32"]["note"].startswith("outside the searched space")
+    assert set(by_base["fp32"]["params"].values()) >= {32}         # evaluated as given
+    assert by_base["uniform-int4"]["params"] == dict(
+        {b.name: b for b in baselines(build_context(cfg).rspace)}["uniform-int4"].params)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run/study.db'}")
+    states = {t.user_attrs.get("baseline"): t.state.name for t in study.trials}
+    assert states["fp32"] == "FAIL" and states["uniform-int8"] == "COMPLETE"

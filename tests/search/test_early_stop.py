@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from autocompress.config import load_config
+from autocompress.errors import ConfigError
+from autocompress.search import objective
+from autocompress.search.early_stop import EarlyStopping, FileBoard, dominated_by, point_of
+from autocompress.search.setup import build_context
+from autocompress.search.study import cheapest_params
+
+from ..conftest import TINY, write_config
+
+STOP = TINY.replace("epochs: 1, finetune_epochs: 1", "epochs: 3, finetune_epochs: 1").replace(
+    "sampler: random}", "sampler: random, early_stopping: {rungs: [1, 2], min_dominating: 2}}")
+
+
+def test_dominance_counts_only_strictly_better_points():
+    assert dominated_by([0.5, -1.0], [[0.6, -0.8], [0.5, -1.0], [0.7, -2.0]]) == 1
+    assert dominated_by(point_of(0.5, [1.0]), [point_of(0.6, [0.9]), point_of(0.5, [0.5])]) == 2
+
+
+def test_board_stops_a_candidate_dominated_by_k_that_passed(tmp_path):
+    board = FileBoard(tmp_path / "rungs.jsonl", EarlyStopping(rungs=(1,), min_dominating=2))
+    assert board.decide(1, 0, 0.9, [1.0], False)
+    assert board.decide(1, 1, 0.8, [1.0], False)          # dominated by 1 < 2: goes on
+    assert not board.decide(1, 2, 0.7, [2.0], False)      # dominated by 2: stopped
+    assert not board.decide(1, 3, 0.6, [3.0], False)      # the stopped one does not count...
+    assert board.decide(1, 4, 0.1, [9.0], True)           # ... and baselines always go on
+    entries = board.entries()
+    assert [e["passed"] for e in entries] == [True, True, False, False, True]
+    assert entries[3]["dominated_by"] == 2
+    assert board.decide(2, 2, 0.1, [9.0], False)          # rungs are separate tables
+
+
+def test_config_validates_early_stopping(tmp_path):
+    cfg = load_config(write_config(tmp_path, STOP))
+    assert EarlyStopping.from_config(cfg.search.early_stopping) == EarlyStopping(
+        rungs=(1, 2), min_dominating=2)
+    assert EarlyStopping.from_config(load_config(write_config(tmp_path, TINY))
+                                     .search.early_stopping) is None      # off by default
+    with pytest.raises(ConfigError, match=r"below train\.epochs"):
+        load_config(write_config(tmp_path, STOP.replace("rungs: [1, 2]", "rungs: [1, 3]")))
+    with pytest.raises(ConfigError, match="increasing"):
+        load_config(write_config(tmp_path, STOP.replace("rungs: [1, 2]", "rungs: [2, 1]")))
+    with pytest.raises(ConfigError, match="min_dominating"):
+        load_config(write_config(tmp_path, STOP.replace("min_dominating: 2", "min_dominating: 0")))
+
+
+class _Board:
+    def __init__(self, stop_at: int | None) -> None:
+        self.stop_at, self.calls = stop_at, []
+
+    def decide(self, rung, number, accuracy, costs, protected):
+        self.calls.append((rung, number, accuracy, tuple(costs), protected))
+        return rung != self.stop_at
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    return build_context(load_config(write_config(tmp_path_factory.mktemp("es"), STOP)))
+
+
+def test_trial_stopped_at_a_rung_is_recorded_pruned(ctx):
+    board = _Board(stop_at=2)
+    rec = objective.run_trial(ctx, None, cheapest_params(ctx.rspace), number=3, seed=3,
+                              board=board)
+    assert rec.state == "pruned" and rec.rung == 2
+    assert [c[0] for c in board.calls] == [1, 2]
+    assert set(rec.metrics) == {"rung_accuracy/1", "rung_accuracy/2"}
+    assert board.calls[0][3] == (rec.cost["stm32f746"]["latency_ms"],)   # the predicted cost
+
+
+def test_unstopped_trial_trains_exactly_as_without_rungs(ctx):
+    params = cheapest_params(ctx.rspace)
+    plain = objective.run_trial(ctx, None, params, number=1, seed=1)
+    board = _Board(stop_at=None)
+    staged = objective.run_trial(ctx, None, params, number=1, seed=1, board=board)
+    assert staged.state == "complete" and len(board.calls) == 2
+    assert staged.metrics["accuracy"] == plain.metrics["accuracy"]

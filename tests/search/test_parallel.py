@@ -1,0 +1,113 @@
+"""Several workers on one study (Optuna processes, Ray Tune) and determinism."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autocompress.config import load_config
+from autocompress.search import objective
+from autocompress.search.runner_optuna import run_search
+
+from ..conftest import ROOT, TINY, write_config
+
+FAST = TINY.replace("sampler: random}", "sampler: random, threads: 1}")
+
+
+def _check_run(run: Path, expected: int) -> list[dict]:
+    import optuna
+
+    lines = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+    numbers = [r["number"] for r in lines]
+    assert sorted(numbers) == list(range(expected))          # each trial once, no gaps
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'study.db'}")
+    assert len(study.trials) == expected
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+    return lines
+
+
+def test_two_optuna_workers_share_one_study(tmp_path):
+    cfg = load_config(write_config(tmp_path, FAST.replace("trials: 3", "trials: 4")))
+    result = run_search(cfg, tmp_path / "run", quiet=True, workers=2)
+    lines = _check_run(tmp_path / "run", 4 + 5)
+    assert len(result.records) == 9
+    assert sorted(r["baseline"] for r in lines if r["baseline"]) == sorted(
+        ["uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50"])  # each popped once
+
+
+def test_same_seed_same_parameters(tmp_path, monkeypatch):
+    monkeypatch.setattr(objective, "fit", lambda *a, **k: 0.0)   # parameters, not training
+    body = FAST.replace("trials: 3", "trials: 12").replace("sampler: random", "sampler: tpe")
+    cfg = load_config(write_config(tmp_path, body))
+    runs = [run_search(cfg, tmp_path / f"run{i}", quiet=True, baselines=False)
+            for i in range(2)]
+    first, second = ([r["params"] for r in res.records] for res in runs)
+    assert len(first) == 12 and first == second
+    other = load_config(write_config(tmp_path, body.replace("seed: 0", "seed: 1"), "c1.yaml"))
+    third = run_search(other, tmp_path / "run2", quiet=True, baselines=False)
+    assert [r["params"] for r in third.records] != first
+
+
+@pytest.mark.ray
+def test_ray_backend_local_head_two_workers(tmp_path):
+    body = FAST.replace("trials: 3", "trials: 3").replace(
+        "epochs: 1, finetune_epochs: 1", "epochs: 2, finetune_epochs: 1").replace(
+        "threads: 1}", "threads: 1, early_stopping: {rungs: [1], min_dominating: 1}}")
+    cfg = write_config(tmp_path, body)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                          "--run-dir", str(run), "--backend", "ray", "--workers", "2",
+                          "--no-baselines"], cwd=ROOT, capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "starting a local Ray (2 CPUs" in res.stdout
+    lines = _check_run(run, 3)
+    assert {r["state"] for r in lines} <= {"complete", "infeasible", "pruned"}
+    for r in lines:
+        if r["state"] == "complete":
+            assert (run / "trials" / str(r["number"]) / "model.pt").is_file()
+    assert (run / "rungs.jsonl").is_file() and (run / "ray" / "tune").is_dir()
+    assert (run / "report" / "trials.csv").is_file()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_driver_killed_then_resumed_loses_nothing(tmp_path):
+    import signal
+    import time
+
+    body = FAST.replace("trials: 3", "trials: 4")
+    cfg = write_config(tmp_path, body)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "autocompress.cli", "search"]
+    proc = subprocess.Popen([*args, str(cfg), "--run-dir", str(run), "--backend", "ray",
+                             "--no-baselines", "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = run / "records.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and records.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)                      # the driver; its local Ray dies too
+    proc.wait()
+    before = {json.loads(x)["number"]: json.loads(x) for x in records.read_text().splitlines()}
+    ray_tmp = Path((run / ".ray_temp").read_text().strip())
+    res = subprocess.run([*args, "--resume", str(run), "--backend", "ray", "--quiet"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    latest = {json.loads(x)["number"]: json.loads(x) for x in records.read_text().splitlines()}
+    for n, rec in before.items():                         # finished trials untouched
+        assert latest[n] == rec
+    counted = [r for r in latest.values() if not str(r["error"] or "").startswith("interrupted")]
+    assert len(counted) == 4 and sorted(latest) == list(range(len(latest)))
+    from autocompress.search.runner_ray import processes_using
+
+    assert processes_using(ray_tmp) == []                 # the killed run's Ray is gone too

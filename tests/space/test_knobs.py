@@ -1,0 +1,108 @@
+"""Technique knobs of the search space: parse, resolve, to_plan, cost-model formats."""
+from __future__ import annotations
+
+import pytest
+
+from autocompress.compress import (
+    ClusterConfig,
+    LowRankConfig,
+    PruneConfig,
+    QuantConfig,
+    SparsityConfig,
+)
+from autocompress.errors import SpaceError
+from autocompress.space import SearchSpace, resolve
+from autocompress.yamlio import parse_yaml
+
+LAYERS = ["stem.conv", "stages.0.0.expand.conv", "stages.0.0.dw.conv", "head.conv", "classifier"]
+LEADERS = ["stem.conv", "stages.0.0.expand.conv", "head.conv"]
+
+SPACE = """\
+version: 1
+rules:
+  - match: classifier
+    quant.bits: 8
+    quant.act_bits: 8
+  - match: "re:.*"
+    quant.bits: [4, 8]
+    quant.act_bits: [4, 8, 32]
+    quant.mode: [qat, ptq]
+    quant.per_channel: [true, false]
+    quant.symmetric: [true, false]
+    sparsity.ratio: [0.0, 0.5, 0.8]
+    cluster.k: {low: 0, high: 32}
+  - match: head.conv
+    lowrank.rank_ratio: [0.25, 1.0]
+  - match: "re:.*expand\\\\.conv"
+    prune.ratio: [0.0, 0.5]
+    prune.criterion: [l1, l2, taylor]
+"""
+
+
+def _rs(text: str = SPACE):
+    return resolve(SearchSpace.parse(parse_yaml(text, "space.yaml")), quant_layers=LAYERS,
+                   prune_leaders=LEADERS)
+
+
+def test_knob_parameter_names_do_not_collide_and_keep_v1_names():
+    rs = _rs()
+    assert {"quant/stem.conv", "quant.act_bits/stem.conv", "quant.mode/stem.conv",
+            "sparsity.ratio/head.conv", "cluster.k/head.conv", "lowrank.rank_ratio/head.conv",
+            "prune/stages.0.0.expand.conv",
+            "prune.criterion/stages.0.0.expand.conv"} <= set(rs.dists)
+    assert "prune.criterion/stem.conv" not in rs.dists      # only the rule's leaders
+
+
+def test_to_plan_builds_configs_in_registry_order():
+    rs = _rs()
+    params = rs.uniform_params(bits=8)
+    params.update({"lowrank.rank_ratio/head.conv": 0.25, "sparsity.ratio/head.conv": 0.5,
+                   "cluster.k/head.conv": 16, "quant.act_bits/head.conv": 4,
+                   "quant.mode/head.conv": "ptq", "quant.symmetric/head.conv": False,
+                   "prune/stages.0.0.expand.conv": 0.5,
+                   "prune.criterion/stages.0.0.expand.conv": "taylor"})
+    plan = rs.to_plan(params)
+    assert plan.layers["head.conv"] == (
+        LowRankConfig(rank_ratio=0.25), SparsityConfig(ratio=0.5), ClusterConfig(k=16),
+        QuantConfig(bits=8, act_bits=4, mode="ptq", symmetric=False))
+    assert plan.layers["stages.0.0.expand.conv"][0] == PruneConfig(ratio=0.5, criterion="taylor")
+    assert plan.layers["classifier"] == (QuantConfig(bits=8, act_bits=8),)
+
+
+def test_baseline_params_switch_other_techniques_off():
+    rs = _rs()
+    plan = rs.to_plan(rs.uniform_params(bits=8))
+    kinds = {c.kind for cfgs in plan.layers.values() for c in cfgs}
+    assert kinds == {"quant"}
+    assert plan.layers["stem.conv"] == (QuantConfig(bits=8),)    # act 32, qat, per-channel
+
+
+def test_old_plans_keep_their_ids():
+    # optional fields at their default are left out of the JSON
+    assert QuantConfig(bits=4).to_dict() == {"kind": "quant", "bits": 4, "per_channel": True,
+                                             "symmetric": True}
+
+
+@pytest.mark.parametrize("bad,what", [
+    ("quant.act_bits: [4, 8, 32]", "quant.act_bits: [2, 8]"),
+    ("sparsity.ratio: [0.0, 0.5, 0.8]", "sparsity.ratio: [0.99]"),
+    ("quant.mode: [qat, ptq]", "quant.mode: [qta]"),
+])
+def test_bad_knob_values_name_the_line(bad, what):
+    with pytest.raises(SpaceError, match=r"space\.yaml:"):
+        _rs(SPACE.replace(bad, what))
+
+
+def test_plan_formats_see_act_bits_sparsity_clusters_and_factors():
+    from autocompress.search.objective import plan_formats
+
+    rs = _rs()
+    params = rs.uniform_params(bits=8)
+    params.update({"lowrank.rank_ratio/head.conv": 0.25, "sparsity.ratio/head.conv": 0.5,
+                   "cluster.k/head.conv": 16, "quant.act_bits/head.conv": 4,
+                   "quant/stem.conv": 4})
+    formats = plan_formats(rs.to_plan(params))
+    head = formats["head.conv"]
+    assert (head.weight_bits, head.act_bits, head.sparsity) == (4, 4, 0.5)   # 16 values: 4 b
+    assert formats["head.conv.0"] == formats["head.conv.1"] == head
+    assert (formats["stem.conv"].weight_bits, formats["stem.conv"].act_bits) == (4, 8)

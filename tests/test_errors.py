@@ -1,0 +1,207 @@
+"""The error catalogue: every user mistake exits 2 with one line naming the place (file:line,
+field or flag), what was expected and a fix, and no traceback. In-process through cli.main
+(fast); tests/test_cli.py checks the same through a real subprocess."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autocompress.cli import main
+
+from .conftest import ROOT, SPACE, TINY, write_config
+
+OWN = ROOT / "experiments" / "own_model"
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Default run dirs (runs/<name>-<time>) land in tmp, never in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+def run_cli(capsys, *args: str) -> str:
+    code = main(list(args))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def config(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    assert old in TINY
+    return write_config(tmp_path, TINY.replace(old, new) if old else TINY)
+
+
+def own_config(tmp_path: Path, **replace: str) -> Path:
+    """A copy of experiments/own_model with some text replaced in its files."""
+    folder = tmp_path / "own"
+    shutil.copytree(OWN, folder)
+    for name, (old, new) in replace.items():
+        path = folder / name
+        text = path.read_text()
+        assert old in text, (name, old)
+        path.write_text(text.replace(old, new))
+    return folder / "config.yaml"
+
+
+CONFIG_CASES = {
+    "malformed yaml": ("name: tiny", "name: [tiny", ["config.yaml:2", "malformed YAML"]),
+    "unknown top key": ("seed: 0", "sede: 0", ["config.yaml:2", "did you mean 'seed'"]),
+    "unknown section key": ("trials: 3", "trails: 3", ["search.trails", "did you mean"]),
+    "wrong type": ("epochs: 3}", "epochs: 2.5}", ["teacher.epochs", "integer"]),
+    "bad sampler": ("sampler: random", "sampler: grid", ["search.sampler", "tpe, nsga2"]),
+    "negative budget": ("max_latency_ms: 50", "max_latency_ms: 0", ["positive number"]),
+    "unknown budget": ("max_latency_ms: 50", "max_energy_mj: 50", ["unknown budget"]),
+    "budget for unused profile": ("budgets: {stm32f746:", "budgets: {pixel9:",
+                                  ["not in hardware.profiles"]),
+    "unknown objective": ("sampler: random}", "sampler: random, objectives: [stm32f746.fps]}",
+                          ["unknown objective"]),
+    "space file missing": ("space: SPACE", "space: missing.yaml", ["model.space", "not found"]),
+    "duplicate key": ("seed: 0", "seed: 0\nseed: 1", ["config.yaml:3", "duplicate key"]),
+    "unknown profile": ("profiles: [stm32f746]\n  budgets: {stm32f746: {max_latency_ms: 50}}",
+                        "profiles: [stm32f999]", ["stm32f999", "known profiles", "stm32f746"]),
+    "impossible budget": ("max_latency_ms: 50", "max_latency_ms: 0.01",
+                          ["no candidate in the space can meet the budget"]),
+    "unknown dataset": ("data: digits", "data: mnist", ["data.source", "'digits' or"]),
+    "bad data import": ("data: digits", "data: nosuchmodule:make", ["cannot import module"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_config_mistakes(tmp_path, capsys, case):
+    old, new, fragments = CONFIG_CASES[case]
+    line = run_cli(capsys, "search", str(config(tmp_path, old, new)),
+                   "--run-dir", str(tmp_path / "run"))
+    for fragment in fragments:
+        assert fragment in line, line
+    assert not (tmp_path / "run").exists()                  # nothing half-written
+
+
+SPACE_TEXT = SPACE.read_text()
+
+
+@pytest.mark.parametrize("old,new,fragments", [
+    ("quant.bits: [2, 4, 8]", "quant.bits: [2, 4, 16]", ["mobilenet_digits.yaml:22",
+                                                          "quant.bits", "2..8 or 32"]),
+    ('match: "re:.*"', 'match: "re:stages\\\\.9.*"', ["mobilenet_digits.yaml:21",
+                                                      "matches no layer"]),
+    ("width_mult:", "width_mul:", ["did you mean 'width_mult'"]),
+])
+def test_space_mistakes(tmp_path, capsys, old, new, fragments):
+    assert old in SPACE_TEXT
+    space = tmp_path / "mobilenet_digits.yaml"
+    space.write_text(SPACE_TEXT.replace(old, new))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(TINY.replace("SPACE", str(space)))
+    line = run_cli(capsys, "search", str(cfg))
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def test_profile_with_bad_field(tmp_path, capsys):
+    prof = (ROOT / "hardware_profiles" / "stm32f746.yaml").read_text()
+    (tmp_path / "mymcu.yaml").write_text(prof.replace("name: stm32f746", "name: mymcu")
+                                         .replace("clock_mhz: 216", "clock_mhz: fast"))
+    cfg = config(tmp_path, "profiles: [stm32f746]\n  budgets: {stm32f746: {max_latency_ms: 50}}",
+                 "profiles: [mymcu]")
+    line = run_cli(capsys, "search", str(cfg))
+    assert "mymcu.yaml:" in line and "clock_mhz" in line
+
+
+def test_missing_lut_entry_with_fallback_disabled(tmp_path, capsys):
+    prof = (ROOT / "hardware_profiles" / "stm32f746.yaml").read_text()
+    (tmp_path / "strict.yaml").write_text(prof.replace("name: stm32f746", "name: strict")
+                                          .replace("fallback: true", "fallback: false"))
+    cfg = config(tmp_path, "profiles: [stm32f746]\n  budgets: {stm32f746: {max_latency_ms: 50}}",
+                 "profiles: [strict]")
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert "conv2d|" in line                                 # names the missing key
+    assert not (tmp_path / "run").exists()                   # refused before anything ran
+
+
+def test_builder_that_returns_the_wrong_thing(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"mynets.py": ("    return nn.Sequential(", "    return 42\n"
+                                                "    nn.Sequential(")})
+    assert "expected a torch.nn.Module" in run_cli(capsys, "search", str(cfg))
+
+
+def test_builder_that_does_not_exist(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"config.yaml": ("mynets:build_model", "mynets:build")})
+    assert "has no callable 'build'" in run_cli(capsys, "search", str(cfg))
+
+
+def test_empty_dataset(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"mydata.py": ('"test": (x[b:], y[b:])',
+                                                '"test": (x[:0], y[:0])')})
+    assert "split is empty" in run_cli(capsys, "search", str(cfg))
+
+
+def test_input_shape_mismatch(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"mynets.py": ("channels = input_shape[0]", "channels = 3")})
+    assert "forward pass failed on an input of shape (1, 1, 16, 16)" in run_cli(
+        capsys, "search", str(cfg))
+
+
+def test_arch_knobs_with_own_model(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"space.yaml": ("distill:", "arch: {width_mult: [0.5]}\n"
+                                                 "distill:")})
+    assert "arch knobs need the built-in student family" in run_cli(capsys, "search", str(cfg))
+
+
+def test_rule_matching_no_layer_of_own_model(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"space.yaml": ('"re:(0|3|9)"', '"re:(0|3|99)x"')})
+    line = run_cli(capsys, "search", str(cfg))
+    assert "space.yaml:12" in line and "matches no layer" in line
+
+
+def test_resume_of_something_that_is_not_a_run(tmp_path, capsys):
+    assert "not a run directory" in run_cli(capsys, "search", "--resume", str(tmp_path))
+
+
+def test_report_of_something_that_is_not_a_run(tmp_path, capsys):
+    assert "not a run directory" in run_cli(capsys, "report", str(tmp_path))
+
+
+def test_search_without_config(capsys):
+    assert "missing CONFIG" in run_cli(capsys, "search")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("errors")
+    cfg = write_config(tmp, TINY.replace("max_latency_ms: 50", "max_latency_ms: 3")
+                       .replace("trials: 3", "trials: 4"))
+    assert main(["search", str(cfg), "--run-dir", str(tmp / "run"), "--quiet"]) == 0
+    return tmp / "run"
+
+
+def test_export_errors(finished_run, tmp_path, capsys):
+    import json
+
+    records = [json.loads(x) for x in (finished_run / "records.jsonl").read_text().splitlines()]
+    line = run_cli(capsys, "export", str(finished_run), "--trial", "42")
+    assert "--trial" in line and "trial 42 does not exist" in line
+    line = run_cli(capsys, "export", str(finished_run), "--max-latency-ms", "0.001")
+    assert "no front point meets latency <= 0.001 ms" in line and "fastest" in line
+    line = run_cli(capsys, "export", str(finished_run), "--device", "pixel4",
+                   "--max-latency-ms", "3")
+    assert "unknown device 'pixel4'" in line
+    infeasible = [r["number"] for r in records if r["state"] == "infeasible"]
+    if infeasible:
+        line = run_cli(capsys, "export", str(finished_run), "--trial", str(infeasible[0]))
+        assert "is infeasible" in line
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = run_cli(capsys, "export", str(finished_run), "--trial", "0",
+                   "--out", str(blocker / "out"))
+    assert "cannot write the output folder" in line
+
+
+def test_existing_run_dir_and_changed_config_on_resume(finished_run, capsys):
+    cfg = finished_run / "config.resolved.yaml"
+    assert "--resume" in run_cli(capsys, "search", str(cfg), "--run-dir", str(finished_run))
+    assert "--set" in run_cli(capsys, "search", "--resume", str(finished_run), "--set", "seed=1")
