@@ -32,5 +32,5 @@ train: {epochs: 1, finetune_epochs: 1}
 hardware:
   profiles: [stm32f746]
   budgets: {stm32f746: {max_latency_ms: 50}}
-search: {trials: 3, sampler: random, threads: 1}
+search: {threads: 1, trials: 3, sampler: random}
 """
