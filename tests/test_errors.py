@@ -191,9 +191,9 @@ def test_export_errors(finished_run, tmp_path, capsys):
                    "--max-latency-ms", "3")
     assert "unknown device 'pixel4'" in line
     infeasible = [r["number"] for r in records if r["state"] == "infeasible"]
-    if infeasible:
-        line = run_cli(capsys, "export", str(finished_run), "--trial", str(infeasible[0]))
-        assert "is infeasible" in line
+    assert infeasible, "the seeded 3 ms run is expected to reject at least one proposal"
+    line = run_cli(capsys, "export", str(finished_run), "--trial", str(infeasible[0]))
+    assert "is infeasible" in line
     blocker = tmp_path / "file"
     blocker.write_text("x")
     line = run_cli(capsys, "export", str(finished_run), "--trial", "0",

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from autocompress.models.student import ConvBNAct, make_divisible
+from autocompress.models.student import ConvBNAct, build_stages, make_divisible
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,16 +72,8 @@ class ResNetStudent(nn.Module):
         self.arch = arch
         cin = arch.channels(arch.stem_channels)
         self.stem = ConvBNAct(in_channels, cin, 3, 1)
-        stages = []
-        for s, base in enumerate(arch.stage_channels):
-            cout = arch.channels(base)
-            blocks = []
-            for b in range(arch.depths[s]):
-                blocks.append(BasicBlock(cin, cout, arch.strides[s] if b == 0 else 1,
-                                         arch.kernels[s]))
-                cin = cout
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        self.stages, cin = build_stages(arch, cin, lambda c_in, c_out, stride, s: BasicBlock(
+            c_in, c_out, stride, arch.kernels[s]))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Linear(cin, num_classes)

@@ -10,6 +10,7 @@ Layer names are stable and readable, so search-space rules can address them:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -86,23 +87,29 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
+def build_stages(arch: Any, cin: int, make_block: Callable[[int, int, int, int], nn.Module]
+                 ) -> tuple[nn.Sequential, int]:
+    """``stages.<s>.<b>`` blocks from ``make_block(cin, cout, stride, stage)``; the first block
+    of stage ``s`` has stride ``arch.strides[s]``. Returns the stages and their out channels."""
+    stages = []
+    for s, base in enumerate(arch.stage_channels):
+        cout = arch.channels(base)
+        blocks = []
+        for b in range(arch.depths[s]):
+            blocks.append(make_block(cin, cout, arch.strides[s] if b == 0 else 1, s))
+            cin = cout
+        stages.append(nn.Sequential(*blocks))
+    return nn.Sequential(*stages), cin
+
+
 class Student(nn.Module):
     def __init__(self, arch: StudentArch, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.arch = arch
         cin = arch.channels(arch.stem_channels)
         self.stem = ConvBNAct(in_channels, cin, 3, 1)
-        stages = []
-        for s, base in enumerate(arch.stage_channels):
-            cout = arch.channels(base)
-            blocks = []
-            for b in range(arch.depths[s]):
-                stride = arch.strides[s] if b == 0 else 1
-                blocks.append(InvertedResidual(cin, cout, stride, arch.expands[s],
-                                               arch.kernels[s], arch.channel_divisor))
-                cin = cout
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        self.stages, cin = build_stages(arch, cin, lambda c_in, c_out, stride, s: InvertedResidual(
+            c_in, c_out, stride, arch.expands[s], arch.kernels[s], arch.channel_divisor))
         head = max(arch.channels(arch.head_channels), cin)
         self.head = ConvBNAct(cin, head, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -44,7 +44,7 @@ def test_search_records_baselines(tmp_path):
 
     from autocompress.search.runner_optuna import run_search
 
-    body = TINY.replace("trials: 3", "trials: 1").replace("random}", "random, threads: 1}")
+    body = TINY.replace("trials: 3", "trials: 1")
     cfg = load_config(write_config(tmp_path, body))
     result = run_search(cfg, tmp_path / "run", quiet=True)
     by_base = {r["baseline"]: r for r in result.records}
