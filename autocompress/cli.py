@@ -127,11 +127,10 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def write_report_for(run_dir: Path, records: list, cfg) -> list[Path]:  # type: ignore[no-untyped-def]
-    from autocompress.config import objectives_of
+    from autocompress.config import budgets_of, objectives_of, pareto_objectives
     from autocompress.report import write_report
-    from autocompress.search.runner_optuna import _budgets, _pareto_objectives
 
-    return write_report(run_dir, records, _pareto_objectives(objectives_of(cfg)), _budgets(cfg))
+    return write_report(run_dir, records, pareto_objectives(objectives_of(cfg)), budgets_of(cfg))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from autocompress.errors import ConfigError, did_you_mean
+from autocompress.pareto import Budget, Objective
 from autocompress.yamlio import Located, PathKey, format_path, load_yaml
 
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -299,3 +300,21 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> SearchConfig
 def objectives_of(cfg: SearchConfig) -> tuple[str, ...]:
     """The objectives with their default: accuracy (max), then the first profile's latency."""
     return cfg.search.objectives or ("accuracy", f"{cfg.hardware.profiles[0]}.latency_ms")
+
+
+def pareto_objectives(names: Sequence[str]) -> list[Objective]:
+    """Objective names from a config (``accuracy``, ``<profile>.<metric>``) as Pareto axes."""
+    out = []
+    for name in names:
+        if name == "accuracy":
+            out.append(Objective.accuracy())
+        else:
+            prof, metric = name.split(".", 1)
+            out.append(Objective(name=name, sense="min", path=f"cost.{prof}.{metric}"))
+    return out
+
+
+def budgets_of(cfg: SearchConfig) -> list[Budget]:
+    """The config's ``hardware.budgets`` as one Budget per (profile, metric)."""
+    return [Budget(profile=prof, metric=key.removeprefix("max_"), limit=float(limit))
+            for prof, limits in cfg.hardware.budgets.items() for key, limit in limits.items()]

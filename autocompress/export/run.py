@@ -84,6 +84,7 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> di
 def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
                device: str | None = None, min_accuracy: float | None = None,
                out: Path | None = None, quiet: bool = False) -> Path:
+    from autocompress.config import budgets_of
     from autocompress.export.onnx_io import (
         count_onnx_params,
         export_onnx,
@@ -92,7 +93,6 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         parity,
     )
     from autocompress.export.quant_ort import quantize_int8
-    from autocompress.search.runner_optuna import _budgets
 
     cfg, records = load_run(run_dir)
     device = device or cfg.hardware.profiles[0]
@@ -100,7 +100,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         raise ExportError(f"unknown device '{device}' for this run", loc="--device",
                           hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}")
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
-                        budgets=_budgets(cfg), min_accuracy=min_accuracy)
+                        budgets=budgets_of(cfg), min_accuracy=min_accuracy)
     number = int(rec["number"])
     weights = run_dir / "trials" / str(number) / "model.pt"
     if not weights.is_file():

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from autocompress.config import SearchConfig
+from autocompress.config import SearchConfig, budgets_of, pareto_objectives
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
@@ -23,8 +23,6 @@ from autocompress.search.objective import run_trial
 from autocompress.search.records import append_record, file_lock, read_records
 from autocompress.search.runner_optuna import (
     Session,
-    _budgets,
-    _pareto_objectives,
     _recover,
     _tell,
     load_teacher,
@@ -78,8 +76,8 @@ def work(session: Session) -> int:
         _tell(session.study, trial, rec, ctx.objectives)
         done += 1
         records = read_records(session.records_path, warn=False)
-        front = ParetoFront.from_records(records, _pareto_objectives(ctx.objectives),
-                                         _budgets(cfg))
+        front = ParetoFront.from_records(records, pareto_objectives(ctx.objectives),
+                                         budgets_of(cfg))
         session.progress.done = counted(records) - 1
         session.progress.trial(rec, len(front.points))
     return done

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from autocompress.config import SearchConfig
+from autocompress.config import SearchConfig, budgets_of, pareto_objectives
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
@@ -178,8 +178,8 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     run_workers(session, workers)
     records = read_records(session.records_path)
     session.progress.say(infeasible_trend(records).summary())
-    front = ParetoFront.from_records(records, _pareto_objectives(session.ctx.objectives),
-                                     _budgets(cfg))
+    front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
+                                     budgets_of(cfg))
     return SearchResult(run_dir=run_dir, records=records, front=front)
 
 
@@ -194,23 +194,3 @@ def _tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...])
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
         study.tell(trial, objective_values(rec, objectives))
-
-
-def _pareto_objectives(objectives: tuple[str, ...]) -> list[Any]:
-    from autocompress.pareto import Objective
-
-    out = []
-    for name in objectives:
-        if name == "accuracy":
-            out.append(Objective(name="accuracy", sense="max", path="metrics.accuracy"))
-        else:
-            prof, metric = name.split(".", 1)
-            out.append(Objective(name=name, sense="min", path=f"cost.{prof}.{metric}"))
-    return out
-
-
-def _budgets(cfg: SearchConfig) -> list[Any]:
-    from autocompress.pareto import Budget
-
-    return [Budget(profile=prof, metric=key.removeprefix("max_"), limit=float(limit))
-            for prof, limits in cfg.hardware.budgets.items() for key, limit in limits.items()]

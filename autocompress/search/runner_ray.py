@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from autocompress.config import SearchConfig
+from autocompress.config import SearchConfig, budgets_of, pareto_objectives
 from autocompress.pareto import ParetoFront
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.loop import counted, next_trial
@@ -35,8 +35,6 @@ from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.runner_optuna import (
     SearchResult,
     Session,
-    _budgets,
-    _pareto_objectives,
     _tell,
     open_session,
 )
@@ -177,7 +175,7 @@ def _searcher(session: Session) -> Any:
             _tell(session.study, trial, rec, session.ctx.objectives)
             records = read_records(session.records_path, warn=False)
             front = ParetoFront.from_records(
-                records, _pareto_objectives(session.ctx.objectives), _budgets(session.cfg))
+                records, pareto_objectives(session.ctx.objectives), budgets_of(session.cfg))
             session.progress.done = counted(records) - 1
             session.progress.trial(rec, len(front.points))
 
@@ -199,8 +197,8 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
         _run_tune(session, workers, address, remaining)
     records = read_records(session.records_path)
     session.progress.say(infeasible_trend(records).summary())
-    front = ParetoFront.from_records(records, _pareto_objectives(session.ctx.objectives),
-                                     _budgets(cfg))
+    front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
+                                     budgets_of(cfg))
     return SearchResult(run_dir=run_dir, records=records, front=front)
 
 
