@@ -10,16 +10,16 @@ basic block has none). Layer names: ``stem.conv``, ``stages.<s>.<b>.conv1.conv``
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from torch import Tensor, nn
 
-from autocompress.models.student import ConvBNAct, build_stages, make_divisible
+from autocompress.models.student import ConvBNAct, StagedArch, build_stages
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResNetArch:
+class ResNetArch(StagedArch):
     width_mult: float = 1.0
     depths: tuple[int, ...] = (1, 1, 1)
     kernels: tuple[int, ...] = (3, 3, 3)
@@ -27,15 +27,6 @@ class ResNetArch:
     stage_channels: tuple[int, ...] = (16, 32, 64)
     strides: tuple[int, ...] = (1, 2, 2)
     channel_divisor: int = 4
-
-    def __post_init__(self) -> None:
-        n = len(self.stage_channels)
-        for name in ("depths", "kernels", "strides"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"ResNetArch.{name} needs {n} entries (one per stage)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResNetArch:
@@ -47,9 +38,6 @@ class ResNetArch:
             raise TypeError(f"unknown ResNetArch fields: {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v
                       for k, v in data.items() if k in known})
-
-    def channels(self, base: int) -> int:
-        return make_divisible(base * self.width_mult, self.channel_divisor)
 
 
 class BasicBlock(nn.Module):

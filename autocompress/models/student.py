@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -26,9 +26,33 @@ def make_divisible(value: float, divisor: int = 4, min_value: int | None = None)
     return out
 
 
+class StagedArch:
+    """Shared by the families' frozen arch dataclasses: per-stage tuples must have one entry
+    per stage; JSON-friendly dict (lists); channel counts scaled by ``width_mult``."""
+
+    PER_STAGE: ClassVar[tuple[str, ...]] = ("depths", "kernels", "strides")
+
+    def __post_init__(self) -> None:
+        n = len(self.stage_channels)  # type: ignore[attr-defined]
+        for name in self.PER_STAGE:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{type(self).__name__}.{name} needs {n} entries "
+                                 "(one per stage)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in asdict(self).items()}  # type: ignore[call-overload]
+
+    def channels(self, base: int) -> int:
+        return make_divisible(base * self.width_mult,  # type: ignore[attr-defined]
+                              self.channel_divisor)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, kw_only=True)
-class StudentArch:
+class StudentArch(StagedArch):
     """Architecture of one student. Tuples are per stage."""
+
+    PER_STAGE: ClassVar[tuple[str, ...]] = ("depths", "kernels", "expands", "strides")
 
     width_mult: float = 1.0
     depths: tuple[int, ...] = (1, 2, 2)
@@ -40,21 +64,9 @@ class StudentArch:
     head_channels: int = 64
     channel_divisor: int = 4
 
-    def __post_init__(self) -> None:
-        n = len(self.stage_channels)
-        for name in ("depths", "kernels", "expands", "strides"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"StudentArch.{name} needs {n} entries (one per stage)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudentArch:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-    def channels(self, base: int) -> int:
-        return make_divisible(base * self.width_mult, self.channel_divisor)
 
 
 class ConvBNAct(nn.Module):
