@@ -109,7 +109,8 @@ def estimate_layer_latency(profile: HardwareProfile, layer: LayerInfo,
 
 def analytic_latency_ms(profile: HardwareProfile, layer: LayerInfo, w_fmt: str, a_fmt: str,
                         *, sparsity: float = 0.0) -> float:
-    """Roofline: ``max(MACs / MAC-rate, bytes / bandwidth) + per-op overhead``, in ms.
+    """Roofline: ``max(MACs / MAC-rate, bytes / bandwidth) + per-op overhead``, in ms
+    (activation bytes over ``act_bw_gbps`` where the profile gives one).
 
     ``w_fmt``/``a_fmt`` are executed (native) formats; channels are padded to alignment.
     """
@@ -135,7 +136,8 @@ def analytic_latency_ms(profile: HardwareProfile, layer: LayerInfo, w_fmt: str, 
     act_bytes = (math.prod(layer.in_shape) * f_in * reads
                  + math.prod(layer.out_shape) * f_out) * bytes_per_element(a_fmt)
     weight_bytes = layer.params * f_work * dense * bytes_per_element(w_fmt) if weighted else 0.0
-    memory_s = (act_bytes + weight_bytes) / (spec.mem_bw_gbps * 1e9)
+    act_bw = spec.act_bw_gbps or spec.mem_bw_gbps
+    memory_s = act_bytes / (act_bw * 1e9) + weight_bytes / (spec.mem_bw_gbps * 1e9)
     return max(compute_s, memory_s) * 1e3 + spec.per_op_overhead_us * 1e-3
 
 

@@ -189,7 +189,8 @@ def _formats(r: Reader, path: PathKey) -> tuple[str, ...]:
 
 
 _ANALYTIC_KEYS = ("clock_mhz", "macs_per_cycle", "depthwise_macs_per_cycle", "gmacs_per_s",
-                  "depthwise_gmacs_per_s", "mem_bw_gbps", "per_op_overhead_us", "rel_std")
+                  "depthwise_gmacs_per_s", "mem_bw_gbps", "act_bw_gbps", "per_op_overhead_us",
+                  "rel_std")
 
 
 def _analytic(r: Reader, formats: FormatSpec) -> AnalyticSpec:
@@ -198,6 +199,8 @@ def _analytic(r: Reader, formats: FormatSpec) -> AnalyticSpec:
     tables = {k: r.number_map((*path, k), {}) for k in _ANALYTIC_KEYS if "macs" in k}
     spec = AnalyticSpec(clock_mhz=r.get((*path, "clock_mhz"), "number", None, minimum=1e-9),
                         mem_bw_gbps=r.get((*path, "mem_bw_gbps"), "number", minimum=1e-9),
+                        act_bw_gbps=r.get((*path, "act_bw_gbps"), "number", None,
+                                          minimum=1e-9),
                         per_op_overhead_us=r.get((*path, "per_op_overhead_us"), "number",
                                                  minimum=0),
                         rel_std=r.get((*path, "rel_std"), "number", 0.25, minimum=0), **tables)

@@ -59,8 +59,13 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
     return new + divisor if new < 0.9 * v else new
 
 
-def mobilenet_v2(alpha: float = 1.0, res: int = 224, classes: int = 1000) -> ModelGraph:
-    """MobileNetV2 (Sandler et al. 2018), torchvision/TF-slim layout."""
+def mobilenet_v2(alpha: float = 1.0, res: int = 224, classes: int = 1000,
+                 scale_last: bool = False) -> ModelGraph:
+    """MobileNetV2 (Sandler et al. 2018), torchvision/TF-slim layout.
+
+    ``scale_last``: the final 1x1 conv scales with ``alpha`` below 1 too, as in the MCUNet
+    zoo's ``mbv2-w0.35`` (0.75 M params, not the 1.7 M that a fixed 1280 gives).
+    """
     b = ZooBuilder((3, res, res))
     x = b.conv("input", _make_divisible(32 * alpha), s=2)
     for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -71,8 +76,55 @@ def mobilenet_v2(alpha: float = 1.0, res: int = 224, classes: int = 1000) -> Mod
             y = b.conv(x, in_c * t, k=1) if t != 1 else x
             y = b.conv(b.dwconv(y, s=stride), out_c, k=1)
             x = b.add(x, y) if stride == 1 and in_c == out_c else y
-    x = b.conv(x, _make_divisible(1280 * max(1.0, alpha)), k=1)
+    x = b.conv(x, _make_divisible(1280 * (alpha if scale_last else max(1.0, alpha))), k=1)
     b.linear(b.global_avgpool(x), classes)
+    return b.build()
+
+
+# ProxylessNAS-Mobile (Cai et al. 2019) per stage: (out channels, kernel, expand, stride of
+# the first block) per block; a None kernel is a skipped (identity-only) block.
+_PROXYLESS_MOBILE = (
+    ((32, 5, 3), (32, 3, 3), (32, None, 0), (32, None, 0)),
+    ((40, 7, 3), (40, 3, 3), (40, 5, 3), (40, 5, 3)),
+    ((80, 7, 6), (80, 5, 3), (80, 5, 3), (80, 5, 3), (96, 5, 6), (96, 5, 3), (96, 5, 3),
+     (96, 5, 3)),
+    ((192, 7, 6), (192, 7, 6), (192, 7, 3), (192, 7, 3), (320, 7, 6)),
+)
+
+
+def proxyless_mobile(alpha: float = 1.0, res: int = 224, classes: int = 1000) -> ModelGraph:
+    """ProxylessNAS-Mobile at width ``alpha`` (channels and the last conv scaled, rounded up
+    to a multiple of 8), as the MCUNet zoo's ``proxyless-w0.3``: 38.3 M MACs, 0.75 M params
+    at 176 published, 38.4 / 0.755 here (rounding 57.6 down to 56 instead gives 36.9 / 0.71).
+    """
+    def width(c: int) -> int:
+        return max(8, math.ceil(c * alpha / 8) * 8)
+
+    b = ZooBuilder((3, res, res))
+    x = b.conv("input", width(32), s=2)
+    x = b.conv(b.dwconv(x), width(16), k=1)        # MB1 3x3 block
+    for stage in _PROXYLESS_MOBILE:
+        for i, (c, k, t) in enumerate(stage):
+            out_c, in_c = width(c), b.shapes[x][0]
+            stride = 2 if i == 0 and c not in (96, 320) else 1
+            if k is None:                       # zero op: the block is the identity
+                continue
+            y = b.conv(b.dwconv(b.conv(x, in_c * t, k=1), k=k, s=stride), out_c, k=1)
+            x = b.add(x, y) if stride == 1 and in_c == out_c else y
+    x = b.conv(x, width(1280), k=1)
+    b.linear(b.global_avgpool(x), classes)
+    return b.build()
+
+
+def alexnet(classes: int = 1000) -> ModelGraph:
+    """torchvision AlexNet (5 convs with ReLU, 3 max-pools, 3 linears; 6x6 adaptive pool is
+    the identity at 224)."""
+    b = ZooBuilder((3, 224, 224))
+    x = b.maxpool(b.conv_p("input", 64, 11, 4, 2))
+    x = b.maxpool(b.conv_p(x, 192, 5, 1, 2))
+    x = b.conv_p(b.conv_p(b.conv_p(x, 384, 3, 1, 1), 256, 3, 1, 1), 256, 3, 1, 1)
+    x = b.linear(b.linear(b.maxpool(x), 4096), 4096)
+    b.linear(x, classes)
     return b.build()
 
 
@@ -99,8 +151,8 @@ def resnet(depth: int, classes: int = 1000) -> ModelGraph:
 
 
 def vgg(depth: int, classes: int = 1000) -> ModelGraph:
-    """torchvision VGG-11/16 (BN folded)."""
-    cfg = {11: (1, 1, 2, 2, 2), 16: (2, 2, 3, 3, 3)}[depth]
+    """torchvision VGG-11/13/16 (BN folded: the ``_bn`` variants cost the same)."""
+    cfg = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3)}[depth]
     b = ZooBuilder((3, 224, 224))
     x = "input"
     for stage, count in enumerate(cfg):
@@ -144,6 +196,12 @@ ZOO: dict[str, Callable[[], ModelGraph]] = {
     "resnet18": lambda: resnet(18), "resnet34": lambda: resnet(34),
     "resnet50": lambda: resnet(50), "resnet101": lambda: resnet(101),
     "resnet152": lambda: resnet(152),
-    "vgg11": lambda: vgg(11), "vgg16": lambda: vgg(16),
+    "vgg11": lambda: vgg(11), "vgg13": lambda: vgg(13), "vgg16": lambda: vgg(16),
+    "alexnet": alexnet,
     "squeezenet1_0": lambda: squeezenet("1_0"), "squeezenet1_1": lambda: squeezenet("1_1"),
+    # MCUNet zoo / TinyEngine ids (int8 on MCUs)
+    "mbv2-w0.35-r144": lambda: mobilenet_v2(0.35, 144, scale_last=True),
+    "mbv2-w0.3-r64": lambda: mobilenet_v2(0.3, 64, scale_last=True),
+    "proxyless-w0.3-r64": lambda: proxyless_mobile(0.3, 64),
+    "proxyless-w0.3-r176": lambda: proxyless_mobile(0.3, 176),
 }

@@ -84,7 +84,10 @@ class AnalyticSpec:
     depthwise_macs_per_cycle: Mapping[str, float] = field(default_factory=dict)
     gmacs_per_s: Mapping[str, float] = field(default_factory=dict)
     depthwise_gmacs_per_s: Mapping[str, float] = field(default_factory=dict)
-    mem_bw_gbps: float = 1.0          # GB/s (1e9 B/s) for weights + activations
+    mem_bw_gbps: float = 1.0          # GB/s (1e9 B/s) for weights (+ activations, see next)
+    # GB/s for activations when they live in a faster memory than the weights (MCU: SRAM vs
+    # Flash); None: activations share ``mem_bw_gbps``.
+    act_bw_gbps: float | None = None
     per_op_overhead_us: float = 0.0   # µs added to every executed op
     rel_std: float = 0.25             # relative 1-sigma error of an analytic estimate
 

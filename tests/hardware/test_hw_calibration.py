@@ -8,6 +8,7 @@ Calibration table (int8 unless noted; published = MLPerf Tiny v0.7 Plumerai, DIS
 | DS-CNN (KWS)            | 19.55        | 19.56        | +0.1 % | fitted   |
 | FC autoencoder (AD)     | 2.42         | 2.42         | -0.0 % | fitted   |
 | MobileNetV1-0.25 (VWW)  | 59.40        | 54.66        | -8.0 % | held out |
+| same, v1.0 of the engine| 57.03        | 54.66        | -4.2 % | held out |
 | FC autoencoder fp32 (*) | 9.32         | 9.39         | +0.7 % | held out |
 
 (*) derived: F746 int8 AD x the H7A3ZI fp32/int8 ratio (same Cortex-M7 core).
@@ -35,7 +36,7 @@ def test_reference_model_macs_match_the_paper() -> None:
 
 def test_calibration_residuals(mcu: HardwareProfile) -> None:
     rows = calibration_table(mcu)
-    assert len(rows) == 5 and sum(row["held_out"] for row in rows) == 2
+    assert len(rows) == 6 and sum(row["held_out"] for row in rows) == 3
     for row in rows:
         limit = HELD_OUT_TOLERANCE if row["held_out"] else FITTED_TOLERANCE
         assert abs(row["error"]) <= limit, row

@@ -13,7 +13,7 @@ from autocompress.hardware.profile import PROFILE_DIR
 from tests.hardware.hw_helpers import TINY_PROFILE, write_profile
 
 # Pinned on purpose: run dirs record this hash. Update it when you change the shipped file.
-STM32F746_SHA256 = "e733d466a5b6c6900537e296313381a5a3a4a625508283f7831d9c00b85ae8c3"
+STM32F746_SHA256 = "1a2cd62ed91f4e29f4c730e57e1ad7d3a85086c625f815ffbe897add490b16ee"
 
 
 def test_stm32f746_loads() -> None:
