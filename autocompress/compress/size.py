@@ -6,8 +6,8 @@ no padding per element); a clustered layer stores ceil(log2 k)-bit indices plus 
 codebook at the value bit-width; a layer with zeros may store its non-zeros plus the
 cheaper of a bitmask or CSR indices, when that beats dense. Every layer also stores a bias
 (BatchNorm is folded into the conv at export, so each layer has one; 4 B each, int32 or
-fp32) and, when integer, its scales (4 B per channel or per tensor, plus a 4 B zero point
-each when asymmetric); an activation quantizer stores a scale and a zero point (8 B).
+fp32) and, when integer, its scales (4 B per channel or per tensor, plus a 1 B zero point
+each when asymmetric: it lies in the code range, 0..255); an activation quantizer stores a scale and a zero point (8 B).
 Other parameters (BatchNorm before folding) are not counted.
 
 >>> stored_bytes(model).total_bytes   # doctest: +SKIP
@@ -29,7 +29,8 @@ from autocompress.compress.quantize import FakeQuant
 from autocompress.hardware.memory import CSR_INDEX_BYTES, CSR_ROWPTR_BYTES
 
 BIAS_BYTES = 4        # B per output channel: int32 (integer layers) or fp32 bias
-SCALE_BYTES = 4       # B per scale (fp32) and per zero point (int32)
+SCALE_BYTES = 4       # B per scale (fp32)
+ZERO_POINT_BYTES = 1  # B per zero point (uint8: within the 0..2**bits-1 code range)
 ACT_QUANT_BYTES = 8   # B per quantized activation: scale + zero point
 
 
@@ -74,7 +75,8 @@ def encode_bytes(params: int, nonzero: int, bits: float, rows: int) -> tuple[flo
     return float(options[enc]), enc
 
 
-def _layer_config(plan: CompressionPlan | None, fqn: str, cls: type) -> object | None:
+def layer_config(plan: CompressionPlan | None, fqn: str, cls: type) -> object | None:
+    """The ``cls`` config of layer ``fqn`` in ``plan``; a low-rank factor inherits its layer's."""
     if plan is None:
         return None
     configs = plan.configs(cls)
@@ -92,7 +94,7 @@ def layer_bytes(fqn: str, layer: nn.Module, plan: CompressionPlan | None = None,
                 act: Mapping[str, int] | None = None) -> TensorBytes:
     plist = _parametrizations(layer)
     fq = next((p for p in plist if isinstance(p, FakeQuant)), None)
-    qcfg = _layer_config(plan, fqn, QuantConfig)
+    qcfg = layer_config(plan, fqn, QuantConfig)
     bits, per_channel, symmetric = 32, True, True
     if fq is not None:
         bits, per_channel, symmetric = fq.bits, fq.per_channel, fq.symmetric
@@ -103,7 +105,7 @@ def layer_bytes(fqn: str, layer: nn.Module, plan: CompressionPlan | None = None,
     params, rows = weight.numel(), int(weight.shape[0])
     nonzero = int(torch.count_nonzero(weight))
     clustered = any(isinstance(p, Cluster) for p in plist) or \
-        isinstance(_layer_config(plan, fqn, ClusterConfig), ClusterConfig)
+        isinstance(layer_config(plan, fqn, ClusterConfig), ClusterConfig)
     codebook = int(torch.unique(weight[weight != 0]).numel()) if clustered else 0
     value_bits: float = bits
     index_bits = max(1, math.ceil(math.log2(codebook))) if codebook > 1 else 1
@@ -119,7 +121,7 @@ def layer_bytes(fqn: str, layer: nn.Module, plan: CompressionPlan | None = None,
     extra = rows * BIAS_BYTES
     if bits < 32:
         scales = rows if per_channel and weight.dim() > 1 and not clustered else 1
-        extra += scales * SCALE_BYTES * (1 if symmetric else 2)
+        extra += scales * (SCALE_BYTES + (0 if symmetric else ZERO_POINT_BYTES))
     if act and fqn in act:
         extra += ACT_QUANT_BYTES
     return TensorBytes(fqn=fqn, params=params, rows=rows, bits=bits, nonzero=nonzero,

@@ -116,7 +116,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, *,
     """Export ``model`` (a copy: CPU, fp32, eval, parametrizations baked) to one ``.onnx`` file.
 
     Input ``"input"``, output ``"logits"``, dynamic batch axis ``"batch"``; no ``.onnx.data``
-    side file. ``example`` is one input batch (its batch size does not matter).
+    side file; internal tensor names shortened (``compact.compact_onnx``). ``example`` is
+    one input batch (its batch size does not matter).
 
     >>> export_onnx(net, torch.randn(1, 1, 8, 8), Path("out/model.onnx"))
     PosixPath('out/model.onnx')
@@ -146,6 +147,9 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, *,
             proto = onnx.load(str(path))
             side.unlink()
             onnx.save_model(proto, str(path), save_as_external_data=False)
+        from autocompress.export.compact import compact_onnx
+
+        compact_onnx(path)
         return path
     raise ExportError(f"ONNX export of {type(model).__name__} failed", loc=str(path),
                       hint="; ".join(errors)[-4000:])

@@ -5,7 +5,9 @@ Weights are QInt8 (per output channel by default, symmetric); activations are QU
 MobileNetV2-like nets): QUInt8 activations run 1.3-1.9x faster than fp32 with the same
 accuracy; QInt8 activations run 1.5-1.9x *slower* than fp32 (likely no fused s8s8 conv kernel), so
 QUInt8 is the default. ``quant_pre_process`` (shape inference + ORT graph optimization) runs
-first as ORT recommends; it changes latency by <1% and trims the file ~4%.
+first as ORT recommends; it changes latency by <1% and trims the file ~4%. The result is
+then compacted (``compact.compact_onnx``: all-zero bias zero points, shape annotations and
+long names removed; 129 -> 95 KB on the 3x32x32 student, the same fused kernels).
 
 >>> quantize_int8(Path("model.onnx"), Path("model.int8.onnx"), x_calib[:256])
 PosixPath('model.int8.onnx')
@@ -21,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from autocompress.errors import ExportError
+from autocompress.export.compact import compact_onnx
 from autocompress.export.onnx_io import _require, quiet
 
 ActivationType = Literal["quint8", "qint8"]
@@ -104,4 +107,5 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
             raise ExportError(f"int8 quantization failed: {type(exc).__name__}: {exc}",
                               loc=str(fp32_path), hint=log.getvalue()[-2000:] or None) from exc
         out_path.write_bytes(dst.read_bytes())
+    compact_onnx(out_path)
     return out_path
