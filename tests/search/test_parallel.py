@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,53 @@ def test_ray_driver_killed_then_resumed_loses_nothing(tmp_path):
     from autocompress.search.runner_ray import processes_using
 
     assert processes_using(ray_tmp) == []                 # the killed run's Ray is gone too
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_cluster_address_started_by_hand(tmp_path):
+    """The cluster path of the README: `ray start --head` (here with 2 CPUs, a chosen temp dir
+    and no auth token), then `autocompress search --backend ray --address HOST:PORT`; the
+    search runs its trials on that cluster's worker processes and leaves the cluster up."""
+    import tempfile
+
+    from autocompress.search.runner_ray import processes_using
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    port, temp = _free_port(), Path(tempfile.mkdtemp(prefix="ac-rt-", dir="/tmp"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2",
+                           f"--temp-dir={temp}", "--include-dashboard=false",
+                           "--disable-usage-stats"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert head.returncode == 0, head.stderr[-2000:]
+    try:
+        cfg = write_config(tmp_path, FAST.replace("trials: 3", "trials: 4"))
+        run = tmp_path / "run"
+        res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                              "--run-dir", str(run), "--backend", "ray", "--workers", "2",
+                              "--address", f"127.0.0.1:{port}", "--no-baselines"],
+                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "starting a local Ray" not in res.stdout          # it joined the cluster
+        lines = _check_run(run, 4)
+        assert {r["state"] for r in lines} <= {"complete", "infeasible"}
+        assert not (run / "ray_tmp").exists()                      # the cluster's temp is used
+        assert processes_using(temp), "the cluster should still be running after the search"
+    finally:                          # stop exactly this cluster (`ray stop` would stop all)
+        import signal
+
+        for pid in processes_using(temp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(temp, ignore_errors=True)
