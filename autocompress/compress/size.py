@@ -7,7 +7,8 @@ codebook at the value bit-width; a layer with zeros may store its non-zeros plus
 cheaper of a bitmask or CSR indices, when that beats dense. Every layer also stores a bias
 (BatchNorm is folded into the conv at export, so each layer has one; 4 B each, int32 or
 fp32) and, when integer, its scales (4 B per channel or per tensor, plus a 1 B zero point
-each when asymmetric: it lies in the code range, 0..255); an activation quantizer stores a scale and a zero point (8 B).
+each when asymmetric: it lies in the code range, 0..255); an activation quantizer stores
+a scale and a zero point (8 B).
 Other parameters (BatchNorm before folding) are not counted.
 
 >>> stored_bytes(model).total_bytes   # doctest: +SKIP

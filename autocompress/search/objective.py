@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from autocompress.compress import (
@@ -21,6 +20,7 @@ from autocompress.compress import (
     apply_plan,
     bake,
 )
+from autocompress.compress.checkpoint import save_packed
 from autocompress.errors import AutocompressError
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostEstimate, LayerFormat, check_budget
@@ -35,9 +35,10 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
 
     Activation bits: the layer's ``act_bits`` when it quantizes activations, else 8 for an
     integer layer (the export runs it int8) and 32 for a float one. A clustered integer
-    layer stores ceil(log2 k)-bit indices when that is narrower than its bits (the codebook
-    itself is not costed). A low-rank layer's formats also go to its two factors
-    (``<fqn>.0``, ``<fqn>.1``); names a graph lacks are ignored by the cost model.
+    layer stores ceil(log2 k)-bit indices when that is narrower than its bits, plus its
+    codebook (``codebook`` = k entries of ``codebook_bits`` = its bits). A low-rank layer's
+    formats also go to its two factors (``<fqn>.0``, ``<fqn>.1``); names a graph lacks are
+    ignored by the cost model.
     Global-scope sparsity is costed at its ratio on every layer it covers.
     """
     out: dict[str, LayerFormat] = {}
@@ -49,10 +50,14 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
         act = 32 if bits == 32 else 8
         if isinstance(q, QuantConfig) and q.act_bits < 32:
             act = q.act_bits
+        codebook = codebook_bits = 0
         if isinstance(cl, ClusterConfig) and bits < 32:
-            bits = min(bits, max(1, math.ceil(math.log2(cl.k))))
+            index_bits = max(1, math.ceil(math.log2(cl.k)))
+            if index_bits < bits:
+                codebook, codebook_bits, bits = cl.k, bits, index_bits
         fmt = LayerFormat(weight_bits=bits, act_bits=act,
-                          sparsity=sp.ratio if isinstance(sp, SparsityConfig) else 0.0)
+                          sparsity=sp.ratio if isinstance(sp, SparsityConfig) else 0.0,
+                          codebook=codebook, codebook_bits=codebook_bits)
         out[fqn] = fmt
         if fqn in lowrank:
             out[f"{fqn}.0"] = out[f"{fqn}.1"] = fmt
@@ -133,8 +138,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
                    "macs": float(graph.macs), **rung_acc}
         if trial_dir is not None:
             trial_dir.mkdir(parents=True, exist_ok=True)
-            baked = bake(model)
-            torch.save(baked.state_dict(), trial_dir / "model.pt")
+            save_packed(bake(model), plan, trial_dir / "model.pt")
         return TrialRecord(state="complete", metrics=metrics,
                            duration_s=time.perf_counter() - start, **common)
     except (KeyboardInterrupt, AutocompressError):
