@@ -26,6 +26,9 @@ class LayerFormat:
 
     ``weight_bits``/``act_bits``: 32 (or 16) mean float, 2..8 mean integer.
     ``sparsity``: fraction of weights that are zero (unstructured), in [0, 1).
+    ``codebook``: shared values of a clustered layer (0 = not clustered); its weights are
+    then ``weight_bits``-bit indices into ``codebook`` entries of ``codebook_bits`` each
+    (0: ``weight_bits``), which Flash counts once per layer.
 
     >>> LayerFormat(weight_bits=4).weight_format
     'int4'
@@ -34,12 +37,18 @@ class LayerFormat:
     weight_bits: int = 8
     act_bits: int = 8
     sparsity: float = 0.0
+    codebook: int = 0
+    codebook_bits: int = 0
 
     def __post_init__(self) -> None:
         for name in ("weight_bits", "act_bits"):
             bits = getattr(self, name)
             if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 32:
                 raise ValueError(f"{name} must be an int in 1..32, got {bits!r}")
+        for name, high in (("codebook", 1 << 16), ("codebook_bits", 32)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+                raise ValueError(f"{name} must be an int in 0..{high}, got {value!r}")
         if not 0.0 <= float(self.sparsity) < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
 

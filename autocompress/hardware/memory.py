@@ -2,8 +2,10 @@
 
 Flash counts what a deployment stores per layer: packed weights at the chosen bit-width
 (sparse weights as values + the cheaper of a bitmask or CSR indices), biases, and the
-per-channel scales of integer formats. Peak SRAM follows MCUNet: at each step of execution
-order, every tensor that is being read, being written or held for a later consumer (a
+per-channel scales of integer formats. A clustered layer (``LayerFormat.codebook`` > 0)
+stores its weights as indices plus the codebook (k entries at ``codebook_bits``) and one
+per-tensor scale, as ``autocompress.compress.size`` counts it. Peak SRAM follows MCUNet: at
+each step of execution order, every tensor that is being read, being written or held for a later consumer (a
 residual input) is live; the peak is the largest such sum.
 
 >>> from autocompress.graph import LayerInfo
@@ -46,16 +48,25 @@ def weight_bytes(params: int, bits: int, sparsity: float = 0.0, rows: int = 1) -
 
 
 def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
-    """Bytes this layer adds to Flash (0 for weightless ops)."""
+    """Bytes this layer adds to Flash (0 for weightless ops).
+
+    >>> fc = LayerInfo(fqn="fc", op="linear", in_shape=(64,), out_shape=(10,), params=640,
+    ...                bias=10)
+    >>> layer_flash_bytes(fc, LayerFormat(weight_bits=4, codebook=16, codebook_bits=8))
+    380.0
+    """
     if layer.op not in WEIGHTED_OPS or (layer.params == 0 and layer.bias == 0):
         return 0.0
     bits = fmt.weight_bits
     out_channels = channels(layer.out_shape)
     total = weight_bytes(layer.params, bits, fmt.sparsity, rows=out_channels)
+    if fmt.codebook:      # shared values; one scale for the whole codebook
+        total += fmt.codebook * (fmt.codebook_bits or bits) / 8
     if is_float(fmt.weight_format):
         total += layer.bias * bits / 8
     else:
-        total += layer.bias * INT_BIAS_BYTES + out_channels * SCALE_BYTES
+        scales = 1 if fmt.codebook else out_channels
+        total += layer.bias * INT_BIAS_BYTES + scales * SCALE_BYTES
     return total
 
 

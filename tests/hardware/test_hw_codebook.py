@@ -1,0 +1,58 @@
+"""Clustered layers: the cost model's Flash counts the codebook (k entries at the layer's
+bits, one per-tensor scale) and agrees with the stored-size accounting of the compressed
+model (``autocompress.compress.size``)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autocompress.compress import ClusterConfig, CompressionPlan, QuantConfig, apply_plan
+from autocompress.compress.size import stored_bytes
+from autocompress.graph import LayerInfo, inspect_model
+from autocompress.hardware import CostModel, LayerFormat, layer_flash_bytes
+from autocompress.search.objective import plan_formats
+
+FC = LayerInfo(fqn="fc", op="linear", in_shape=(64,), out_shape=(10,), params=640, bias=10)
+
+
+def test_codebook_bytes_are_counted() -> None:
+    plain = layer_flash_bytes(FC, LayerFormat(weight_bits=4))
+    clustered = layer_flash_bytes(FC, LayerFormat(weight_bits=4, codebook=16, codebook_bits=8))
+    assert plain == 640 * 4 / 8 + 10 * 4 + 10 * 4              # indices, bias, per-channel scales
+    assert clustered == 640 * 4 / 8 + 16 * 8 / 8 + 10 * 4 + 4  # + codebook, one scale
+    # codebook_bits 0 means the entries are weight_bits wide
+    assert layer_flash_bytes(FC, LayerFormat(weight_bits=4, codebook=16)) == clustered - 8
+
+
+@pytest.mark.parametrize("bad", [{"codebook": -1}, {"codebook_bits": 33}, {"codebook": 2.5}])
+def test_codebook_fields_are_checked(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        LayerFormat(**bad)  # type: ignore[arg-type]
+
+
+def test_plan_formats_carry_the_codebook() -> None:
+    plan = CompressionPlan(layers={
+        "a": (QuantConfig(bits=8), ClusterConfig(k=16)),     # 4-bit indices + 16 int8 values
+        "b": (QuantConfig(bits=4), ClusterConfig(k=64)),     # 6-bit indices: not narrower
+        "c": (ClusterConfig(k=16),)})                        # float layer: not costed as codes
+    formats = plan_formats(plan)
+    assert (formats["a"].weight_bits, formats["a"].codebook, formats["a"].codebook_bits) == \
+        (4, 16, 8)
+    assert (formats["b"].weight_bits, formats["b"].codebook) == (4, 0)
+    assert (formats["c"].weight_bits, formats["c"].codebook) == (32, 0)
+
+
+def test_cost_flash_matches_stored_size_of_a_clustered_model() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    plan = CompressionPlan(layers={"1": (QuantConfig(bits=8), ClusterConfig(k=16)),
+                                   "3": (QuantConfig(bits=8),)})
+    example = torch.randn(1, 64)
+    compressed = apply_plan(model, plan, example)
+    sizes = {row.fqn: row for row in stored_bytes(compressed, plan).layers}
+    assert sizes["1"].codebook == 16                          # all 16 shared values distinct
+    est = CostModel("stm32f746").estimate(inspect_model(model, example), plan_formats(plan))
+    flash = {layer.fqn: layer.flash_kb * 1024 for layer in est.layers}
+    for fqn in ("1", "3"):                                    # clustered, plain int8
+        assert flash[fqn] == sizes[fqn].weight_bytes + sizes[fqn].extra_bytes, fqn
