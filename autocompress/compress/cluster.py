@@ -42,7 +42,8 @@ def kmeans_1d(values: Tensor, k: int, init: str = "kmeans") -> tuple[Tensor, Ten
 
 
 class Cluster(nn.Module):
-    """Parametrization ``w -> [0, codebook][indices]`` (ignores ``w`` after set-up)."""
+    """Parametrization ``w -> [0, codebook][indices] * (w != 0)`` (only the zeros of ``w``
+    matter after set-up)."""
 
     def __init__(self, weight: Tensor, k: int, init: str = "kmeans") -> None:
         super().__init__()
@@ -57,7 +58,9 @@ class Cluster(nn.Module):
 
     def forward(self, weight: Tensor) -> Tensor:
         table = torch.cat([self.codebook.new_zeros(1), self.codebook])
-        return table[self.indices].to(weight.dtype)
+        # zeros of the incoming weight stay zero: a sparsity mask tightened after set-up
+        # (iterative pruning) still prunes
+        return table[self.indices].to(weight.dtype) * (weight != 0)
 
     @property
     def k(self) -> int:

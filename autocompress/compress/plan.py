@@ -66,6 +66,7 @@ PRUNE_CRITERIA = ("l1", "l2", "taylor")
 QUANT_MODES = ("qat", "ptq")
 WEIGHT_CALIB = ("minmax", "mse")          # weight range: full range, or MSE-optimal clipping
 ACT_CALIB = ("minmax", "percentile")      # activation range over calibration data
+SPARSITY_SCHEDULES = ("cubic", "linear")  # how iterative sparsity rises over its steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,15 +101,26 @@ class QuantConfig(TechniqueConfig):
 class SparsityConfig(TechniqueConfig):
     """Unstructured magnitude pruning: the smallest ``ratio`` of the weights become zero
     (a mask parametrization, folded in by ``bake``). ``scope="global"``: one magnitude
-    threshold over every layer with a global config (the ratio is the first such layer's)."""
+    threshold over every layer with a global config (the ratio is the first such layer's).
+
+    ``steps=1``: one shot, at ``apply_plan``. ``steps=N > 1``: iterative; ``apply_plan``
+    prunes to the schedule's first step and the fine-tune (``train.finetune``) raises the
+    sparsity at epoch ends, ``schedule`` ``cubic`` (Zhu & Gupta 2017) or ``linear``, to
+    ``ratio`` before its last epoch."""
 
     kind: ClassVar[str] = "sparsity"
     ratio: float
     scope: str = "layer"
+    steps: int = _opt(1)
+    schedule: str = _opt("cubic")
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.ratio < 1.0, f"sparsity ratio must be in [0, 1), got {self.ratio}")
         _check(self.scope in ("layer", "global"), "sparsity scope must be 'layer' or 'global'")
+        _check(isinstance(self.steps, int) and 1 <= self.steps <= 100,
+               f"sparsity steps must be an int in 1..100, got {self.steps!r}")
+        _check(self.schedule in SPARSITY_SCHEDULES,
+               f"sparsity schedule must be one of {SPARSITY_SCHEDULES}, got {self.schedule!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,14 +3,16 @@
 Layer-wise: each layer loses its smallest ``ratio`` of weights by magnitude. Global: one
 threshold over all the layers with ``scope: global`` (a layer may end up denser or sparser
 than the ratio; the total matches it). The mask is a buffer, so gradients of pruned weights
-are zero and they stay zero while fine-tuning; ``bake`` folds it into the weight. A mask can
-be tightened later (iterative pruning between fine-tuning steps) with ``tighten``.
+are zero and they stay zero while fine-tuning (the mask multiplies the weight in every
+forward pass, so it holds after every optimizer step); ``bake`` folds it into the weight.
+Iterative configs (``steps > 1``) start at their schedule's first ratio; ``tighten`` raises
+their masks at epoch ends (``train.finetune`` calls it).
 
 >>> plan = CompressionPlan(layers={"fc": (SparsityConfig(ratio=0.8),)})   # doctest: +SKIP
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -60,26 +62,40 @@ def _global_masks(weights: Mapping[str, Tensor], ratio: float) -> dict[str, Tens
     return out
 
 
+def _first_ratio(cfg: SparsityConfig) -> float:
+    return schedule(cfg.ratio, cfg.steps, cfg.schedule)[0]
+
+
 @register_handler(SparsityConfig)
 class SparsityHandler:
+    """Masks at each config's ratio (iterative configs: at their schedule's first step)."""
+
     def apply(self, model: nn.Module, configs: Mapping[str, TechniqueConfig],
               ctx: ApplyContext) -> None:
-        masks: dict[str, Tensor] = {}
-        global_weights: dict[str, Tensor] = {}
-        global_ratio: float | None = None
-        for fqn, cfg in configs.items():
-            if not isinstance(cfg, SparsityConfig) or cfg.ratio <= 0:
-                continue
-            for name, layer in weighted_layers(model, fqn):
-                if cfg.scope == "global":
-                    global_ratio = cfg.ratio if global_ratio is None else global_ratio
-                    global_weights[name] = layer.weight
-                else:
-                    masks[name] = magnitude_mask(layer.weight, cfg.ratio)
-        if global_weights and global_ratio is not None:
-            masks.update(_global_masks(global_weights, global_ratio))
-        for name, mask in masks.items():
+        sparse = {f: c for f, c in configs.items() if isinstance(c, SparsityConfig) and c.ratio > 0}
+        for name, mask in _masks_at(model, sparse, _first_ratio).items():
             parametrize.register_parametrization(model.get_submodule(name), "weight", Mask(mask))
+
+
+def _masks_at(model: nn.Module, configs: Mapping[str, SparsityConfig],
+              ratio_of: Callable[[SparsityConfig], float]) -> dict[str, Tensor]:
+    """Layer name -> magnitude mask at ``ratio_of(config)``, scored by the layer's current
+    weight (0 where a mask already prunes, so pruned weights stay pruned)."""
+    masks: dict[str, Tensor] = {}
+    global_weights: dict[str, Tensor] = {}
+    global_ratio: float | None = None
+    for fqn, cfg in configs.items():
+        for name, layer in weighted_layers(model, fqn):
+            with torch.no_grad():
+                weight = layer.weight.detach()
+            if cfg.scope == "global":
+                global_ratio = ratio_of(cfg) if global_ratio is None else global_ratio
+                global_weights[name] = weight
+            else:
+                masks[name] = magnitude_mask(weight, ratio_of(cfg))
+    if global_weights and global_ratio is not None:
+        masks.update(_global_masks(global_weights, global_ratio))
+    return masks
 
 
 def masks_of(model: nn.Module) -> dict[str, Mask]:
@@ -93,21 +109,46 @@ def masks_of(model: nn.Module) -> dict[str, Mask]:
     return out
 
 
-@torch.no_grad()
-def tighten(model: nn.Module, ratio: float) -> None:
-    """Iterative pruning step: raise every masked layer to ``ratio`` sparsity by magnitude
-    of its current (masked) weight; weights already pruned stay pruned."""
-    for name, mask in masks_of(model).items():
-        original = model.get_submodule(name).parametrizations["weight"].original
-        scores = original.abs() * mask.mask
-        mask.mask.copy_(magnitude_mask(scores, max(ratio, mask.sparsity)))
+def schedule(ratio: float, steps: int, kind: str = "cubic") -> list[float]:
+    """Sparsity after each of ``steps`` pruning steps; the last reaches ``ratio``.
+    ``cubic`` (Zhu & Gupta 2017): fast at first, then gentle; ``linear``: equal steps.
 
-
-def cubic_schedule(ratio: float, steps: int) -> list[float]:
-    """Sparsity after each of ``steps`` pruning steps (Zhu & Gupta 2017): fast at first,
-    then gentle; the last step reaches ``ratio``.
-
-    >>> [round(r, 3) for r in cubic_schedule(0.8, 3)]
+    >>> [round(r, 3) for r in schedule(0.8, 3)]
     [0.563, 0.77, 0.8]
+    >>> [round(r, 3) for r in schedule(0.8, 4, "linear")]
+    [0.2, 0.4, 0.6, 0.8]
     """
+    if kind == "linear":
+        return [ratio * (i + 1) / steps for i in range(steps)]
     return [ratio * (1 - (1 - (i + 1) / steps) ** 3) for i in range(steps)]
+
+
+def scheduled_ratio(cfg: SparsityConfig, epochs_done: int, epochs: int) -> float:
+    """Sparsity ``cfg`` asks for after ``epochs_done`` of ``epochs`` fine-tuning epochs:
+    step i of ``steps`` (0-based) is taken after epoch round(i * (epochs - 1) / (steps - 1)),
+    so the first holds from the start and the last (``ratio``) from the end of the
+    second-to-last epoch, leaving the last epoch to recover at full sparsity.
+
+    >>> c = SparsityConfig(ratio=0.8, steps=3, schedule="linear")
+    >>> [round(scheduled_ratio(c, e, 5), 3) for e in range(6)]
+    [0.267, 0.267, 0.533, 0.533, 0.8, 0.8]
+    """
+    steps = schedule(cfg.ratio, cfg.steps, cfg.schedule)
+    if cfg.steps == 1 or epochs <= 1:
+        return cfg.ratio if epochs_done >= max(0, epochs - 1) else steps[0]
+    due = [i for i in range(cfg.steps) if round(i * (epochs - 1) / (cfg.steps - 1)) <= epochs_done]
+    return steps[max(due)]
+
+
+@torch.no_grad()
+def tighten(model: nn.Module, configs: Mapping[str, TechniqueConfig], epochs_done: int,
+            epochs: int) -> None:
+    """Iterative pruning step: raise every iterative config's masks to its scheduled ratio
+    (``scheduled_ratio``) by magnitude of the current masked weight; pruned weights stay
+    pruned. One-shot configs are left as they are."""
+    iterative = {f: c for f, c in configs.items()
+                 if isinstance(c, SparsityConfig) and c.steps > 1 and c.ratio > 0}
+    current = masks_of(model)
+    for name, mask in _masks_at(model, iterative,
+                                lambda c: scheduled_ratio(c, epochs_done, epochs)).items():
+        current[name].mask.copy_(torch.minimum(current[name].mask, mask))

@@ -1,5 +1,6 @@
 """One trial: plan -> cost estimate (no training) -> budget check -> KD training,
-compression, fine-tuning with QAT -> validation accuracy -> TrialRecord."""
+compression and fine-tuning (``train.finetune``: QAT, iterative sparsity; a PTQ-only plan is
+calibrated, not fine-tuned) -> validation accuracy -> TrialRecord."""
 from __future__ import annotations
 
 import math
@@ -28,6 +29,7 @@ from autocompress.search.early_stop import Board, EarlyStopping, Pruned
 from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
+from autocompress.train.finetune import compress_and_finetune
 
 
 def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
@@ -125,17 +127,18 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         except Pruned as stop:
             return TrialRecord(state="pruned", rung=stop.rung, metrics=rung_acc,
                                duration_s=time.perf_counter() - start, **common)
-        model = apply_plan(model, plan, ctx.example(), round_to=ctx.round_to,
-                           ignored=ctx.ignored, calibration=ctx.data.train.x[:256])
-        fit(model, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
-                                                 batch_size=tc.batch_size),
-            seed=seed + 1, teacher_logits=logits, distill=plan.distill)
+        model, done = compress_and_finetune(
+            model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
+                                                       batch_size=tc.batch_size),
+            example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
+            calibration=ctx.data.train.x[:256], teacher_logits=logits)
         trained = inspect_model(model, ctx.example())
         if trained.params != graph.params:
             raise RuntimeError(f"costed shapes ({graph.params} params) differ from the trained "
                                f"model ({trained.params} params)")
         metrics = {"accuracy": accuracy(model, ctx.data.val), "params": float(graph.params),
-                   "macs": float(graph.macs), **rung_acc}
+                   "macs": float(graph.macs), "finetune_epochs": float(done.epochs),
+                   "ptq_layers": float(len(done.ptq_layers)), **rung_acc}
         if trial_dir is not None:
             trial_dir.mkdir(parents=True, exist_ok=True)
             save_packed(bake(model), plan, trial_dir / "model.pt")

@@ -193,18 +193,32 @@ def test_activation_quant_can_be_removed_for_export():
     torch.testing.assert_close(stripped.eval()(X), plain.eval()(X))
 
 
-def test_iterative_sparsity_tightens_masks_on_a_cubic_schedule():
-    from autocompress.compress.sparsity import cubic_schedule, masks_of, tighten
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_iterative_sparsity_tightens_masks_on_a_schedule(scope):
+    from autocompress.compress.sparsity import masks_of, schedule, tighten
 
-    plan = CompressionPlan(arch=ARCH.to_dict(), layers={"head.conv": (SparsityConfig(ratio=0.3),)})
+    cfg = SparsityConfig(ratio=0.9, steps=3, scope=scope)
+    names = ("head.conv", EXPAND)
+    plan = CompressionPlan(arch=ARCH.to_dict(), layers={n: (cfg, ClusterConfig(k=8))
+                                                        for n in names})
     model = _apply(plan)
-    first = masks_of(model)["head.conv"].mask.clone()
-    schedule = cubic_schedule(0.9, 3)
-    assert schedule[-1] == pytest.approx(0.9) and schedule == sorted(schedule)
-    for ratio in schedule:
-        _train_step(model)                      # fine-tuning between steps
-        tighten(model, ratio)
-    mask = masks_of(model)["head.conv"].mask
-    assert float(1 - mask.mean()) == pytest.approx(0.9, abs=1e-3)
-    assert bool(((first == 0) <= (mask == 0)).all())          # pruned weights stay pruned
-    assert float((bake(model).head.conv.weight == 0).float().mean()) >= 0.9 - 1e-3
+    total = sum(model.get_submodule(n).weight.numel() for n in names)
+
+    def sparsity() -> float:
+        return sum(int((model.get_submodule(n).weight == 0).sum()) for n in names) / total
+
+    first = {n: m.mask.clone() for n, m in masks_of(model).items()}
+    assert sparsity() == pytest.approx(schedule(0.9, 3)[0], abs=0.01)
+    assert schedule(0.9, 3) == sorted(schedule(0.9, 3))
+    seen = []
+    for done in range(4):                       # 3 fine-tuning epochs: steps after 0, 1, 2
+        tighten(model, plan.configs(SparsityConfig), done, 3)
+        seen.append(sparsity())
+        _train_step(model)                      # masks hold through training
+        assert sparsity() == pytest.approx(seen[-1])
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(0.9, abs=1e-3)
+    for n, mask in masks_of(model).items():
+        assert bool(((first[n] == 0) <= (mask.mask == 0)).all())    # pruned stay pruned
+    baked = bake(model)
+    assert sum(int((baked.get_submodule(n).weight == 0).sum()) for n in names) / total \
+        == pytest.approx(0.9, abs=1e-3)
