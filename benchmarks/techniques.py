@@ -44,7 +44,7 @@ from autocompress.compress import (
     bake,
     stored_bytes,
 )
-from autocompress.compress.actquant import remove_act_quant
+from autocompress.compress.actquant import input_ranges, remove_act_quant
 from autocompress.compress.checkpoint import save_packed
 from autocompress.compress.prune import prune_groups
 from autocompress.compress.size import BIAS_BYTES, SizeReport
@@ -145,10 +145,12 @@ def stored_parts(size: SizeReport) -> dict[str, float]:
 
 def ort_metrics(model: nn.Module, data: DataBundle, tmp: Path, name: str) -> dict[str, Any]:
     """Export fp32 (activation fake quant removed: the int8 QDQ file quantizes activations
-    itself, at 8 bits) and int8 QDQ; file sizes, test accuracy of int8, latency of both."""
+    itself, at 8 bits, over the torch-calibrated ranges where the plan has them) and int8
+    QDQ; file sizes, test accuracy of int8, latency of both."""
     fp32, int8 = tmp / f"{name}.onnx", tmp / f"{name}.int8.onnx"
     export_onnx(remove_act_quant(copy.deepcopy(model)), data.example(), fp32)
-    quantize_int8(fp32, int8, data.train.x[:256].numpy())
+    ranges = input_ranges(model, data.example())    # torch-calibrated activation ranges
+    quantize_int8(fp32, int8, data.train.x[:256].numpy(), input_ranges=ranges if any(ranges) else None)
     x1 = data.test.x[:1].numpy()
     out: dict[str, Any] = {"onnx_fp32_kb": fp32.stat().st_size / 1024,
                            "onnx_int8_kb": int8.stat().st_size / 1024,

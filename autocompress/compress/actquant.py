@@ -9,7 +9,8 @@ exponential moving average of the batch ranges while training, in PTQ mode they 
 
 ONNX export skips these quantizers (they are identities while exporting): torch cannot
 export sub-8-bit fake quant, and Round/Clip nodes would run in float, slower; the int8 QDQ
-export quantizes activations itself (8 bits, its own calibration). Compare an ONNX file
+export quantizes activations itself at 8 bits, over the ranges calibrated here where a layer
+has them (``input_ranges``), elsewhere over its own calibration. Compare an ONNX file
 with ``remove_act_quant(copy)`` of the model, not with the fake-quantized one.
 
 >>> attach_act_quant(model, {"stem.conv": (8, "minmax", "qat")})   # doctest: +SKIP
@@ -122,6 +123,32 @@ def act_bits(model: nn.Module) -> dict[str, int]:
     """fqn -> input activation bits of every layer with activation quantization."""
     return {name: m.act_quant.bits for name, m in model.named_modules()
             if isinstance(getattr(m, ATTR, None), ActQuant)}
+
+
+@torch.no_grad()
+def input_ranges(model: nn.Module, example: Tensor
+                 ) -> list[tuple[tuple[int, ...], float, float] | None]:
+    """Per conv/linear layer, in execution order on ``example``: (weight shape, lo, hi) of
+    its calibrated input range, or None when it has no activation quantizer. Hands the
+    ranges calibrated in torch to the int8 ONNX export (``quant_ort.quantize_int8``)."""
+    out: list[tuple[tuple[int, ...], float, float] | None] = []
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        q = getattr(module, ATTR, None)
+        out.append((tuple(module.weight.shape), float(q.lo), float(q.hi))
+                   if isinstance(q, ActQuant) else None)
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was = model.training
+    try:
+        model.eval()
+        model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return out
 
 
 def remove_act_quant(model: nn.Module) -> nn.Module:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,13 +62,38 @@ def _data_reader(input_name: str, calibration: np.ndarray, batch: int) -> Any:
     return _Reader()
 
 
+InputRange = tuple[tuple[int, ...], float, float] | None
+
+
+def range_overrides(path: Path, ranges: Sequence[InputRange]) -> dict[str, list[dict[str, Any]]]:
+    """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th Conv/Gemm node (graph
+    order) the range ``ranges[i]`` = (weight shape, lo, hi), or nothing for None. The torch
+    layers and the ONNX nodes are matched by order and checked by weight shape."""
+    onnx = _require("onnx")
+    proto = onnx.load(str(path))
+    dims = {t.name: tuple(int(d) for d in t.dims) for t in proto.graph.initializer}
+    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    shapes = [dims.get(n.input[1]) for n in nodes]
+    wanted = [r[0] if r else None for r in ranges]
+    if len(nodes) != len(ranges) or any(w is not None and w != s for w, s in
+                                        zip(wanted, shapes, strict=True)):
+        raise ExportError("cannot match the torch layers with activation ranges to the ONNX "
+                          f"Conv/Gemm nodes (torch {wanted}, onnx {shapes})", loc=str(path))
+    return {n.input[0]: [{"rmin": np.float32(r[1]), "rmax": np.float32(r[2])}]
+            for n, r in zip(nodes, ranges, strict=True) if r is not None}
+
+
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                   per_channel: bool = True, activation: ActivationType = "quint8",
-                  preprocess: bool = True) -> Path:
+                  preprocess: bool = True, input_ranges: Sequence[InputRange] | None = None
+                  ) -> Path:
     """Write a static int8 QDQ copy of ``fp32_path`` to ``out_path`` and return ``out_path``.
 
     ``calibration``: representative inputs (N, ...) float32; a few hundred rows are plenty.
     ``activation``: ``"quint8"`` (default, asymmetric) or ``"qint8"`` (symmetric).
+    ``input_ranges``: per Conv/Gemm in graph order, (weight shape, lo, hi) of its input as
+    calibrated in torch (``actquant.input_ranges``), or None; those inputs are quantized
+    over the torch range instead of onnxruntime's own calibration.
 
     >>> quantize_int8(Path("m.onnx"), Path("m.int8.onnx"), x_train[:256], per_channel=True)
     PosixPath('m.int8.onnx')
@@ -92,6 +117,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                 if preprocess:
                     src = Path(tmp) / "pre.onnx"
                     quant.quant_pre_process(str(fp32_path), str(src), skip_symbolic_shape=True)
+                overrides = range_overrides(src, input_ranges) if input_ranges else {}
                 quant.quantize_static(
                     str(src), str(dst),
                     calibration_data_reader=_data_reader(name, calib, CALIB_BATCH),
@@ -101,7 +127,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                     activation_type=act,
                     calibrate_method=quant.CalibrationMethod.MinMax,
                     extra_options={"WeightSymmetric": True,
-                                   "ActivationSymmetric": act == quant.QuantType.QInt8},
+                                   "ActivationSymmetric": act == quant.QuantType.QInt8,
+                                   "TensorQuantOverrides": overrides},
                 )
         except Exception as exc:  # re-raised with the quantizer's own output
             raise ExportError(f"int8 quantization failed: {type(exc).__name__}: {exc}",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from autocompress.compress import CompressionPlan, bake
-from autocompress.compress.actquant import remove_act_quant
+from autocompress.compress.actquant import input_ranges, remove_act_quant
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.errors import ExportError
@@ -131,12 +131,15 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     try:
         (tmp / "plan.json").write_text(plan.to_json() + "\n")
         packed = save_packed(model, plan, tmp / "model.pt")
-        # Activation fake quant stays out of the fp32 graph (ORT quantizes activations in the
-        # int8 file from its own calibration); parity is checked against that same network.
+        # Activation fake quant stays out of the fp32 graph (the int8 file quantizes
+        # activations: over the torch-calibrated ranges where the plan quantizes them, else
+        # from ORT's own calibration); parity is checked against that same network.
         deploy = remove_act_quant(copy.deepcopy(model))
         fp32 = export_onnx(deploy, ctx.example(), tmp / "model.onnx")
         calib = ctx.data.train.x[:1024].numpy()   # calibration: training data only
-        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib)
+        ranges = input_ranges(model, ctx.example())   # activation ranges calibrated in torch
+        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib,
+                             input_ranges=ranges if any(ranges) else None)
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),
@@ -166,6 +169,9 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
             "host_latency_ms": host,
             "host_predicted_vs_measured": host_check,
             "weight_bits": weight_bits,
+            "onnx_int8_activation_ranges": {
+                "from_torch": sum(r is not None for r in ranges),
+                "from_onnxruntime_minmax": sum(r is None for r in ranges)},
             "onnx_int8_weight_bits": {f: 8 for f, b in weight_bits.items() if b is not None
                                       and b < 32},
             "notes": ["sub-8-bit weights are stored packed at their bit-width in model.pt and "
