@@ -167,10 +167,24 @@ def config_from_dict(data: Mapping[str, Any]) -> TechniqueConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DistillConfig:
-    """Knowledge distillation: loss = alpha * T^2 * KL(soft) + (1 - alpha) * CE(hard)."""
+    """Knowledge distillation: loss = alpha * T^2 * KL(soft) + (1 - alpha) * CE(hard)
+    + feature_weight * MSE(adapter(student features), teacher features) (``train.features``;
+    0 = off: the teacher then runs once per run, for its cached logits)."""
 
     temperature: float = 4.0
     alpha: float = 0.5
+    feature_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.feature_weight >= 0, f"distill feature_weight must be >= 0, "
+                                         f"got {self.feature_weight}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON dict; ``feature_weight`` left out at 0, so older plans keep their ids."""
+        out = asdict(self)
+        if not self.feature_weight:
+            del out["feature_weight"]
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +208,7 @@ class CompressionPlan:
             "version": self.version,
             "arch": dict(self.arch),
             "layers": {fqn: [c.to_dict() for c in cfgs] for fqn, cfgs in sorted(self.layers.items())},
-            "distill": None if self.distill is None else asdict(self.distill),
+            "distill": None if self.distill is None else self.distill.to_dict(),
         }
 
     @classmethod

@@ -116,6 +116,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
                                **common)
         model = ctx.source.build(plan.arch, seed)
         logits = None if teacher is None else teacher.train_logits
+        teacher_net = None if teacher is None else teacher.model
         tc = ctx.cfg.train
         rung_acc: dict[str, float] = {}
         on_epoch = _rung_check(ctx, board, model, number, costs, rung_acc,
@@ -123,7 +124,8 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         try:
             fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
                                                      batch_size=tc.batch_size),
-                seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=on_epoch)
+                seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=on_epoch,
+                teacher=teacher_net)
         except Pruned as stop:
             return TrialRecord(state="pruned", rung=stop.rung, metrics=rung_acc,
                                duration_s=time.perf_counter() - start, **common)
@@ -131,7 +133,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
             model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
                                                        batch_size=tc.batch_size),
             example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
-            calibration=ctx.data.train.x[:256], teacher_logits=logits)
+            calibration=ctx.data.train.x[:256], teacher_logits=logits, teacher=teacher_net)
         trained = inspect_model(model, ctx.example())
         if trained.params != graph.params:
             raise RuntimeError(f"costed shapes ({graph.params} params) differ from the trained "

@@ -75,11 +75,13 @@ def compress_and_finetune(model: nn.Module, plan: CompressionPlan, train: Split,
                           round_to: int = 1, ignored: tuple[str, ...] = (),
                           calibration: Tensor | None = None,
                           teacher_logits: Tensor | None = None,
+                          teacher: nn.Module | None = None,
                           on_epoch: Callable[[int], None] | None = None,
                           ) -> tuple[nn.Module, FinetuneInfo]:
     """A compressed copy of the trained ``model`` (see the module doc) and what was done.
 
-    The plan's ``distill`` settings (with ``teacher_logits``) drive the fine-tune loss;
+    The plan's ``distill`` settings (with ``teacher_logits``, and ``teacher`` for feature
+    distillation) drive the fine-tune loss;
     ``on_epoch(epochs_done)`` runs after each fine-tuning epoch, after the sparsity step."""
     trained_plan, ptq_plan = split_ptq(plan)
     kw = {"round_to": round_to, "ignored": ignored, "calibration": calibration}
@@ -104,7 +106,7 @@ def compress_and_finetune(model: nn.Module, plan: CompressionPlan, train: Split,
     step(0)
     if epochs > 0:   # the last hook call takes every iterative config to its ratio
         fit(out, train, settings, seed=seed, teacher_logits=teacher_logits,
-            distill=plan.distill, on_epoch=hook)
+            distill=plan.distill, on_epoch=hook, teacher=teacher)
     if ptq_plan.layers:
         out = apply_plan(out, ptq_plan, example, **kw)
     return out, FinetuneInfo(epochs=epochs, ptq_layers=tuple(sorted(ptq_plan.layers)),

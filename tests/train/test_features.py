@@ -1,0 +1,66 @@
+"""Intermediate-feature distillation through a 1x1 adapter."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autocompress.compress import CompressionPlan, DistillConfig
+from autocompress.data import Split
+from autocompress.models import StudentArch, build_student
+from autocompress.models.teacher import TeacherCNN
+from autocompress.train import TrainSettings, fit
+from autocompress.train.features import FeatureDistiller, last_conv
+
+GEN = torch.Generator().manual_seed(0)
+TRAIN = Split(torch.randn(64, 1, 8, 8, generator=GEN), torch.randint(0, 10, (64,), generator=GEN))
+
+
+def _nets():
+    torch.manual_seed(0)
+    student = build_student(StudentArch(), in_channels=1, num_classes=10)
+    teacher = TeacherCNN(1, 10, (16, 32, 64)).eval()
+    return student, teacher
+
+
+def test_feature_weight_is_left_out_of_plans_at_zero():
+    plan = CompressionPlan(distill=DistillConfig(temperature=3.0, alpha=0.7))
+    assert "feature_weight" not in plan.to_dict()["distill"]
+    with_features = CompressionPlan(distill=DistillConfig(feature_weight=0.5))
+    again = CompressionPlan.from_dict(with_features.to_dict())
+    assert again == with_features and again.plan_id != CompressionPlan(
+        distill=DistillConfig()).plan_id
+    with pytest.raises(ValueError, match="feature_weight"):
+        DistillConfig(feature_weight=-1.0)
+
+
+def test_adapter_maps_student_features_onto_the_teacher_and_trains_the_student():
+    student, teacher = _nets()
+    fd = FeatureDistiller(student, teacher, TRAIN.x[:1])
+    assert fd.adapter.in_channels == last_conv(student, TRAIN.x[:1]).out_channels
+    assert fd.adapter.out_channels == last_conv(teacher, TRAIN.x[:1]).out_channels
+    student(TRAIN.x[:8])
+    loss = fd.loss(TRAIN.x[:8])
+    loss.backward()
+    assert loss > 0 and fd.adapter.weight.grad is not None
+    assert last_conv(student, TRAIN.x[:1]).weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    fd.close()
+
+
+def test_fit_with_feature_distillation_needs_the_teacher_and_removes_its_hooks():
+    student, teacher = _nets()
+    distill = DistillConfig(alpha=0.5, feature_weight=1.0)
+    settings = TrainSettings(epochs=1, batch_size=32)
+    with pytest.raises(ValueError, match="teacher"):
+        fit(student, TRAIN, settings, seed=0, distill=distill)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    plain, _ = _nets()
+    fit(plain, TRAIN, settings, seed=0, distill=DistillConfig(alpha=0.5))
+    loss = fit(student, TRAIN, settings, seed=0, distill=distill, teacher=teacher)
+    assert loss == loss                                     # finite
+    conv = last_conv(student, TRAIN.x[:1])
+    assert not conv._forward_hooks and not last_conv(teacher, TRAIN.x[:1])._forward_hooks
+    changed = student.state_dict()
+    assert any(not torch.equal(before[k], changed[k]) for k in before)
+    assert any(not torch.equal(plain.state_dict()[k], changed[k]) for k in before
+               if changed[k].is_floating_point())           # the feature term changed training
