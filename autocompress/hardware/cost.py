@@ -22,7 +22,11 @@ from typing import Any
 from autocompress.errors import ConfigError, did_you_mean
 from autocompress.graph import ModelGraph
 from autocompress.hardware.formats import LayerFormat, bits_of
-from autocompress.hardware.latency import estimate_layer_latency, executed_formats
+from autocompress.hardware.latency import (
+    estimate_layer_latency,
+    executed_formats,
+    input_boundary_ms,
+)
 from autocompress.hardware.memory import KB, layer_flash_bytes, peak_sram
 from autocompress.hardware.profile import load_profile
 from autocompress.hardware.spec import HardwareProfile
@@ -127,6 +131,9 @@ class CostModel:
                                    provenance=lat.provenance, key=lat.key))
         peak = peak_sram(graph, act_bits)
         total_ms += self.profile.runtime.overhead_ms   # once per inference, not per layer
+        if graph.layers:                               # the input's quantize/layout change
+            first = graph.layers[0]
+            total_ms += input_boundary_ms(self.profile, first, formats.get(first.fqn, default))
         return CostEstimate(profile=self.profile.name, latency_ms=total_ms,
                             std_ms=math.sqrt(var_ms) + sys_std_ms, flash_kb=flash / KB,
                             peak_sram_kb=peak.peak_bytes / KB, peak_at=peak.fqn,

@@ -50,6 +50,17 @@ def layer_key(layer: LayerInfo, weight_fmt: str, act_fmt: str) -> str:
     return "|".join(parts)
 
 
+def boundary_layer(shape: tuple[int, ...]) -> LayerInfo:
+    """The pseudo-layer whose key stores the layout/quantization boundary cost of a tensor of
+    ``shape`` in a measured profile (``boundary|in=..|out=..|w=none|a=..``; see
+    ``measure.boundary_ms``): the cost model adds the model input's once.
+
+    >>> layer_key(boundary_layer((3, 32, 32)), "int8", "int8")
+    'boundary|in=3x32x32|out=3x32x32|w=none|a=int8'
+    """
+    return LayerInfo(fqn="boundary", op="boundary", in_shape=shape, out_shape=shape)
+
+
 def parse_key(key: str) -> dict[str, Any]:
     """Split a key into ``op``, ``in``/``out`` (int tuples), ``k``/``s``/``g`` (ints, 1 when
     absent), ``w`` and ``a`` (format names or ``none``). Raises ValueError on a malformed key.
@@ -60,7 +71,6 @@ def parse_key(key: str) -> dict[str, Any]:
     if not isinstance(key, str):
         raise TypeError(f"a key is a string, got {type(key).__name__}")
     return dict(_parse_key(key))   # a copy: callers may mutate it, the cache stays intact
-    return dict(_parse_key(key))
 
 
 @lru_cache(maxsize=4096)

@@ -11,7 +11,10 @@ Effects modelled on purpose, because real runtimes show them:
 - channel counts off the profile's ``align.channels`` multiple cost as if padded up;
 - channel counts off ``align.fast_multiple`` (a slower kernel path) and network-input convs
   with fewer channels than it are interpolated only among LUT entries of their own kind;
-- unstructured sparsity saves time only where ``formats.sparse_kernels`` is true.
+- unstructured sparsity saves time only where ``formats.sparse_kernels`` is true;
+- a measured profile's model-input boundary (quantize + layout change) is added once
+  (``input_boundary_ms``), and off-block int8 depthwise counts split into block kernel +
+  remainder channels (``_LutIndex``).
 
 >>> from autocompress.graph import LayerInfo
 >>> from autocompress.hardware.profile import load_profile
@@ -38,7 +41,14 @@ from autocompress.hardware.formats import (
     compute_format,
     runnable_format,
 )
-from autocompress.hardware.keys import WEIGHTED_OPS, channels, layer_key, parse_key, spatial
+from autocompress.hardware.keys import (
+    WEIGHTED_OPS,
+    boundary_layer,
+    channels,
+    layer_key,
+    parse_key,
+    spatial,
+)
 from autocompress.hardware.spec import HardwareProfile, LutEntry
 
 # Extrapolate from LUT neighbours at most this far outside the measured channel range
@@ -107,6 +117,23 @@ def estimate_layer_latency(profile: HardwareProfile, layer: LayerInfo,
                         provenance="analytic", key=key)
 
 
+def input_boundary_ms(profile: HardwareProfile, layer: LayerInfo,
+                      fmt: LayerFormat | None = None) -> float:
+    """Layout/quantization boundary of the model input, read by ``layer`` (a conv) in
+    ``fmt``: a measured profile stores it (``boundary|`` keys) because its conv entries have
+    both boundaries subtracted; 0 where the profile has none (analytic profiles).
+    """
+    if layer.op != "conv2d" or not profile.entries:
+        return 0.0
+    a_fmt = executed_formats(profile, fmt or profile.default_format)[1]
+    key = layer_key(boundary_layer(layer.in_shape), a_fmt, a_fmt)
+    entry = profile.entries.get(key)
+    if entry is not None:
+        return entry.mean_ms
+    near = _index(profile).interpolate(key, profile.align.channels)
+    return near[0] if near is not None else 0.0
+
+
 def analytic_latency_ms(profile: HardwareProfile, layer: LayerInfo, w_fmt: str, a_fmt: str,
                         *, sparsity: float = 0.0) -> float:
     """Roofline: ``max(MACs / MAC-rate, bytes / bandwidth) + per-op overhead``, in ms
@@ -149,15 +176,24 @@ def _coordinate(op: str, c_in: int, c_out: int, groups: int, depthwise: bool) ->
 
 
 class _LutIndex:
-    """LUT entries grouped by everything except channel counts, sorted by coordinate."""
+    """LUT entries grouped by everything except channel counts, sorted by coordinate.
 
-    def __init__(self, entries: dict[str, LutEntry], fast_multiple: int = 1) -> None:
+    ``int8_dw`` = (fast, block) (``AlignSpec.int8_dw_fast``/``int8_dw_block``): int8
+    depthwise convs run a fast kernel at multiples of ``fast``, a ``block``-channel kernel
+    otherwise, and each of the ``c mod block`` remaining channels at a per-channel cost; an
+    off-block count is costed as the block kernel at ``block * (c // block)`` channels plus
+    that remainder, the per-channel cost taken from the measured off-block entries.
+    """
+
+    def __init__(self, entries: dict[str, LutEntry], fast_multiple: int = 1,
+                 int8_dw: tuple[int, int] | None = None) -> None:
         self.fast_multiple = fast_multiple
+        self.int8_dw = int8_dw
         groups: dict[tuple[Any, ...], list[tuple[float, LutEntry]]] = {}
         planes: dict[tuple[Any, ...], list[tuple[float, float, float]]] = {}
         for key, entry in entries.items():
             p = parse_key(key)
-            group, x = self._locate(p, 1, fast_multiple)
+            group, x = self._locate(p, 1)
             groups.setdefault(group, []).append((x, entry))
             planes.setdefault(group, []).append((channels(p["in"]), channels(p["out"]),
                                                  entry.mean_ms))
@@ -166,12 +202,16 @@ class _LutIndex:
         self.planes = {g: v for g, v in planes.items() if g[0] in WEIGHTED_OPS
                        and g[6] != "dw" and any(ci != co for ci, co, _ in v)}
         self.cache: dict[tuple[str, int], tuple[float, float] | None] = {}
+        self.per_channel: dict[tuple[Any, ...], float | None] = {}
 
-    @staticmethod
-    def _locate(p: dict[str, Any], align: int, fast: int) -> tuple[tuple[Any, ...], float]:
+    def _locate(self, p: dict[str, Any], align: int) -> tuple[tuple[Any, ...], float]:
         c_in, c_out = channels(p["in"]), channels(p["out"])
         depthwise = p["op"] == "conv2d" and p["g"] > 1 and p["g"] == c_in
-        slow = fast > 1 and any(c >= fast and c % fast for c in (c_in, c_out))
+        fast = self.fast_multiple
+        slow: Any = fast > 1 and any(c >= fast and c % fast for c in (c_in, c_out))
+        if depthwise and self.int8_dw and p["w"] == p["a"] == "int8":
+            slow = "fast" if c_out % self.int8_dw[0] == 0 else \
+                "block" if c_out % self.int8_dw[1] == 0 else "rest"
         thin_input = c_in if fast > 1 and c_in < fast and p["op"] in WEIGHTED_OPS else 0
         group = (p["op"], spatial(p["in"]), spatial(p["out"]), len(p["in"]), p["k"], p["s"],
                  "dw" if depthwise else p["g"], p["w"], p["a"], slow, thin_input)
@@ -187,7 +227,11 @@ class _LutIndex:
 
     def _interpolate(self, key: str, align: int) -> tuple[float, float] | None:
         p = parse_key(key)
-        group, x = self._locate(p, align, self.fast_multiple)
+        group, x = self._locate(p, align)
+        if group[9] == "rest":
+            split = self._remainder(group, channels(p["out"]))
+            if split is not None:
+                return split
         line = self._interpolate_1d(group, x)
         if group in self.planes:
             value = fit_local(self.planes[group], padded(channels(p["in"]), align),
@@ -219,12 +263,38 @@ class _LutIndex:
         return (mean, std) if mean > 0 else None
 
 
+    def _remainder(self, group: tuple[Any, ...], c: int) -> tuple[float, float] | None:
+        """Block kernel at ``block * (c // block)`` channels + ``c % block`` x the measured
+        per-remaining-channel cost of this group (None below one block or without data)."""
+        assert self.int8_dw is not None
+        block = self.int8_dw[1]
+        base_group = (*group[:9], "block", *group[10:])
+        if c < block:
+            return None
+        if group not in self.per_channel:
+            costs = []
+            for x, entry in self.groups.get(group, []):
+                base = self._interpolate_1d(base_group, block * (x // block)) \
+                    if x > block else None
+                if base is not None:
+                    costs.append((entry.mean_ms - base[0]) / (x % block))
+            self.per_channel[group] = sorted(costs)[len(costs) // 2] if len(costs) >= 2 \
+                else None
+        base = self._interpolate_1d(base_group, float(block * (c // block)))
+        per_channel = self.per_channel[group]
+        if base is None or per_channel is None:
+            return None
+        return base[0] + (c % block) * per_channel, base[1]
+
+
 _INDEXES: weakref.WeakKeyDictionary[HardwareProfile, _LutIndex] = weakref.WeakKeyDictionary()
 
 
 def _index(profile: HardwareProfile) -> _LutIndex:
     index = _INDEXES.get(profile)
     if index is None:
-        index = _INDEXES[profile] = _LutIndex(dict(profile.entries),
-                                              profile.align.fast_multiple)
+        align = profile.align
+        int8_dw = (align.int8_dw_fast, align.int8_dw_block) if align.int8_dw_block else None
+        index = _INDEXES[profile] = _LutIndex(dict(profile.entries), align.fast_multiple,
+                                              int8_dw)
     return index

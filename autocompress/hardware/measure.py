@@ -6,7 +6,9 @@ counts and resolutions of the shipped search spaces' families) is built as its o
 ONNX model (``onnx_ops.op_model``), fp32 and int8 QDQ, and timed: ``warmup`` runs, then
 ``iters`` runs in 4 rounds: the lowest round median, and a robust std (1.4826 x MAD).
 Convs also pay a layout/quantization boundary on their input and output that a chain of
-layers pays once; it is measured per tensor shape and subtracted (``boundary_ms``).
+layers pays once; it is measured per tensor shape, subtracted (``boundary_ms``) and stored
+(``boundary|...`` keys: the cost model adds the model input's once). The int8 depthwise
+kernels' channel blocks are read off the grid (``detect_int8_dw_blocks``).
 The fixed cost of one ``session.run````
 (timed on a one-element model) is subtracted from each entry and stored once as
 ``runtime.overhead_ms``; the cost model adds it back once per inference. LUT keys come
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from autocompress.graph import LayerInfo
-from autocompress.hardware.keys import WEIGHTED_OPS, layer_key
+from autocompress.hardware.keys import WEIGHTED_OPS, boundary_layer, layer_key, parse_key
 from autocompress.hardware.onnx_ops import op_model
 
 # Grid (see module doc). Resolutions: 32/24/16-pixel inputs down to 2x2 after stride-2
@@ -167,11 +169,29 @@ def boundary_ms(shape: tuple[int, ...], int8: bool, threads: int, warmup: int,
     so t1 - m is both boundaries plus the run overhead. Returns one boundary. (A chain of
     two fits worse: on tiny tensors the second copy costs more than the later ones.)
     """
-    layer = _conv(shape[0], shape[0], shape[1], 1, 1, groups=shape[0])
-    t1, t5 = (time_model(*op_model(layer, int8=int8, repeat=r), threads, warmup,
-                         iters).median_ms for r in (1, PROBE_CHAIN))
-    marginal = (t5 - t1) / (PROBE_CHAIN - 1)
-    return max(0.0, t1 - marginal - overhead_ms) / 2
+    return _Probe(threads, warmup, iters, overhead_ms).boundary(shape, int8)
+
+
+class _Probe:
+    """Cached timings of the 1x1 depthwise-conv boundary probe per (shape, int8, repeat)."""
+
+    def __init__(self, threads: int, warmup: int, iters: int, overhead_ms: float) -> None:
+        self.args = (threads, warmup, iters)
+        self.overhead_ms = overhead_ms
+        self.cache: dict[tuple[tuple[int, ...], bool, int], float] = {}
+
+    def time(self, shape: tuple[int, ...], int8: bool, repeat: int = 1) -> float:
+        key = (shape, int8, repeat)
+        if key not in self.cache:
+            layer = _conv(shape[0], shape[0], shape[1], 1, 1, groups=shape[0])
+            self.cache[key] = time_model(*op_model(layer, int8=int8, repeat=repeat),
+                                         *self.args).median_ms
+        return self.cache[key]
+
+    def boundary(self, shape: tuple[int, ...], int8: bool) -> float:
+        t1 = self.time(shape, int8)
+        marginal = (self.time(shape, int8, PROBE_CHAIN) - t1) / (PROBE_CHAIN - 1)
+        return max(0.0, t1 - marginal - self.overhead_ms) / 2
 
 
 def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: int = WARMUP,
@@ -181,9 +201,10 @@ def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: in
     """LUT key -> Timing for every layer in fp32, int8, and (conv/linear) weight-only int8
     (``w=int8|a=fp32``: ORT dequantizes the weights at every run, so it is not fp32 time):
     the one-op model's median minus ``overhead_ms`` and, for convs, minus the input and
-    output boundary costs."""
+    output boundary costs. Every boundary measured is stored too (``boundary_layer``)."""
     todo = [(layer, w, a) for layer in layers for w, a in FORMAT_PAIRS
             if a == w or layer.op in WEIGHTED_OPS]
+    probe = _Probe(threads, warmup, iters, overhead_ms)
     bounds: dict[tuple[tuple[int, ...], bool], float] = {}
     out: dict[str, Timing] = {}
     for i, (layer, w_fmt, a_fmt) in enumerate(todo):
@@ -194,14 +215,56 @@ def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: in
         if layer.op == "conv2d":
             for shape in (layer.in_shape, layer.out_shape):
                 if (shape, int8) not in bounds:
-                    bounds[shape, int8] = boundary_ms(shape, int8, threads, warmup, iters,
-                                                      overhead_ms)
+                    bounds[shape, int8] = probe.boundary(shape, int8)
                 ms -= bounds[shape, int8]
         out[layer_key(layer, w_fmt, a_fmt)] = Timing(
             median_ms=max(ms, 0.2 * t.median_ms), std_ms=t.std_ms, n=t.n)
         if progress is not None:
             progress(i + 1, len(todo))
+    for (shape, int8), ms in bounds.items():
+        fmt = "int8" if int8 else "fp32"
+        out[layer_key(boundary_layer(shape), fmt, fmt)] = Timing(median_ms=max(ms, 1e-5),
+                                                                 std_ms=0.0, n=iters)
     return out
+
+
+def detect_int8_dw_blocks(entries: dict[str, Timing], ratio: float = 0.75,
+                          ) -> tuple[int, int] | None:
+    """(fast, block) channel multiples of the int8 depthwise kernels, read off the grid.
+
+    Per (spatial, kernel, stride) group of measured int8 depthwise entries (>= 8 channels),
+    each count ``c`` of the "other" set is compared with the time at ``c`` interpolated
+    linearly between its neighbours in the "candidate" set: ``fast`` is the largest ``f``
+    in 32, 16, 8 whose multiples run below ``ratio`` x (median over all such pairs) of the
+    odd multiples of ``f/2``; ``block = f/2`` must in turn beat the counts off its
+    multiple by the same margin. None when the grid shows no such split (nothing changes).
+    """
+    groups: dict[tuple[Any, ...], dict[int, float]] = {}
+    for key, t in entries.items():
+        p = parse_key(key)
+        c = p["in"][0] if len(p["in"]) == 3 else 0
+        if p["op"] == "conv2d" and p["g"] == c >= 8 and p["w"] == p["a"] == "int8":
+            groups.setdefault((p["in"][1:], p["k"], p["s"]), {})[c] = t.median_ms
+
+    def faster(select: Callable[[int], bool], versus: Callable[[int], bool]) -> bool:
+        ratios = []
+        for times in groups.values():
+            xs = sorted(c for c in times if select(c))
+            if len(xs) < 2:
+                continue
+            ys = [times[c] for c in xs]
+            ratios += [float(np.interp(c, xs, ys)) / t for c, t in times.items()
+                       if versus(c) and xs[0] < c < xs[-1]]
+        return bool(ratios) and float(np.median(ratios)) < ratio
+
+    for fast in (32, 16, 8):
+        block = fast // 2
+        if faster(lambda c, f=fast: c % f == 0, lambda c, f=fast, b=block: c % f == b):
+            if faster(lambda c, f=fast, b=block: c % b == 0 and c % f != 0,
+                      lambda c, b=block: c % b != 0):
+                return fast, block
+            return None
+    return None
 
 
 def fit_analytic(layers: Iterable[LayerInfo], entries: dict[str, Timing]) -> dict[str, Any]:
@@ -249,6 +312,8 @@ def measure_profile(*, name: str = "host", threads: int = 1, quick: bool = False
     entries = measure_entries(layers, threads=threads, warmup=warmup, iters=iters,
                               overhead_ms=overhead, progress=progress)
     cpu = _cpu_name()
+    blocks = detect_int8_dw_blocks(entries)
+    dw_blocks = {"int8_dw_fast": blocks[0], "int8_dw_block": blocks[1]} if blocks else {}
     return {
         "version": 1, "name": name,
         "description": f"this machine ({platform.node()}), onnxruntime CPU, {threads} thread(s)"
@@ -258,13 +323,15 @@ def measure_profile(*, name: str = "host", threads: int = 1, quick: bool = False
                     "batch": 1, "overhead_ms": round(overhead, 5)},
         "formats": {"weights": ["fp32", "int8"], "activations": ["fp32", "int8"],
                     "sparse_kernels": False},
-        "align": {"channels": 1, "fast_multiple": FAST_MULTIPLE},
+        "align": {"channels": 1, "fast_multiple": FAST_MULTIPLE, **dw_blocks},
         "measurement": {"method": "measured", "tool": "autocompress profile (one-op ONNX models)",
                         "warmup": warmup, "iters": iters,
                         "statistic": f"min over {ROUNDS} rounds of the round median",
                         "date": date.today().isoformat(),
-                        "notes": f"{len(layers)} ops x fp32 / int8 QDQ / weight-only int8; std = 1.4826 MAD; "
-                                 "session.run overhead subtracted, kept in runtime.overhead_ms"},
+                        "notes": f"{len(layers)} ops x fp32 / int8 QDQ / weight-only int8; "
+                                 "std = 1.4826 MAD; session.run overhead subtracted, kept in "
+                                 "runtime.overhead_ms; conv boundaries subtracted, kept as "
+                                 "boundary entries"},
         "fallback": True,
         "analytic": {**fit_analytic(layers, entries), "rel_std": 0.3},
         "entries": {k: {"mean_ms": round(t.median_ms, 5), "std_ms": round(t.std_ms, 5),

@@ -156,9 +156,15 @@ def parse_profile(r: Reader) -> HardwareProfile:
     formats = FormatSpec(weights=_formats(r, ("formats", "weights")),
                          activations=_formats(r, ("formats", "activations")),
                          sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False))
-    r.section(("align",), optional=("channels", "fast_multiple"), default={})
+    r.section(("align",), optional=("channels", "fast_multiple", "int8_dw_fast",
+                                    "int8_dw_block"), default={})
     align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1),
-                      fast_multiple=r.get(("align", "fast_multiple"), "int", 1, minimum=1))
+                      fast_multiple=r.get(("align", "fast_multiple"), "int", 1, minimum=1),
+                      int8_dw_fast=r.get(("align", "int8_dw_fast"), "int", 0, minimum=0),
+                      int8_dw_block=r.get(("align", "int8_dw_block"), "int", 0, minimum=0))
+    if bool(align.int8_dw_fast) != bool(align.int8_dw_block):
+        raise r.error(("align",), "int8_dw_fast and int8_dw_block go together",
+                      hint="give both (e.g. 16 and 8) or neither")
     mfields = ("tool", "warmup", "iters", "statistic", "date", "notes")
     r.section(("measurement",), required=("method",), optional=mfields)
     measurement = MeasurementSpec(

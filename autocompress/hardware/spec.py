@@ -41,6 +41,11 @@ class AlignSpec:
     # path (ORT's NCHWc convs need multiples of 4): the LUT interpolates them only among
     # themselves. 1 = no such split.
     fast_multiple: int = 1
+    # int8 depthwise convs: a fast kernel at multiples of ``int8_dw_fast`` channels, else a
+    # ``int8_dw_block``-channel kernel plus a per-channel cost for the rest (ORT's u8 kernels,
+    # detected from the measured grid by ``measure.detect_int8_dw_blocks``); 0 = no such split.
+    int8_dw_fast: int = 0
+    int8_dw_block: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

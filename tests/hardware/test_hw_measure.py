@@ -14,6 +14,7 @@ from autocompress.cli import main
 from autocompress.errors import ProfileError
 from autocompress.graph import LayerInfo
 from autocompress.hardware import _lut_text, layer_key, load_profile
+from autocompress.hardware.keys import boundary_layer
 from autocompress.hardware.measure import _conv, boundary_ms, grid_layers, time_run
 from autocompress.hardware.onnx_ops import op_model
 
@@ -79,7 +80,15 @@ def test_profile_command_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert 0 < prof.runtime.overhead_ms < 1.0
     grid = grid_layers(quick=True)
     weighted = sum(layer.op in ("conv2d", "linear") for layer in grid)
-    assert len(prof.entries) == 2 * len(grid) + weighted
+    ops = [key for key in prof.entries if not key.startswith("boundary|")]
+    assert len(ops) == 2 * len(grid) + weighted
+    # every conv input/output shape's boundary, in both formats, is kept for the cost model
+    shapes = {s for layer in grid if layer.op == "conv2d" for s in (layer.in_shape,
+                                                                    layer.out_shape)}
+    assert len(prof.entries) - len(ops) == 2 * len(shapes)
+    for shape in shapes:
+        for fmt in ("fp32", "int8"):
+            assert prof.entries[layer_key(boundary_layer(shape), fmt, fmt)].mean_ms > 0
     for layer in grid:
         pairs = [("fp32", "fp32"), ("int8", "int8")] + \
             ([("int8", "fp32")] if layer.op in ("conv2d", "linear") else [])
