@@ -5,10 +5,13 @@ for that, a regex needs milliseconds. Only a file whose ``entries:`` block consi
 of lines in the writer's exact form takes this path (the rest of the file still goes through
 the YAML loader); anything else, e.g. a hand-edited entry, falls back to the YAML loader.
 
->>> head, entries = split_entries('version: 1\\nentries:\\n  "linear|in=8|out=2|w=int8|a=int8": '
-...                               '{mean_ms: 0.001000, std_ms: 0.000100, n: 40}\\n', "p.yaml")
+>>> lines = [f'  "linear|in={c}|out=2|w=int8|a=int8": {{mean_ms: 0.001000, std_ms: 0.000100, n: 40}}'
+...          for c in range(1, _MIN_LINES + 1)]
+>>> head, entries = split_entries("version: 1\\nentries:\\n" + "\\n".join(lines), "p.yaml")
 >>> head.splitlines()[-1], entries["linear|in=8|out=2|w=int8|a=int8"].n
 ('entries: {}', 40)
+>>> split_entries("version: 1\\nentries:\\n" + lines[0], "p.yaml")[1] is None   # small: YAML
+True
 """
 from __future__ import annotations
 
