@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autocompress.config import SearchConfig
+from autocompress.config import SearchConfig, pareto_objectives
 from autocompress.search.records import TrialRecord
 from autocompress.space import ResolvedSpace
 from autocompress.space.distributions import Choice, Fixed
@@ -40,13 +40,12 @@ def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
 def objective_values(rec: TrialRecord, objectives: tuple[str, ...]) -> list[float]:
     """Objective vector of a record. An infeasible (untrained) candidate gets accuracy 0;
     its violated constraints keep it off the front either way."""
-    out = []
-    for name in objectives:
-        if name == "accuracy":
-            out.append(float(rec.metrics.get("accuracy", 0.0)))
-        else:
-            prof, metric = name.split(".", 1)
-            out.append(float(rec.cost[prof][metric]))
+    data, out = rec.to_dict(), []
+    for obj in pareto_objectives(objectives):
+        value = obj.get(data)
+        if value is None and obj.name != "accuracy":
+            raise ValueError(f"trial {rec.number} has no {obj.path} to tell the study")
+        out.append(0.0 if value is None else value)
     return out
 
 
