@@ -183,19 +183,24 @@ class _LutIndex:
     otherwise, and each of the ``c mod block`` remaining channels at a per-channel cost; an
     off-block count is costed as the block kernel at ``block * (c // block)`` channels plus
     that remainder, the per-channel cost taken from the measured off-block entries.
+    ``fp32_block`` (``AlignSpec.fp32_block``): fp32 convs on the fast path are located, and
+    2-D fitted, at channel counts padded to this block (their time steps at its multiples).
     """
 
     def __init__(self, entries: dict[str, LutEntry], fast_multiple: int = 1,
-                 int8_dw: tuple[int, int] | None = None) -> None:
+                 int8_dw: tuple[int, int] | None = None, fp32_block: int = 0) -> None:
         self.fast_multiple = fast_multiple
         self.int8_dw = int8_dw
+        self.fp32_block = fp32_block
         groups: dict[tuple[Any, ...], list[tuple[float, LutEntry]]] = {}
         planes: dict[tuple[Any, ...], list[tuple[float, float, float]]] = {}
         for key, entry in entries.items():
             p = parse_key(key)
             group, x = self._locate(p, 1)
             groups.setdefault(group, []).append((x, entry))
-            planes.setdefault(group, []).append((channels(p["in"]), channels(p["out"]),
+            block = self._block(p, group, 1)
+            planes.setdefault(group, []).append((padded(channels(p["in"]), block),
+                                                 padded(channels(p["out"]), block),
                                                  entry.mean_ms))
         self.groups = {g: sorted(v, key=lambda t: t[0]) for g, v in groups.items()}
         # groups of regular convs / linears with off-diagonal points get the 2-D fit
@@ -215,9 +220,17 @@ class _LutIndex:
         thin_input = c_in if fast > 1 and c_in < fast and p["op"] in WEIGHTED_OPS else 0
         group = (p["op"], spatial(p["in"]), spatial(p["out"]), len(p["in"]), p["k"], p["s"],
                  "dw" if depthwise else p["g"], p["w"], p["a"], slow, thin_input)
-        x = _coordinate(p["op"], padded(c_in, align), padded(c_out, align),
+        block = self._block(p, group, align)
+        x = _coordinate(p["op"], padded(c_in, block), padded(c_out, block),
                         1 if depthwise else p["g"], depthwise)
         return group, x
+
+    def _block(self, p: dict[str, Any], group: tuple[Any, ...], align: int) -> int:
+        """Channel multiple the kernels really process for this key: ``fp32_block`` for fp32
+        convs on the fast path (NCHWc blocks: time steps at block multiples), else ``align``."""
+        if self.fp32_block and p["op"] == "conv2d" and p["a"] == "fp32" and group[9] is False:
+            return max(align, self.fp32_block)
+        return align
 
     def interpolate(self, key: str, align: int) -> tuple[float, float] | None:
         """(mean_ms, std_ms) from neighbours of ``key``, or None if there are too few."""
@@ -234,8 +247,9 @@ class _LutIndex:
                 return split
         line = self._interpolate_1d(group, x)
         if group in self.planes:
-            value = fit_local(self.planes[group], padded(channels(p["in"]), align),
-                              padded(channels(p["out"]), align))
+            block = self._block(p, group, align)
+            value = fit_local(self.planes[group], padded(channels(p["in"]), block),
+                              padded(channels(p["out"]), block))
             if value is not None:
                 rel_std = line[1] / line[0] if line else 0.0
                 return value, value * rel_std
@@ -296,5 +310,5 @@ def _index(profile: HardwareProfile) -> _LutIndex:
         align = profile.align
         int8_dw = (align.int8_dw_fast, align.int8_dw_block) if align.int8_dw_block else None
         index = _INDEXES[profile] = _LutIndex(dict(profile.entries), align.fast_multiple,
-                                              int8_dw)
+                                              int8_dw, align.fp32_block)
     return index

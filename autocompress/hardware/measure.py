@@ -268,6 +268,39 @@ def detect_int8_dw_blocks(entries: dict[str, Timing], ratio: float = 0.75,
     return None
 
 
+def detect_fp32_block(entries: dict[str, Timing], factor: float = 4.0) -> int:
+    """Channel block of the fp32 conv kernels (ORT's NCHWc), read off the grid; 0 if none.
+
+    Per (spatial, kernel, stride) group of fp32 regular convs with ``c_in == c_out`` a
+    multiple of 4, the relative time step from ``c`` to ``c + 4`` channels is collected by
+    the largest power of two dividing ``c`` (capped at 64). The block is the smallest ``m``
+    in 8, 16, 32 whose steps (median) and those of every larger ``m`` exceed ``factor`` x
+    the steps at odd multiples of 4: time is flat inside a block and jumps across its edge.
+    Measured on this host: 2.3% steps at odd multiples of 4 and 8, 70% at 16, 79% at 32.
+    """
+    steps: dict[int, list[float]] = {}
+    groups: dict[tuple[Any, ...], dict[int, float]] = {}
+    for key, t in entries.items():
+        p = parse_key(key)
+        c = p["in"][0] if len(p["in"]) == 3 else 0
+        if p["op"] == "conv2d" and p["g"] == 1 and p["w"] == p["a"] == "fp32" \
+                and c == p["out"][0] and c >= 8 and c % 4 == 0:
+            groups.setdefault((p["in"][1:], p["k"], p["s"]), {})[c] = t.median_ms
+    for times in groups.values():
+        for c, t in times.items():
+            if c + 4 in times:
+                m = 4
+                while c % (2 * m) == 0 and m < 64:
+                    m *= 2
+                steps.setdefault(m, []).append(abs(times[c + 4] - t) / t)
+    median = {m: float(np.median(v)) for m, v in steps.items()}
+    if 4 not in median:
+        return 0
+    jumps = [m for m in (8, 16, 32) if m in median
+             and all(median[n] > factor * median[4] for n in median if n >= m)]
+    return min(jumps, default=0)
+
+
 def fit_analytic(layers: Iterable[LayerInfo], entries: dict[str, Timing]) -> dict[str, Any]:
     """Analytic fallback constants fitted to the measured entries (for shapes off the grid)."""
     rate: dict[str, dict[str, list[float]]] = {"regular": {}, "depthwise": {}}
@@ -314,7 +347,11 @@ def measure_profile(*, name: str = "host", threads: int = 1, quick: bool = False
                               overhead_ms=overhead, progress=progress)
     cpu = _cpu_name()
     blocks = detect_int8_dw_blocks(entries)
-    dw_blocks = {"int8_dw_fast": blocks[0], "int8_dw_block": blocks[1]} if blocks else {}
+    dw_blocks: dict[str, int] = {"int8_dw_fast": blocks[0], "int8_dw_block": blocks[1]} \
+        if blocks else {}
+    fp32_block = detect_fp32_block(entries)
+    if fp32_block:
+        dw_blocks["fp32_block"] = fp32_block
     return {
         "version": 1, "name": name,
         "description": f"this machine ({platform.node()}), onnxruntime CPU, {threads} thread(s)"

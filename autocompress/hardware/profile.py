@@ -157,11 +157,12 @@ def parse_profile(r: Reader) -> HardwareProfile:
                          activations=_formats(r, ("formats", "activations")),
                          sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False))
     r.section(("align",), optional=("channels", "fast_multiple", "int8_dw_fast",
-                                    "int8_dw_block"), default={})
+                                    "int8_dw_block", "fp32_block"), default={})
     align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1),
                       fast_multiple=r.get(("align", "fast_multiple"), "int", 1, minimum=1),
                       int8_dw_fast=r.get(("align", "int8_dw_fast"), "int", 0, minimum=0),
-                      int8_dw_block=r.get(("align", "int8_dw_block"), "int", 0, minimum=0))
+                      int8_dw_block=r.get(("align", "int8_dw_block"), "int", 0, minimum=0),
+                      fp32_block=r.get(("align", "fp32_block"), "int", 0, minimum=0))
     if bool(align.int8_dw_fast) != bool(align.int8_dw_block):
         raise r.error(("align",), "int8_dw_fast and int8_dw_block go together",
                       hint="give both (e.g. 16 and 8) or neither")

@@ -46,6 +46,9 @@ class AlignSpec:
     # detected from the measured grid by ``measure.detect_int8_dw_blocks``); 0 = no such split.
     int8_dw_fast: int = 0
     int8_dw_block: int = 0
+    # fp32 convs on the fast path process channels in blocks of this size (ORT's NCHWc: time
+    # steps at its multiples, flat in between; ``measure.detect_fp32_block``); 0 = none.
+    fp32_block: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from autocompress.graph import ModelGraph
 from autocompress.hardware import CostModel, estimate_layer_latency, load_profile
 from autocompress.hardware.keys import boundary_layer, layer_key
 from autocompress.hardware.latency import input_boundary_ms
-from autocompress.hardware.measure import Timing, detect_int8_dw_blocks
+from autocompress.hardware.measure import Timing, detect_fp32_block, detect_int8_dw_blocks
 from tests.hardware.hw_helpers import TINY_PROFILE, conv, write_profile
 
 
@@ -84,3 +84,41 @@ def test_input_boundary_is_added_once(tmp_path: Path) -> None:
         CostModel(without).estimate(graph).latency_ms + 0.3)
     # analytic profiles have no boundary entries: nothing added
     assert input_boundary_ms(load_profile("stm32f746"), graph.layers[0]) == 0.0
+
+
+def blocked_ms(ci: int, co: int) -> float:
+    """A synthetic fp32 NCHWc conv: time set by 16-channel blocks of input and output."""
+    return 0.1 * (-(-ci // 16)) * (-(-co // 16))
+
+
+def test_fp32_convs_are_located_at_block_padded_channels(tmp_path: Path) -> None:
+    pairs = [(c, c) for c in range(8, 97, 8)] + [(16, 64), (64, 16), (32, 96), (96, 32)]
+    lines = "".join(f'  "conv2d|in={a}x8x8|out={b}x8x8|k=3|s=1|g=1|w=fp32|a=fp32": '
+                    f'{{mean_ms: {blocked_ms(a, b)}, std_ms: 0.0, n: 5}}\n' for a, b in pairs)
+    text = TINY_PROFILE.split("entries:")[0].replace(
+        "formats: {weights: [int8], activations: [int8], sparse_kernels: false}",
+        "formats: {weights: [fp32], activations: [fp32], sparse_kernels: false}").replace(
+        "macs_per_cycle: {int8: 1.0}", "macs_per_cycle: {fp32: 1.0}").replace(
+        "depthwise_macs_per_cycle: {int8: 0.25}", "depthwise_macs_per_cycle: {fp32: 0.25}")
+    blocked = load_profile(write_profile(tmp_path, text.replace(
+        "align: {channels: 4}", "align: {channels: 1, fast_multiple: 4, fp32_block: 16}")
+        + "entries:\n" + lines))
+    (tmp_path / "p").mkdir()
+    plain = load_profile(write_profile(tmp_path / "p", text.replace(
+        "align: {channels: 4}", "align: {channels: 1, fast_multiple: 4}") + "entries:\n" + lines))
+    for ci, co in ((36, 36), (68, 68), (20, 44), (52, 28)):
+        layer = conv("c", ci, co)
+        assert estimate_layer_latency(blocked, layer).latency_ms == pytest.approx(
+            blocked_ms(ci, co), rel=0.02), (ci, co)
+    # without the block the 68-channel conv is read between 64 (1.6 ms) and 72 (2.5 ms)
+    assert estimate_layer_latency(plain, conv("c", 68, 68)).latency_ms < 0.9 * blocked_ms(68, 68)
+
+
+def test_fp32_block_is_detected_from_the_grid() -> None:
+    entries = {f"conv2d|in={c}x{hw}x{hw}|out={c}x{hw}x{hw}|k=3|s=1|g=1|w=fp32|a=fp32":
+               Timing(median_ms=blocked_ms(c, c) * hw * (1 + 0.002 * c), std_ms=0.0, n=5)
+               for c in range(8, 137, 4) for hw in (4, 8)}
+    assert detect_fp32_block(entries) == 16
+    smooth = {k: Timing(median_ms=0.01 * int(k.split("x")[0].split("=")[1]) ** 2, std_ms=0.0,
+                        n=5) for k in entries}
+    assert detect_fp32_block(smooth) == 0
