@@ -43,11 +43,11 @@ class AlignSpec:
     fast_multiple: int = 1
     # int8 depthwise convs: a fast kernel at multiples of ``int8_dw_fast`` channels, else a
     # ``int8_dw_block``-channel kernel plus a per-channel cost for the rest (ORT's u8 kernels,
-    # detected from the measured grid by ``measure.detect_int8_dw_blocks``); 0 = no such split.
+    # detected from the measured grid by ``grid_fit.detect_int8_dw_blocks``); 0 = no such split.
     int8_dw_fast: int = 0
     int8_dw_block: int = 0
     # fp32 convs on the fast path process channels in blocks of this size (ORT's NCHWc: time
-    # steps at its multiples, flat in between; ``measure.detect_fp32_block``); 0 = none.
+    # steps at its multiples, flat in between; ``grid_fit.detect_fp32_block``); 0 = none.
     fp32_block: int = 0
 
 

@@ -10,9 +10,10 @@ import pytest
 from autocompress.errors import ProfileError
 from autocompress.graph import ModelGraph
 from autocompress.hardware import CostModel, estimate_layer_latency, load_profile
+from autocompress.hardware.grid_fit import detect_fp32_block, detect_int8_dw_blocks
 from autocompress.hardware.keys import boundary_layer, layer_key
 from autocompress.hardware.latency import input_boundary_ms
-from autocompress.hardware.measure import Timing, detect_fp32_block, detect_int8_dw_blocks
+from autocompress.hardware.measure import Timing
 from tests.hardware.hw_helpers import TINY_PROFILE, conv, write_profile
 
 
