@@ -163,6 +163,7 @@ def main() -> None:
     import onnx
 
     t0 = time.time()
+    load_start = os.getloadavg()
     cost = CostModel(args.profile)
     rng = np.random.default_rng(SEED)
     nets = []
@@ -195,8 +196,11 @@ def main() -> None:
                      "desc": " ".join(net.desc), "input": "x".join(map(str, net.in_shape)),
                      "prov": dict(est.provenance), "macs": graph.macs})
     report(rows, cost.profile.name)
-    print(f"({time.time() - t0:.0f} s; load average at the end {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs: other processes share the cores)")
+    end = os.getloadavg()
+    print(f"({time.time() - t0:.0f} s; load averages (1/5/15 min) at the start "
+          f"{'/'.join(f'{v:.2f}' for v in load_start)}, at the end "
+          f"{'/'.join(f'{v:.2f}' for v in end)} on {os.cpu_count()} CPUs: other processes "
+          "share the cores)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
