@@ -106,7 +106,7 @@ class SparsityConfig(TechniqueConfig):
     ``steps=1``: one shot, at ``apply_plan``. ``steps=N > 1``: iterative; ``apply_plan``
     prunes to the schedule's first step and the fine-tune (``train.finetune``) raises the
     sparsity at epoch ends, ``schedule`` ``cubic`` (Zhu & Gupta 2017) or ``linear``, to
-    ``ratio`` before its last epoch."""
+    ``ratio`` by the middle of the fine-tune (``sparsity.scheduled_ratio``)."""
 
     kind: ClassVar[str] = "sparsity"
     ratio: float

@@ -124,19 +124,22 @@ def schedule(ratio: float, steps: int, kind: str = "cubic") -> list[float]:
 
 
 def scheduled_ratio(cfg: SparsityConfig, epochs_done: int, epochs: int) -> float:
-    """Sparsity ``cfg`` asks for after ``epochs_done`` of ``epochs`` fine-tuning epochs:
-    step i of ``steps`` (0-based) is taken after epoch round(i * (epochs - 1) / (steps - 1)),
-    so the first holds from the start and the last (``ratio``) from the end of the
-    second-to-last epoch, leaving the last epoch to recover at full sparsity.
+    """Sparsity ``cfg`` asks for after ``epochs_done`` of ``epochs`` fine-tuning epochs.
+
+    Pruning happens in the first half of the fine-tune and the second half recovers at full
+    sparsity (as in Zhu & Gupta 2017, where pruning ends well before training does; with a
+    cosine learning rate the last epochs learn little): step i of ``steps`` (0-based) is
+    taken after epoch round(i * w / (steps - 1)), w = max(1, epochs // 2).
 
     >>> c = SparsityConfig(ratio=0.8, steps=3, schedule="linear")
-    >>> [round(scheduled_ratio(c, e, 5), 3) for e in range(6)]
-    [0.267, 0.267, 0.533, 0.533, 0.8, 0.8]
+    >>> [round(scheduled_ratio(c, e, 8), 3) for e in range(9)]
+    [0.267, 0.267, 0.533, 0.533, 0.8, 0.8, 0.8, 0.8, 0.8]
     """
     steps = schedule(cfg.ratio, cfg.steps, cfg.schedule)
     if cfg.steps == 1 or epochs <= 1:
         return cfg.ratio if epochs_done >= max(0, epochs - 1) else steps[0]
-    due = [i for i in range(cfg.steps) if round(i * (epochs - 1) / (cfg.steps - 1)) <= epochs_done]
+    window = max(1, epochs // 2)
+    due = [i for i in range(cfg.steps) if round(i * window / (cfg.steps - 1)) <= epochs_done]
     return steps[max(due)]
 
 

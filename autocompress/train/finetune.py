@@ -5,9 +5,9 @@ used by the search objective and the benchmarks.
 1. ``apply_plan`` with every config except PTQ quantization (structure, sparsity at its
    schedule's first step, clustering, QAT fake quant);
 2. fine-tune (KD as the plan says); iterative sparsity (``SparsityConfig.steps > 1``) rises
-   at epoch ends through ``fit``'s ``on_epoch`` hook and reaches its ratio before the last
-   epoch. Skipped when the plan has nothing to train: a pure PTQ candidate is calibrated,
-   never fine-tuned;
+   at epoch ends through ``fit``'s ``on_epoch`` hook and reaches its ratio half-way through,
+   the second half recovering at full sparsity. Skipped when the plan has nothing to
+   train: a pure PTQ candidate is calibrated, never fine-tuned;
 3. ``apply_plan`` with the PTQ quantization configs: weights quantized from their ranges
    (min-max or MSE clipping), activation ranges calibrated (min-max or percentile) on
    ``calibration`` training inputs, all frozen.
