@@ -10,6 +10,7 @@ from typing import Any
 from autocompress.compress.plan import (
     PRUNE_CRITERIA,
     QUANT_MODES,
+    SPARSITY_SCHEDULES,
     WEIGHT_CALIB,
     ClusterConfig,
     LowRankConfig,
@@ -41,6 +42,10 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
                        "default": 0.0},
     "sparsity.scope": {"allowed": ("layer", "global"), "expect": "layer or global",
                        "default": "layer"},
+    "sparsity.steps": {"bounds": (1, 100), "expect": "pruning steps in 1..100 (1 = one shot)",
+                       "default": 1},
+    "sparsity.schedule": {"allowed": SPARSITY_SCHEDULES,
+                          "expect": f"one of {SPARSITY_SCHEDULES}", "default": "cubic"},
     "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
                            "default": 1.0},
     "cluster.k": {"bounds": (0, 256), "expect": "shared values in 2..256 (0 = off)",
@@ -63,7 +68,9 @@ def layer_configs(v: Mapping[str, Any]) -> list[TechniqueConfig]:
         out.append(LowRankConfig(rank_ratio=float(v["lowrank.rank_ratio"])))
     if float(v.get("sparsity.ratio", 0.0)) > 0:
         out.append(SparsityConfig(ratio=float(v["sparsity.ratio"]),
-                                  scope=str(v.get("sparsity.scope", "layer"))))
+                                  scope=str(v.get("sparsity.scope", "layer")),
+                                  steps=int(v.get("sparsity.steps", 1)),
+                                  schedule=str(v.get("sparsity.schedule", "cubic"))))
     if int(v.get("cluster.k", 0)) >= 2:
         out.append(ClusterConfig(k=int(v["cluster.k"])))
     if any(k.startswith("quant.") for k in v):

@@ -42,6 +42,7 @@ ARCH_KNOBS: dict[str, dict[str, Any]] = {
 DISTILL_KNOBS: dict[str, dict[str, Any]] = {
     "temperature": {"bounds": (0.5, 32.0), "expect": "temperatures in 0.5..32"},
     "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
+    "feature_weight": {"bounds": (0.0, 100.0), "expect": "weights in 0..100 (0 = logits only)"},
 }
 RULE_KEYS = ("match", "skip", "share", *LAYER_KNOBS)
 TOP_KEYS = ("version", "family", "base", "arch", "distill", "rules")
@@ -185,9 +186,11 @@ class ResolvedSpace:
             if cfgs:
                 layers[fqn] = tuple(cfgs)
         distill = None
-        if "distill/temperature" in values or "distill/alpha" in values:
+        if any(name.startswith("distill/") for name in values):
             distill = DistillConfig(temperature=float(values.get("distill/temperature", 4.0)),
-                                    alpha=float(values.get("distill/alpha", 0.5)))
+                                    alpha=float(values.get("distill/alpha", 0.5)),
+                                    feature_weight=float(values.get("distill/feature_weight",
+                                                                    0.0)))
         return CompressionPlan(arch=arch, layers=layers, distill=distill)
 
     def uniform_params(self, *, bits: int | None = None, ratio: float = 0.0,

@@ -106,3 +106,29 @@ def test_plan_formats_see_act_bits_sparsity_clusters_and_factors():
     assert (head.weight_bits, head.act_bits, head.sparsity) == (4, 4, 0.5)   # 16 values: 4 b
     assert formats["head.conv.0"] == formats["head.conv.1"] == head
     assert (formats["stem.conv"].weight_bits, formats["stem.conv"].act_bits) == (4, 8)
+
+
+def test_iterative_sparsity_and_feature_distillation_knobs_reach_the_plan():
+    text = SPACE.replace("    sparsity.ratio: [0.0, 0.5, 0.8]\n",
+                         "    sparsity.ratio: [0.0, 0.5, 0.8]\n    sparsity.steps: [1, 4]\n"
+                         "    sparsity.schedule: [cubic, linear]\n")
+    text = text.replace("version: 1\n", "version: 1\ndistill:\n  feature_weight: [0.0, 2.0]\n")
+    space = SearchSpace.parse(parse_yaml(text, "space.yaml"))
+    rs = resolve(space, quant_layers=LAYERS, prune_leaders=LEADERS)
+    params = rs.uniform_params(bits=8)
+    params.update({"sparsity.ratio/head.conv": 0.5, "sparsity.steps/head.conv": 4,
+                   "sparsity.schedule/head.conv": "linear", "distill/feature_weight": 2.0})
+    plan = rs.to_plan(params)
+    sp = next(c for c in plan.layers["head.conv"] if isinstance(c, SparsityConfig))
+    assert (sp.ratio, sp.steps, sp.schedule) == (0.5, 4, "linear")
+    assert plan.distill is not None and plan.distill.feature_weight == 2.0
+
+
+@pytest.mark.parametrize("rule, what", [("sparsity.steps: [0, 2]", "1..100"),
+                                        ("sparsity.schedule: [exp]", "cubic")])
+def test_iterative_sparsity_knob_errors_name_the_line(rule, what):
+    text = SPACE.replace("    sparsity.ratio: [0.0, 0.5, 0.8]\n",
+                         f"    sparsity.ratio: [0.0, 0.5, 0.8]\n    {rule}\n")
+    with pytest.raises(SpaceError) as err:
+        SearchSpace.parse(parse_yaml(text, "space.yaml"))
+    assert "space.yaml:" in str(err.value) and what in str(err.value)
