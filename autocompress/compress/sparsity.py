@@ -80,14 +80,20 @@ class SparsityHandler:
 def _masks_at(model: nn.Module, configs: Mapping[str, SparsityConfig],
               ratio_of: Callable[[SparsityConfig], float]) -> dict[str, Tensor]:
     """Layer name -> magnitude mask at ``ratio_of(config)``, scored by the layer's current
-    weight (0 where a mask already prunes, so pruned weights stay pruned)."""
+    weight. Where a mask already prunes, the score is 0 and every other score is above 0
+    (a weight that quantizes or clusters to 0 included): the pruned weights are the first
+    to go, so they stay pruned and a mask never ends up sparser than its ratio."""
+    existing = masks_of(model)
     masks: dict[str, Tensor] = {}
     global_weights: dict[str, Tensor] = {}
     global_ratio: float | None = None
     for fqn, cfg in configs.items():
         for name, layer in weighted_layers(model, fqn):
             with torch.no_grad():
-                weight = layer.weight.detach()
+                weight = layer.weight.detach().abs()
+                if name in existing:
+                    weight = weight.clamp_min(torch.finfo(weight.dtype).tiny) \
+                        * existing[name].mask
             if cfg.scope == "global":
                 global_ratio = ratio_of(cfg) if global_ratio is None else global_ratio
                 global_weights[name] = weight

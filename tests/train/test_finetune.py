@@ -119,3 +119,14 @@ def test_bad_sparsity_steps_rejected():
         SparsityConfig(ratio=0.5, steps=0)
     with pytest.raises(ValueError, match="schedule"):
         SparsityConfig(ratio=0.5, steps=3, schedule="exp")
+
+
+def test_iterative_masks_reach_exactly_their_ratio_under_low_bit_qat():
+    from autocompress.compress.sparsity import masks_of
+
+    # 2-bit weights: many unmasked weights quantize to 0 and tie with the pruned ones
+    plan = CompressionPlan(layers={"head.conv": (SparsityConfig(ratio=0.5, steps=3),
+                                                 QuantConfig(bits=2))})
+    model, _ = _run(plan)
+    mask = masks_of(model)["head.conv"].mask
+    assert int((mask == 0).sum()) == round(0.5 * mask.numel())
