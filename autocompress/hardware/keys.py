@@ -90,8 +90,12 @@ def _parse_key(key: str) -> dict[str, Any]:
         try:
             if name in ("in", "out"):
                 out[name] = tuple(int(d) for d in value.split("x"))
+                if min(out[name]) < 1:
+                    raise ValueError("dimensions must be >= 1")
             elif name in ("k", "s", "g"):
                 out[name] = int(value)
+                if out[name] < 1:       # g=0 would divide by zero in the LUT index
+                    raise ValueError("must be >= 1")
             elif name in ("w", "a"):
                 if value != NO_WEIGHTS and not is_format(value):
                     raise ValueError(f"unknown format {value!r}")

@@ -49,7 +49,11 @@ def test_round_trip(layer: LayerInfo) -> None:
                                  "conv2d|in=3x8x8|out=8x8x8|k=three|w=int8|a=int8",
                                  "linear|in=4|out=2|w=int8|a=int8|a=int8",
                                  "linear|in=4|out=2|w=float8|a=int8",
-                                 "linear|in=4|out=2|zz=1|w=int8|a=int8"])
+                                 "linear|in=4|out=2|zz=1|w=int8|a=int8",
+                                 "conv2d|in=16x8x8|out=16x8x8|k=3|s=1|g=0|w=int8|a=int8",
+                                 "conv2d|in=16x8x8|out=16x8x8|k=3|s=0|g=1|w=int8|a=int8",
+                                 "conv2d|in=0x8x8|out=16x8x8|k=3|s=1|g=1|w=int8|a=int8",
+                                 "linear|in=4|out=-2|w=int8|a=int8"])
 def test_parse_rejects_malformed(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_key(bad)
