@@ -29,6 +29,9 @@ class LayerFormat:
     ``codebook``: shared values of a clustered layer (0 = not clustered); its weights are
     then ``weight_bits``-bit indices into ``codebook`` entries of ``codebook_bits`` each
     (0: ``weight_bits``), which Flash counts once per layer.
+    ``per_channel``: an integer layer stores one scale per output channel; False: one per
+    tensor (``QuantConfig.per_channel=False``, or a clustered layer whose indices are not
+    narrower than its bits: clustering quantizes per tensor). A codebook implies one scale.
 
     >>> LayerFormat(weight_bits=4).weight_format
     'int4'
@@ -39,6 +42,7 @@ class LayerFormat:
     sparsity: float = 0.0
     codebook: int = 0
     codebook_bits: int = 0
+    per_channel: bool = True
 
     def __post_init__(self) -> None:
         for name in ("weight_bits", "act_bits"):
@@ -49,6 +53,8 @@ class LayerFormat:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
                 raise ValueError(f"{name} must be an int in 0..{high}, got {value!r}")
+        if not isinstance(self.per_channel, bool):
+            raise ValueError(f"per_channel must be a bool, got {self.per_channel!r}")
         if not 0.0 <= float(self.sparsity) < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
 

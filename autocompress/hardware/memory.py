@@ -2,7 +2,7 @@
 
 Flash counts what a deployment stores per layer: packed weights at the chosen bit-width
 (sparse weights as values + the cheaper of a bitmask or CSR indices), biases, and the
-per-channel scales of integer formats. A clustered layer (``LayerFormat.codebook`` > 0)
+per-channel (or one per-tensor) scales of integer formats. A clustered layer (``LayerFormat.codebook`` > 0)
 stores its weights as indices plus the codebook (k entries at ``codebook_bits``) and one
 per-tensor scale, as ``autocompress.compress.size`` counts it. Peak SRAM follows MCUNet: at
 each step of execution order, every tensor that is being read, being written or held for a later consumer (a
@@ -65,7 +65,7 @@ def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
     if is_float(fmt.weight_format):
         total += layer.bias * bits / 8
     else:
-        scales = 1 if fmt.codebook else out_channels
+        scales = out_channels if fmt.per_channel and not fmt.codebook else 1
         total += layer.bias * INT_BIAS_BYTES + scales * SCALE_BYTES
     return total
 

@@ -38,7 +38,9 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
     Activation bits: the layer's ``act_bits`` when it quantizes activations, else 8 for an
     integer layer (the export runs it int8) and 32 for a float one. A clustered integer
     layer stores ceil(log2 k)-bit indices when that is narrower than its bits, plus its
-    codebook (``codebook`` = k entries of ``codebook_bits`` = its bits). A low-rank layer's
+    codebook (``codebook`` = k entries of ``codebook_bits`` = its bits); either way it has one
+    per-tensor scale (``per_channel`` False), as has ``QuantConfig.per_channel=False``
+    (``compress.size`` counts the same). A low-rank layer's
     formats also go to its two factors (``<fqn>.0``, ``<fqn>.1``); names a graph lacks are
     ignored by the cost model.
     Global-scope sparsity is costed at its ratio on every layer it covers.
@@ -57,9 +59,12 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
             index_bits = max(1, math.ceil(math.log2(cl.k)))
             if index_bits < bits:
                 codebook, codebook_bits, bits = cl.k, bits, index_bits
+        per_channel = not isinstance(cl, ClusterConfig) and \
+            (q.per_channel if isinstance(q, QuantConfig) else True)
         fmt = LayerFormat(weight_bits=bits, act_bits=act,
                           sparsity=sp.ratio if isinstance(sp, SparsityConfig) else 0.0,
-                          codebook=codebook, codebook_bits=codebook_bits)
+                          codebook=codebook, codebook_bits=codebook_bits,
+                          per_channel=per_channel)
         out[fqn] = fmt
         if fqn in lowrank:
             out[f"{fqn}.0"] = out[f"{fqn}.1"] = fmt

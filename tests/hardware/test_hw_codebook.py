@@ -25,7 +25,8 @@ def test_codebook_bytes_are_counted() -> None:
     assert layer_flash_bytes(FC, LayerFormat(weight_bits=4, codebook=16)) == clustered - 8
 
 
-@pytest.mark.parametrize("bad", [{"codebook": -1}, {"codebook_bits": 33}, {"codebook": 2.5}])
+@pytest.mark.parametrize("bad", [{"codebook": -1}, {"codebook_bits": 33}, {"codebook": 2.5},
+                                 {"per_channel": 1}])
 def test_codebook_fields_are_checked(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         LayerFormat(**bad)  # type: ignore[arg-type]
@@ -55,4 +56,22 @@ def test_cost_flash_matches_stored_size_of_a_clustered_model() -> None:
     est = CostModel("stm32f746").estimate(inspect_model(model, example), plan_formats(plan))
     flash = {layer.fqn: layer.flash_kb * 1024 for layer in est.layers}
     for fqn in ("1", "3"):                                    # clustered, plain int8
+        assert flash[fqn] == sizes[fqn].weight_bytes + sizes[fqn].extra_bytes, fqn
+
+
+def test_per_tensor_scales_match_stored_size() -> None:
+    """A clustered layer whose indices are not narrower than its bits (4-bit, k=16: no
+    codebook stored) is still quantized per tensor, as is ``per_channel=False``: one scale."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    plan = CompressionPlan(layers={"1": (QuantConfig(bits=4), ClusterConfig(k=16)),
+                                   "3": (QuantConfig(bits=8, per_channel=False),)})
+    example = torch.randn(1, 64)
+    sizes = {row.fqn: row for row in stored_bytes(apply_plan(model, plan, example), plan).layers}
+    assert sizes["1"].codebook == 0
+    formats = plan_formats(plan)
+    assert not formats["1"].per_channel and not formats["3"].per_channel
+    est = CostModel("stm32f746").estimate(inspect_model(model, example), formats)
+    flash = {layer.fqn: layer.flash_kb * 1024 for layer in est.layers}
+    for fqn in ("1", "3"):
         assert flash[fqn] == sizes[fqn].weight_bytes + sizes[fqn].extra_bytes, fqn
