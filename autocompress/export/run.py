@@ -119,7 +119,11 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     ctx = build_context(cfg)
     plan = CompressionPlan.from_dict(rec["plan"])
     model = bake(build_compressed(ctx, plan, int(rec["seed"])))
-    model.load_state_dict(load_state(weights))
+    try:
+        model.load_state_dict(load_state(weights))
+    except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
+        raise ExportError(f"cannot read the trial's saved weights: {type(exc).__name__}: "
+                          f"{str(exc)[:300]}", loc=str(weights)) from None
     model.eval()
     graph = inspect_model(model, ctx.example())
     costs = estimate(ctx, plan, graph)
