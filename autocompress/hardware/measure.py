@@ -170,29 +170,11 @@ def boundary_ms(shape: tuple[int, ...], int8: bool, threads: int, warmup: int,
     so t1 - m is both boundaries plus the run overhead. Returns one boundary. (A chain of
     two fits worse: on tiny tensors the second copy costs more than the later ones.)
     """
-    return _Probe(threads, warmup, iters, overhead_ms).boundary(shape, int8)
-
-
-class _Probe:
-    """Cached timings of the 1x1 depthwise-conv boundary probe per (shape, int8, repeat)."""
-
-    def __init__(self, threads: int, warmup: int, iters: int, overhead_ms: float) -> None:
-        self.args = (threads, warmup, iters)
-        self.overhead_ms = overhead_ms
-        self.cache: dict[tuple[tuple[int, ...], bool, int], float] = {}
-
-    def time(self, shape: tuple[int, ...], int8: bool, repeat: int = 1) -> float:
-        key = (shape, int8, repeat)
-        if key not in self.cache:
-            layer = _conv(shape[0], shape[0], shape[1], 1, 1, groups=shape[0])
-            self.cache[key] = time_model(*op_model(layer, int8=int8, repeat=repeat),
-                                         *self.args).median_ms
-        return self.cache[key]
-
-    def boundary(self, shape: tuple[int, ...], int8: bool) -> float:
-        t1 = self.time(shape, int8)
-        marginal = (self.time(shape, int8, PROBE_CHAIN) - t1) / (PROBE_CHAIN - 1)
-        return max(0.0, t1 - marginal - self.overhead_ms) / 2
+    layer = _conv(shape[0], shape[0], shape[1], 1, 1, groups=shape[0])
+    t1, t5 = (time_model(*op_model(layer, int8=int8, repeat=r), threads, warmup,
+                         iters).median_ms for r in (1, PROBE_CHAIN))
+    marginal = (t5 - t1) / (PROBE_CHAIN - 1)
+    return max(0.0, t1 - marginal - overhead_ms) / 2
 
 
 def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: int = WARMUP,
@@ -205,7 +187,6 @@ def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: in
     output boundary costs. Every boundary measured is stored too (``boundary_layer``)."""
     todo = [(layer, w, a) for layer in layers for w, a in FORMAT_PAIRS
             if a == w or layer.op in WEIGHTED_OPS]
-    probe = _Probe(threads, warmup, iters, overhead_ms)
     bounds: dict[tuple[tuple[int, ...], bool], float] = {}
     out: dict[str, Timing] = {}
     for i, (layer, w_fmt, a_fmt) in enumerate(todo):
@@ -216,7 +197,8 @@ def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: in
         if layer.op == "conv2d":
             for shape in (layer.in_shape, layer.out_shape):
                 if (shape, int8) not in bounds:
-                    bounds[shape, int8] = probe.boundary(shape, int8)
+                    bounds[shape, int8] = boundary_ms(shape, int8, threads, warmup, iters,
+                                                      overhead_ms)
                 ms -= bounds[shape, int8]
         out[layer_key(layer, w_fmt, a_fmt)] = Timing(
             median_ms=max(ms, 0.2 * t.median_ms), std_ms=t.std_ms, n=t.n)
