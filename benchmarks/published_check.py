@@ -10,11 +10,11 @@ line and must match. Published figures for a device that this repo cannot cost (
 architecture for the model, or no latency in the source) are listed with the reason, not
 invented.
 
-    python benchmarks/published_check.py [--target 0.25] [--markdown-only]
+    python benchmarks/published_check.py [--target 0.25]
 
 Prints one markdown table (device, model, predicted ms, published ms, error %, within
-target, source), one summary line per device, the figures not checked and why, and the
-cost-model speed (``benchmarks/cost_speed.py`` measures it on search candidates).
+target, source), one summary line per device, and the figures not checked and why. (The
+cost model's speed is ``benchmarks/cost_speed.py``'s.)
 """
 from __future__ import annotations
 
