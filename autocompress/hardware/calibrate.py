@@ -99,12 +99,16 @@ def _set(profile: HardwareProfile, name: str, fmt: str | None, value: float) -> 
 
 def _refit(profile: HardwareProfile, name: str, fmt: str | None, model: str, target_ms: float,
            run: LayerFormat | None = None, bounds: tuple[float, float] = (0.005, 10.0),
+           then: Callable[[HardwareProfile], HardwareProfile] | None = None,
            ) -> HardwareProfile:
-    """Set one constant so that ``model`` run in ``run`` predicts ``target_ms``."""
-    def predicted(value: float) -> float:
-        return predict_ms(_set(profile, name, fmt, value), model, run)
+    """Set one constant so that ``model`` run in ``run`` predicts ``target_ms``; ``then``
+    (e.g. constants tied to the one fitted) is applied to every trial profile and the result.
+    """
+    def tied(value: float) -> HardwareProfile:
+        p = _set(profile, name, fmt, value)
+        return then(p) if then is not None else p
 
-    return _set(profile, name, fmt, _solve(predicted, target_ms, *bounds))
+    return tied(_solve(lambda value: predict_ms(tied(value), model, run), target_ms, *bounds))
 
 
 def fit_stm32f746(profile: HardwareProfile, rounds: int = 8) -> AnalyticSpec:

@@ -32,8 +32,8 @@ from dataclasses import replace
 
 from autocompress.hardware.calibrate import (
     Published,
+    _refit,
     _set,
-    _solve,
     calibration_table,
     fit_fp32_from_ratios,
     predict_ms,
@@ -111,12 +111,8 @@ def fit_device(profile: HardwareProfile, rounds: int = 6) -> AnalyticSpec:
     p = _tie(profile)
     for _ in range(rounds):
         for name, fmt, index, bounds in steps:
-            def predicted(value: float, p: HardwareProfile = p, name: str = name,
-                          fmt: str | None = fmt, model: str = rows[index].model) -> float:
-                return predict_ms(_tie(_set(p, name, fmt, value)), model)
-
-            value = _solve(predicted, rows[index].published_ms, *bounds)
-            p = _tie(_set(p, name, fmt, value))
+            p = _refit(p, name, fmt, rows[index].model, rows[index].published_ms,
+                       bounds=bounds, then=_tie)
     if profile.name in FP32_FROM_RATIOS:
         p = fit_fp32_from_ratios(p)
     assert p.analytic is not None
