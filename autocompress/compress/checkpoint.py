@@ -45,6 +45,7 @@ from autocompress.compress.bitpack import (
 )
 from autocompress.compress.plan import CompressionPlan, QuantConfig
 from autocompress.compress.size import layer_config
+from autocompress.hardware.memory import CSR_INDEX_BYTES, CSR_ROWPTR_BYTES
 
 FORMAT = "autocompress.packed-state"
 VERSION = 1
@@ -117,8 +118,8 @@ def _positions(w: Tensor) -> dict[str, tuple[int, Tensor | None]]:
     out: dict[str, tuple[int, Tensor | None]] = {"dense": (0, None)}
     if count < flat.numel():
         out["bitmask"] = (packed_nbytes(flat.numel(), 1), nz)
-        if flat.numel() // rows < 1 << 15:
-            out["csr"] = (count * 2 + (rows + 1) * 4, nz)
+        if flat.numel() // rows <= 1 << 16:   # columns fit 16 bits (stored int16, read & 0xFFFF)
+            out["csr"] = (count * CSR_INDEX_BYTES + (rows + 1) * CSR_ROWPTR_BYTES, nz)
     return out
 
 

@@ -108,3 +108,16 @@ def test_file_size_is_stored_bytes_plus_the_float_state_and_a_small_index(tmp_pa
             <= INDEX_MAX_BYTES
         files[bits] = report.file_bytes
     assert files[4] < 0.75 * files[8]
+
+
+def test_csr_columns_use_all_16_bits(tmp_path):
+    # 40,000 inputs: column indices above 32767 still fit the uint16 the cost model counts
+    net = nn.Sequential(nn.Linear(40000, 2, bias=False))
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].weight[0, [5, 32767, 32768, 39999]] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+        net[0].weight[1, 40000 - 1] = 5.0
+    report = save_packed(net, None, tmp_path / "m.pt")
+    assert report.layers == {"0.weight": "float32 csr"}
+    assert report.weights <= 5 * 4 + 5 * 2 + 3 * 4 + 3     # + alignment of the values
+    assert torch.equal(load_state(tmp_path / "m.pt")["0.weight"], net[0].weight)
