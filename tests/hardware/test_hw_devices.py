@@ -30,6 +30,7 @@ from autocompress.hardware import CostModel, LayerFormat, load_profile
 from autocompress.hardware.calibrate import predict_ms
 from autocompress.hardware.calibrate_devices import (
     DEVICES,
+    FITS,
     calibration_table,
     fit_device,
     orin_from_nano,
@@ -64,6 +65,18 @@ def test_calibration_residuals(device: str) -> None:
         limit = held_out if row["held_out"] else FITTED_TOLERANCE
         assert abs(row["error"]) <= limit, row
         assert row["recorded_ms"] == pytest.approx(row["predicted_ms"], abs=0.011), row
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+def test_held_out_rows_are_never_fitted(device: str) -> None:
+    """The rows fit_device solves for are exactly those not held out, and the shipped YAML
+    (what benchmarks/published_check.py reads) marks the same rows held out."""
+    rows = DEVICES[device]
+    fitted = {index for _, _, index, _ in FITS[device]}
+    assert fitted == {i for i, row in enumerate(rows) if not row.held_out}
+    shipped = load_profile(device).calibration
+    assert [(p.model, p.published_ms, p.held_out) for p in shipped] == \
+        [(row.model, row.published_ms, row.held_out) for row in rows]
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
