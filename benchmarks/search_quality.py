@@ -59,11 +59,17 @@ def train_time(records: list[dict[str, Any]]) -> float:
 
 
 def train_epochs(records: list[dict[str, Any]], epochs: int, finetune: int) -> int:
-    """Epochs trained by searched trials: dense + fine-tune when complete, the rung when
-    early-stopped, none when rejected before training or failed."""
-    done = {"complete": epochs + finetune}
-    return sum(r["rung"] if r["state"] == "pruned" else done.get(r["state"], 0)
-               for r in records if not r.get("baseline"))
+    """Epochs trained by searched trials: dense + the fine-tune epochs run when complete (the
+    trial's ``finetune_epochs`` metric: 0 for a PTQ-only plan; else ``finetune``), the rung
+    when early-stopped, none when rejected before training or failed."""
+    def trained(r: dict[str, Any]) -> int:
+        if r["state"] == "pruned":
+            return int(r["rung"])
+        if r["state"] == "complete":
+            return epochs + int(r["metrics"].get("finetune_epochs", finetune))
+        return 0
+
+    return sum(trained(r) for r in records if not r.get("baseline"))
 
 
 def int8_budget(args: argparse.Namespace, seed: int) -> float:
