@@ -18,7 +18,7 @@ with ``remove_act_quant(copy)`` of the model, not with the fake-quantized one.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
@@ -97,10 +97,13 @@ def attach_act_quant(model: nn.Module, layers: Mapping[str, tuple[int, str, str]
 
 
 @torch.no_grad()
-def calibrate_act_quant(model: nn.Module, data: Tensor, batch: int = 256) -> None:
-    """Set every activation range from ``data`` (min of lows, max of highs over batches;
-    each layer sees inputs already quantized upstream, as at inference)."""
-    quants = [m for m in model.modules() if isinstance(m, ActQuant)]
+def calibrate_act_quant(model: nn.Module, data: Tensor, batch: int = 256,
+                        layers: Collection[str] | None = None) -> None:
+    """Set every activation range (or those of ``layers`` only: the others, e.g. ranges
+    learned in QAT, are kept) from ``data`` (min of lows, max of highs over batches; each
+    layer sees inputs already quantized upstream, as at inference)."""
+    quants = [m for m in model.modules() if isinstance(m, ActQuant)] if layers is None \
+        else [getattr(model.get_submodule(fqn), ATTR) for fqn in layers]
     lo = {id(q): torch.tensor(float("inf")) for q in quants}
     hi = {id(q): torch.tensor(float("-inf")) for q in quants}
     was = model.training

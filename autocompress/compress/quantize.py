@@ -114,7 +114,9 @@ class QuantHandler:
                     FakeQuant(cfg.bits, per_channel, cfg.symmetric, cfg.mode, clip))
         if act:
             attach_act_quant(model, {n: (c.act_bits, c.act_calib, c.mode) for n, c in act.items()})
-            calibrate_act_quant(model, ctx.data)
+            # only the quantizers attached here: a model quantized before (PTQ after a QAT
+            # fine-tune, train.finetune) keeps the ranges it learned
+            calibrate_act_quant(model, ctx.data, layers=act)
 
 
 def weight_bits(model: nn.Module) -> dict[str, int]:

@@ -130,3 +130,29 @@ def test_iterative_masks_reach_exactly_their_ratio_under_low_bit_qat():
     model, _ = _run(plan)
     mask = masks_of(model)["head.conv"].mask
     assert int((mask == 0).sum()) == round(0.5 * mask.numel())
+
+
+def test_ptq_pass_keeps_the_activation_ranges_qat_learned(monkeypatch):
+    learned: dict[str, tuple[float, float]] = {}
+    real = finetune.fit
+
+    def fit(model, train, settings, **kw):
+        out = real(model, train, settings, **kw)
+        for name in ("stem.conv", "head.conv"):
+            q = model.get_submodule(name).act_quant
+            learned[name] = (float(q.lo), float(q.hi))
+        return out
+
+    monkeypatch.setattr(finetune, "fit", fit)
+    plan = CompressionPlan(layers={"stem.conv": (QuantConfig(bits=8, act_bits=8),),
+                                   "head.conv": (QuantConfig(bits=8, act_bits=8),),
+                                   "stages.1.0.expand.conv": (QuantConfig(bits=4, act_bits=8,
+                                                                          mode="ptq"),)})
+    model, info = _run(plan)
+    assert info.ptq_layers == ("stages.1.0.expand.conv",) and set(learned) == {"stem.conv",
+                                                                               "head.conv"}
+    for name, (lo, hi) in learned.items():
+        q = model.get_submodule(name).act_quant
+        assert (float(q.lo), float(q.hi)) == (lo, hi), name
+    ptq = model.get_submodule("stages.1.0.expand.conv").act_quant
+    assert float(ptq.hi) > float(ptq.lo)                    # calibrated
