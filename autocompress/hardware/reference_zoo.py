@@ -81,8 +81,8 @@ def mobilenet_v2(alpha: float = 1.0, res: int = 224, classes: int = 1000,
     return b.build()
 
 
-# ProxylessNAS-Mobile (Cai et al. 2019) per stage: (out channels, kernel, expand, stride of
-# the first block) per block; a None kernel is a skipped (identity-only) block.
+# ProxylessNAS-Mobile (Cai et al. 2019) per stage: (out channels, kernel, expand) per block;
+# each stage's first block has stride 2; a None kernel is a skipped (identity-only) block.
 _PROXYLESS_MOBILE = (
     ((32, 5, 3), (32, 3, 3), (32, None, 0), (32, None, 0)),
     ((40, 7, 3), (40, 3, 3), (40, 5, 3), (40, 5, 3)),
@@ -106,7 +106,7 @@ def proxyless_mobile(alpha: float = 1.0, res: int = 224, classes: int = 1000) ->
     for stage in _PROXYLESS_MOBILE:
         for i, (c, k, t) in enumerate(stage):
             out_c, in_c = width(c), b.shapes[x][0]
-            stride = 2 if i == 0 and c not in (96, 320) else 1
+            stride = 2 if i == 0 else 1
             if k is None:                       # zero op: the block is the identity
                 continue
             y = b.conv(b.dwconv(b.conv(x, in_c * t, k=1), k=k, s=stride), out_c, k=1)
