@@ -150,7 +150,7 @@ def ort_metrics(model: nn.Module, data: DataBundle, tmp: Path, name: str) -> dic
     fp32, int8 = tmp / f"{name}.onnx", tmp / f"{name}.int8.onnx"
     export_onnx(remove_act_quant(copy.deepcopy(model)), data.example(), fp32)
     ranges = input_ranges(model, data.example())    # torch-calibrated activation ranges
-    quantize_int8(fp32, int8, data.train.x[:256].numpy(), input_ranges=ranges if any(ranges) else None)
+    quantize_int8(fp32, int8, data.train.x[:256].numpy(), input_ranges=ranges)
     x1 = data.test.x[:1].numpy()
     out: dict[str, Any] = {"onnx_fp32_kb": fp32.stat().st_size / 1024,
                            "onnx_int8_kb": int8.stat().st_size / 1024,

@@ -93,7 +93,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
     ``activation``: ``"quint8"`` (default, asymmetric) or ``"qint8"`` (symmetric).
     ``input_ranges``: per Conv/Gemm in graph order, (weight shape, lo, hi) of its input as
     calibrated in torch (``actquant.input_ranges``), or None; those inputs are quantized
-    over the torch range instead of onnxruntime's own calibration.
+    over the torch range instead of onnxruntime's own calibration (all None: none is).
 
     >>> quantize_int8(Path("m.onnx"), Path("m.int8.onnx"), x_train[:256], per_channel=True)
     PosixPath('m.int8.onnx')
@@ -117,7 +117,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                 if preprocess:
                     src = Path(tmp) / "pre.onnx"
                     quant.quant_pre_process(str(fp32_path), str(src), skip_symbolic_shape=True)
-                overrides = range_overrides(src, input_ranges) if input_ranges else {}
+                overrides = range_overrides(src, input_ranges) if input_ranges and \
+                    any(input_ranges) else {}
                 quant.quantize_static(
                     str(src), str(dst),
                     calibration_data_reader=_data_reader(name, calib, CALIB_BATCH),

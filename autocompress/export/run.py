@@ -142,8 +142,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         fp32 = export_onnx(deploy, ctx.example(), tmp / "model.onnx")
         calib = ctx.data.train.x[:1024].numpy()   # calibration: training data only
         ranges = input_ranges(model, ctx.example())   # activation ranges calibrated in torch
-        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib,
-                             input_ranges=ranges if any(ranges) else None)
+        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges)
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),

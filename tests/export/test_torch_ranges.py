@@ -53,3 +53,13 @@ def test_ranges_that_do_not_match_the_graph_are_an_error(tmp_path):
     with pytest.raises(ExportError, match="cannot match"):
         quantize_int8(fp32, tmp_path / "q.onnx", np.zeros((4, 1, 8, 8), np.float32),
                       input_ranges=[((3, 3, 3, 3), -1.0, 1.0)])
+
+
+def test_ranges_that_are_all_none_leave_the_calibration_to_onnxruntime(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8)
+    net = build_student(StudentArch(), in_channels=1, num_classes=10).eval()
+    fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
+    own = quantize_int8(fp32, tmp_path / "own.onnx", x.numpy())
+    none = quantize_int8(fp32, tmp_path / "none.onnx", x.numpy(), input_ranges=[None])
+    assert own.read_bytes() == none.read_bytes()
