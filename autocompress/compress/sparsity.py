@@ -135,15 +135,16 @@ def scheduled_ratio(cfg: SparsityConfig, epochs_done: int, epochs: int) -> float
     Pruning happens in the first half of the fine-tune and the second half recovers at full
     sparsity (as in Zhu & Gupta 2017, where pruning ends well before training does; with a
     cosine learning rate the last epochs learn little): step i of ``steps`` (0-based) is
-    taken after epoch round(i * w / (steps - 1)), w = max(1, epochs // 2).
+    taken after epoch round(i * w / (steps - 1)), w = max(1, epochs // 2). With one epoch or
+    none, the full ratio from the start.
 
     >>> c = SparsityConfig(ratio=0.8, steps=3, schedule="linear")
     >>> [round(scheduled_ratio(c, e, 8), 3) for e in range(9)]
     [0.267, 0.267, 0.533, 0.533, 0.8, 0.8, 0.8, 0.8, 0.8]
     """
+    if cfg.steps == 1 or epochs <= 1:   # one shot, or no epoch to spread the steps over
+        return cfg.ratio
     steps = schedule(cfg.ratio, cfg.steps, cfg.schedule)
-    if cfg.steps == 1 or epochs <= 1:
-        return cfg.ratio if epochs_done >= max(0, epochs - 1) else steps[0]
     window = max(1, epochs // 2)
     due = [i for i in range(cfg.steps) if round(i * window / (cfg.steps - 1)) <= epochs_done]
     return steps[max(due)]
