@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autocompress.errors import ModelError
+
 
 def last_conv(model: nn.Module, example: Tensor) -> nn.Conv2d:
     """The last ``nn.Conv2d`` to run in ``model(example)``."""
@@ -33,8 +35,10 @@ def last_conv(model: nn.Module, example: Tensor) -> nn.Conv2d:
         for h in handles:
             h.remove()
         model.train(was)
-    if not seen:
-        raise ValueError(f"{type(model).__name__} has no Conv2d to distill features from")
+    if not seen:   # a user's own model: stops the search with one line (run_trial re-raises)
+        raise ModelError(f"{type(model).__name__} has no Conv2d to distill features from",
+                         loc="distill.feature_weight",
+                         hint="feature distillation needs a conv net; leave it at 0")
     return seen[-1]
 
 

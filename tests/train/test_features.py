@@ -64,3 +64,14 @@ def test_fit_with_feature_distillation_needs_the_teacher_and_removes_its_hooks()
     assert any(not torch.equal(before[k], changed[k]) for k in before)
     assert any(not torch.equal(plain.state_dict()[k], changed[k]) for k in before
                if changed[k].is_floating_point())           # the feature term changed training
+
+
+def test_a_model_without_convs_is_a_model_error():
+    from autocompress.errors import ModelError
+
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    _, teacher = _nets()
+    with pytest.raises(ModelError, match="no Conv2d") as err:
+        fit(mlp, TRAIN, TrainSettings(epochs=1, batch_size=32), seed=0,
+            distill=DistillConfig(feature_weight=1.0), teacher=teacher)
+    assert err.value.loc == "distill.feature_weight"
