@@ -27,12 +27,7 @@ class TechniqueConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON dict with ``kind``. Fields marked ``_OPTIONAL`` are left out at their default,
         so adding an option never changes the ``plan_id`` of existing plans."""
-        out = {"kind": self.kind, **asdict(self)}
-        for f in fields(self):
-            if f.metadata.get("optional") and f.default is not MISSING \
-                    and out[f.name] == f.default:
-                del out[f.name]
-        return out
+        return {"kind": self.kind, **_json(self)}
 
 
 _OPTIONAL: dict[str, Any] = {"optional": True}
@@ -41,6 +36,15 @@ _OPTIONAL: dict[str, Any] = {"optional": True}
 def _opt(default: Any) -> Any:
     """A field added after v1 plans existed: omitted from JSON at its default."""
     return field(default=default, metadata=_OPTIONAL)
+
+
+def _json(config: Any) -> dict[str, Any]:
+    """``asdict(config)`` without the ``_opt`` fields that are at their default."""
+    out = asdict(config)
+    for f in fields(config):
+        if f.metadata.get("optional") and f.default is not MISSING and out[f.name] == f.default:
+            del out[f.name]
+    return out
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -173,7 +177,7 @@ class DistillConfig:
 
     temperature: float = 4.0
     alpha: float = 0.5
-    feature_weight: float = 0.0
+    feature_weight: float = _opt(0.0)
 
     def __post_init__(self) -> None:
         _check(self.feature_weight >= 0, f"distill feature_weight must be >= 0, "
@@ -181,10 +185,7 @@ class DistillConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON dict; ``feature_weight`` left out at 0, so older plans keep their ids."""
-        out = asdict(self)
-        if not self.feature_weight:
-            del out["feature_weight"]
-        return out
+        return _json(self)
 
 
 @dataclass(frozen=True, kw_only=True)
