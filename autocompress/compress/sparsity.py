@@ -155,9 +155,14 @@ def tighten(model: nn.Module, configs: Mapping[str, TechniqueConfig], epochs_don
             epochs: int) -> None:
     """Iterative pruning step: raise every iterative config's masks to its scheduled ratio
     (``scheduled_ratio``) by magnitude of the current masked weight; pruned weights stay
-    pruned. One-shot configs are left as they are."""
-    iterative = {f: c for f, c in configs.items()
-                 if isinstance(c, SparsityConfig) and c.steps > 1 and c.ratio > 0}
+    pruned. One-shot configs are left as they are. The global-scope layers are one group
+    with one threshold, on the schedule of the first global config (whose ratio they share):
+    all of them are tightened together when it is iterative, none when it is one shot."""
+    sparse = {f: c for f, c in configs.items() if isinstance(c, SparsityConfig) and c.ratio > 0}
+    lead = next((c for c in sparse.values() if c.scope == "global"), None)
+    iterative = {f: c for f, c in sparse.items()
+                 if (c.scope == "global" and lead is not None and lead.steps > 1)
+                 or (c.scope != "global" and c.steps > 1)}
     current = masks_of(model)
     for name, mask in _masks_at(model, iterative,
                                 lambda c: scheduled_ratio(c, epochs_done, epochs)).items():

@@ -156,3 +156,19 @@ def test_ptq_pass_keeps_the_activation_ranges_qat_learned(monkeypatch):
         assert (float(q.lo), float(q.hi)) == (lo, hi), name
     ptq = model.get_submodule("stages.1.0.expand.conv").act_quant
     assert float(ptq.hi) > float(ptq.lo)                    # calibrated
+
+
+@pytest.mark.parametrize("lead_steps, other_steps", [(3, 1), (1, 3)])
+def test_global_layers_reach_the_global_ratio_whatever_their_own_steps(lead_steps, other_steps):
+    from autocompress.compress.sparsity import masks_of
+
+    # the first global config sets the group's ratio and schedule (head.conv sorts first)
+    plan = CompressionPlan(layers={
+        "head.conv": (SparsityConfig(ratio=0.8, scope="global", steps=lead_steps),),
+        "stages.1.0.expand.conv": (SparsityConfig(ratio=0.8, scope="global",
+                                                  steps=other_steps),)})
+    model, info = _run(plan)
+    masks = masks_of(model).values()
+    zeros, total = sum(int((m.mask == 0).sum()) for m in masks), sum(m.mask.numel() for m in masks)
+    assert zeros == round(0.8 * total)
+    assert (info.sparsity_by_epoch[0] < 0.79) == (lead_steps > 1)   # iterative only with the lead
