@@ -32,6 +32,7 @@ class LayerFormat:
     ``per_channel``: an integer layer stores one scale per output channel; False: one per
     tensor (``QuantConfig.per_channel=False``, or a clustered layer whose indices are not
     narrower than its bits: clustering quantizes per tensor). A codebook implies one scale.
+    ``symmetric``: False adds a 1-byte zero point per scale (asymmetric integer weights).
 
     >>> LayerFormat(weight_bits=4).weight_format
     'int4'
@@ -43,6 +44,7 @@ class LayerFormat:
     codebook: int = 0
     codebook_bits: int = 0
     per_channel: bool = True
+    symmetric: bool = True
 
     def __post_init__(self) -> None:
         for name in ("weight_bits", "act_bits"):
@@ -53,8 +55,9 @@ class LayerFormat:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
                 raise ValueError(f"{name} must be an int in 0..{high}, got {value!r}")
-        if not isinstance(self.per_channel, bool):
-            raise ValueError(f"per_channel must be a bool, got {self.per_channel!r}")
+        for name in ("per_channel", "symmetric"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.sparsity) < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
 

@@ -26,6 +26,7 @@ from autocompress.hardware.keys import WEIGHTED_OPS, channels
 KB = 1024                 # bytes per KB, as MCU datasheets and MCUNet count
 INT_BIAS_BYTES = 4        # B per bias element for integer formats: int32 (TFLite/CMSIS-NN)
 SCALE_BYTES = 4           # B per output channel: fp32 requantisation scale (per-channel int)
+ZERO_POINT_BYTES = 1      # B per scale of asymmetric weights: a zero point in the code range
 CSR_INDEX_BYTES = 2       # B per non-zero: uint16 column index (rows < 65536 elements)
 CSR_ROWPTR_BYTES = 4      # B per output row + 1: int32 row pointer
 
@@ -66,7 +67,8 @@ def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
         total += layer.bias * bits / 8
     else:
         scales = out_channels if fmt.per_channel and not fmt.codebook else 1
-        total += layer.bias * INT_BIAS_BYTES + scales * SCALE_BYTES
+        zero_point = 0 if fmt.symmetric else ZERO_POINT_BYTES
+        total += layer.bias * INT_BIAS_BYTES + scales * (SCALE_BYTES + zero_point)
     return total
 
 

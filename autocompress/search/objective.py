@@ -64,7 +64,8 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
         fmt = LayerFormat(weight_bits=bits, act_bits=act,
                           sparsity=sp.ratio if isinstance(sp, SparsityConfig) else 0.0,
                           codebook=codebook, codebook_bits=codebook_bits,
-                          per_channel=per_channel)
+                          per_channel=per_channel,
+                          symmetric=q.symmetric if isinstance(q, QuantConfig) else True)
         out[fqn] = fmt
         if fqn in lowrank:
             out[f"{fqn}.0"] = out[f"{fqn}.1"] = fmt

@@ -61,11 +61,14 @@ def test_cost_flash_matches_stored_size_of_a_clustered_model() -> None:
 
 def test_per_tensor_scales_match_stored_size() -> None:
     """A clustered layer whose indices are not narrower than its bits (4-bit, k=16: no
-    codebook stored) is still quantized per tensor, as is ``per_channel=False``: one scale."""
+    codebook stored) is still quantized per tensor, as is ``per_channel=False``: one scale;
+    asymmetric weights add a zero point per scale."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16),
+                          nn.ReLU(), nn.Linear(16, 10))
     plan = CompressionPlan(layers={"1": (QuantConfig(bits=4), ClusterConfig(k=16)),
-                                   "3": (QuantConfig(bits=8, per_channel=False),)})
+                                   "3": (QuantConfig(bits=8, per_channel=False),),
+                                   "5": (QuantConfig(bits=4, symmetric=False),)})
     example = torch.randn(1, 64)
     sizes = {row.fqn: row for row in stored_bytes(apply_plan(model, plan, example), plan).layers}
     assert sizes["1"].codebook == 0
@@ -73,5 +76,6 @@ def test_per_tensor_scales_match_stored_size() -> None:
     assert not formats["1"].per_channel and not formats["3"].per_channel
     est = CostModel("stm32f746").estimate(inspect_model(model, example), formats)
     flash = {layer.fqn: layer.flash_kb * 1024 for layer in est.layers}
-    for fqn in ("1", "3"):
+    assert not formats["5"].symmetric and formats["5"].per_channel
+    for fqn in ("1", "3", "5"):
         assert flash[fqn] == sizes[fqn].weight_bytes + sizes[fqn].extra_bytes, fqn
