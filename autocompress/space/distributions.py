@@ -61,8 +61,9 @@ Distribution = Choice | Range | Fixed
 def parse_distribution(doc: Located, path: PathKey, value: Any, *,
                        allowed: tuple[Any, ...] | None = None,
                        bounds: tuple[float, float] | None = None,
-                       expect: str = "a value") -> Distribution:
-    """Parse one knob; ``allowed``/``bounds`` validate every value it can take."""
+                       integer: bool = False, expect: str = "a value") -> Distribution:
+    """Parse one knob; ``allowed``/``bounds``/``integer`` validate every value it can take
+    (``integer``: whole numbers only, so a range is sampled as integers)."""
     def bad(msg: str) -> SpaceError:
         err = doc.error(path, msg, hint=f"expected {expect}", cls=SpaceError)
         assert isinstance(err, SpaceError)
@@ -93,4 +94,6 @@ def parse_distribution(doc: Located, path: PathKey, value: Any, *,
                 raise bad(f"value {v!r} is not a number")
             if not bounds[0] <= v <= bounds[1]:
                 raise bad(f"value {v!r} is out of range")
+        if integer and (isinstance(v, bool) or not isinstance(v, int)):
+            raise bad(f"value {v!r} is not a whole number")
     return dist

@@ -42,16 +42,16 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
                        "default": 0.0},
     "sparsity.scope": {"allowed": ("layer", "global"), "expect": "layer or global",
                        "default": "layer"},
-    "sparsity.steps": {"bounds": (1, 100), "expect": "pruning steps in 1..100 (1 = one shot)",
-                       "default": 1},
+    "sparsity.steps": {"bounds": (1, 100), "integer": True,
+                       "expect": "pruning steps in 1..100 (1 = one shot)", "default": 1},
     "sparsity.schedule": {"allowed": SPARSITY_SCHEDULES,
                           "expect": f"one of {SPARSITY_SCHEDULES}", "default": "cubic"},
     "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
                            "default": 1.0},
-    "cluster.k": {"bounds": (0, 256), "expect": "shared values in 2..256 (0 = off)",
-                  "default": 0},
+    "cluster.k": {"bounds": (0, 256), "integer": True,
+                  "expect": "shared values in 2..256 (0 = off)", "default": 0},
 }
-SPEC_KEYS = ("allowed", "bounds", "expect")
+SPEC_KEYS = ("allowed", "bounds", "integer", "expect")
 
 
 def param_prefix(knob: str) -> str:

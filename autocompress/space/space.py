@@ -35,9 +35,9 @@ from autocompress.yamlio import Located, load_yaml
 
 ARCH_KNOBS: dict[str, dict[str, Any]] = {
     "width_mult": {"bounds": (0.05, 4.0), "expect": "multipliers in 0.05..4.0"},
-    "depth": {"bounds": (1, 8), "expect": "block counts in 1..8"},
+    "depth": {"bounds": (1, 8), "integer": True, "expect": "block counts in 1..8"},
     "kernel": {"allowed": (1, 3, 5, 7), "expect": "odd kernel sizes 1, 3, 5 or 7"},
-    "expand": {"bounds": (1, 8), "expect": "expansion ratios in 1..8"},
+    "expand": {"bounds": (1, 8), "integer": True, "expect": "expansion ratios in 1..8"},
 }
 DISTILL_KNOBS: dict[str, dict[str, Any]] = {
     "temperature": {"bounds": (0.5, 32.0), "expect": "temperatures in 0.5..32"},

@@ -132,3 +132,18 @@ def test_iterative_sparsity_knob_errors_name_the_line(rule, what):
     with pytest.raises(SpaceError) as err:
         SearchSpace.parse(parse_yaml(text, "space.yaml"))
     assert "space.yaml:" in str(err.value) and what in str(err.value)
+
+
+@pytest.mark.parametrize("rule", ["sparsity.steps: [2.5]", "cluster.k: {low: 2, high: 16.5}",
+                                  "sparsity.steps: {low: 1.0, high: 4.0}"])
+def test_whole_number_knobs_reject_fractions(rule):
+    text = SPACE.replace("    cluster.k: {low: 0, high: 32}\n", f"    {rule}\n")
+    with pytest.raises(SpaceError) as err:
+        SearchSpace.parse(parse_yaml(text, "space.yaml"))
+    assert "space.yaml:" in str(err.value) and "whole number" in str(err.value)
+
+
+def test_whole_number_arch_knob_rejects_fraction():
+    with pytest.raises(SpaceError) as err:
+        SearchSpace.parse(parse_yaml("version: 1\narch:\n  expand: [2, 4.5]\n", "space.yaml"))
+    assert "space.yaml:3" in str(err.value) and "whole number" in str(err.value)
