@@ -13,7 +13,12 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from autocompress.compress.plan import ClusterConfig, TechniqueConfig
-from autocompress.compress.registry import ApplyContext, register_handler, weighted_layers
+from autocompress.compress.registry import (
+    ApplyContext,
+    register_handler,
+    weight_parametrizations,
+    weighted_layers,
+)
 
 LLOYD_ITERS = 25   # 1-D k-means converges in a few iterations on ~1e3..1e5 weights
 
@@ -68,8 +73,7 @@ class Cluster(nn.Module):
 
 
 def is_clustered(layer: nn.Module) -> bool:
-    return parametrize.is_parametrized(layer, "weight") and any(
-        isinstance(p, Cluster) for p in layer.parametrizations["weight"])
+    return any(isinstance(p, Cluster) for p in weight_parametrizations(layer))
 
 
 @register_handler(ClusterConfig)

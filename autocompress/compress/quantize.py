@@ -18,7 +18,12 @@ from torch.nn.utils import parametrize
 from autocompress.compress.actquant import attach_act_quant, calibrate_act_quant
 from autocompress.compress.cluster import is_clustered
 from autocompress.compress.plan import QuantConfig, TechniqueConfig
-from autocompress.compress.registry import ApplyContext, register_handler, weighted_layers
+from autocompress.compress.registry import (
+    ApplyContext,
+    parametrized,
+    register_handler,
+    weighted_layers,
+)
 
 
 def fake_quantize(weight: Tensor, bits: int, per_channel: bool = True,
@@ -121,13 +126,7 @@ class QuantHandler:
 
 def weight_bits(model: nn.Module) -> dict[str, int]:
     """fqn -> bits of every fake-quantized layer."""
-    out: dict[str, int] = {}
-    for name, module in model.named_modules():
-        if parametrize.is_parametrized(module, "weight"):
-            for p in module.parametrizations["weight"]:
-                if isinstance(p, FakeQuant):
-                    out[name] = p.bits
-    return out
+    return {name: p.bits for name, p in parametrized(model, FakeQuant).items()}
 
 
 def bake(model: nn.Module) -> nn.Module:

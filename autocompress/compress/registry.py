@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from autocompress.compress.plan import TechniqueConfig
 
@@ -37,6 +38,21 @@ class ApplyContext:
 
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
+P = TypeVar("P", bound=nn.Module)
+
+
+def weight_parametrizations(module: nn.Module) -> list[nn.Module]:
+    """The parametrizations on ``module.weight``, in the order they apply ([] if none)."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return []
+    return list(module.parametrizations["weight"])
+
+
+def parametrized(model: nn.Module, cls: type[P]) -> dict[str, P]:
+    """fqn -> the ``cls`` parametrization on the weight of every layer of ``model`` that
+    has one (the last, if several)."""
+    return {name: p for name, module in model.named_modules()
+            for p in weight_parametrizations(module) if isinstance(p, cls)}
 
 
 def weighted_layers(model: nn.Module, fqn: str) -> list[tuple[str, nn.Module]]:

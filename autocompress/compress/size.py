@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from autocompress.compress.actquant import act_bits
 from autocompress.compress.cluster import Cluster
 from autocompress.compress.plan import ClusterConfig, CompressionPlan, QuantConfig
 from autocompress.compress.quantize import FakeQuant
+from autocompress.compress.registry import weight_parametrizations
 from autocompress.hardware.memory import CSR_INDEX_BYTES, CSR_ROWPTR_BYTES
 
 BIAS_BYTES = 4        # B per output channel: int32 (integer layers) or fp32 bias
@@ -85,15 +85,9 @@ def layer_config(plan: CompressionPlan | None, fqn: str, cls: type) -> object | 
     return configs.get(fqn, configs.get(parent))   # a low-rank factor inherits its layer's
 
 
-def _parametrizations(module: nn.Module) -> list[nn.Module]:
-    if not parametrize.is_parametrized(module, "weight"):
-        return []
-    return list(module.parametrizations["weight"])
-
-
 def layer_bytes(fqn: str, layer: nn.Module, plan: CompressionPlan | None = None,
                 act: Mapping[str, int] | None = None) -> TensorBytes:
-    plist = _parametrizations(layer)
+    plist = weight_parametrizations(layer)
     fq = next((p for p in plist if isinstance(p, FakeQuant)), None)
     qcfg = layer_config(plan, fqn, QuantConfig)
     bits, per_channel, symmetric = 32, True, True

@@ -19,7 +19,12 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from autocompress.compress.plan import SparsityConfig, TechniqueConfig
-from autocompress.compress.registry import ApplyContext, register_handler, weighted_layers
+from autocompress.compress.registry import (
+    ApplyContext,
+    parametrized,
+    register_handler,
+    weighted_layers,
+)
 
 
 class Mask(nn.Module):
@@ -106,13 +111,7 @@ def _masks_at(model: nn.Module, configs: Mapping[str, SparsityConfig],
 
 def masks_of(model: nn.Module) -> dict[str, Mask]:
     """fqn -> the sparsity mask of every masked layer."""
-    out: dict[str, Mask] = {}
-    for name, module in model.named_modules():
-        if parametrize.is_parametrized(module, "weight"):
-            for p in module.parametrizations["weight"]:
-                if isinstance(p, Mask):
-                    out[name] = p
-    return out
+    return parametrized(model, Mask)
 
 
 def schedule(ratio: float, steps: int, kind: str = "cubic") -> list[float]:
