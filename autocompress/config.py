@@ -68,6 +68,8 @@ class SearchSettings:
     # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
     # candidates that passed the same rung is stopped and recorded 'pruned')
     early_stopping: Mapping[str, Any] | None = None
+    # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
+    reduce_space: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +135,10 @@ def _str_list(v: Any) -> str | None:
     return f"expected a list of strings, got {v!r}"
 
 
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"expected true or false, got {v!r}"
+
+
 def _one_of(*choices: str) -> Check:
     def check(v: Any) -> str | None:
         if v in choices:
@@ -173,7 +179,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "hardware": {"profiles": _str_list, "budgets": lambda v: None},
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),
-               "timeout_s": _opt_num(1, 1e7), "early_stopping": _early_stopping},
+               "timeout_s": _opt_num(1, 1e7), "early_stopping": _early_stopping,
+               "reduce_space": _bool},
 }
 TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
 SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "teacher": TeacherConfig,

@@ -173,7 +173,7 @@ def test_search_without_config(capsys):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("errors")
-    cfg = write_config(tmp, TINY.replace("max_latency_ms: 50", "max_latency_ms: 3")
+    cfg = write_config(tmp, TINY.replace("max_latency_ms: 50", "max_latency_ms: 2")
                        .replace("trials: 3", "trials: 4"))
     assert main(["search", str(cfg), "--run-dir", str(tmp / "run"), "--quiet"]) == 0
     return tmp / "run"
@@ -191,7 +191,7 @@ def test_export_errors(finished_run, tmp_path, capsys):
                    "--max-latency-ms", "3")
     assert "unknown device 'pixel4'" in line
     infeasible = [r["number"] for r in records if r["state"] == "infeasible"]
-    assert infeasible, "the seeded 3 ms run is expected to reject at least one proposal"
+    assert infeasible, "the seeded 2 ms run is expected to reject at least one proposal"
     line = run_cli(capsys, "export", str(finished_run), "--trial", str(infeasible[0]))
     assert "is infeasible" in line
     blocker = tmp_path / "file"

@@ -30,7 +30,7 @@ class Baseline:
     note: str | None = None
 
 
-def _largest_arch(rspace: ResolvedSpace) -> dict[str, Any]:
+def largest_arch(rspace: ResolvedSpace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, dist in rspace.dists.items():
         if name.startswith("arch/") and not isinstance(dist, Fixed):
@@ -55,7 +55,7 @@ def outside_reason(rspace: ResolvedSpace, params: Mapping[str, Any]) -> str | No
 
 def baselines(rspace: ResolvedSpace) -> list[Baseline]:
     """The reference points, uniform-int8 first."""
-    ref = _largest_arch(rspace)
+    ref = largest_arch(rspace)
     pinned = {n: d.value for n, d in rspace.dists.items()
               if isinstance(d, Fixed) and n.startswith("quant/")}
     specs: list[tuple[str, dict[str, Any]]] = [

@@ -61,6 +61,8 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
     env["config_dir"] = str(Path(cfg.base_dir).resolve())
     write_json(run_dir / "env.json", env)
+    if ctx.reduction is not None:
+        write_json(run_dir / "space_reduction.json", ctx.reduction.to_dict())
 
 
 def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
@@ -131,8 +133,11 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         _write_run_files(cfg, ctx, run_dir)
     records_path = run_dir / "records.jsonl"
     progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
-    progress.say(f"run dir {run_dir}  ({len(ctx.rspace.distributions())} searched parameters, "
+    searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
+    progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
                  f"profiles {', '.join(ctx.profiles)})")
+    if ctx.reduction is not None and ctx.reduction.dropped:
+        progress.say(ctx.reduction.summary())
     teacher = load_teacher(cfg, ctx, run_dir)
     progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
 

@@ -3,7 +3,7 @@ resolved space, hardware profiles and cost models, budgets and objectives."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from autocompress.graph import inspect_model
 from autocompress.hardware import CostModel, HardwareProfile, load_profile
 from autocompress.models.families import DEFAULT_FAMILY
 from autocompress.models.source import ModelSource
+from autocompress.search.reduce import Reduction, dominated, reduced
 from autocompress.space import ResolvedSpace, SearchSpace, resolve
 
 
@@ -31,6 +32,7 @@ class SearchContext:
     objectives: tuple[str, ...]
     ignored: tuple[str, ...]          # layers never pruned (the logits layer)
     round_to: int                     # channel alignment for pruning
+    reduction: Reduction | None = None   # format values dropped before the search
 
     @property
     def budgets(self) -> Mapping[str, Mapping[str, float]]:
@@ -83,6 +85,10 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None) -> SearchCo
                      num_stages=source.num_stages,
                      layer_names=source.layer_names if source.is_family else None)
     round_to = max(p.align.channels for p in profiles.values())
-    return SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
-                         cost_models={n: CostModel(p) for n, p in profiles.items()},
-                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to)
+    ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
+                        cost_models={n: CostModel(p) for n, p in profiles.items()},
+                        objectives=objectives_of(cfg), ignored=ignored, round_to=round_to)
+    if not cfg.search.reduce_space:
+        return ctx
+    red = dominated(ctx)
+    return replace(ctx, rspace=reduced(rspace, red), reduction=red)

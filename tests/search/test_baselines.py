@@ -8,10 +8,13 @@ from autocompress.search.setup import build_context
 
 from ..conftest import TINY, write_config
 
+FULL = TINY.replace("sampler: random}", "sampler: random, reduce_space: false}")
+
 
 @pytest.fixture(scope="module")
 def rspace(tmp_path_factory):
-    return build_context(load_config(write_config(tmp_path_factory.mktemp("b"), TINY))).rspace
+    """The space as written: 2/4/8 bits searched (see test_reduce for the reduced one)."""
+    return build_context(load_config(write_config(tmp_path_factory.mktemp("b"), FULL))).rspace
 
 
 def test_every_baseline_is_built_and_named(rspace):
