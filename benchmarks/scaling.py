@@ -3,7 +3,11 @@ seed and trial count, ``search.threads`` = 1 thread per trial) with 1 and with 2
 a local Ray. Prints trials per hour of the Tune phase (from Ray start to shutdown) and the
 search overhead: the share of worker time that is not inside a trial
 (1 - sum of trial durations / (workers x Tune-phase wall time)), which counts Ray start-up,
-actor start-up, scheduling and the driver's record/tell work.
+actor start-up, scheduling and the driver's record/tell work. From each record's
+``started_at`` and ``worker`` it splits that overhead into start-up (Tune phase start to each
+worker's first trial: Ray, the actor, its search context), gaps between one worker's
+consecutive trials (scheduling, the driver's record/tell), and the tail (a worker idle after
+its last trial while another finishes, plus shutdown).
 
     python benchmarks/scaling.py [--trials 32] [--epochs 20] [--out runs/bench_scaling]
 
@@ -13,7 +17,9 @@ The defaults (about 6 s per trial, ~6 min in all) are the README's protocol; wit
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,9 +50,10 @@ def measure(cfg_path: Path, run_dir: Path, workers: int) -> dict[str, Any]:
     inner = runner_ray._run_tune
 
     def timed(*a: Any, **k: Any) -> None:
-        start = time.perf_counter()
+        phase["start"] = time.time()
         inner(*a, **k)
-        phase["wall_s"] = time.perf_counter() - start
+        phase["end"] = time.time()
+        phase["wall_s"] = phase["end"] - phase["start"]
 
     runner_ray._run_tune = timed
     try:
@@ -56,9 +63,37 @@ def measure(cfg_path: Path, run_dir: Path, workers: int) -> dict[str, Any]:
         runner_ray._run_tune = inner
     busy = sum(r["duration_s"] for r in res.records)
     n = len(res.records)
+    total = workers * phase["wall_s"]
+    parts = breakdown(res.records, phase["start"], phase["end"], workers)
     return {"workers": workers, "trials": n, "tune_wall_s": phase["wall_s"],
             "trials_per_hour": 3600 * n / phase["wall_s"], "trial_s_sum": busy,
-            "overhead": 1 - busy / (workers * phase["wall_s"])}
+            "overhead": 1 - busy / total, **{k: v / total for k, v in parts.items()},
+            "gap_ms_median": 1000 * statistics.median(parts_gaps(res.records) or [0.0])}
+
+
+def _by_worker(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r["started_at"]):
+        out.setdefault(r["worker"], []).append(r)
+    return out
+
+
+def parts_gaps(records: list[dict[str, Any]]) -> list[float]:
+    """Seconds between the end of one trial and the start of the next on the same worker."""
+    return [b["started_at"] - a["started_at"] - a["duration_s"]
+            for runs in _by_worker(records).values() for a, b in itertools.pairwise(runs)]
+
+
+def breakdown(records: list[dict[str, Any]], start: float, end: float, workers: int
+              ) -> dict[str, float]:
+    """Worker-seconds outside trials, by cause. A worker slot that never ran a trial (or an
+    actor replaced mid-run) shows up as start-up/tail of the slots that did."""
+    runs = _by_worker(records)
+    first = sorted(r[0]["started_at"] - start for r in runs.values())
+    last = sorted(end - r[-1]["started_at"] - r[-1]["duration_s"] for r in runs.values())
+    idle_slots = max(0, workers - len(runs)) * (end - start)
+    return {"startup": sum(first) + idle_slots, "gaps": sum(parts_gaps(records)),
+            "tail": sum(last)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(cfg, args.out / f"workers{workers}-{int(time.time())}", workers))
         print(json.dumps(rows[-1]), flush=True)
     one, two = rows
-    print("\n| workers | trials | Tune phase s | trials/hour | overhead |")
-    print("|---:|---:|---:|---:|---:|")
+    print("\n| workers | trials | Tune phase s | trials/hour | overhead | start-up | gaps "
+          "(median per trial) | tail |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['workers']} | {r['trials']} | {r['tune_wall_s']:.1f} | "
-              f"{r['trials_per_hour']:.0f} | {r['overhead']:.1%} |")
+              f"{r['trials_per_hour']:.0f} | {r['overhead']:.1%} | {r['startup']:.1%} | "
+              f"{r['gaps']:.1%} ({r['gap_ms_median']:.0f} ms) | {r['tail']:.1%} |")
     print(f"\nspeed-up 2 vs 1 workers: {two['trials_per_hour'] / one['trials_per_hour']:.2f}x "
           "(target >= 1.7x on an idle 2-core machine)")
     return 0

@@ -4,6 +4,8 @@ calibrated, not fine-tuned) -> validation accuracy -> TrialRecord."""
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -111,7 +113,8 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
     Pareto-dominated (state pruned, ``rung`` = epochs trained; see ``early_stop``)."""
     start = time.perf_counter()
     common: dict[str, Any] = {"number": number, "params": dict(params), "seed": seed,
-                              "baseline": baseline, "note": note}
+                              "baseline": baseline, "note": note, "started_at": time.time(),
+                              "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
         plan = ctx.rspace.to_plan(params)
         common.update(plan_id=plan.plan_id, plan=plan.to_dict())

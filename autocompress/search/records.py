@@ -34,6 +34,8 @@ class TrialRecord:
     baseline: str | None = None
     rung: int | None = None          # dense-phase epochs reached when early-stopped (pruned)
     note: str | None = None           # e.g. why a baseline lies outside the searched space
+    started_at: float | None = None   # unix time the trial started (ends duration_s later)
+    worker: str | None = None         # host:pid of the process that ran it
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -1,6 +1,7 @@
 """Several workers on one study (Optuna processes, Ray Tune) and determinism."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -38,6 +39,14 @@ def test_two_optuna_workers_share_one_study(tmp_path):
     assert len(result.records) == 9
     assert sorted(r["baseline"] for r in lines if r["baseline"]) == sorted(
         ["uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50"])  # each popped once
+    pids = {r["worker"].rsplit(":", 1)[1] for r in lines}
+    assert str(os.getpid()) in pids and len(pids) == 2      # this process and the spawned one
+    by_worker: dict[str, list] = {}
+    for r in sorted(lines, key=lambda r: r["started_at"]):
+        by_worker.setdefault(r["worker"], []).append(r)
+    for runs in by_worker.values():                         # one trial at a time per worker
+        for a, b in itertools.pairwise(runs):
+            assert a["started_at"] + a["duration_s"] <= b["started_at"]
 
 
 def test_same_seed_same_parameters(tmp_path, monkeypatch):
