@@ -24,6 +24,7 @@ from autocompress.errors import ExportError
 from autocompress.graph import inspect_model
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.objective import build_compressed, estimate
+from autocompress.search.reduce import NONE
 from autocompress.search.rundir import environment, load_run, write_json
 from autocompress.search.setup import build_context
 from autocompress.train import accuracy
@@ -116,7 +117,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
 
-    ctx = build_context(cfg)
+    ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
     plan = CompressionPlan.from_dict(rec["plan"])
     model = bake(build_compressed(ctx, plan, int(rec["seed"])))
     try:

@@ -2,24 +2,33 @@
 knob that no device in the run rewards.
 
 A value of ``quant.bits``, ``quant.act_bits`` or ``sparsity.ratio`` is dropped when a more
-faithful value of the same knob on the same layer (more bits, less sparsity) costs no more
-on every metric the run cares about (its cost objectives and its budgets, on every
-profile) on both the largest and the smallest candidate of the space. Such a value can only
-lose accuracy. Example: on an MCU whose kernels run int8 only, 2- and 4-bit weights run as
-slowly as int8 (they are costed as the next supported format); unless Flash is an objective
-or a budget, they buy nothing, and a per-layer search that keeps them spends most of its
-trials on candidates hobbled by 2-bit layers. Add ``<profile>.flash_kb`` to the objectives
-or a ``max_flash_kb`` budget and they are searched again; ``search.reduce_space: false``
-keeps every value regardless.
+faithful value of the same knob on the same layer(s) (more bits, less sparsity) gives a
+different deployed format yet costs no more on every metric the run cares about (its cost
+objectives and budgets, on the profiles they name), on both the largest and the smallest
+candidate of the space. Assuming fewer bits and more sparsity never raise accuracy, such a
+value can only lose it. Example: on an MCU whose kernels run int8 only, 2- and 4-bit weights
+run as slowly as int8 (they are costed as the next supported format); unless Flash is an
+objective or a budget, they buy nothing, and a per-layer search that keeps them spends most
+of its trials on candidates hobbled by 2-bit layers. Add ``<profile>.flash_kb`` to the
+objectives or a ``max_flash_kb`` budget and they are searched again;
+``search.reduce_space: false`` keeps every value regardless.
 
-Only formats are reduced: they leave the model's shapes alone, so each probe is one cost
-estimate on a graph traced once per reference (well under a second in all). Arch, pruning
-and distillation knobs trade accuracy for cost in ways a cost model cannot rank.
+Latency and Flash add up layer by layer, so two references suffice for them; peak SRAM is a
+maximum over the execution order, so for it the probe compares the layer's own activation
+width instead (a narrower activation is never dropped while peak SRAM counts). Values with
+the same deployed format (``act_bits`` 32 and 8 on an int8 layer: it runs int8 either way)
+are both kept, as are global-scope sparsity ratios (one ratio spans many layers). With no
+cost objective and no budget nothing is dropped. Only formats are reduced: they leave the
+model's shapes alone, so each probe is one cost estimate on a graph traced once per
+reference. The search computes the reduction once, stores it in ``space_reduction.json``,
+and every worker, resume and Ray actor reads it from there.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.hardware.cost import BUDGET_KEYS
@@ -36,7 +45,8 @@ FAITHFUL: dict[str, int] = {"quant.bits": 1, "quant.act_bits": 1, "sparsity.rati
 @dataclass(frozen=True)
 class Reduction:
     dropped: Mapping[str, tuple[Any, ...]]     # param name -> values dropped
-    metrics: tuple[str, ...]                  # "<profile>.<metric>" the probes compared
+    metrics: tuple[str, ...] = ()             # "<profile>.<metric>" the probes compared
+    layers: Mapping[str, int] = field(default_factory=dict)   # param name -> layers it sets
 
     def summary(self) -> str:
         if not self.dropped:
@@ -44,16 +54,29 @@ class Reduction:
         by_knob: dict[tuple[str, tuple[Any, ...]], int] = {}
         for name, values in self.dropped.items():
             key = (name.split("/")[0], values)
-            by_knob[key] = by_knob.get(key, 0) + 1
+            by_knob[key] = by_knob.get(key, 0) + self.layers.get(name, 1)
         parts = [f"{knob} {', '.join(map(str, vals))} on {n} layer(s)"
                  for (knob, vals), n in sorted(by_knob.items(), key=str)]
         return (f"space: dropped {'; '.join(parts)}: no cheaper than a more faithful value "
-                f"on {', '.join(self.metrics) or 'any metric'} (search.reduce_space: false "
-                "keeps them)")
+                f"on {', '.join(self.metrics)} (search.reduce_space: false keeps them)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": list(self.metrics),
+        return {"metrics": list(self.metrics), "layers": dict(self.layers),
                 "dropped": {k: list(v) for k, v in self.dropped.items()}}
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Reduction | None:
+        """The reduction a run stored (None: the run has none, e.g. made before it existed)."""
+        path = run_dir / REDUCTION_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(dropped={k: tuple(v) for k, v in data["dropped"].items()},
+                   metrics=tuple(data["metrics"]), layers=data.get("layers", {}))
+
+
+REDUCTION_FILE = "space_reduction.json"
+NONE = Reduction(dropped={})
 
 
 def cared_metrics(ctx: SearchContext) -> tuple[str, ...]:
@@ -64,26 +87,48 @@ def cared_metrics(ctx: SearchContext) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _references(ctx: SearchContext) -> list[dict[str, Any]]:
+def _owners(rs: ResolvedSpace) -> dict[str, tuple[str, list[str]]]:
+    """Param name -> (knob, the layers it sets: several for a ``share: true`` rule)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for fqn, knobs in rs.layer_params.items():
+        for knob, name in knobs.items():
+            out.setdefault(name, (knob, []))[1].append(fqn)
+    return out
+
+
+def _references(rs: ResolvedSpace, owners: Mapping[str, tuple[str, list[str]]]
+                ) -> list[dict[str, Any]]:
     """The largest, most faithful candidate and the cheapest one."""
     from autocompress.search.baselines import largest_arch
     from autocompress.search.study import cheapest_params
 
-    rs = ctx.rspace
     largest = rs.uniform_params(base=largest_arch(rs))
-    for name, dist in rs.dists.items():
-        if name.split("/")[0] in FAITHFUL and not isinstance(dist, Fixed):
-            values = sorted(dist.values(), key=lambda v: FAITHFUL[name.split("/")[0]] * v)
-            largest[name] = values[-1]
+    for name, (knob, _) in owners.items():
+        dist = rs.dists[name]
+        if knob in FAITHFUL and not isinstance(dist, Fixed):
+            largest[name] = max(dist.values(), key=lambda v, k=knob: FAITHFUL[k] * v)
     return [largest, cheapest_params(rs)]
 
 
-def _vector(ctx: SearchContext, plan: Any, graph: Any, metrics: tuple[str, ...]
-            ) -> tuple[float, ...]:
-    from autocompress.search.objective import estimate
+def _probe(ctx: SearchContext, plan: Any, graph: Any, fqns: list[str],
+           metrics: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[float, ...]]:
+    """(deployed formats of ``fqns``, cost vector). Peak SRAM is a maximum over the execution
+    order, so its entry is the layers' own activation bits (narrower never costs more)."""
+    from autocompress.search.objective import estimate, plan_formats
 
+    formats = plan_formats(plan)
     costs = estimate(ctx, plan, graph)
-    return tuple(costs[m.split(".")[0]].summary()[m.split(".", 1)[1]] for m in metrics)
+    vec = []
+    for m in metrics:
+        prof, metric = m.split(".", 1)
+        vec.append(float(sum(formats[f].act_bits for f in fqns if f in formats))
+                   if metric == "peak_sram_kb" else costs[prof].summary()[metric])
+    return tuple(formats.get(f) for f in fqns), tuple(vec)
+
+
+def _global_sparsity(rs: ResolvedSpace) -> bool:
+    return any("global" in d.values() for n, d in rs.dists.items()
+               if n.startswith("sparsity.scope/"))
 
 
 def dominated(ctx: SearchContext) -> Reduction:
@@ -91,35 +136,40 @@ def dominated(ctx: SearchContext) -> Reduction:
     from autocompress.graph import inspect_model
     from autocompress.search.objective import build_compressed
 
-    rs, metrics = ctx.rspace, cared_metrics(ctx)
-    owner = {name: (fqn, knob) for fqn, knobs in rs.layer_params.items()
-             for knob, name in knobs.items()}
+    rs, metrics, owners = ctx.rspace, cared_metrics(ctx), _owners(ctx.rspace)
+    skip = {"sparsity.ratio"} if _global_sparsity(rs) else set()
     probed = {name: d for name, d in rs.dists.items() if isinstance(d, Choice)
-              and len(d.choices) > 1 and owner.get(name, ("", ""))[1] in FAITHFUL}
-    if not probed:
+              and len(d.choices) > 1 and name in owners
+              and owners[name][0] in FAITHFUL and owners[name][0] not in skip}
+    if not probed or not metrics:
         return Reduction(dropped={}, metrics=metrics)
-    vectors: dict[str, list[dict[Any, tuple[float, ...]]]] = {n: [] for n in probed}
-    for params in _references(ctx):
+    probes: dict[str, list[dict[Any, tuple[tuple[Any, ...], tuple[float, ...]]]]] = \
+        {n: [] for n in probed}
+    for params in _references(rs, owners):
         plan = rs.to_plan(params)
         graph = inspect_model(build_compressed(ctx, plan, ctx.cfg.seed), ctx.example())
         present = {layer.fqn for layer in graph.layers}
         for name, dist in probed.items():
-            fqn = owner[name][0]
-            if fqn not in present and f"{fqn}.0" not in present:
-                continue   # this reference has no such layer (e.g. a shallower stage)
-            vectors[name].append({v: _vector(ctx, rs.to_plan({**params, name: v}), graph,
-                                             metrics) for v in dist.choices})
+            fqns = owners[name][1]
+            if not any(f in present or f"{f}.0" in present for f in fqns):
+                continue   # this reference has none of its layers (e.g. a shallower stage)
+            probes[name].append({v: _probe(ctx, rs.to_plan({**params, name: v}), graph,
+                                           fqns, metrics) for v in dist.choices})
     dropped: dict[str, tuple[Any, ...]] = {}
     for name, dist in probed.items():
-        sign, refs = FAITHFUL[owner[name][1]], vectors[name]
-        if not refs:
-            continue
-        gone = tuple(v for v in dist.choices if any(
-            sign * w > sign * v and all(_no_worse(r[w], r[v]) for r in refs)
-            for w in dist.choices))
+        sign, refs = FAITHFUL[owners[name][0]], probes[name]
+        gone = tuple(v for v in dist.choices if refs and any(
+            _beats(w, v, sign, refs) for w in dist.choices))
         if gone:
             dropped[name] = gone
-    return Reduction(dropped=dropped, metrics=metrics)
+    return Reduction(dropped=dropped, metrics=metrics,
+                     layers={n: len(owners[n][1]) for n in dropped})
+
+
+def _beats(w: Any, v: Any, sign: int, refs: list[dict[Any, Any]]) -> bool:
+    """``w`` is more faithful than ``v``, deploys differently, and costs no more."""
+    return (sign * w > sign * v and any(r[w][0] != r[v][0] for r in refs)
+            and all(_no_worse(r[w][1], r[v][1]) for r in refs))
 
 
 def _no_worse(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -132,8 +182,8 @@ def reduced(rspace: ResolvedSpace, red: Reduction) -> ResolvedSpace:
     outside the reduced space (uniform int4) is still evaluated, from its own values."""
     dists = dict(rspace.dists)
     for name, gone in red.dropped.items():
-        dist = dists[name]
-        assert isinstance(dist, Choice)
-        kept = tuple(v for v in dist.choices if v not in gone)
-        dists[name] = Choice(choices=kept)
+        dist = dists.get(name)
+        kept = tuple(v for v in getattr(dist, "choices", ()) if v not in gone)
+        if kept:
+            dists[name] = Choice(choices=kept)
     return replace(rspace, dists=dists)

@@ -17,6 +17,7 @@ from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, read_records
+from autocompress.search.reduce import NONE, REDUCTION_FILE, Reduction
 from autocompress.search.rundir import environment, prepare_run_dir, write_json, write_yaml
 from autocompress.search.sampling import infeasible_trend
 from autocompress.search.setup import SearchContext, build_context
@@ -61,8 +62,6 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
     env["config_dir"] = str(Path(cfg.base_dir).resolve())
     write_json(run_dir / "env.json", env)
-    if ctx.reduction is not None:
-        write_json(run_dir / "space_reduction.json", ctx.reduction.to_dict())
 
 
 def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
@@ -126,11 +125,14 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     """Validate, write the run files, train or load the teacher, create or reopen the study
     (recovering trials a crash left running) and fix the target number of trials."""
     torch.set_num_threads(cfg.search.threads)
-    ctx = build_context(cfg)
+    # A resumed run keeps the reduction it started with (none for a run made before it).
+    ctx = build_context(cfg, reduction=(Reduction.load(run_dir) or NONE) if resume else None)
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
     if not resume:
         _write_run_files(cfg, ctx, run_dir)
+    if ctx.reduction is not None:    # every worker process reads it from here
+        write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
     records_path = run_dir / "records.jsonl"
     progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())

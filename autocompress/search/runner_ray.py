@@ -107,6 +107,7 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     from ray import tune
 
     from autocompress.search.objective import run_trial
+    from autocompress.search.reduce import NONE
     from autocompress.search.setup import build_context
 
     torch.set_num_threads(payload["threads"])
@@ -114,7 +115,7 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     key = f"{cfg.path}:{payload['run_id']}"
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = build_context(cfg)
+        _CACHE[key] = build_context(cfg, reduction=payload["reduction"] or NONE)
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory() as tmp:
         rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
@@ -232,6 +233,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
             board = ray.remote(num_cpus=0)(FileBoard).options(scheduling_strategy=here) \
                 .remote(session.run_dir.resolve() / "rungs.jsonl", policy)
         payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
+                   "reduction": session.ctx.reduction,
                    "run_id": str(session.run_dir.resolve())}
         trainable = tune.with_resources(tune.with_parameters(_trainable, payload=payload),
                                         {"cpu": threads})

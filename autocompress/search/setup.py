@@ -52,7 +52,11 @@ def load_data(cfg: SearchConfig) -> DataBundle:
                             base_dir=Path(cfg.base_dir))
 
 
-def build_context(cfg: SearchConfig, data: DataBundle | None = None) -> SearchContext:
+def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
+                  reduction: Reduction | None = None) -> SearchContext:
+    """The context of a search. With ``search.reduce_space`` on, the space is reduced by
+    ``reduction`` when given (what the run stored: workers, resume, export) or by one
+    computed here (``reduce.dominated``)."""
     data = data or load_data(cfg)
     space = SearchSpace.load(cfg.space_path())
     if cfg.model.builder and space.arch:
@@ -90,5 +94,5 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None) -> SearchCo
                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to)
     if not cfg.search.reduce_space:
         return ctx
-    red = dominated(ctx)
+    red = dominated(ctx) if reduction is None else reduction
     return replace(ctx, rspace=reduced(rspace, red), reduction=red)

@@ -55,12 +55,13 @@ def _extreme(dist: Any, *, high: bool) -> Any:
 
 
 def cheapest_params(rspace: ResolvedSpace) -> dict[str, Any]:
-    """The smallest candidate: narrowest/shallowest arch, most pruning, fewest bits."""
+    """The smallest candidate: narrowest/shallowest arch, most pruning and sparsity, fewest
+    bits."""
     out: dict[str, Any] = {}
     for name, dist in rspace.dists.items():
         if isinstance(dist, Fixed):
             continue
-        out[name] = _extreme(dist, high=name.startswith("prune/"))
+        out[name] = _extreme(dist, high=name.split("/")[0] in ("prune", "sparsity.ratio"))
     return out
 
 

@@ -11,7 +11,7 @@ from autocompress.space.distributions import Fixed
 
 from ..conftest import ROOT
 
-SPACE = """\
+HEAD = """\
 version: 1
 family: mobilenet_v2
 base: {stem_channels: 8, stage_channels: [8, 16, 16], strides: [1, 2, 2], head_channels: 32}
@@ -19,6 +19,8 @@ arch: {width_mult: [0.5, 1.0], depth: [1, 2]}
 rules:
   - match: classifier
     quant.bits: 8
+"""
+SPACE = HEAD + """\
   - match: "re:.*"
     quant.bits: [2, 4, 8]
     sparsity.ratio: [0.0, 0.5]
@@ -35,8 +37,9 @@ search: {trials: 2, sampler: random, objectives: OBJECTIVES, threads: 1EXTRA}
 
 
 def context(tmp_path: Path, *, profile: str = "stm32f746", budget: str = "max_latency_ms: 50",
-            objectives: str = "[accuracy, PROFILE.latency_ms]", extra: str = ""):
-    (tmp_path / "space.yaml").write_text(SPACE)
+            objectives: str = "[accuracy, PROFILE.latency_ms]", extra: str = "",
+            space: str = SPACE):
+    (tmp_path / "space.yaml").write_text(space)
     body = (CONFIG.replace("BUDGET", budget).replace("OBJECTIVES", objectives)
             .replace("EXTRA", extra).replace("PROFILE", profile))
     (tmp_path / "config.yaml").write_text(body)
@@ -93,3 +96,64 @@ def test_switched_off_and_baselines_outside_the_reduced_space(tmp_path):
     int4 = by_name["uniform-int4"]                  # still the int4 baseline, from its values
     assert not int4.in_space and "is not among the choices [8]" in int4.note
     assert {v for k, v in int4.params.items() if k.startswith("quant/")} == {4}
+
+
+def test_peak_sram_keeps_narrower_activations_and_act_bits_keep_equal_formats(tmp_path):
+    # weight bits 32 (float activations) vs 8 (int8 activations) differ in peak SRAM only
+    # somewhere between the references: 8 is kept; 4 deploys like 8 but for its weights
+    rules = '  - match: "re:.*"\n    quant.bits: [4, 8, 32]\n'
+    ctx = context(tmp_path, budget="max_latency_ms: 50, max_peak_sram_kb: 8", space=HEAD + rules)
+    assert ctx.reduction.metrics == ("stm32f746.latency_ms", "stm32f746.peak_sram_kb")
+    assert all(c == (8, 32) for c in choices(ctx, "quant").values())
+    # act_bits 32 on an int8 layer deploys int8 activations, like 8: both kept
+    rules = '  - match: "re:.*"\n    quant.bits: 8\n    quant.act_bits: [8, 32]\n'
+    ctx = context(tmp_path, space=HEAD + rules)
+    acts = choices(ctx, "quant.act_bits")
+    assert acts and all(c == (8, 32) for c in acts.values())
+
+
+def test_descending_choices_shared_rules_and_no_cost_metric(tmp_path):
+    from autocompress.search.reduce import _owners, _references
+
+    rules = '  - match: "re:.*"\n    quant.bits: [8, 4, 2]\n'
+    ctx = context(tmp_path, space=HEAD + rules, extra=", reduce_space: false")
+    largest = _references(ctx.rspace, _owners(ctx.rspace))[0]
+    assert {v for k, v in largest.items() if k.startswith("quant/")} == {8}
+    # one parameter for the 6 layers of stage 2 (absent in part at depth 1)
+    rules = ('  - match: "re:stages\\\\.2\\\\..*"\n    share: true\n'
+             '    quant.bits: [2, 4, 8]\n')
+    ctx = context(tmp_path, space=HEAD + rules)
+    (name,) = choices(ctx, "quant")
+    assert ctx.rspace.dists[name].choices == (8,) and ctx.reduction.layers[name] == 6
+    assert "on 6 layer(s)" in ctx.reduction.summary()
+    ctx = context(tmp_path, budget="", objectives="[accuracy]")
+    assert ctx.reduction.metrics == () and not ctx.reduction.dropped
+
+
+def test_a_resumed_run_keeps_the_reduction_it_started_with(tmp_path):
+    import json
+
+    from autocompress.search.runner_optuna import run_search
+
+    ctx = context(tmp_path)                          # writes space.yaml and config.yaml
+    run = tmp_path / "run"
+    run_search(load_config(tmp_path / "config.yaml"), run, quiet=True, baselines=False,
+               trials=1)
+    stored = (run / "space_reduction.json").read_text()
+    assert json.loads(stored) == json.loads(json.dumps(ctx.reduction.to_dict()))
+    resumed = load_config(run / "config.resolved.yaml")
+    assert len(run_search(resumed, run, quiet=True, baselines=False, trials=2,
+                          resume=True).records) == 2
+    assert (run / "space_reduction.json").read_text() == stored
+    # a run made before the reduction existed: full choices in its study, no file, no key
+    context(tmp_path, extra=", reduce_space: false")
+    old = tmp_path / "old"
+    run_search(load_config(tmp_path / "config.yaml"), old, quiet=True, baselines=False,
+               trials=1)
+    text = (old / "config.resolved.yaml").read_text()
+    assert "reduce_space: false" in text and not (old / "space_reduction.json").exists()
+    (old / "config.resolved.yaml").write_text(text.replace("reduce_space: false", ""))
+    res = run_search(load_config(old / "config.resolved.yaml"), old, quiet=True,
+                     baselines=False, trials=2, resume=True)   # no 'dynamic value space'
+    assert [r["state"] for r in res.records] == ["complete", "complete"]
+    assert json.loads((old / "space_reduction.json").read_text())["dropped"] == {}
