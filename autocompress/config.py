@@ -19,7 +19,7 @@ from autocompress.errors import ConfigError, did_you_mean
 from autocompress.pareto import Budget, Objective
 from autocompress.yamlio import Located, PathKey, format_path, load_yaml
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "gp", "nsga2", "random")
 BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
 
 

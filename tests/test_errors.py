@@ -53,7 +53,7 @@ CONFIG_CASES = {
     "unknown top key": ("seed: 0", "sede: 0", ["config.yaml:2", "did you mean 'seed'"]),
     "unknown section key": ("trials: 3", "trails: 3", ["search.trails", "did you mean"]),
     "wrong type": ("epochs: 3}", "epochs: 2.5}", ["teacher.epochs", "integer"]),
-    "bad sampler": ("sampler: random", "sampler: grid", ["search.sampler", "tpe, nsga2"]),
+    "bad sampler": ("sampler: random", "sampler: grid", ["search.sampler", "tpe, gp, nsga2"]),
     "negative budget": ("max_latency_ms: 50", "max_latency_ms: 0", ["positive number"]),
     "unknown budget": ("max_latency_ms: 50", "max_energy_mj: 50", ["unknown budget"]),
     "budget for unused profile": ("budgets: {stm32f746:", "budgets: {pixel9:",

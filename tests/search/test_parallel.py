@@ -62,6 +62,27 @@ def test_same_seed_same_parameters(tmp_path, monkeypatch):
     assert [r["params"] for r in third.records] != first
 
 
+def test_gp_sampler_proposes_past_its_startup_trials(tmp_path, monkeypatch):
+    import optuna
+
+    monkeypatch.setattr(objective, "fit", lambda *a, **k: 0.0)   # parameters, not training
+    guided = []
+    inner = optuna.samplers.GPSampler.sample_relative
+
+    def spy(self, study, trial, space):
+        out = inner(self, study, trial, space)
+        guided.append(bool(out))
+        return out
+
+    monkeypatch.setattr(optuna.samplers.GPSampler, "sample_relative", spy)
+    body = FAST.replace("trials: 3", "trials: 12").replace("sampler: random", "sampler: gp")
+    res = run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", quiet=True,
+                     baselines=False)
+    assert len(res.records) == 12 and all(r["state"] != "failed" for r in res.records)
+    assert guided.count(True) == 2                   # trials 10 and 11: the GP proposed them
+    assert len({json.dumps(r["params"], sort_keys=True) for r in res.records}) == 12
+
+
 @pytest.mark.ray
 def test_ray_backend_local_head_two_workers(tmp_path):
     body = FAST.replace("trials: 3", "trials: 3").replace(
