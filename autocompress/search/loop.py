@@ -21,7 +21,7 @@ from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.objective import run_trial
 from autocompress.search.records import append_record, file_lock, read_records
-from autocompress.search.reduce import NONE, Reduction
+from autocompress.search.reduce import Reduction
 from autocompress.search.runner_optuna import (
     Session,
     _recover,
@@ -92,7 +92,7 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool) -> None:
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
     torch.set_num_threads(cfg.search.threads)
-    ctx = build_context(cfg, reduction=Reduction.load(run_dir) or NONE)
+    ctx = build_context(cfg, reduction=Reduction.load(run_dir))
     study = make_study(cfg, ctx.objectives, run_dir, resume=True)
     progress = Progress(total=int(study.user_attrs["target_trials"]),
                         profile=cfg.hardware.profiles[0], quiet=quiet)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autocompress.errors import ConfigError
 from autocompress.hardware.cost import BUDGET_KEYS
 from autocompress.space import ResolvedSpace
 from autocompress.space.distributions import Choice, Fixed
@@ -65,14 +66,19 @@ class Reduction:
                 "dropped": {k: list(v) for k, v in self.dropped.items()}}
 
     @classmethod
-    def load(cls, run_dir: Path) -> Reduction | None:
-        """The reduction a run stored (None: the run has none, e.g. made before it existed)."""
+    def load(cls, run_dir: Path) -> Reduction:
+        """The reduction a run stored; nothing dropped for a run made before it existed."""
         path = run_dir / REDUCTION_FILE
         if not path.is_file():
-            return None
-        data = json.loads(path.read_text())
-        return cls(dropped={k: tuple(v) for k, v in data["dropped"].items()},
-                   metrics=tuple(data["metrics"]), layers=data.get("layers", {}))
+            return cls(dropped={})
+        try:
+            data = json.loads(path.read_text())
+            return cls(dropped={k: tuple(v) for k, v in data["dropped"].items()},
+                       metrics=tuple(data["metrics"]), layers=data.get("layers", {}))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"unreadable space reduction ({type(exc).__name__}: {exc})",
+                              loc=str(path), hint="restore it from a backup, or delete it to "
+                              "resume with the full space") from None
 
 
 REDUCTION_FILE = "space_reduction.json"

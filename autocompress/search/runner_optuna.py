@@ -17,7 +17,7 @@ from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, read_records
-from autocompress.search.reduce import NONE, REDUCTION_FILE, Reduction
+from autocompress.search.reduce import REDUCTION_FILE, Reduction
 from autocompress.search.rundir import environment, prepare_run_dir, write_json, write_yaml
 from autocompress.search.sampling import infeasible_trend
 from autocompress.search.setup import SearchContext, build_context
@@ -126,7 +126,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     (recovering trials a crash left running) and fix the target number of trials."""
     torch.set_num_threads(cfg.search.threads)
     # A resumed run keeps the reduction it started with (none for a run made before it).
-    ctx = build_context(cfg, reduction=(Reduction.load(run_dir) or NONE) if resume else None)
+    ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
     if not resume:

@@ -107,7 +107,6 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     from ray import tune
 
     from autocompress.search.objective import run_trial
-    from autocompress.search.reduce import NONE
     from autocompress.search.setup import build_context
 
     torch.set_num_threads(payload["threads"])
@@ -115,7 +114,7 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     key = f"{cfg.path}:{payload['run_id']}"
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = build_context(cfg, reduction=payload["reduction"] or NONE)
+        _CACHE[key] = build_context(cfg, reduction=payload["reduction"])
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory() as tmp:
         rec = run_trial(_CACHE[key], payload["teacher"], config["params"],

@@ -157,3 +157,15 @@ def test_a_resumed_run_keeps_the_reduction_it_started_with(tmp_path):
                      baselines=False, trials=2, resume=True)   # no 'dynamic value space'
     assert [r["state"] for r in res.records] == ["complete", "complete"]
     assert json.loads((old / "space_reduction.json").read_text())["dropped"] == {}
+
+
+def test_a_damaged_reduction_file_is_one_clear_error(tmp_path):
+    import pytest
+
+    from autocompress.errors import ConfigError
+    from autocompress.search.reduce import Reduction
+
+    assert Reduction.load(tmp_path).dropped == {}            # none stored: nothing dropped
+    (tmp_path / "space_reduction.json").write_text('{"dropped": [1]')
+    with pytest.raises(ConfigError, match=r"space_reduction\.json.*unreadable space reduction"):
+        Reduction.load(tmp_path)
