@@ -70,7 +70,7 @@ class Reduction:
         """The reduction a run stored; nothing dropped for a run made before it existed."""
         path = run_dir / REDUCTION_FILE
         if not path.is_file():
-            return cls(dropped={})
+            return NONE
         try:
             data = json.loads(path.read_text())
             return cls(dropped={k: tuple(v) for k, v in data["dropped"].items()},
