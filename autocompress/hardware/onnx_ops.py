@@ -92,13 +92,13 @@ class _Graph:
 def op_model(layer: LayerInfo, *, int8: bool, seed: int = 0, repeat: int = 1,
              act_int8: bool | None = None) -> tuple[Any, dict[str, np.ndarray]]:
     """(ModelProto, feeds) running ``layer`` alone at batch 1 (``repeat`` times in a chain:
-    conv only, and only when its output shape equals its input shape). ``int8`` quantizes
+    conv or add, and only when its output shape equals its input shape). ``int8`` quantizes
     weights and (unless ``act_int8`` is False: weight-only int8) activations.
 
     Supported ops: conv2d (ReLU fused; 'same' padding k//2), linear, add, avgpool (global).
     """
-    if repeat > 1 and (layer.op != "conv2d" or layer.in_shape != layer.out_shape):
-        raise ValueError("only shape-preserving convs can be chained")
+    if repeat > 1 and (layer.op not in ("conv2d", "add") or layer.in_shape != layer.out_shape):
+        raise ValueError("only shape-preserving convs and adds can be chained")
     onnx = _onnx()
     helper = onnx.helper
     rng = np.random.default_rng(seed)
@@ -118,7 +118,9 @@ def op_model(layer: LayerInfo, *, int8: bool, seed: int = 0, repeat: int = 1,
         y = g.node("Gemm", [g.qdq("x"), w, b], transB=1)
     elif layer.op == "add":
         inputs = ["x", "x2"]
-        y = g.node("Add", [g.qdq("x"), g.qdq("x2")])
+        y, other = g.qdq("x"), g.qdq("x2")
+        for i in range(repeat):            # a chain adds x2 again to the running sum
+            y = g.node("Add", [y if i == 0 else g.qdq(y), other])
     elif layer.op == "avgpool":
         y = g.node("Flatten", [g.qdq(g.node("GlobalAveragePool", [g.qdq("x")]))])
     else:

@@ -59,6 +59,25 @@ def test_chained_conv_model_and_boundary() -> None:
     assert boundary_ms((8, 8, 8), False, 1, 2, 8) >= 0.0
 
 
+def test_chained_int8_add_runs_as_quantized_adds_end_to_end(tmp_path: Path) -> None:
+    """The in-chain probe for int8 adds: one QLinearAdd per add, quantized tensors between
+    them (no float round trip), and the same sum as in float."""
+    layer = LAYERS["add"]
+    model, feeds = op_model(layer, int8=True, repeat=5)
+    assert sum(n.op_type == "Add" for n in model.graph.node) == 5
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    out = sess.run(None, feeds)[0]
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert ops == ["QuantizeLinear"] * 2 + ["QLinearAdd"] * 5 + ["DequantizeLinear"]
+    expected = np.minimum(feeds["x"] + 5 * feeds["x2"], 255 * 0.05)   # uint8 range clips
+    assert out.shape == (1, *layer.out_shape)
+    assert np.abs(out - expected).max() < 6 * 0.05 / 2 + 1e-6          # 6 roundings at most
+
+
 def test_time_run_reports_the_fastest_round_median() -> None:
     calls = iter([5.0] * 3 + [1.0] * 100)      # warm-up, then rounds
     import time as _time
