@@ -31,22 +31,28 @@ FUSED = {"conv": "QLinearConv", "conv_s2": "QLinearConv", "dw": "QLinearConv",
          "linear": "QGemm", "add": "QLinearAdd", "pool": "QLinearGlobalAveragePool"}
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
-@pytest.mark.parametrize("int8", [False, True])
-def test_op_models_run_with_the_layer_shapes(name: str, int8: bool, tmp_path: Path) -> None:
-    layer = LAYERS[name]
-    model, feeds = op_model(layer, int8=int8)
-    onnx.checker.check_model(model)
+def _run_optimized(model: onnx.ModelProto, feeds: dict, tmp_path: Path
+                   ) -> tuple[np.ndarray, list[str]]:
+    """Run ``model`` in ORT; return its output and the op types of the graph ORT ran."""
     opts = ort.SessionOptions()
     opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
     opts.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
     out = sess.run(None, feeds)[0]
+    return out, [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("int8", [False, True])
+def test_op_models_run_with_the_layer_shapes(name: str, int8: bool, tmp_path: Path) -> None:
+    layer = LAYERS[name]
+    model, feeds = op_model(layer, int8=int8)
+    onnx.checker.check_model(model)
+    out, ops = _run_optimized(model, feeds, tmp_path)
     assert out.shape == (1, *layer.out_shape)
     assert np.isfinite(out).all()
     if int8:
-        ops = {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
         assert FUSED[name] in ops, ops
 
 
@@ -65,13 +71,7 @@ def test_chained_int8_add_runs_as_quantized_adds_end_to_end(tmp_path: Path) -> N
     layer = LAYERS["add"]
     model, feeds = op_model(layer, int8=True, repeat=5)
     assert sum(n.op_type == "Add" for n in model.graph.node) == 5
-    opts = ort.SessionOptions()
-    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
-    out = sess.run(None, feeds)[0]
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    out, ops = _run_optimized(model, feeds, tmp_path)
     assert ops == ["QuantizeLinear"] * 2 + ["QLinearAdd"] * 5 + ["DequantizeLinear"]
     expected = np.minimum(feeds["x"] + 5 * feeds["x2"], 255 * 0.05)   # uint8 range clips
     assert out.shape == (1, *layer.out_shape)
