@@ -13,7 +13,8 @@ of its trials on candidates hobbled by 2-bit layers. Add ``<profile>.flash_kb`` 
 objectives or a ``max_flash_kb`` budget and they are searched again;
 ``search.reduce_space: false`` keeps every value regardless.
 
-Latency and Flash add up layer by layer, so two references suffice for them; peak SRAM is a
+Latency and Flash add up layer by layer (but for boundaries between float and integer layers),
+so two references suffice for them; peak SRAM is a
 maximum over the execution order, so for it the probe compares the layer's own activation
 width instead (a narrower activation is never dropped while peak SRAM counts). Values with
 the same deployed format (``act_bits`` 32 and 8 on an int8 layer: it runs int8 either way)
