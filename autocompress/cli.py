@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from autocompress.config import SAMPLERS
 from autocompress.errors import AutocompressError
 from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
 from autocompress.hardware.commands import HANDLERS as HW_HANDLERS
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the study of an existing run directory")
     s.add_argument("--no-baselines", action="store_true",
                    help="skip the reference trials (fp32, uniform int8/int4, 25%%/50%% sparsity)")
-    s.add_argument("--sampler", choices=("tpe", "gp", "nsga2", "random"),
+    s.add_argument("--sampler", choices=SAMPLERS,
                    help="Optuna sampler (overrides search.sampler; random = random search)")
     s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                    help="optuna: worker processes on this machine; ray: Ray Tune (local or "
