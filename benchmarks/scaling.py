@@ -86,14 +86,13 @@ def parts_gaps(records: list[dict[str, Any]]) -> list[float]:
 
 def breakdown(records: list[dict[str, Any]], start: float, end: float, workers: int
               ) -> dict[str, float]:
-    """Worker-seconds outside trials, by cause. A worker slot that never ran a trial (or an
-    actor replaced mid-run) shows up as start-up/tail of the slots that did."""
-    runs = _by_worker(records)
-    first = sorted(r[0]["started_at"] - start for r in runs.values())
-    last = sorted(end - r[-1]["started_at"] - r[-1]["duration_s"] for r in runs.values())
+    """Worker-seconds outside trials, by cause. A worker slot that never ran a trial counts
+    as start-up for the whole phase."""
+    runs = _by_worker(records).values()
+    first = sum(r[0]["started_at"] - start for r in runs)
+    last = sum(end - r[-1]["started_at"] - r[-1]["duration_s"] for r in runs)
     idle_slots = max(0, workers - len(runs)) * (end - start)
-    return {"startup": sum(first) + idle_slots, "gaps": sum(parts_gaps(records)),
-            "tail": sum(last)}
+    return {"startup": first + idle_slots, "gaps": sum(parts_gaps(records)), "tail": last}
 
 
 def main(argv: list[str] | None = None) -> int:
