@@ -89,6 +89,11 @@ SPACE_TEXT = SPACE.read_text()
                                                           "quant.bits", "2..8 or 32"]),
     ('match: "re:.*"', 'match: "re:stages\\\\.9.*"', ["mobilenet_digits.yaml:21",
                                                       "matches no layer"]),
+    ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernel: 7}\n",
+     ["mobilenet_digits.yaml:15", "arch.kernel takes 3, 5"]),
+    ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernal: 3}\n", ["did you mean 'kernel'"]),
+    ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernel: [3, 5]}\n",
+     ["2 values for 3 stages"]),
     ("width_mult:", "width_mul:", ["did you mean 'width_mult'"]),
 ])
 def test_space_mistakes(tmp_path, capsys, old, new, fragments):

@@ -1,6 +1,7 @@
 """Baselines trained in every run (same teacher, same training budget as searched trials):
-the largest student unpruned at fp32, uniform int8 and uniform int4, and at uniform 25% and
-50% structured sparsity (int8 weights).
+the reference student (the space's ``reference:`` arch values; the largest value of every knob
+it leaves out) unpruned at fp32, uniform int8 and uniform int4, and at uniform 25% and 50%
+structured sparsity (int8 weights).
 
 A baseline whose values all lie inside the space's distributions is *enqueued* in the
 study (Optuna evaluates exactly those values, and the sampler learns from the result). One
@@ -38,6 +39,17 @@ def largest_arch(rspace: ResolvedSpace) -> dict[str, Any]:
     return out
 
 
+def reference_arch(rspace: ResolvedSpace) -> dict[str, Any]:
+    """Arch parameters of the student the baselines compress (see the module docstring)."""
+    out = largest_arch(rspace)
+    for name in out:
+        _, knob, *stage = name.split("/")
+        ref = rspace.space.reference.get(knob)
+        if ref is not None:
+            out[name] = ref[int(stage[0])] if isinstance(ref, list) else ref
+    return out
+
+
 def outside_reason(rspace: ResolvedSpace, params: Mapping[str, Any]) -> str | None:
     """Why ``params`` cannot be an Optuna trial of this space (None: it can)."""
     for name, value in params.items():
@@ -55,7 +67,7 @@ def outside_reason(rspace: ResolvedSpace, params: Mapping[str, Any]) -> str | No
 
 def baselines(rspace: ResolvedSpace) -> list[Baseline]:
     """The reference points, uniform-int8 first."""
-    ref = largest_arch(rspace)
+    ref = reference_arch(rspace)
     pinned = {n: d.value for n, d in rspace.dists.items()
               if isinstance(d, Fixed) and n.startswith("quant/")}
     specs: list[tuple[str, dict[str, Any]]] = [

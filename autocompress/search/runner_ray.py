@@ -4,7 +4,8 @@ Optuna backend, with trials spread over a local Ray or a Ray cluster.
 The searcher is the run's own Optuna study driven by ask/tell from the Ray driver
 (``StudySearcher``), so constraints, enqueued baselines, the target trial count, crash
 recovery and resume are exactly the Optuna backend's. Trials run in reused actors
-(``reuse_actors=True``; each builds the search context once) with ``search.threads`` CPUs
+(``reuse_actors=True``; each builds the search context once, from the driver's data in the
+object store) with ``search.threads`` CPUs
 and torch threads each. A trial returns its record and baked weights in its result; the
 driver appends the record, writes ``trials/<n>/model.pt`` and tells the study, so worker
 nodes need no access to the run dir. Early-stopping rungs go through one actor on the
@@ -113,8 +114,11 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     cfg: SearchConfig = payload["cfg"]
     key = f"{cfg.path}:{payload['run_id']}"
     if key not in _CACHE:
+        import ray
+
         _CACHE.clear()
-        _CACHE[key] = build_context(cfg, reduction=payload["reduction"])
+        data = None if payload["data"] is None else ray.get(payload["data"])
+        _CACHE[key] = build_context(cfg, data, reduction=payload["reduction"])
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory() as tmp:
         rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
@@ -123,6 +127,20 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
         weights = Path(tmp, "model.pt")
         blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
     tune.report({"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob})
+
+
+def _shared_data(session: Session) -> Any:
+    """The driver's data in Ray's object store, so each actor gets it from there (the same
+    splits, no re-import or re-build of the data source); None when it cannot be serialized
+    (then each actor loads the data itself, as the Optuna backend's workers do)."""
+    import ray
+
+    try:
+        return ray.put(session.ctx.data)
+    except Exception as exc:          # any serialization failure: each actor loads it
+        session.progress.say(f"data not shared through Ray ({type(exc).__name__}: {exc}); "
+                             "each worker loads it")
+        return None
 
 
 def _trial_name(trial: Any) -> str:
@@ -232,7 +250,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
             board = ray.remote(num_cpus=0)(FileBoard).options(scheduling_strategy=here) \
                 .remote(session.run_dir.resolve() / "rungs.jsonl", policy)
         payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
-                   "reduction": session.ctx.reduction,
+                   "reduction": session.ctx.reduction, "data": _shared_data(session),
                    "run_id": str(session.run_dir.resolve())}
         trainable = tune.with_resources(tune.with_parameters(_trainable, payload=payload),
                                         {"cpu": threads})

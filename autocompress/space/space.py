@@ -45,7 +45,7 @@ DISTILL_KNOBS: dict[str, dict[str, Any]] = {
     "feature_weight": {"bounds": (0.0, 100.0), "expect": "weights in 0..100 (0 = logits only)"},
 }
 RULE_KEYS = ("match", "skip", "share", *LAYER_KNOBS)
-TOP_KEYS = ("version", "family", "base", "arch", "distill", "rules")
+TOP_KEYS = ("version", "family", "base", "arch", "reference", "distill", "rules")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +74,7 @@ class SearchSpace:
     arch: Mapping[str, Distribution]
     distill: Mapping[str, Distribution]
     rules: tuple[Rule, ...]
+    reference: Mapping[str, Any] = field(default_factory=dict)   # the baselines' student
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
@@ -117,7 +118,8 @@ class SearchSpace:
             rules.append(Rule(index=i, pattern=pattern, knobs=knobs, skip=bool(raw.get("skip")),
                               share=bool(raw.get("share"))))
         return cls(doc=doc, family=data.get("family"), base=data.get("base") or {}, arch=arch,
-                   distill=distill, rules=tuple(rules))
+                   distill=distill, rules=tuple(rules),
+                   reference=_parse_reference(doc, data.get("reference") or {}, arch))
 
     def max_arch(self) -> dict[str, int]:
         """Largest depth/expand each arch knob can take (layer names are resolved on it)."""
@@ -129,6 +131,31 @@ def _check_keys(doc: Located, path: tuple, data: dict, known: tuple[str, ...]) -
         if key not in known:
             hint = did_you_mean(key, known) or f"known keys: {', '.join(known)}"
             raise doc.error((*path, key), f"unknown key '{key}'", hint=hint, cls=SpaceError)
+
+
+def _parse_reference(doc: Located, raw: Any, arch: Mapping[str, Distribution]
+                     ) -> dict[str, Any]:
+    """``reference:``: arch values of the student the baselines compress (one value, or one
+    per stage; knobs left out take their largest value). Each must be a value of ``arch``."""
+    if not isinstance(raw, dict):
+        raise doc.error(("reference",), "'reference' must be a mapping of arch knobs",
+                        cls=SpaceError, hint="e.g. reference: {kernel: 3}")
+    for knob, value in raw.items():
+        if knob not in arch:
+            raise doc.error(("reference", knob), f"'{knob}' is not searched under 'arch'",
+                            cls=SpaceError, hint=did_you_mean(knob, list(arch))
+                            or f"arch knobs here: {', '.join(arch) or 'none'}")
+        if isinstance(value, list) and knob == "width_mult":
+            raise doc.error(("reference", knob), "width_mult takes one value", cls=SpaceError)
+        for i, v in enumerate(value if isinstance(value, list) else [value]):
+            dist = arch[knob]
+            if not (v == dist.value if isinstance(dist, Fixed) else _takes(dist, v)):
+                where = ("reference", knob, i) if isinstance(value, list) else ("reference", knob)
+                takes = (f"{dist.low}..{dist.high}" if isinstance(dist, Range)
+                         else ", ".join(map(str, dist.values())))
+                raise doc.error(where, f"{v!r} is not a value arch.{knob} can take",
+                                cls=SpaceError, hint=f"arch.{knob} takes {takes}")
+    return dict(raw)
 
 
 def _parse_section(doc: Located, name: str, raw: Any, knobs: dict[str, dict[str, Any]]
@@ -223,6 +250,11 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
             layer_names: Callable[[Mapping[str, Any]], list[str]] | None = None) -> ResolvedSpace:
     """Bind ``space`` to a model's layers (names from the largest architecture)."""
     dists: dict[str, Distribution] = {}
+    for knob, ref in space.reference.items():
+        if isinstance(ref, list) and len(ref) != num_stages:
+            raise space.doc.error(("reference", knob), f"{len(ref)} values for {num_stages} "
+                                  "stages", cls=SpaceError, hint="give one value per stage, or "
+                                  "one value for all")
     for knob, dist in space.arch.items():
         if knob == "width_mult":
             dists["arch/width_mult"] = dist

@@ -61,3 +61,19 @@ def test_search_records_baselines(tmp_path):
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run/study.db'}")
     states = {t.user_attrs.get("baseline"): t.state.name for t in study.trials}
     assert states["fp32"] == "FAIL" and states["uniform-int8"] == "COMPLETE"
+
+
+def test_baselines_compress_the_reference_student(rspace):
+    """The shipped space names no ``reference``: the largest student. With one, the knobs it
+    sets take its values (one for all stages, or one per stage), the others their largest."""
+    import dataclasses
+
+    arch = {k: v for k, v in baselines(rspace)[0].params.items() if k.startswith("arch/")}
+    assert arch == {k: max(rspace.dists[k].values()) for k in arch}
+    assert {v for k, v in arch.items() if k.startswith("arch/kernel/")} == {5}
+    per_stage = dataclasses.replace(rspace, space=dataclasses.replace(
+        rspace.space, reference={"kernel": [5, 3, 5], "depth": 1}))
+    arch = baselines(per_stage)[0].params
+    assert [arch[f"arch/kernel/{s}"] for s in range(3)] == [5, 3, 5]
+    assert [arch[f"arch/depth/{s}"] for s in range(3)] == [1, 1, 1]
+    assert arch["arch/expand/0"] == 4

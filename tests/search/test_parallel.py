@@ -87,7 +87,9 @@ def test_gp_sampler_proposes_past_its_startup_trials(tmp_path, monkeypatch):
 def test_ray_backend_local_head_two_workers(tmp_path):
     body = FAST.replace("trials: 3", "trials: 3").replace(
         "epochs: 1, finetune_epochs: 1", "epochs: 2, finetune_epochs: 1").replace(
-        "sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dominating: 1}}")
+        "sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dominating: 1}}"
+    ).replace("data: digits", "data: countdata:make_data")
+    (tmp_path / "countdata.py").write_text(COUNTED_DATA)
     cfg = write_config(tmp_path, body)
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -104,6 +106,25 @@ def test_ray_backend_local_head_two_workers(tmp_path):
             assert (run / "trials" / str(r["number"]) / "model.pt").is_file()
     assert (run / "rungs.jsonl").is_file() and (run / "ray" / "tune").is_dir()
     assert (run / "report" / "trials.csv").is_file()
+    pids = (tmp_path / "loads.txt").read_text().split()
+    assert len(set(pids)) == 1, pids     # the driver only: actors get its data from Ray
+
+
+COUNTED_DATA = """\
+import os
+from pathlib import Path
+
+
+def make_data(seed):
+    with Path(__file__).with_name("loads.txt").open("a") as f:
+        f.write(f"{os.getpid()}\\n")
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = (d.images[:, None] / 16).astype("float32"), d.target
+    return {"train": (x[:1200], y[:1200]), "val": (x[1200:1500], y[1200:1500]),
+            "test": (x[1500:], y[1500:])}
+"""
 
 
 @pytest.mark.ray
