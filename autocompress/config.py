@@ -70,6 +70,9 @@ class SearchSettings:
     early_stopping: Mapping[str, Any] | None = None
     # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
     reduce_space: bool = True
+    # start-up trials of tpe/gp/nsga2: the sampler's own 'random' ones, or 'spread' over the
+    # cost range (search/initial.py)
+    initial_design: str = "random"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +183,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),
                "timeout_s": _opt_num(1, 1e7), "early_stopping": _early_stopping,
-               "reduce_space": _bool},
+               "reduce_space": _bool, "initial_design": _one_of("spread", "random")},
 }
 TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
 SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "teacher": TeacherConfig,

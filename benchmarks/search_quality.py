@@ -13,6 +13,7 @@ largest students and may exceed it) and the reference (accuracy 0, 1.1 x the slo
 baseline's latency).
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
+                                        [--initial-design random|spread]
                                         [--out runs/bench_quality]
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ train: {{epochs: {epochs}, finetune_epochs: {finetune}, lr: 0.005, batch_size: 6
 hardware:
   profiles: [stm32f746]
   budgets: {{stm32f746: {{max_latency_ms: {budget}}}}}
-search: {{trials: {trials}, sampler: {sampler}, threads: {threads}{stop}}}
+search: {{trials: {trials}, sampler: {sampler}, threads: {threads}, initial_design: {design}{stop}}}
 """
 OBJ = [Objective.accuracy(), Objective.latency("stm32f746")]
 
@@ -82,7 +83,8 @@ def int8_budget(args: argparse.Namespace, seed: int) -> float:
     path = args.out / "probe.yaml"
     path.write_text(CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
                                   teacher=1, epochs=1, finetune=1, budget=1e9, trials=1,
-                                  sampler="random", threads=args.threads, stop=""))
+                                  sampler="random", threads=args.threads, stop="",
+                                  design="random"))
     ctx = build_context(load_config(path))
     int8 = next(b for b in baselines(ctx.rspace) if b.name == "uniform-int8")
     _, costs, _ = cost_plan(ctx, ctx.rspace.to_plan(int8.params), seed)
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
     body = CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
                          teacher=args.teacher_epochs, epochs=args.epochs,
                          finetune=args.finetune, budget=args.budget_ms, trials=args.trials,
-                         sampler=sampler, threads=args.threads, stop=stop_txt)
+                         sampler=sampler, threads=args.threads, stop=stop_txt,
+                         design=args.initial_design)
     path = out / f"{name}.yaml"
     path.write_text(body)
     start = time.perf_counter()
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sampler", default="tpe", choices=("tpe", "gp", "nsga2"),
                    help="the searched runs' sampler (the comparison is always random search)")
+    p.add_argument("--initial-design", default="random", choices=("random", "spread"),
+                   help="the searched runs' search.initial_design (random search is random)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

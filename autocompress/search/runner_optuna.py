@@ -14,6 +14,7 @@ from autocompress.config import SearchConfig, budgets_of, pareto_objectives
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
+from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, read_records
@@ -21,7 +22,12 @@ from autocompress.search.reduce import REDUCTION_FILE, Reduction
 from autocompress.search.rundir import environment, prepare_run_dir, write_json, write_yaml
 from autocompress.search.sampling import infeasible_trend
 from autocompress.search.setup import SearchContext, build_context
-from autocompress.search.study import cheapest_params, make_study, objective_values
+from autocompress.search.study import (
+    STARTUP_TRIALS,
+    cheapest_params,
+    make_study,
+    objective_values,
+)
 from autocompress.train import Teacher, TrainSettings, get_teacher
 
 
@@ -156,7 +162,14 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
             if not base.in_space:
                 attrs["baseline_params"] = dict(base.params)
             study.enqueue_trial(dict(base.params) if base.in_space else {}, user_attrs=attrs)
-        study.set_user_attr("target_trials", (trials or cfg.search.trials) + len(extra))
+        n = trials or cfg.search.trials
+        if cfg.search.sampler != "random" and cfg.search.initial_design == "spread":
+            design = spread_design(ctx, min(n, STARTUP_TRIALS - sum(b.in_space for b in extra)),
+                                   cfg.seed + 1)
+            for params in design.picks:
+                study.enqueue_trial(params, user_attrs={"note": NOTE.format(axis=design.axis)})
+            progress.say(design.summary())
+        study.set_user_attr("target_trials", n + len(extra))
     elif trials:
         n_base = len({t.user_attrs["baseline"] for t in study.trials
                       if t.user_attrs.get("baseline")})

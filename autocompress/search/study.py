@@ -10,6 +10,8 @@ from autocompress.search.records import TrialRecord
 from autocompress.space import ResolvedSpace
 from autocompress.space.distributions import Choice, Fixed
 
+STARTUP_TRIALS = 10   # TPE's and GP's random start-up trials (enqueued ones count)
+
 
 def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
                resume: bool) -> Any:
@@ -18,10 +20,10 @@ def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
     seed = cfg.seed
     samplers = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                  n_startup_trials=10),
+                                                  n_startup_trials=STARTUP_TRIALS),
         # Gaussian process with log expected hypervolume improvement; sees the constraints
         # set on each trial like TPE does (needs scipy, which scikit-learn brings)
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=10),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=STARTUP_TRIALS),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
