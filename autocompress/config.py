@@ -66,7 +66,8 @@ class SearchSettings:
     timeout_s: float | None = None
     # multi-fidelity early stopping, off by default: {rungs: [1, 3], min_dominating: 2}
     # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
-    # candidates that passed the same rung is stopped and recorded 'pruned')
+    # candidates that passed the same rung, leading by margin_se standard errors of
+    # accuracy (default 1), is stopped and recorded 'pruned')
     early_stopping: Mapping[str, Any] | None = None
     # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
     reduce_space: bool = True
@@ -156,15 +157,18 @@ def _early_stopping(v: Any) -> str | None:
         return None
     if not isinstance(v, dict):
         return f"expected a mapping {{rungs: [1, 3], min_dominating: 2}} or null, got {v!r}"
-    unknown = sorted(set(v) - {"rungs", "min_dominating"})
+    unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se"})
     if unknown:
-        return f"unknown key '{unknown[0]}' (known: rungs, min_dominating)"
+        return f"unknown key '{unknown[0]}' (known: rungs, min_dominating, margin_se)"
     rungs = v.get("rungs")
     if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
         return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
     k = v.get("min_dominating", 2)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         return f"min_dominating: expected an integer >= 1, got {k!r}"
+    m = v.get("margin_se", 1.0)
+    if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 10:
+        return f"margin_se: expected a number of standard errors in 0..10, got {m!r}"
     return None
 
 

@@ -5,8 +5,12 @@ The dense (KD) phase of a trial is checked at *rungs* (epoch counts, e.g. 1 and 
 rung the candidate's validation accuracy *so far* is paired with its predicted cost (the
 non-accuracy objectives, known before training); the candidate stops — state ``pruned``,
 with the rung — when at least ``min_dominating`` candidates that already *passed* that rung
-dominate it (accuracy ≥, every cost ≤, one strictly better). Baselines are never stopped,
-but count as candidates that passed.
+dominate it (accuracy ≥, every cost ≤, one strictly better) *by a margin*: their accuracy
+must lead by ``margin_se`` standard errors of an accuracy difference on the validation split,
+sqrt(2 p (1 - p) / n_val) at the candidate's accuracy p (racing-style: stop only when the
+candidate is measurably worse; 0 gives plain dominance). On hard data the first epochs leave
+most candidates near chance, where plain dominance culls at random by cost. Baselines are never
+stopped, but count as candidates that passed.
 
 The accuracy at a rung is the dense student's (before pruning/quantization); its cost is
 the compressed candidate's. That pairing is optimistic for heavily compressed candidates, so
@@ -16,11 +20,13 @@ The rung table lives in ``rungs.jsonl`` in the run dir, read and appended under 
 several worker processes share it, and a resumed run keeps it. The Ray backend reaches the
 same file through one actor on the driver's node (``runner_ray``).
 
->>> stopped = dominated_by([0.5, 1.0], [[0.6, 0.8], [0.7, 0.9]])   # (acc, -cost) pairs
+>>> dominated_by([0.5, -1.0], [[0.6, -0.8], [0.52, -0.9]], margin=0.05)  # (acc, -cost) pairs
+1
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,21 +49,30 @@ class Pruned(Exception):
 class EarlyStopping:
     rungs: tuple[int, ...]
     min_dominating: int = 2
+    margin_se: float = 1.0
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> EarlyStopping | None:
         if not raw or not raw.get("rungs"):
             return None
         return cls(rungs=tuple(int(r) for r in raw["rungs"]),
-                   min_dominating=int(raw.get("min_dominating", 2)))
+                   min_dominating=int(raw.get("min_dominating", 2)),
+                   margin_se=float(raw.get("margin_se", 1.0)))
+
+    def margin(self, accuracy: float, n_val: int) -> float:
+        """The accuracy lead a dominating candidate needs (see the module docstring)."""
+        p = min(max(accuracy, 0.0), 1.0)
+        return self.margin_se * math.sqrt(2 * p * (1 - p) / max(1, n_val))
 
 
-def dominated_by(point: Sequence[float], others: Sequence[Sequence[float]]) -> int:
+def dominated_by(point: Sequence[float], others: Sequence[Sequence[float]], *,
+                 margin: float = 0.0) -> int:
     """How many of ``others`` dominate ``point``; every coordinate is *maximised* (pass
-    costs negated)."""
+    costs negated), and the first (accuracy) must lead by at least ``margin``."""
     count = 0
     for other in others:
-        if all(o >= p for o, p in zip(other, point, strict=True)) and \
+        if other[0] >= point[0] + margin and \
+                all(o >= p for o, p in zip(other, point, strict=True)) and \
                 any(o > p for o, p in zip(other, point, strict=True)):
             count += 1
     return count
@@ -69,7 +84,7 @@ def point_of(accuracy: float, costs: Sequence[float]) -> list[float]:
 
 class Board(Protocol):
     def decide(self, rung: int, number: int, accuracy: float, costs: Sequence[float],
-               protected: bool) -> bool:
+               protected: bool, margin: float = 0.0) -> bool:
         """Record the candidate at ``rung``; True means continue, False means stop."""
         ...
 
@@ -94,15 +109,15 @@ class FileBoard:
         return out
 
     def decide(self, rung: int, number: int, accuracy: float, costs: Sequence[float],
-               protected: bool = False) -> bool:
+               protected: bool = False, margin: float = 0.0) -> bool:
         point = point_of(accuracy, costs)
         with file_lock(self.path.with_name(f".{self.path.name}.lock")):
             passed = [e["point"] for e in self.entries()
                       if e["rung"] == rung and e["passed"] and e["number"] != number]
-            n_dom = dominated_by(point, passed)
+            n_dom = dominated_by(point, passed, margin=margin)
             go_on = protected or n_dom < self.policy.min_dominating
             entry = {"rung": rung, "number": number, "point": point, "passed": go_on,
-                     "dominated_by": n_dom}
+                     "dominated_by": n_dom, "margin": round(margin, 6)}
             line = json.dumps(entry) + "\n"
             with open(self.path, "a+b") as fh:
                 if fh.tell() > 0:                   # after a torn line, start a fresh one

@@ -179,7 +179,8 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, numbe
             return
         acc = accuracy(model, ctx.data.val)
         out[f"rung_accuracy/{epochs_done}"] = acc
-        if not board.decide(epochs_done, number, acc, cost_vec, protected):
+        margin = policy.margin(acc, len(ctx.data.val))
+        if not board.decide(epochs_done, number, acc, cost_vec, protected, margin):
             raise Pruned(epochs_done, acc)
 
     return hook

@@ -97,11 +97,11 @@ class _RemoteBoard:
         self.handle = handle
 
     def decide(self, rung: int, number: int, accuracy: float, costs: Any,
-               protected: bool) -> bool:
+               protected: bool, margin: float = 0.0) -> bool:
         import ray
 
         return bool(ray.get(self.handle.decide.remote(rung, number, accuracy, list(costs),
-                                                      protected)))
+                                                      protected, margin)))
 
 
 def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from autocompress.config import load_config
@@ -18,6 +21,22 @@ STOP = TINY.replace("epochs: 1, finetune_epochs: 1", "epochs: 3, finetune_epochs
 def test_dominance_counts_only_strictly_better_points():
     assert dominated_by([0.5, -1.0], [[0.6, -0.8], [0.5, -1.0], [0.7, -2.0]]) == 1
     assert dominated_by(point_of(0.5, [1.0]), [point_of(0.6, [0.9]), point_of(0.5, [0.5])]) == 2
+
+
+def test_a_dominating_accuracy_must_lead_by_the_margin():
+    others = [point_of(0.104, [1.0]), point_of(0.30, [1.0])]
+    assert dominated_by(point_of(0.100, [2.0]), others) == 2              # plain dominance
+    assert dominated_by(point_of(0.100, [2.0]), others, margin=0.026) == 1   # noise is not
+    policy = EarlyStopping(rungs=(1,))
+    assert policy.margin_se == 1.0
+    assert policy.margin(0.5, 200) == pytest.approx(0.05)     # sqrt(2 * 0.25 / 200)
+    assert policy.margin(0.1, 270) == pytest.approx(0.0258, abs=1e-4)
+    assert EarlyStopping(rungs=(1,), margin_se=0).margin(0.5, 200) == 0
+    board = FileBoard(Path(tempfile.mkdtemp()) / "rungs.jsonl", policy)
+    assert board.decide(1, 0, 0.104, [1.0], False) and board.decide(1, 1, 0.103, [1.0], False)
+    assert board.decide(1, 2, 0.100, [2.0], False, policy.margin(0.1, 270))   # within noise
+    assert not board.decide(1, 3, 0.100, [2.0], False)                       # plain: stopped
+    assert board.entries()[2]["margin"] == pytest.approx(0.0258, abs=1e-4)
 
 
 def test_board_stops_a_candidate_dominated_by_k_that_passed(tmp_path):
@@ -45,14 +64,21 @@ def test_config_validates_early_stopping(tmp_path):
         load_config(write_config(tmp_path, STOP.replace("rungs: [1, 2]", "rungs: [2, 1]")))
     with pytest.raises(ConfigError, match="min_dominating"):
         load_config(write_config(tmp_path, STOP.replace("min_dominating: 2", "min_dominating: 0")))
+    with pytest.raises(ConfigError, match="margin_se"):
+        load_config(write_config(tmp_path, STOP.replace("min_dominating: 2",
+                                                        "min_dominating: 2, margin_se: -1")))
+    half = load_config(write_config(tmp_path, STOP.replace("min_dominating: 2",
+                                                           "min_dominating: 2, margin_se: 0.5")))
+    assert EarlyStopping.from_config(half.search.early_stopping).margin_se == 0.5
 
 
 class _Board:
     def __init__(self, stop_at: int | None) -> None:
-        self.stop_at, self.calls = stop_at, []
+        self.stop_at, self.calls, self.margins = stop_at, [], []
 
-    def decide(self, rung, number, accuracy, costs, protected):
+    def decide(self, rung, number, accuracy, costs, protected, margin=0.0):
         self.calls.append((rung, number, accuracy, tuple(costs), protected))
+        self.margins.append(margin)
         return rung != self.stop_at
 
 
@@ -69,6 +95,10 @@ def test_trial_stopped_at_a_rung_is_recorded_pruned(ctx):
     assert [c[0] for c in board.calls] == [1, 2]
     assert set(rec.metrics) == {"rung_accuracy/1", "rung_accuracy/2"}
     assert board.calls[0][3] == (rec.cost["stm32f746"]["latency_ms"],)   # the predicted cost
+    policy, n_val = EarlyStopping(rungs=(1, 2)), len(ctx.data.val)      # margin_se 1 (default)
+    assert board.margins == [pytest.approx(policy.margin(rec.metrics[f"rung_accuracy/{r}"],
+                                                         n_val)) for r in (1, 2)]
+    assert 0 < board.margins[0] < 0.1
 
 
 def test_unstopped_trial_trains_exactly_as_without_rungs(ctx):
