@@ -66,8 +66,8 @@ class SearchSettings:
     timeout_s: float | None = None
     # multi-fidelity early stopping, off by default: {rungs: [1, 3], min_dominating: 2}
     # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
-    # candidates that passed the same rung, leading by margin_se standard errors of
-    # accuracy (default 1), is stopped and recorded 'pruned')
+    # candidates that passed the same rung, by margin_se standard errors of accuracy
+    # (default 0), is stopped and recorded 'pruned')
     early_stopping: Mapping[str, Any] | None = None
     # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
     reduce_space: bool = True
@@ -166,7 +166,7 @@ def _early_stopping(v: Any) -> str | None:
     k = v.get("min_dominating", 2)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         return f"min_dominating: expected an integer >= 1, got {k!r}"
-    m = v.get("margin_se", 1.0)
+    m = v.get("margin_se", 0.0)
     if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 10:
         return f"margin_se: expected a number of standard errors in 0..10, got {m!r}"
     return None

@@ -94,6 +94,10 @@ SPACE_TEXT = SPACE.read_text()
     ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernal: 3}\n", ["did you mean 'kernel'"]),
     ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernel: [3, 5]}\n",
      ["2 values for 3 stages"]),
+    ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernel: true}\n",
+     ["mobilenet_digits.yaml:15", "expected a number, got True"]),
+    ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {width_mult: [1.0]}\n",
+     ["width_mult takes one value"]),
     ("width_mult:", "width_mul:", ["did you mean 'width_mult'"]),
 ])
 def test_space_mistakes(tmp_path, capsys, old, new, fragments):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autocompress.config import pareto_objectives
+from autocompress.errors import AutocompressError
 from autocompress.search.objective import cost_plan
 from autocompress.search.setup import SearchContext
 
@@ -34,13 +35,16 @@ class Design:
     axis: str                                 # the cost objective spread over ("" = none)
     picks: tuple[dict[str, Any], ...]         # parameters, cheapest first
     costs: tuple[float, ...]
-    pool: int                                 # random candidates costed
+    pool: int                                 # random candidates drawn
     feasible: int                             # of those, within every budget
     seconds: float
 
     def summary(self) -> str:
+        if not self.axis:
+            return "initial design: the sampler's own (no cost objective, or no trial to pick)"
         if not self.picks:
-            return f"initial design: random (no feasible candidate among {self.pool} costed)"
+            return f"initial design: the sampler's own (none of {self.pool} candidates costed " \
+                   "was within budget)"
         return (f"initial design: {len(self.picks)} trials spread over {self.axis} "
                 f"{self.costs[0]:.3g}..{self.costs[-1]:.3g} ({self.feasible} of {self.pool} "
                 f"random candidates within budget, costed in {self.seconds:.1f} s)")
@@ -54,13 +58,19 @@ def spread_design(ctx: SearchContext, n: int, seed: int) -> Design:
     axis = next((o for o in pareto_objectives(ctx.objectives) if o.name != "accuracy"), None)
     dists = ctx.rspace.distributions()
     if axis is None or n <= 0 or not dists:
-        return Design("", (), (), 0, 0, 0.0)
+        return Design("", (), (), 0, 0, 0.0)     # no cost objective or nothing to choose
     pool_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     pool: list[tuple[float, dict[str, Any]]] = []
+    seen: list[dict[str, Any]] = []               # a small space repeats candidates
     for _ in range(POOL_PER_PICK * n):
         params = pool_study.ask(dists).params
+        if params in seen:
+            continue
+        seen.append(params)
         try:
             _, costs, constraints = cost_plan(ctx, ctx.rspace.to_plan(params), seed)
+        except AutocompressError:
+            raise                  # a user error (e.g. a LUT entry missing): stop, as trials do
         except Exception:          # a candidate that cannot be built is left to the sampler
             continue
         value = axis.get({"cost": {k: c.to_dict() for k, c in costs.items()}})

@@ -74,7 +74,7 @@ def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[s
              records_path: Path) -> int:
     """After a crash: a trial the study still shows running either finished (its record was
     written: tell the study) or was interrupted (record it failed; an interrupted baseline is
-    enqueued again). Returns how many."""
+    or initial-design trial is enqueued again). Returns how many."""
     import optuna
 
     stale = [t for t in study.get_trials(deepcopy=False)
@@ -90,7 +90,8 @@ def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[s
                                  "baseline"), error="interrupted (the run was killed); "
                              "a new trial replaces it")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if frozen.user_attrs.get("baseline"):
+        if frozen.user_attrs.get("baseline") or str(frozen.user_attrs.get("note", "")) \
+                .startswith(NOTE.split("{")[0]):          # a baseline or a design pick
             attrs = {k: v for k, v in frozen.user_attrs.items() if k != "replaced"}
             study.enqueue_trial({} if "baseline_params" in attrs else frozen.params,
                                 user_attrs=attrs)
@@ -155,6 +156,12 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     interrupted = _recover(study, by_number, ctx.objectives, records_path) if resume else 0
     if "target_trials" not in study.user_attrs:
         extra = all_baselines(ctx.rspace) if baselines else []
+        n = trials or cfg.search.trials
+        design = None           # costed first: a kill while costing leaves nothing enqueued
+        if cfg.search.sampler != "random" and cfg.search.initial_design == "spread":
+            design = spread_design(ctx, min(n, STARTUP_TRIALS - sum(b.in_space for b in extra)),
+                                   cfg.seed + 1)
+            progress.say(design.summary())
         for base in extra:
             attrs: dict[str, Any] = {"baseline": base.name}
             if base.note:
@@ -162,13 +169,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
             if not base.in_space:
                 attrs["baseline_params"] = dict(base.params)
             study.enqueue_trial(dict(base.params) if base.in_space else {}, user_attrs=attrs)
-        n = trials or cfg.search.trials
-        if cfg.search.sampler != "random" and cfg.search.initial_design == "spread":
-            design = spread_design(ctx, min(n, STARTUP_TRIALS - sum(b.in_space for b in extra)),
-                                   cfg.seed + 1)
-            for params in design.picks:
-                study.enqueue_trial(params, user_attrs={"note": NOTE.format(axis=design.axis)})
-            progress.say(design.summary())
+        for params in design.picks if design else ():
+            study.enqueue_trial(params, user_attrs={"note": NOTE.format(axis=design.axis)})
         study.set_user_attr("target_trials", n + len(extra))
     elif trials:
         n_base = len({t.user_attrs["baseline"] for t in study.trials

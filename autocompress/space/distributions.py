@@ -97,3 +97,14 @@ def parse_distribution(doc: Located, path: PathKey, value: Any, *,
         if integer and (isinstance(v, bool) or not isinstance(v, int)):
             raise bad(f"value {v!r} is not a whole number")
     return dist
+
+
+def takes(dist: Distribution, value: Any) -> bool:
+    """Whether ``dist`` can take ``value``."""
+    if value is None:
+        return False
+    if isinstance(dist, Choice):
+        return value in dist.choices
+    if isinstance(dist, Range):
+        return bool(dist.low <= value <= dist.high)
+    return bool(value == dist.value)

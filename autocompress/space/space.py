@@ -21,8 +21,8 @@ from autocompress.space.distributions import (
     Choice,
     Distribution,
     Fixed,
-    Range,
     parse_distribution,
+    takes,
 )
 from autocompress.space.knobs import (
     FAMILY_ARCH_KNOBS,
@@ -31,6 +31,7 @@ from autocompress.space.knobs import (
     layer_configs,
     param_prefix,
 )
+from autocompress.space.reference import parse_reference
 from autocompress.yamlio import Located, load_yaml
 
 ARCH_KNOBS: dict[str, dict[str, Any]] = {
@@ -119,7 +120,7 @@ class SearchSpace:
                               share=bool(raw.get("share"))))
         return cls(doc=doc, family=data.get("family"), base=data.get("base") or {}, arch=arch,
                    distill=distill, rules=tuple(rules),
-                   reference=_parse_reference(doc, data.get("reference") or {}, arch))
+                   reference=parse_reference(doc, data.get("reference") or {}, arch))
 
     def max_arch(self) -> dict[str, int]:
         """Largest depth/expand each arch knob can take (layer names are resolved on it)."""
@@ -131,31 +132,6 @@ def _check_keys(doc: Located, path: tuple, data: dict, known: tuple[str, ...]) -
         if key not in known:
             hint = did_you_mean(key, known) or f"known keys: {', '.join(known)}"
             raise doc.error((*path, key), f"unknown key '{key}'", hint=hint, cls=SpaceError)
-
-
-def _parse_reference(doc: Located, raw: Any, arch: Mapping[str, Distribution]
-                     ) -> dict[str, Any]:
-    """``reference:``: arch values of the student the baselines compress (one value, or one
-    per stage; knobs left out take their largest value). Each must be a value of ``arch``."""
-    if not isinstance(raw, dict):
-        raise doc.error(("reference",), "'reference' must be a mapping of arch knobs",
-                        cls=SpaceError, hint="e.g. reference: {kernel: 3}")
-    for knob, value in raw.items():
-        if knob not in arch:
-            raise doc.error(("reference", knob), f"'{knob}' is not searched under 'arch'",
-                            cls=SpaceError, hint=did_you_mean(knob, list(arch))
-                            or f"arch knobs here: {', '.join(arch) or 'none'}")
-        if isinstance(value, list) and knob == "width_mult":
-            raise doc.error(("reference", knob), "width_mult takes one value", cls=SpaceError)
-        for i, v in enumerate(value if isinstance(value, list) else [value]):
-            dist = arch[knob]
-            if not (v == dist.value if isinstance(dist, Fixed) else _takes(dist, v)):
-                where = ("reference", knob, i) if isinstance(value, list) else ("reference", knob)
-                takes = (f"{dist.low}..{dist.high}" if isinstance(dist, Range)
-                         else ", ".join(map(str, dist.values())))
-                raise doc.error(where, f"{v!r} is not a value arch.{knob} can take",
-                                cls=SpaceError, hint=f"arch.{knob} takes {takes}")
-    return dict(raw)
 
 
 def _parse_section(doc: Located, name: str, raw: Any, knobs: dict[str, dict[str, Any]]
@@ -232,7 +208,7 @@ class ResolvedSpace:
                 out[name] = bits
             elif name.startswith("prune/"):
                 out[name] = ratio
-            elif (knob := name.split("/")[0]) in LAYER_KNOBS and _takes(
+            elif (knob := name.split("/")[0]) in LAYER_KNOBS and takes(
                     dist, LAYER_KNOBS[knob].get("default")):
                 out[name] = LAYER_KNOBS[knob]["default"]   # other techniques off
             elif base is not None and name in base:
@@ -296,13 +272,3 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
 
 def _exact_rule_sets(space: SearchSpace, fqn: str, knob: str) -> bool:
     return any(not r.is_regex and r.pattern == fqn and knob in r.knobs for r in space.rules)
-
-
-def _takes(dist: Distribution, value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(dist, Choice):
-        return value in dist.choices
-    if isinstance(dist, Range):
-        return bool(dist.low <= value <= dist.high)
-    return False

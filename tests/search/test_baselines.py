@@ -77,3 +77,18 @@ def test_baselines_compress_the_reference_student(rspace):
     assert [arch[f"arch/kernel/{s}"] for s in range(3)] == [5, 3, 5]
     assert [arch[f"arch/depth/{s}"] for s in range(3)] == [1, 1, 1]
     assert arch["arch/expand/0"] == 4
+
+
+def test_a_reference_written_in_the_space_reaches_the_baselines(tmp_path):
+    from ..conftest import SPACE
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.read_text().replace(
+        "expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernel: 3, depth: [1, 2, 2]}\n"))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(FULL.replace("SPACE", str(space)))
+    rspace = build_context(load_config(cfg)).rspace
+    for b in baselines(rspace):
+        assert [b.params[f"arch/kernel/{s}"] for s in range(3)] == [3, 3, 3]
+        assert [b.params[f"arch/depth/{s}"] for s in range(3)] == [1, 2, 2]
+        assert b.params["arch/width_mult"] == 1.0 and b.params["arch/expand/2"] == 4

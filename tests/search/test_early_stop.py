@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from autocompress.config import load_config
@@ -15,7 +12,8 @@ from autocompress.search.study import cheapest_params
 from ..conftest import TINY, write_config
 
 STOP = TINY.replace("epochs: 1, finetune_epochs: 1", "epochs: 3, finetune_epochs: 1").replace(
-    "sampler: random}", "sampler: random, early_stopping: {rungs: [1, 2], min_dominating: 2}}")
+    "sampler: random}",
+    "sampler: random, early_stopping: {rungs: [1, 2], min_dominating: 2, margin_se: 1}}")
 
 
 def test_dominance_counts_only_strictly_better_points():
@@ -23,16 +21,17 @@ def test_dominance_counts_only_strictly_better_points():
     assert dominated_by(point_of(0.5, [1.0]), [point_of(0.6, [0.9]), point_of(0.5, [0.5])]) == 2
 
 
-def test_a_dominating_accuracy_must_lead_by_the_margin():
+def test_a_dominating_accuracy_must_lead_by_the_margin(tmp_path):
     others = [point_of(0.104, [1.0]), point_of(0.30, [1.0])]
     assert dominated_by(point_of(0.100, [2.0]), others) == 2              # plain dominance
     assert dominated_by(point_of(0.100, [2.0]), others, margin=0.026) == 1   # noise is not
-    policy = EarlyStopping(rungs=(1,))
-    assert policy.margin_se == 1.0
+    assert EarlyStopping(rungs=(1,)).margin_se == 0                          # off by default
+    policy = EarlyStopping(rungs=(1,), margin_se=1)
     assert policy.margin(0.5, 200) == pytest.approx(0.05)     # sqrt(2 * 0.25 / 200)
     assert policy.margin(0.1, 270) == pytest.approx(0.0258, abs=1e-4)
     assert EarlyStopping(rungs=(1,), margin_se=0).margin(0.5, 200) == 0
-    board = FileBoard(Path(tempfile.mkdtemp()) / "rungs.jsonl", policy)
+    assert policy.margin(1.0, 270) == policy.margin(269 / 270, 270) > 0   # never zero
+    board = FileBoard(tmp_path / "rungs.jsonl", policy)
     assert board.decide(1, 0, 0.104, [1.0], False) and board.decide(1, 1, 0.103, [1.0], False)
     assert board.decide(1, 2, 0.100, [2.0], False, policy.margin(0.1, 270))   # within noise
     assert not board.decide(1, 3, 0.100, [2.0], False)                       # plain: stopped
@@ -55,7 +54,7 @@ def test_board_stops_a_candidate_dominated_by_k_that_passed(tmp_path):
 def test_config_validates_early_stopping(tmp_path):
     cfg = load_config(write_config(tmp_path, STOP))
     assert EarlyStopping.from_config(cfg.search.early_stopping) == EarlyStopping(
-        rungs=(1, 2), min_dominating=2)
+        rungs=(1, 2), min_dominating=2, margin_se=1)
     assert EarlyStopping.from_config(load_config(write_config(tmp_path, TINY))
                                      .search.early_stopping) is None      # off by default
     with pytest.raises(ConfigError, match=r"below train\.epochs"):
@@ -65,11 +64,9 @@ def test_config_validates_early_stopping(tmp_path):
     with pytest.raises(ConfigError, match="min_dominating"):
         load_config(write_config(tmp_path, STOP.replace("min_dominating: 2", "min_dominating: 0")))
     with pytest.raises(ConfigError, match="margin_se"):
-        load_config(write_config(tmp_path, STOP.replace("min_dominating: 2",
-                                                        "min_dominating: 2, margin_se: -1")))
-    half = load_config(write_config(tmp_path, STOP.replace("min_dominating: 2",
-                                                           "min_dominating: 2, margin_se: 0.5")))
-    assert EarlyStopping.from_config(half.search.early_stopping).margin_se == 0.5
+        load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "margin_se: -1")))
+    plain = load_config(write_config(tmp_path, STOP.replace(", margin_se: 1", "")))
+    assert EarlyStopping.from_config(plain.search.early_stopping).margin_se == 0
 
 
 class _Board:
@@ -95,7 +92,7 @@ def test_trial_stopped_at_a_rung_is_recorded_pruned(ctx):
     assert [c[0] for c in board.calls] == [1, 2]
     assert set(rec.metrics) == {"rung_accuracy/1", "rung_accuracy/2"}
     assert board.calls[0][3] == (rec.cost["stm32f746"]["latency_ms"],)   # the predicted cost
-    policy, n_val = EarlyStopping(rungs=(1, 2)), len(ctx.data.val)      # margin_se 1 (default)
+    policy, n_val = EarlyStopping(rungs=(1, 2), margin_se=1), len(ctx.data.val)
     assert board.margins == [pytest.approx(policy.margin(rec.metrics[f"rung_accuracy/{r}"],
                                                          n_val)) for r in (1, 2)]
     assert 0 < board.margins[0] < 0.1

@@ -64,3 +64,21 @@ def test_search_enqueues_the_design_after_the_baselines(tmp_path, sampler, desig
     assert len(spread) == expected                   # min(3 trials, 10 - 3 in-space baselines)
     assert all(result.records[i]["baseline"] is None for i in spread)
     assert spread == list(range(5, 5 + expected))    # right after the 5 baselines
+
+
+def test_an_interrupted_design_trial_is_enqueued_again(tmp_path):
+    import optuna
+
+    from autocompress.search.initial import NOTE
+    from autocompress.search.runner_optuna import _recover
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    note = NOTE.format(axis="stm32f746.latency_ms")
+    study.enqueue_trial({"x": 1.0}, user_attrs={"note": note})
+    study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})   # running when killed
+    assert _recover(study, {}, ("accuracy", "stm32f746.latency_ms"),
+                    tmp_path / "records.jsonl") == 1
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"], t.user_attrs["note"]) for t in waiting] == \
+        [({"x": 1.0}, note)]
+    assert "interrupted" in (tmp_path / "records.jsonl").read_text()

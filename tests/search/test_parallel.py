@@ -87,7 +87,7 @@ def test_gp_sampler_proposes_past_its_startup_trials(tmp_path, monkeypatch):
 def test_ray_backend_local_head_two_workers(tmp_path):
     body = FAST.replace("trials: 3", "trials: 3").replace(
         "epochs: 1, finetune_epochs: 1", "epochs: 2, finetune_epochs: 1").replace(
-        "sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dominating: 1}}"
+        "sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dominating: 1, margin_se: 1}}"
     ).replace("data: digits", "data: countdata:make_data")
     (tmp_path / "countdata.py").write_text(COUNTED_DATA)
     cfg = write_config(tmp_path, body)
@@ -105,6 +105,8 @@ def test_ray_backend_local_head_two_workers(tmp_path):
         if r["state"] == "complete":
             assert (run / "trials" / str(r["number"]) / "model.pt").is_file()
     assert (run / "rungs.jsonl").is_file() and (run / "ray" / "tune").is_dir()
+    rungs = [json.loads(x) for x in (run / "rungs.jsonl").read_text().splitlines()]
+    assert rungs and all(e["margin"] > 0 for e in rungs)    # through the remote board
     assert (run / "report" / "trials.csv").is_file()
     pids = (tmp_path / "loads.txt").read_text().split()
     assert len(set(pids)) == 1, pids     # the driver only: actors get its data from Ray
