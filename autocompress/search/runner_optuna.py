@@ -90,8 +90,7 @@ def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[s
                                  "baseline"), error="interrupted (the run was killed); "
                              "a new trial replaces it")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if frozen.user_attrs.get("baseline") or str(frozen.user_attrs.get("note", "")) \
-                .startswith(NOTE.split("{")[0]):          # a baseline or a design pick
+        if frozen.user_attrs.get("baseline") or frozen.user_attrs.get("design"):
             attrs = {k: v for k, v in frozen.user_attrs.items() if k != "replaced"}
             study.enqueue_trial({} if "baseline_params" in attrs else frozen.params,
                                 user_attrs=attrs)
@@ -170,7 +169,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                 attrs["baseline_params"] = dict(base.params)
             study.enqueue_trial(dict(base.params) if base.in_space else {}, user_attrs=attrs)
         for params in design.picks if design else ():
-            study.enqueue_trial(params, user_attrs={"note": NOTE.format(axis=design.axis)})
+            study.enqueue_trial(params, user_attrs={"note": NOTE.format(axis=design.axis),
+                                                    "design": "spread"})
         study.set_user_attr("target_trials", n + len(extra))
     elif trials:
         n_base = len({t.user_attrs["baseline"] for t in study.trials

@@ -11,7 +11,7 @@ from autocompress.yamlio import Located
 
 
 def parse_reference(doc: Located, raw: Any, arch: Mapping[str, Distribution]
-                     ) -> dict[str, Any]:
+                    ) -> dict[str, Any]:
     """``reference:``: arch values of the student the baselines compress (one value, or one
     per stage; knobs left out take their largest value). Each must be a value of ``arch``."""
     if not isinstance(raw, dict):

@@ -74,7 +74,7 @@ def test_an_interrupted_design_trial_is_enqueued_again(tmp_path):
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     note = NOTE.format(axis="stm32f746.latency_ms")
-    study.enqueue_trial({"x": 1.0}, user_attrs={"note": note})
+    study.enqueue_trial({"x": 1.0}, user_attrs={"note": note, "design": "spread"})
     study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})   # running when killed
     assert _recover(study, {}, ("accuracy", "stm32f746.latency_ms"),
                     tmp_path / "records.jsonl") == 1
