@@ -86,11 +86,8 @@ def work(session: Session) -> int:
 
 def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool) -> None:
     """Entry point of an extra worker process (spawned: a fresh interpreter)."""
-    import logging
-
     from autocompress.search.progress import Progress
 
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     torch.set_num_threads(cfg.search.threads)
     ctx = build_context(cfg, reduction=Reduction.load(run_dir))
     study = make_study(cfg, ctx.objectives, run_dir, resume=True)

@@ -2,7 +2,6 @@
 every trial appended to records.jsonl before the next one starts."""
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +148,6 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     teacher = load_teacher(cfg, ctx, run_dir)
     progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
 
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
     by_number = {r["number"]: r for r in read_records(records_path)}
     interrupted = _recover(study, by_number, ctx.objectives, records_path) if resume else 0

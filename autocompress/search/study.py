@@ -17,6 +17,8 @@ def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
                resume: bool) -> Any:
     import optuna
 
+    # optuna sets its own logger to INFO when first imported: quiet it after the import
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = cfg.seed
     samplers = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True,
