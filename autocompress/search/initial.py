@@ -21,9 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from autocompress.config import pareto_objectives
 from autocompress.errors import AutocompressError
-from autocompress.search.objective import cost_plan
+from autocompress.search.objective import cost_plan, cost_values
 from autocompress.search.setup import SearchContext
 
 POOL_PER_PICK = 16            # random candidates costed per pick
@@ -55,7 +54,7 @@ def spread_design(ctx: SearchContext, n: int, seed: int) -> Design:
     import optuna
 
     start = time.perf_counter()
-    axis = next((o for o in pareto_objectives(ctx.objectives) if o.name != "accuracy"), None)
+    axis = next((o for o in ctx.objectives if o != "accuracy"), None)
     dists = ctx.rspace.distributions()
     if axis is None or n <= 0 or not dists:
         return Design("", (), (), 0, 0, 0.0)     # no cost objective or nothing to choose
@@ -73,11 +72,11 @@ def spread_design(ctx: SearchContext, n: int, seed: int) -> Design:
             raise                  # a user error (e.g. a LUT entry missing): stop, as trials do
         except Exception:          # a candidate that cannot be built is left to the sampler
             continue
-        value = axis.get({"cost": {k: c.to_dict() for k, c in costs.items()}})
-        if value is not None and value > 0 and all(v <= 0 for v in constraints.values()):
-            pool.append((float(value), params))
+        value = cost_values(costs, [axis])[0]
+        if value > 0 and all(v <= 0 for v in constraints.values()):
+            pool.append((value, params))
     picks = _closest_to_targets(sorted(pool, key=lambda p: p[0]), n)
-    return Design(axis.name, tuple(p for _, p in picks), tuple(v for v, _ in picks),
+    return Design(axis, tuple(p for _, p in picks), tuple(v for v, _ in picks),
                   POOL_PER_PICK * n, len(pool), time.perf_counter() - start)
 
 

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,12 @@ def cost_plan(ctx: SearchContext, plan: CompressionPlan, seed: int
     return graph, costs, constraints_of(ctx, costs)
 
 
+def cost_values(costs: Mapping[str, CostEstimate], objectives: Sequence[str]) -> list[float]:
+    """The value in ``costs`` of each ``<profile>.<metric>`` objective (accuracy skipped)."""
+    return [float(costs[o.split(".", 1)[0]].summary()[o.split(".", 1)[1]])
+            for o in objectives if o != "accuracy"]
+
+
 def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, Any], *,
               number: int, seed: int, trial_dir: Path | None = None,
               baseline: str | None = None, board: Board | None = None,
@@ -171,8 +177,7 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, numbe
     policy = EarlyStopping.from_config(ctx.cfg.search.early_stopping)
     if board is None or policy is None:
         return None
-    cost_vec = [float(costs[o.split(".", 1)[0]].summary()[o.split(".", 1)[1]])
-                for o in ctx.objectives if o != "accuracy"]
+    cost_vec = cost_values(costs, ctx.objectives)
 
     def hook(epochs_done: int) -> None:
         if epochs_done not in policy.rungs:
