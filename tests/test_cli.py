@@ -64,7 +64,7 @@ def test_search_report_export_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "[8/8]" in res.stdout                                # 3 trials + 5 baselines
     assert "A new study created" not in res.stdout + res.stderr  # optuna's INFO lines quiet
-    for name in ("config.resolved.yaml", "env.json", "study.db", "records.jsonl",
+    for name in ("config.resolved.yaml", "env.json", "study.journal", "records.jsonl",
                  "space.yaml", "report/trials.csv"):
         assert (run / name).is_file(), name
     env = json.loads((run / "env.json").read_text())

@@ -1,7 +1,7 @@
 """Run directory: the unit users move around, resume and export from.
 
 ``config.resolved.yaml`` (every default filled in), ``env.json`` (package versions, seed,
-profile sha256, git revision), ``study.db`` (Optuna; optuna-dashboard opens it),
+profile sha256, git revision), ``study.journal`` (Optuna; optuna-dashboard opens it),
 ``records.jsonl``, ``teacher-*.pt``, ``trials/<n>/model.pt``, ``report/``, ``export/``.
 """
 from __future__ import annotations

@@ -185,7 +185,7 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                baselines: bool = True, quiet: bool = False, resume: bool = False,
                workers: int = 1) -> SearchResult:
     """Run (or, with ``resume``, continue) a search in ``run_dir``; ``workers`` processes
-    share the study (SQLite) and the records.
+    share the study (the journal file) and the records.
 
     The number of finished trials to reach is fixed when the run starts (trials + baselines)
     and stored in the study, so a resumed run ends with the same count; trials that failed

@@ -5,6 +5,7 @@ import pytest
 from autocompress.config import load_config
 from autocompress.search.baselines import baselines, outside_reason
 from autocompress.search.setup import build_context
+from autocompress.search.study import storage_for
 
 from ..conftest import TINY, write_config
 
@@ -58,7 +59,7 @@ def test_search_records_baselines(tmp_path):
     assert set(by_base["fp32"]["params"].values()) >= {32}         # evaluated as given
     assert by_base["uniform-int4"]["params"] == dict(
         {b.name: b for b in baselines(build_context(cfg).rspace)}["uniform-int4"].params)
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run/study.db'}")
+    study = optuna.load_study(study_name="tiny", storage=storage_for(tmp_path / "run"))
     states = {t.user_attrs.get("baseline"): t.state.name for t in study.trials}
     assert states["fp32"] == "FAIL" and states["uniform-int8"] == "COMPLETE"
 

@@ -6,7 +6,7 @@ from autocompress.config import load_config
 from autocompress.search import objective
 from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.setup import build_context
-from autocompress.search.study import baselines_for, cheapest_params
+from autocompress.search.study import baselines_for, cheapest_params, storage_for
 
 from ..conftest import TINY, write_config
 
@@ -69,7 +69,7 @@ def test_resume_replaces_an_interrupted_trial(tmp_path):
     first = run_search(cfg, run, quiet=True)
     n = len(first.records)
     assert n == 2 + 5                                               # 2 + 5 baselines
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'study.db'}")
+    study = optuna.load_study(study_name="tiny", storage=storage_for(run))
     study.set_user_attr("target_trials", n + 1)                     # as if one was still due
     stuck = study.ask()                                             # ... and running at the kill
     result = run_search(cfg, run, quiet=True, resume=True)
@@ -80,5 +80,5 @@ def test_resume_replaces_an_interrupted_trial(tmp_path):
     assert sorted(latest) == list(range(n + 2))                     # the replacement is n + 1
     assert latest[n + 1]["state"] in ("complete", "infeasible")
     states = {t.number: t.state.name for t in optuna.load_study(
-        study_name="tiny", storage=f"sqlite:///{run / 'study.db'}").trials}
+        study_name="tiny", storage=storage_for(run)).trials}
     assert states[n] == "FAIL" and "RUNNING" not in states.values()

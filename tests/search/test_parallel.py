@@ -14,6 +14,7 @@ import pytest
 from autocompress.config import load_config
 from autocompress.search import objective
 from autocompress.search.runner_optuna import run_search
+from autocompress.search.study import storage_for
 
 from ..conftest import ROOT, TINY, write_config
 
@@ -26,7 +27,7 @@ def _check_run(run: Path, expected: int) -> list[dict]:
     lines = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
     numbers = [r["number"] for r in lines]
     assert sorted(numbers) == list(range(expected))          # each trial once, no gaps
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'study.db'}")
+    study = optuna.load_study(study_name="tiny", storage=storage_for(run))
     assert len(study.trials) == expected
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
     return lines
