@@ -67,7 +67,8 @@ class SearchSettings:
     # multi-fidelity early stopping, off by default: {rungs: [1, 3], min_dominating: 2}
     # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
     # candidates that passed the same rung, by margin_se standard errors of accuracy
-    # (default 0), is stopped and recorded 'pruned')
+    # (default 0), is stopped and recorded 'pruned'; only candidates chance_se (default 3)
+    # standard errors above chance accuracy count as dominating)
     early_stopping: Mapping[str, Any] | None = None
     # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
     reduce_space: bool = True
@@ -157,9 +158,10 @@ def _early_stopping(v: Any) -> str | None:
         return None
     if not isinstance(v, dict):
         return f"expected a mapping {{rungs: [1, 3], min_dominating: 2}} or null, got {v!r}"
-    unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se"})
+    unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se", "chance_se"})
     if unknown:
-        return f"unknown key '{unknown[0]}' (known: rungs, min_dominating, margin_se)"
+        return (f"unknown key '{unknown[0]}' (known: rungs, min_dominating, margin_se, "
+                "chance_se)")
     rungs = v.get("rungs")
     if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
         return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
@@ -169,6 +171,9 @@ def _early_stopping(v: Any) -> str | None:
     m = v.get("margin_se", 0.0)
     if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 10:
         return f"margin_se: expected a number of standard errors in 0..10, got {m!r}"
+    c = v.get("chance_se", 3.0)
+    if isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 10:
+        return f"chance_se: expected a number of standard errors in 0..10, got {c!r}"
     return None
 
 

@@ -22,12 +22,13 @@ separate from random on the task at this trial count.
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
                                         [--initial-design random|spread] [--budget-x 1.1]
-                                        [--out runs/bench_quality] [--report-only]
+                                        [--out runs/bench_quality] [--report-only] [--reuse]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -111,9 +112,14 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
                          finetune=args.finetune, budget=args.budget_ms, trials=args.trials,
                          sampler=sampler, threads=args.threads, stop=stop_txt,
                          design=args.initial_design)
+    path, done = out / f"{name}.yaml", out / name / "records.jsonl"
     if args.report_only:
-        return read_records(out / name / "records.jsonl")
-    path = out / f"{name}.yaml"
+        return read_records(done)
+    if args.reuse and path.exists() and path.read_text() == body and \
+            sum(not r.get("baseline") for r in read_records(done)) >= args.trials:
+        print(f"  {name}: reused (same config, finished)", flush=True)
+        return read_records(done)
+    shutil.rmtree(out / name, ignore_errors=True)
     path.write_text(body)
     start = time.perf_counter()
     res = run_search(load_config(path), out / name, quiet=True, baselines=baselines)
@@ -143,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
     p.add_argument("--report-only", action="store_true",
                    help="no new runs: report from the run dirs already in --out")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep finished runs in --out whose config text is unchanged (runs are "
+                        "deterministic apart from timing, for the same code: delete the run "
+                        "dirs a code change affects); run the others afresh")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.budget_ms is None:

@@ -9,9 +9,12 @@ dominate it (accuracy ≥, every cost ≤, one strictly better). With ``margin_s
 0) their accuracy must also lead by that many standard errors of an accuracy difference on the
 validation split, sqrt(2 p (1 - p) / n_val) at the candidate's accuracy p (racing-style: stop
 only when the candidate is measurably worse). On hard data the first epochs leave most
-candidates near chance, where plain dominance culls almost at random by cost; the margin keeps
-more hypervolume but saves fewer epochs (README, search quality). Baselines are never stopped,
-but count as candidates that passed.
+candidates near chance, where plain dominance culls almost at random by cost. So a candidate
+counts as dominating only when its own rung accuracy is measurably above chance: above the
+*floor*, the majority class's share c of the validation split plus ``chance_se`` (default 3)
+binomial standard errors, c + chance_se sqrt(c (1 - c) / n_val). A rung where every candidate
+is still at chance stops nobody; 0 turns the floor off. Baselines are never stopped, but count
+as candidates that passed.
 
 The accuracy at a rung is the dense student's (before pruning/quantization); its cost is
 the compressed candidate's. That pairing is optimistic for heavily compressed candidates, so
@@ -22,6 +25,8 @@ several worker processes share it, and a resumed run keeps it. The Ray backend r
 same file through one actor on the driver's node (``runner_ray``).
 
 >>> dominated_by([0.5, -1.0], [[0.6, -0.8], [0.52, -0.9]], margin=0.05)  # (acc, -cost) pairs
+1
+>>> dominated_by([0.09, -2.0], [[0.12, -1.0], [0.3, -1.0]], floor=0.15)   # 0.12: at chance
 1
 """
 from __future__ import annotations
@@ -51,6 +56,7 @@ class EarlyStopping:
     rungs: tuple[int, ...]
     min_dominating: int = 2
     margin_se: float = 0.0
+    chance_se: float = 3.0
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> EarlyStopping | None:
@@ -58,7 +64,8 @@ class EarlyStopping:
             return None
         return cls(rungs=tuple(int(r) for r in raw["rungs"]),
                    min_dominating=int(raw.get("min_dominating", 2)),
-                   margin_se=float(raw.get("margin_se", 0.0)))
+                   margin_se=float(raw.get("margin_se", 0.0)),
+                   chance_se=float(raw.get("chance_se", 3.0)))
 
     def margin(self, accuracy: float, n_val: int) -> float:
         """The accuracy lead a dominating candidate needs (see the module docstring)."""
@@ -67,13 +74,21 @@ class EarlyStopping:
         return self.margin_se * math.sqrt(2 * p * (1 - p) / n)
 
 
+    def floor(self, chance: float, n_val: int) -> float:
+        """The rung accuracy a candidate must exceed to count as dominating another."""
+        if self.chance_se == 0:
+            return -1.0
+        return chance + self.chance_se * math.sqrt(chance * (1 - chance) / max(2, n_val))
+
+
 def dominated_by(point: Sequence[float], others: Sequence[Sequence[float]], *,
-                 margin: float = 0.0) -> int:
+                 margin: float = 0.0, floor: float = -1.0) -> int:
     """How many of ``others`` dominate ``point``; every coordinate is *maximised* (pass
-    costs negated), and the first (accuracy) must lead by at least ``margin``."""
+    costs negated), the first (accuracy) must lead by at least ``margin`` and be above
+    ``floor``."""
     count = 0
     for other in others:
-        if other[0] >= point[0] + margin and \
+        if other[0] > floor and other[0] >= point[0] + margin and \
                 all(o >= p for o, p in zip(other, point, strict=True)) and \
                 any(o > p for o, p in zip(other, point, strict=True)):
             count += 1
@@ -86,7 +101,7 @@ def point_of(accuracy: float, costs: Sequence[float]) -> list[float]:
 
 class Board(Protocol):
     def decide(self, rung: int, number: int, accuracy: float, costs: Sequence[float],
-               protected: bool, margin: float = 0.0) -> bool:
+               protected: bool, margin: float = 0.0, floor: float = -1.0) -> bool:
         """Record the candidate at ``rung``; True means continue, False means stop."""
         ...
 
@@ -111,15 +126,16 @@ class FileBoard:
         return out
 
     def decide(self, rung: int, number: int, accuracy: float, costs: Sequence[float],
-               protected: bool = False, margin: float = 0.0) -> bool:
+               protected: bool = False, margin: float = 0.0, floor: float = -1.0) -> bool:
         point = point_of(accuracy, costs)
         with file_lock(self.path.with_name(f".{self.path.name}.lock")):
             passed = [e["point"] for e in self.entries()
                       if e["rung"] == rung and e["passed"] and e["number"] != number]
-            n_dom = dominated_by(point, passed, margin=margin)
+            n_dom = dominated_by(point, passed, margin=margin, floor=floor)
             go_on = protected or n_dom < self.policy.min_dominating
             entry = {"rung": rung, "number": number, "point": point, "passed": go_on,
-                     "dominated_by": n_dom, "margin": round(margin, 6)}
+                     "dominated_by": n_dom, "margin": round(margin, 6),
+                     "floor": round(floor, 6)}
             line = json.dumps(entry) + "\n"
             with open(self.path, "a+b") as fh:
                 if fh.tell() > 0:                   # after a torn line, start a fresh one

@@ -178,14 +178,17 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, numbe
     if board is None or policy is None:
         return None
     cost_vec = cost_values(costs, ctx.objectives)
+    val = ctx.data.val
+    chance = float(val.y.bincount().max()) / len(val)    # predicting the majority class
+    floor = policy.floor(chance, len(val))
 
     def hook(epochs_done: int) -> None:
         if epochs_done not in policy.rungs:
             return
-        acc = accuracy(model, ctx.data.val)
+        acc = accuracy(model, val)
         out[f"rung_accuracy/{epochs_done}"] = acc
-        margin = policy.margin(acc, len(ctx.data.val))
-        if not board.decide(epochs_done, number, acc, cost_vec, protected, margin):
+        margin = policy.margin(acc, len(val))
+        if not board.decide(epochs_done, number, acc, cost_vec, protected, margin, floor):
             raise Pruned(epochs_done, acc)
 
     return hook

@@ -97,11 +97,11 @@ class _RemoteBoard:
         self.handle = handle
 
     def decide(self, rung: int, number: int, accuracy: float, costs: Any,
-               protected: bool, margin: float = 0.0) -> bool:
+               protected: bool, margin: float = 0.0, floor: float = -1.0) -> bool:
         import ray
 
         return bool(ray.get(self.handle.decide.remote(rung, number, accuracy, list(costs),
-                                                      protected, margin)))
+                                                      protected, margin, floor)))
 
 
 def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:

@@ -1,57 +1,34 @@
 """Optuna study set-up (storage in the run dir, seeded sampler) and the parameter sets
 the runner needs besides sampled ones: baselines and the cheapest candidate.
 
-The storage is Optuna's journal file (``study.journal``): an append-only log under a file
-lock, safe for several worker processes, and about 5x cheaper per trial than SQLite here (an
-ask, 40 suggestions and a tell: 12 ms against 60 ms). A run dir made before it, with a
-``study.db``, keeps its SQLite study on resume and export."""
+The storage is Optuna's journal file (``study.journal``, ``search/journal.py``): an
+append-only log under an ``flock``, safe for several worker processes, and about 5x cheaper
+per trial than SQLite here (an ask, 40 suggestions and a tell: 12 ms against 60 ms). A run dir
+made before it, with a ``study.db``, keeps its SQLite study on resume."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 from autocompress.config import SearchConfig, pareto_objectives
+from autocompress.search.journal import journal_storage
 from autocompress.search.records import TrialRecord
 from autocompress.space import ResolvedSpace
 from autocompress.space.distributions import Choice, Fixed
 
-JOURNAL = "study.journal"
 STARTUP_TRIALS = 10   # TPE's and GP's random start-up trials (enqueued ones count)
 
 
 def storage_for(run_dir: Path) -> Any:
     """The run's study storage: its SQLite ``study.db`` if it has one (made before the
-    journal), else the journal file, its torn last line (a writer killed mid-append) cut."""
+    journal), else the journal file (``search/journal.py``)."""
     import optuna
 
     db = run_dir / "study.db"
     if db.exists():   # SQLite waits up to 60 s for a lock instead of failing at once
         return optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}",
                                           engine_kwargs={"connect_args": {"timeout": 60}})
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-
-    path = str((run_dir / JOURNAL).resolve())
-    lock = JournalFileSymlinkLock(path, grace_period=10)   # a killed holder: freed after 10 s
-    cut_torn_tail(Path(path), lock)
-    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=lock))
-
-
-def cut_torn_tail(path: Path, lock: Any) -> int:
-    """Truncate a journal after its last complete line (under the writers' lock, so no live
-    append is cut): a process killed mid-write leaves a partial line, and Optuna would glue
-    the next append to it and refuse the file from then on. Returns the bytes cut."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    lock.acquire()
-    try:
-        with path.open("rb+") as f:
-            data = f.read()
-            keep = data.rfind(b"\n") + 1
-            if keep < len(data):
-                f.truncate(keep)
-            return len(data) - keep
-    finally:
-        lock.release()
+    return journal_storage(run_dir)
 
 
 def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,

@@ -38,6 +38,27 @@ def test_a_dominating_accuracy_must_lead_by_the_margin(tmp_path):
     assert board.entries()[2]["margin"] == pytest.approx(0.0258, abs=1e-4)
 
 
+def test_candidates_at_chance_stop_nobody(tmp_path):
+    policy = EarlyStopping(rungs=(1,))                                       # chance_se 3
+    floor = policy.floor(0.1, 270)           # 10 balanced classes, 270 validation images
+    assert floor == pytest.approx(0.1 + 3 * (0.09 / 270) ** 0.5)             # ~0.155
+    assert EarlyStopping(rungs=(1,), chance_se=0).floor(0.1, 270) < 0        # off
+    at_chance = [point_of(0.15, [1.0]), point_of(0.12, [1.0])]
+    assert dominated_by(point_of(0.09, [2.0]), at_chance) == 2
+    assert dominated_by(point_of(0.09, [2.0]), at_chance, floor=floor) == 0
+    assert dominated_by(point_of(0.09, [2.0]), [*at_chance, point_of(0.6, [1.0])],
+                        floor=floor) == 1                                    # one has learned
+    board = FileBoard(tmp_path / "rungs.jsonl", policy)
+    assert board.decide(1, 0, 0.15, [1.0], False, 0.0, floor)
+    assert board.decide(1, 1, 0.12, [1.0], False, 0.0, floor)
+    assert board.decide(1, 2, 0.09, [2.0], False, 0.0, floor)    # without the floor: stopped
+    assert not board.decide(1, 3, 0.09, [2.0], False)
+    assert board.entries()[2]["floor"] == pytest.approx(floor, abs=1e-6)
+    board.decide(1, 4, 0.7, [1.0], False, 0.0, floor)
+    board.decide(1, 5, 0.6, [1.0], False, 0.0, floor)
+    assert not board.decide(1, 6, 0.5, [2.0], False, 0.0, floor)  # learned ones still stop
+
+
 def test_board_stops_a_candidate_dominated_by_k_that_passed(tmp_path):
     board = FileBoard(tmp_path / "rungs.jsonl", EarlyStopping(rungs=(1,), min_dominating=2))
     assert board.decide(1, 0, 0.9, [1.0], False)
@@ -65,17 +86,23 @@ def test_config_validates_early_stopping(tmp_path):
         load_config(write_config(tmp_path, STOP.replace("min_dominating: 2", "min_dominating: 0")))
     with pytest.raises(ConfigError, match="margin_se"):
         load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "margin_se: -1")))
+    with pytest.raises(ConfigError, match="chance_se"):
+        load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "chance_se: true")))
+    off = load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "chance_se: 0")))
+    assert EarlyStopping.from_config(off.search.early_stopping).chance_se == 0
     plain = load_config(write_config(tmp_path, STOP.replace(", margin_se: 1", "")))
     assert EarlyStopping.from_config(plain.search.early_stopping).margin_se == 0
+    assert EarlyStopping.from_config(plain.search.early_stopping).chance_se == 3   # default
 
 
 class _Board:
     def __init__(self, stop_at: int | None) -> None:
-        self.stop_at, self.calls, self.margins = stop_at, [], []
+        self.stop_at, self.calls, self.margins, self.floors = stop_at, [], [], []
 
-    def decide(self, rung, number, accuracy, costs, protected, margin=0.0):
+    def decide(self, rung, number, accuracy, costs, protected, margin=0.0, floor=-1.0):
         self.calls.append((rung, number, accuracy, tuple(costs), protected))
         self.margins.append(margin)
+        self.floors.append(floor)
         return rung != self.stop_at
 
 
@@ -96,6 +123,9 @@ def test_trial_stopped_at_a_rung_is_recorded_pruned(ctx):
     assert board.margins == [pytest.approx(policy.margin(rec.metrics[f"rung_accuracy/{r}"],
                                                          n_val)) for r in (1, 2)]
     assert 0 < board.margins[0] < 0.1
+    chance = float(ctx.data.val.y.bincount().max()) / n_val     # the majority class's share
+    assert board.floors == [pytest.approx(policy.floor(chance, n_val))] * 2
+    assert chance < board.floors[0] < 1
 
 
 def test_unstopped_trial_trains_exactly_as_without_rungs(ctx):

@@ -1,13 +1,18 @@
 """The study's storage: Optuna's journal file in new run dirs, SQLite kept for old ones, and
-a journal torn by a kill mid-append repaired before it is opened."""
+a journal torn by a kill mid-append repaired before the next append, a lock that dies with
+its holder."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 
-from autocompress.search.study import JOURNAL, storage_for
+from autocompress.search.journal import JOURNAL, JournalLock
+from autocompress.search.study import storage_for
 
 
 def _study(run: Path, n: int) -> optuna.Study:
@@ -57,3 +62,50 @@ def test_without_the_cut_optuna_refuses_the_journal(tmp_path):
     study = optuna.load_study(study_name="s", storage=raw)
     with pytest.raises((AttributeError, ValueError)):      # the new trial is unreadable
         study.tell(study.ask(), [0.1, 1.0])
+
+
+def test_a_live_process_appends_after_another_was_torn(tmp_path):
+    """A worker killed mid-append: the survivor's next append must not glue onto it."""
+    study = _study(tmp_path, 1)
+    _tear(tmp_path)                                  # as if another worker died writing
+    trial = study.ask()
+    assert trial.number == 1
+    study.tell(trial, [0.7, 2.0])
+    again = optuna.load_study(study_name="s", storage=storage_for(tmp_path))
+    assert [(t.number, t.state.name) for t in again.trials] == [(0, "COMPLETE"),
+                                                                (1, "COMPLETE")]
+
+
+HOLD_AND_DIE = """
+import os, sys
+from pathlib import Path
+from autocompress.search.journal import JournalLock
+JournalLock(Path(sys.argv[1])).acquire()
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_lock_held_by_a_killed_process_is_free_and_the_dir_can_move(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _study(run, 1)
+    proc = subprocess.run([sys.executable, "-c", HOLD_AND_DIE, str(run / JOURNAL)],
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == -9
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    start = time.perf_counter()
+    study = _study(moved, 1)
+    assert time.perf_counter() - start < 5           # no grace period to wait out
+    assert len(study.trials) == 2
+
+
+def test_lock_pickles_without_its_file(tmp_path):
+    import pickle
+
+    lock = JournalLock(tmp_path / JOURNAL)
+    lock.acquire()
+    copy = pickle.loads(pickle.dumps(lock))
+    lock.release()
+    assert copy.acquire() and copy.path == lock.path
+    copy.release()

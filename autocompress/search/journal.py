@@ -1,0 +1,86 @@
+"""The study's storage file: Optuna's journal (an append-only JSON-lines log) with our lock.
+
+Optuna's own file locks are a symlink or an open(O_EXCL) file with a grace period: a holder
+killed mid-append leaves the lock behind, the next process waits out the grace period (or
+spins, when the run dir was moved and the symlink dangles), and two waiters can both break
+it. An ``flock`` has none of that: the kernel frees it when its holder dies. The lock also
+cuts a torn last line (a writer killed mid-append) each time it is taken, so the next append
+never glues onto it; Optuna would read the glued line as an error from then on."""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO, Any
+
+JOURNAL = "study.journal"
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Truncate ``path`` after its last newline (call under the writers' lock). Reads only
+    the tail; returns the bytes cut."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with path.open("rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        keep, pos = 0, size
+        while pos > 0:
+            step = min(1 << 16, pos)
+            f.seek(pos - step)
+            i = f.read(step).rfind(b"\n")
+            if i >= 0:
+                keep = pos - step + i + 1
+                break
+            pos -= step
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+        return size - keep
+
+
+class JournalLock:
+    """Lock object for ``optuna.storages.journal.JournalFileBackend`` (it calls ``acquire``
+    and ``release``): an exclusive ``flock`` on ``.<journal>.lock``, then the torn-tail cut."""
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self.path = journal.with_name(f".{journal.name}.lock")
+        self._fh: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        fh = open(self.path, "a+b")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        self._fh = fh
+        try:
+            cut_torn_tail(self.journal)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
+
+    def __getstate__(self) -> dict[str, Any]:     # a study pickled (Ray) holds no lock
+        return {"journal": self.journal, "path": self.path, "_fh": None}
+
+
+def journal_storage(run_dir: Path) -> Any:
+    """Optuna storage on ``RUN_DIR/study.journal``, its torn tail (if any) cut first."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = (run_dir / JOURNAL).resolve()
+    lock = JournalLock(path)
+    lock.acquire()
+    lock.release()
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
