@@ -67,8 +67,8 @@ class SearchSettings:
     # multi-fidelity early stopping, off by default: {rungs: [1, 3], min_dominating: 2}
     # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
     # candidates that passed the same rung, by margin_se standard errors of accuracy
-    # (default 0), is stopped and recorded 'pruned'; only candidates chance_se (default 3)
-    # standard errors above chance accuracy count as dominating)
+    # (default 0), is stopped and recorded 'pruned'; with chance_se > 0 (default 0) only
+    # candidates that many standard errors above chance accuracy count as dominating)
     early_stopping: Mapping[str, Any] | None = None
     # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
     reduce_space: bool = True
@@ -171,7 +171,7 @@ def _early_stopping(v: Any) -> str | None:
     m = v.get("margin_se", 0.0)
     if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 10:
         return f"margin_se: expected a number of standard errors in 0..10, got {m!r}"
-    c = v.get("chance_se", 3.0)
+    c = v.get("chance_se", 0.0)
     if isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 10:
         return f"chance_se: expected a number of standard errors in 0..10, got {c!r}"
     return None

@@ -22,6 +22,7 @@ separate from random on the task at this trial count.
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
                                         [--initial-design random|spread] [--budget-x 1.1]
+                                        [--margin-se 0] [--chance-se 0]
                                         [--out runs/bench_quality] [--report-only] [--reuse]
 """
 from __future__ import annotations
@@ -105,7 +106,9 @@ def int8_budget(args: argparse.Namespace, seed: int) -> float:
 def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baselines: bool,
         out: Path) -> list[dict[str, Any]]:
     name = f"{sampler}{'-es' if stop else ''}-s{seed}"
-    stop_txt = (f", early_stopping: {{rungs: {args.rungs}, min_dominating: {args.k}}}"
+    stop_txt = (f", early_stopping: {{rungs: {args.rungs}, min_dominating: {args.k}"
+                f"{f', margin_se: {args.margin_se}' if args.margin_se else ''}"
+                f"{f', chance_se: {args.chance_se}' if args.chance_se else ''}}}"
                 if stop else "")
     body = CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
                          teacher=args.teacher_epochs, epochs=args.epochs,
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--rungs", default="[1, 3]")
     p.add_argument("--k", type=int, default=2)
+    p.add_argument("--margin-se", type=float, default=0.0, help="early_stopping.margin_se")
+    p.add_argument("--chance-se", type=float, default=0.0, help="early_stopping.chance_se")
     p.add_argument("--budget-ms", type=float, default=None,
                    help="STM32F746 latency budget (default: --budget-x x the int8 baseline's)")
     p.add_argument("--budget-x", type=float, default=1.1,

@@ -9,12 +9,13 @@ dominate it (accuracy ≥, every cost ≤, one strictly better). With ``margin_s
 0) their accuracy must also lead by that many standard errors of an accuracy difference on the
 validation split, sqrt(2 p (1 - p) / n_val) at the candidate's accuracy p (racing-style: stop
 only when the candidate is measurably worse). On hard data the first epochs leave most
-candidates near chance, where plain dominance culls almost at random by cost. So a candidate
-counts as dominating only when its own rung accuracy is measurably above chance: above the
-*floor*, the majority class's share c of the validation split plus ``chance_se`` (default 3)
-binomial standard errors, c + chance_se sqrt(c (1 - c) / n_val). A rung where every candidate
-is still at chance stops nobody; 0 turns the floor off. Baselines are never stopped, but count
-as candidates that passed.
+candidates near chance, where plain dominance culls almost at random by cost. With
+``chance_se`` > 0 (default 0) a candidate counts as dominating only when its own rung accuracy
+is measurably above chance: above the *floor*, the majority class's share c of the validation
+split plus chance_se binomial standard errors, c + chance_se sqrt(c (1 - c) / n_val); a rung
+where every candidate is still at chance then stops nobody. Both options keep more
+hypervolume and save fewer epochs (README, search quality), so both are opt-in. Baselines are
+never stopped, but count as candidates that passed.
 
 The accuracy at a rung is the dense student's (before pruning/quantization); its cost is
 the compressed candidate's. That pairing is optimistic for heavily compressed candidates, so
@@ -56,7 +57,7 @@ class EarlyStopping:
     rungs: tuple[int, ...]
     min_dominating: int = 2
     margin_se: float = 0.0
-    chance_se: float = 3.0
+    chance_se: float = 0.0
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> EarlyStopping | None:
@@ -65,7 +66,7 @@ class EarlyStopping:
         return cls(rungs=tuple(int(r) for r in raw["rungs"]),
                    min_dominating=int(raw.get("min_dominating", 2)),
                    margin_se=float(raw.get("margin_se", 0.0)),
-                   chance_se=float(raw.get("chance_se", 3.0)))
+                   chance_se=float(raw.get("chance_se", 0.0)))
 
     def margin(self, accuracy: float, n_val: int) -> float:
         """The accuracy lead a dominating candidate needs (see the module docstring)."""

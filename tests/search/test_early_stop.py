@@ -13,7 +13,8 @@ from ..conftest import TINY, write_config
 
 STOP = TINY.replace("epochs: 1, finetune_epochs: 1", "epochs: 3, finetune_epochs: 1").replace(
     "sampler: random}",
-    "sampler: random, early_stopping: {rungs: [1, 2], min_dominating: 2, margin_se: 1}}")
+    "sampler: random, early_stopping: {rungs: [1, 2], min_dominating: 2, margin_se: 1, "
+    "chance_se: 3}}")
 
 
 def test_dominance_counts_only_strictly_better_points():
@@ -39,10 +40,10 @@ def test_a_dominating_accuracy_must_lead_by_the_margin(tmp_path):
 
 
 def test_candidates_at_chance_stop_nobody(tmp_path):
-    policy = EarlyStopping(rungs=(1,))                                       # chance_se 3
+    policy = EarlyStopping(rungs=(1,), chance_se=3)
     floor = policy.floor(0.1, 270)           # 10 balanced classes, 270 validation images
     assert floor == pytest.approx(0.1 + 3 * (0.09 / 270) ** 0.5)             # ~0.155
-    assert EarlyStopping(rungs=(1,), chance_se=0).floor(0.1, 270) < 0        # off
+    assert EarlyStopping(rungs=(1,)).floor(0.1, 270) < 0                     # off by default
     at_chance = [point_of(0.15, [1.0]), point_of(0.12, [1.0])]
     assert dominated_by(point_of(0.09, [2.0]), at_chance) == 2
     assert dominated_by(point_of(0.09, [2.0]), at_chance, floor=floor) == 0
@@ -75,7 +76,7 @@ def test_board_stops_a_candidate_dominated_by_k_that_passed(tmp_path):
 def test_config_validates_early_stopping(tmp_path):
     cfg = load_config(write_config(tmp_path, STOP))
     assert EarlyStopping.from_config(cfg.search.early_stopping) == EarlyStopping(
-        rungs=(1, 2), min_dominating=2, margin_se=1)
+        rungs=(1, 2), min_dominating=2, margin_se=1, chance_se=3)
     assert EarlyStopping.from_config(load_config(write_config(tmp_path, TINY))
                                      .search.early_stopping) is None      # off by default
     with pytest.raises(ConfigError, match=r"below train\.epochs"):
@@ -87,12 +88,13 @@ def test_config_validates_early_stopping(tmp_path):
     with pytest.raises(ConfigError, match="margin_se"):
         load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "margin_se: -1")))
     with pytest.raises(ConfigError, match="chance_se"):
-        load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "chance_se: true")))
-    off = load_config(write_config(tmp_path, STOP.replace("margin_se: 1", "chance_se: 0")))
+        load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "chance_se: true")))
+    off = load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "chance_se: 0")))
     assert EarlyStopping.from_config(off.search.early_stopping).chance_se == 0
-    plain = load_config(write_config(tmp_path, STOP.replace(", margin_se: 1", "")))
+    plain = load_config(write_config(tmp_path, STOP.replace(", margin_se: 1, chance_se: 3",
+                                                            "")))
     assert EarlyStopping.from_config(plain.search.early_stopping).margin_se == 0
-    assert EarlyStopping.from_config(plain.search.early_stopping).chance_se == 3   # default
+    assert EarlyStopping.from_config(plain.search.early_stopping).chance_se == 0   # default
 
 
 class _Board:
@@ -119,7 +121,8 @@ def test_trial_stopped_at_a_rung_is_recorded_pruned(ctx):
     assert [c[0] for c in board.calls] == [1, 2]
     assert set(rec.metrics) == {"rung_accuracy/1", "rung_accuracy/2"}
     assert board.calls[0][3] == (rec.cost["stm32f746"]["latency_ms"],)   # the predicted cost
-    policy, n_val = EarlyStopping(rungs=(1, 2), margin_se=1), len(ctx.data.val)
+    policy = EarlyStopping(rungs=(1, 2), margin_se=1, chance_se=3)
+    n_val = len(ctx.data.val)
     assert board.margins == [pytest.approx(policy.margin(rec.metrics[f"rung_accuracy/{r}"],
                                                          n_val)) for r in (1, 2)]
     assert 0 < board.margins[0] < 0.1

@@ -88,8 +88,8 @@ def test_gp_sampler_proposes_past_its_startup_trials(tmp_path, monkeypatch):
 def test_ray_backend_local_head_two_workers(tmp_path):
     body = FAST.replace("trials: 3", "trials: 3").replace(
         "epochs: 1, finetune_epochs: 1", "epochs: 2, finetune_epochs: 1").replace(
-        "sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dominating: 1, margin_se: 1}}"
-    ).replace("data: digits", "data: countdata:make_data")
+        "sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dominating: 1, "
+        "margin_se: 1, chance_se: 3}}").replace("data: digits", "data: countdata:make_data")
     (tmp_path / "countdata.py").write_text(COUNTED_DATA)
     cfg = write_config(tmp_path, body)
     run = tmp_path / "run"
