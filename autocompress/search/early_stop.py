@@ -96,6 +96,31 @@ def dominated_by(point: Sequence[float], others: Sequence[Sequence[float]], *,
     return count
 
 
+def chance_level(labels: Any) -> float:
+    """Accuracy of always predicting the majority class (``labels``: an integer tensor)."""
+    return float(labels.bincount().max()) / max(1, len(labels))
+
+
+def rung_report(entries: Sequence[Mapping[str, Any]], policy: EarlyStopping, chance: float,
+                n_val: int) -> str:
+    """One line on what early stopping did: stops per rung, and a hint when a rung's stops
+    came while its median candidate was not measurably above chance (3 standard errors)."""
+    stops = {r: sum(1 for e in entries if e["rung"] == r and not e["passed"])
+             for r in policy.rungs}
+    seen = len({e["number"] for e in entries})
+    line = (f"early stopping: {sum(stops.values())} of {seen} candidates stopped ("
+            + ", ".join(f"rung {r}: {n}" for r, n in stops.items()) + ")")
+    for rung, n in stops.items():
+        accs = sorted(e["point"][0] for e in entries if e["rung"] == rung)
+        median = accs[len(accs) // 2] if accs else 1.0
+        if n and policy.chance_se == 0 and \
+                median <= EarlyStopping(rungs=(rung,), chance_se=3).floor(chance, n_val):
+            line += (f"; at rung {rung} the median candidate scored {median:.1%} against "
+                     f"{chance:.1%} for chance, so its stops were close to random by cost "
+                     "(a later first rung, or early_stopping.chance_se: 3, avoids that)")
+    return line
+
+
 def point_of(accuracy: float, costs: Sequence[float]) -> list[float]:
     return [float(accuracy), *(-float(c) for c in costs)]
 

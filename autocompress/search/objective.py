@@ -27,7 +27,7 @@ from autocompress.compress.checkpoint import save_packed
 from autocompress.errors import AutocompressError
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostEstimate, LayerFormat, check_budget
-from autocompress.search.early_stop import Board, EarlyStopping, Pruned
+from autocompress.search.early_stop import Board, EarlyStopping, Pruned, chance_level
 from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
@@ -179,8 +179,7 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, numbe
         return None
     cost_vec = cost_values(costs, ctx.objectives)
     val = ctx.data.val
-    chance = float(val.y.bincount().max()) / len(val)    # predicting the majority class
-    floor = policy.floor(chance, len(val))
+    floor = policy.floor(chance_level(val.y), len(val))
 
     def hook(epochs_done: int) -> None:
         if epochs_done not in policy.rungs:

@@ -13,6 +13,7 @@ from autocompress.config import SearchConfig, budgets_of, pareto_objectives
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
+from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
@@ -196,11 +197,22 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
                            resume=resume)
     run_workers(session, workers)
+    return finish(session)
+
+
+def finish(session: Session) -> SearchResult:
+    """The end of a run (either backend): say how often the sampler proposed over-budget
+    candidates and what early stopping did, and return the records and front."""
     records = read_records(session.records_path)
     session.progress.say(infeasible_trend(records).summary())
+    policy = EarlyStopping.from_config(session.cfg.search.early_stopping)
+    if policy is not None:
+        val = session.ctx.data.val
+        rungs = FileBoard(session.run_dir / "rungs.jsonl", policy).entries()
+        session.progress.say(rung_report(rungs, policy, chance_level(val.y), len(val)))
     front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
-                                     budgets_of(cfg))
-    return SearchResult(run_dir=run_dir, records=records, front=front)
+                                     budgets_of(session.cfg))
+    return SearchResult(run_dir=session.run_dir, records=records, front=front)
 
 
 def _tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...]) -> None:

@@ -37,9 +37,9 @@ from autocompress.search.runner_optuna import (
     SearchResult,
     Session,
     _tell,
+    finish,
     open_session,
 )
-from autocompress.search.sampling import infeasible_trend
 
 SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
 _CACHE: dict[str, Any] = {}    # per worker process: the search context, built once
@@ -213,11 +213,7 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
     remaining = session.target - counted(read_records(session.records_path, warn=False))
     if remaining > 0:
         _run_tune(session, workers, address, remaining)
-    records = read_records(session.records_path)
-    session.progress.say(infeasible_trend(records).summary())
-    front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
-                                     budgets_of(cfg))
-    return SearchResult(run_dir=run_dir, records=records, front=front)
+    return finish(session)
 
 
 def _run_tune(session: Session, workers: int, address: str | None, remaining: int) -> None:

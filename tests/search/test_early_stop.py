@@ -5,7 +5,14 @@ import pytest
 from autocompress.config import load_config
 from autocompress.errors import ConfigError
 from autocompress.search import objective
-from autocompress.search.early_stop import EarlyStopping, FileBoard, dominated_by, point_of
+from autocompress.search.early_stop import (
+    EarlyStopping,
+    FileBoard,
+    chance_level,
+    dominated_by,
+    point_of,
+    rung_report,
+)
 from autocompress.search.setup import build_context
 from autocompress.search.study import cheapest_params
 
@@ -58,6 +65,25 @@ def test_candidates_at_chance_stop_nobody(tmp_path):
     board.decide(1, 4, 0.7, [1.0], False, 0.0, floor)
     board.decide(1, 5, 0.6, [1.0], False, 0.0, floor)
     assert not board.decide(1, 6, 0.5, [2.0], False, 0.0, floor)  # learned ones still stop
+
+
+def test_rung_report_flags_stops_made_at_chance(tmp_path):
+    import torch
+
+    assert chance_level(torch.tensor([0, 1, 1, 2])) == 0.5
+    policy = EarlyStopping(rungs=(1, 3))
+    board = FileBoard(tmp_path / "rungs.jsonl", policy)
+    for n, (acc, cost) in enumerate([(0.12, 1.0), (0.11, 1.0), (0.09, 2.0), (0.10, 3.0)]):
+        board.decide(1, n, acc, [cost], False)
+    for n, (acc, cost) in enumerate([(0.8, 1.0), (0.7, 1.0)]):
+        board.decide(3, n, acc, [cost], False)
+    line = rung_report(board.entries(), policy, 0.1, 270)
+    assert line.startswith("early stopping: 2 of 4 candidates stopped (rung 1: 2, rung 3: 0)")
+    assert "at rung 1 the median candidate scored 11.0% against 10.0% for chance" in line
+    assert "rung 3 the" not in line
+    floor = EarlyStopping(rungs=(1, 3), chance_se=3)
+    assert "chance" not in rung_report(board.entries(), floor, 0.1, 270)   # already on
+    assert "chance" not in rung_report(board.entries(), policy, 0.01, 270)  # 100 classes
 
 
 def test_board_stops_a_candidate_dominated_by_k_that_passed(tmp_path):

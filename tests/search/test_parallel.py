@@ -100,6 +100,7 @@ def test_ray_backend_local_head_two_workers(tmp_path):
                          env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "starting a local Ray (2 CPUs" in res.stdout
+    assert "early stopping: " in res.stdout                  # the run's end, on Ray too
     lines = _check_run(run, 3)
     assert {r["state"] for r in lines} <= {"complete", "infeasible", "pruned"}
     for r in lines:
