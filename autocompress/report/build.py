@@ -33,6 +33,7 @@ from autocompress.report.info import (
 from autocompress.report.layers import layer_heatmap_info
 from autocompress.report.provenance import read_provenance
 from autocompress.report.trace import hypervolume_infos
+from autocompress.search.sampling import InfeasibleTrend, infeasible_trend, proposals
 
 
 def _slug(profile: str) -> str:
@@ -68,7 +69,8 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
         pngs["layers"] = render_heatmap(layers, out_dir / "layers.png")
     hv = hypervolume_infos(recs, objectives, budgets)
     if hv:
-        pngs["hypervolume"] = render_hypervolume(hv, out_dir / "hypervolume.png")
+        pngs["hypervolume"] = render_hypervolume(hv, out_dir / "hypervolume.png",
+                                                 infeasible=_infeasible_trace(recs, budgets))
     written = list(pngs.values())
     csv_path = out_dir / "trials.csv"
     _write_csv(csv_path, TrialsTable.from_records(recs))
@@ -79,6 +81,15 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
                       read_provenance(run_dir))
     _write_atomic(html_path, page)
     return [*written, csv_path, md_path, html_path]
+
+
+def _infeasible_trace(records: Sequence[Record], budgets: Sequence[Budget]
+                      ) -> tuple[list[int], InfeasibleTrend] | None:
+    """The sampler's over-budget proposals over time (None without budgets or proposals)."""
+    numbers = [int(r["number"]) for r in proposals(records)]
+    if not budgets or not numbers:
+        return None
+    return numbers, infeasible_trend(records)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -118,7 +129,8 @@ def summary_markdown(records: Sequence[Record], objectives: Sequence[Objective] 
         lines += ["Budgets:", ""]
         lines += [f"- {b.profile}: {b.metric} ≤ {b.limit:g} {unit_of(b.metric)}".rstrip()
                   for b in budgets]
-        lines.append("")
+        trend = infeasible_trend(records).summary()
+        lines += ["", f"{trend[0].upper()}{trend[1:]} (hypervolume.png, lower panel).", ""]
     percent = y_obj.name == "accuracy"
     for info in pareto_plot_infos(records, objectives, budgets):
         if not info.profile:

@@ -17,6 +17,9 @@ from typing import Any
 from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo
 from autocompress.report.plots import FRONT_COLOR, _figure
 from autocompress.report.trace import HypervolumeInfo
+from autocompress.search.sampling import InfeasibleTrend
+
+InfeasibleTrace = tuple[Sequence[int], InfeasibleTrend]   # proposal trial numbers, trend
 
 _CMAPS = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys")
 _LINE_COLORS = (FRONT_COLOR, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf")
@@ -110,13 +113,18 @@ def _cmap(index: int, higher_compresses_more: bool):  # type: ignore[no-untyped-
 
 
 def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
-                       dpi: int = 130) -> Path:
+                       infeasible: InfeasibleTrace | None = None, dpi: int = 130) -> Path:
     """Front hypervolume (as a share of the reference box) after each trial, one line per
-    device; markers where the front improved."""
+    device; markers where the front improved. With ``infeasible``, a second panel below: the
+    share of the sampler's proposals that were over budget, over the last 10 and overall."""
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    fig = _figure(8.0, 3.8)
-    ax = fig.add_subplot()
+    fig = _figure(8.0, 5.6 if infeasible else 3.8)
+    if infeasible:
+        ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        _infeasible_panel(low, infeasible)
+    else:
+        ax = fig.add_subplot()
     for k, info in enumerate(infos):
         color = _LINE_COLORS[k % len(_LINE_COLORS)]
         fr = info.fractions
@@ -134,7 +142,7 @@ def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
     ax.set_ylim(0.0, max([1e-9, *(max(i.fractions, default=0.0) for i in infos)]) * 1.15)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
+    (low if infeasible else ax).set_xlabel("trial")
     ax.set_ylabel("hypervolume\n(share of reference box)")
     ax.set_title("Front hypervolume after each trial (reference: accuracy 0, latency in legend)",
                  fontsize=10)
@@ -142,6 +150,21 @@ def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
     if infos:
         ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path, dpi)
+
+
+def _infeasible_panel(ax: Any, trace: InfeasibleTrace) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    numbers, trend = trace
+    ax.step(numbers, trend.windowed, where="post", color="#d62728", linewidth=1.6,
+            label="last 10 proposals")
+    ax.plot(numbers, trend.cumulative, color="#d62728", linewidth=1.0, linestyle="--",
+            alpha=0.7, label="all so far")
+    ax.set_ylim(-0.03, 1.03)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_ylabel("proposals\nover budget")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
 
 
 def _save(fig, path: Path | str, dpi: int) -> Path:  # type: ignore[no-untyped-def]

@@ -59,7 +59,9 @@ def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Ob
         Section(id="hypervolume", title="Hypervolume over trials", body='<div class="narrow">'
                 + _fig(
             pngs, "hypervolume", "Share of the reference box (accuracy 0 to 1 × latency 0 to "
-            "the budget, or the largest latency seen) dominated by the front after each trial")
+            "the budget, or the largest latency seen) dominated by the front after each trial; "
+            "with budgets, below: the share of the sampler's proposals that were over budget "
+            "(rejected before training), so a sampler that learns the budget shows it falling")
                 + "</div>"),
         Section(id="trials", title="Trials", body=_trials(records, objectives, budgets)),
         Section(id="provenance", title="Provenance", body=_provenance(provenance)),

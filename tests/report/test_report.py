@@ -164,6 +164,27 @@ def test_write_report(tmp_path: Path, records: list[dict[str, Any]]) -> None:
     assert "mcu: latency_ms ≤ 10 ms" in md
     assert "| 5 (uniform-int8) | 95.00 % | 7 | 14 | 18 | `plan5` |" in md
     assert "| 1 |" not in md.split("## phone")[0]  # dominated on the mcu
+    assert "Infeasible proposals: 17% of 6 (first half 0%, second half 33%)" in md
+
+
+def test_hypervolume_figure_has_the_infeasible_panel_with_budgets(tmp_path: Path,
+                                                                  records: list[dict[str, Any]]
+                                                                  ) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from autocompress.report.build import _infeasible_trace
+    from autocompress.report.figures import render_hypervolume
+    from autocompress.report.trace import hypervolume_infos
+
+    hv = hypervolume_infos(records, (), [BUDGET])
+    trace = _infeasible_trace(records, [BUDGET])
+    assert trace is not None and trace[0] == [0, 1, 2, 3, 4, 7]   # baselines 5, 6 left out
+    assert trace[1].cumulative[-1] == pytest.approx(1 / 6)
+    assert _infeasible_trace(records, []) is None                     # no budget, no panel
+    two = imread(render_hypervolume(hv, tmp_path / "two.png", infeasible=trace))
+    one = imread(render_hypervolume(hv, tmp_path / "one.png"))
+    assert two.shape[0] > 1.4 * one.shape[0] and two.shape[1] == one.shape[1]
 
 
 def test_write_report_zero_trials(tmp_path: Path) -> None:
