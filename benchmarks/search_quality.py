@@ -42,6 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from autocompress.config import load_config  # noqa: E402
 from autocompress.pareto import Objective, ParetoFront  # noqa: E402
 from autocompress.search.records import read_records  # noqa: E402
+from autocompress.search.rundir import git_revision  # noqa: E402
 from autocompress.search.runner_optuna import run_search  # noqa: E402
 from autocompress.search.sampling import infeasible_trend  # noqa: E402
 
@@ -116,11 +117,15 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
                          sampler=sampler, threads=args.threads, stop=stop_txt,
                          design=args.initial_design)
     path, done = out / f"{name}.yaml", out / name / "records.jsonl"
+    same = path.exists() and path.read_text() == body and \
+        sum(not r.get("baseline") for r in read_records(done)) >= args.trials
     if args.report_only:
+        if not same:
+            sys.exit(f"--report-only: {out / name} is missing, unfinished or was run with "
+                     f"another config than these arguments give (compare {path})")
         return read_records(done)
-    if args.reuse and path.exists() and path.read_text() == body and \
-            sum(not r.get("baseline") for r in read_records(done)) >= args.trials:
-        print(f"  {name}: reused (same config, finished)", flush=True)
+    if args.reuse and same and (rev := git_revision()) and _revision(out / name) == rev:
+        print(f"  {name}: reused (same config and git revision, finished)", flush=True)
         return read_records(done)
     shutil.rmtree(out / name, ignore_errors=True)
     path.write_text(body)
@@ -129,6 +134,13 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
     print(f"  {name}: {len(res.records)} records in {time.perf_counter() - start:.0f} s",
           flush=True)
     return res.records
+
+
+def _revision(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "env.json").read_text()).get("git_rev")
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,15 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report-only", action="store_true",
                    help="no new runs: report from the run dirs already in --out")
     p.add_argument("--reuse", action="store_true",
-                   help="keep finished runs in --out whose config text is unchanged (runs are "
-                        "deterministic apart from timing, for the same code: delete the run "
-                        "dirs a code change affects); run the others afresh")
+                   help="keep finished runs in --out with the same config text and git revision "
+                        "(runs are deterministic apart from timing; commit first); run the "
+                        "others afresh")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.budget_ms is None:
-        args.budget_ms = (json.loads((args.out / "budget.json").read_text())["budget_ms"]
-                          if args.report_only else int8_budget(args, args.seeds[0]))
-    (args.out / "budget.json").write_text(json.dumps({"budget_ms": args.budget_ms}))
+    budget_file = args.out / "budget.json"
+    if args.budget_ms is None and args.report_only:
+        if not budget_file.is_file():
+            sys.exit(f"--report-only: no {budget_file}; pass --budget-ms")
+        args.budget_ms = json.loads(budget_file.read_text())["budget_ms"]
+    elif args.budget_ms is None:
+        args.budget_ms = int8_budget(args, args.seeds[0])
+    if not args.report_only:
+        budget_file.write_text(json.dumps({"budget_ms": args.budget_ms}))
     print(f"budget: {args.budget_ms} ms on stm32f746", flush=True)
     rows = []
     for seed in args.seeds:
@@ -195,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             "pruned_es": sum(r["state"] == "pruned" for r in es)})
         print(json.dumps(rows[-1]), flush=True)
     report(args, rows)
-    (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
+    if not args.report_only:
+        (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
     return 0
 
 
@@ -214,7 +232,8 @@ def median(values: list[float | None]) -> float | None:
 
 def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     med = {k: median([r[k] for r in rows]) for k in rows[0] if k != "seed"}
-    print(f"\n| figure | median over seeds {args.seeds} | target |")
+    print(f"\n| figure | median over seeds {args.seeds} (fewer where a ratio is undefined: "
+          "n/a) | target |")
     print("|---|---:|---:|")
     print(f"| HV searched / HV baselines | "
           f"{fmt(ratio(med['hv_searched'], med['hv_baselines']), '.2f')} | ≥ 1.3 |")
@@ -229,10 +248,10 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
           f"{fmt(median(ceiling), '.2f')} | (≥ 1.1 for the target to be reachable) |")
     print(f"| proposals infeasible: {args.sampler} / random | {med['infeasible']:.0%} / "
           f"{med['infeasible_random']:.0%} | |")
-    saved = [1 - r["train_s_es"] / r["train_s"] for r in rows]
+    saved = [1 - (ratio(r["train_s_es"], r["train_s"]) or 1.0) for r in rows]
     hv_es = [ratio(r["hv_es"], r["hv_searched"]) for r in rows]
     print(f"| training time saved by early stopping | {statistics.median(saved):.0%} | ≥ 30% |")
-    saved_ep = [1 - r["epochs_es"] / r["epochs"] for r in rows]
+    saved_ep = [1 - (ratio(r["epochs_es"], r["epochs"]) or 1.0) for r in rows]
     print(f"| training epochs saved by early stopping | {statistics.median(saved_ep):.0%} | "
           "≥ 30% |")
     print(f"| HV with / without early stopping | {fmt(median(hv_es), '.3f')} | ≥ 0.95 |")

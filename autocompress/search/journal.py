@@ -20,12 +20,13 @@ def cut_torn_tail(path: Path) -> int:
     """Truncate ``path`` after its last newline (call under the writers' lock). Reads only
     the tail; returns the bytes cut."""
     try:
-        size = path.stat().st_size
+        f = path.open("rb+")
     except FileNotFoundError:
         return 0
-    if size == 0:
-        return 0
-    with path.open("rb+") as f:
+    with f:
+        size = os.fstat(f.fileno()).st_size     # of the open file, not a cached stat
+        if size == 0:
+            return 0
         f.seek(size - 1)
         if f.read(1) == b"\n":
             return 0
@@ -55,7 +56,11 @@ class JournalLock:
 
     def acquire(self) -> bool:
         fh = open(self.path, "a+b")
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except BaseException:                  # e.g. Ctrl-C while waiting
+            fh.close()
+            raise
         self._fh = fh
         try:
             cut_torn_tail(self.journal)
