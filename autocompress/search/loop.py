@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from autocompress.config import SearchConfig, budgets_of, pareto_objectives
-from autocompress.pareto import ParetoFront
+from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.objective import run_trial
-from autocompress.search.records import append_record, file_lock, read_records
+from autocompress.search.records import TrialRecord, append_record, file_lock, read_records
 from autocompress.search.reduce import Reduction
 from autocompress.search.runner_optuna import (
     Session,
@@ -76,12 +76,20 @@ def work(session: Session) -> int:
         append_record(session.records_path, rec)   # the record first: the run dir is the truth
         _tell(session.study, trial, rec, ctx.objectives)
         done += 1
-        records = read_records(session.records_path, warn=False)
-        front = ParetoFront.from_records(records, pareto_objectives(ctx.objectives),
-                                         budgets_of(cfg))
-        session.progress.done = counted(records) - 1
-        session.progress.trial(rec, len(front.points))
+        show(session, rec)
     return done
+
+
+def show(session: Session, rec: TrialRecord) -> None:
+    """The trial's progress line, with counts, front size and best accuracy read from the
+    records, so they are the run's (every worker's, and before a resume), not this process's."""
+    records = read_records(session.records_path, warn=False)
+    front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
+                                     budgets_of(session.cfg))
+    best = front.select()
+    session.progress.done = counted(records) - 1
+    session.progress.trial(rec, len(front.points),
+                           best=None if best is None else Objective.accuracy().get(best))
 
 
 def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool) -> None:

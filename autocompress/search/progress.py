@@ -24,10 +24,14 @@ class Progress:
         if not self.quiet:
             print(text, file=self.stream, flush=True)
 
-    def trial(self, rec: TrialRecord, front_size: int) -> None:
+    def trial(self, rec: TrialRecord, front_size: int, best: float | None = None) -> None:
+        """Print the line for ``rec``; ``best``: the run's best feasible accuracy, if known
+        (else this process's own)."""
         self.done += 1
         acc = rec.metrics.get("accuracy")
-        if acc is not None and rec.feasible and rec.state == "complete":
+        if best is not None:
+            self.best = best
+        elif acc is not None and rec.feasible and rec.state == "complete":
             self.best = max(self.best or 0.0, acc)
         cost = rec.cost.get(self.profile, {})
         elapsed = time.perf_counter() - self.start

@@ -28,10 +28,9 @@ from typing import Any
 
 import torch
 
-from autocompress.config import SearchConfig, budgets_of, pareto_objectives
-from autocompress.pareto import ParetoFront
+from autocompress.config import SearchConfig
 from autocompress.search.early_stop import EarlyStopping, FileBoard
-from autocompress.search.loop import counted, next_trial
+from autocompress.search.loop import counted, next_trial, show
 from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.runner_optuna import (
     SearchResult,
@@ -191,11 +190,7 @@ def _searcher(session: Session) -> Any:
                                         "RUN_DIR/ray for its log)")
             append_record(session.records_path, rec)
             _tell(session.study, trial, rec, session.ctx.objectives)
-            records = read_records(session.records_path, warn=False)
-            front = ParetoFront.from_records(
-                records, pareto_objectives(session.ctx.objectives), budgets_of(session.cfg))
-            session.progress.done = counted(records) - 1
-            session.progress.trial(rec, len(front.points))
+            show(session, rec)
 
     return StudySearcher()
 

@@ -1,0 +1,38 @@
+"""The per-trial line reads the run's counts and best from the records, so several workers
+(and a resumed run) print the run's figures, not each process's own."""
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+from autocompress.config import load_config
+from autocompress.search.loop import show
+from autocompress.search.progress import Progress
+from autocompress.search.records import TrialRecord, append_record
+
+from ..conftest import TINY, write_config
+
+
+def _rec(n: int, acc: float, ms: float) -> TrialRecord:
+    return TrialRecord(number=n, state="complete", params={}, seed=n,
+                       metrics={"accuracy": acc}, cost={"stm32f746": {"latency_ms": ms}},
+                       constraints={"stm32f746.max_latency_ms": ms - 50.0})
+
+
+def test_line_shows_the_runs_best_not_this_processes(tmp_path):
+    cfg = load_config(write_config(tmp_path, TINY))
+    out = io.StringIO()
+    progress = Progress(total=3, profile="stm32f746", stream=out)
+    session = SimpleNamespace(records_path=tmp_path / "records.jsonl", cfg=cfg,
+                              progress=progress,
+                              ctx=SimpleNamespace(objectives=("accuracy",
+                                                              "stm32f746.latency_ms")))
+    append_record(session.records_path, _rec(0, 0.93, 3.0))   # another worker's trial
+    mine = _rec(1, 0.80, 1.0)
+    append_record(session.records_path, mine)
+    show(session, mine)
+    line = out.getvalue().splitlines()[-1]
+    assert line.startswith("[2/3] trial 1") and "best 0.930" in line and "front 2" in line
+    alone = Progress(total=3, profile="stm32f746", stream=io.StringIO())
+    alone.trial(mine, 1)
+    assert alone.best == 0.80                      # without the run's figure: its own
