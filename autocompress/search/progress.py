@@ -19,6 +19,7 @@ class Progress:
     start: float = field(default_factory=time.perf_counter)
     done: int = 0
     best: float | None = None
+    first: int | None = None    # the run's count before this process's first trial
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -34,8 +35,10 @@ class Progress:
         elif acc is not None and rec.feasible and rec.state == "complete":
             self.best = max(self.best or 0.0, acc)
         cost = rec.cost.get(self.profile, {})
+        if self.first is None:                    # a resumed run starts past 0
+            self.first = self.done - 1
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done * max(0, self.total - self.done)
+        eta = elapsed / (self.done - self.first) * max(0, self.total - self.done)
         width = len(str(self.total))
         parts = [f"[{self.done:>{width}}/{self.total}] trial {rec.number:<3} {rec.state:<10}",
                  f"acc {acc:.3f}" if acc is not None else "acc   -  ",

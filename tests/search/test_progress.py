@@ -36,3 +36,12 @@ def test_line_shows_the_runs_best_not_this_processes(tmp_path):
     alone = Progress(total=3, profile="stm32f746", stream=io.StringIO())
     alone.trial(mine, 1)
     assert alone.best == 0.80                      # without the run's figure: its own
+
+
+def test_eta_after_a_resume_counts_only_this_processes_trials():
+    out = io.StringIO()
+    progress = Progress(total=20, profile="stm32f746", stream=out, done=15)  # resumed at 15
+    progress.start -= 10.0                                # 10 s for its first trial here
+    progress.trial(_rec(15, 0.9, 1.0), 1)
+    eta = float(out.getvalue().split("eta")[1].strip().rstrip("s"))
+    assert 35 <= eta <= 45                                 # 4 left x 10 s, not 4 x 10/16 s
