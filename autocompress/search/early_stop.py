@@ -36,7 +36,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,7 +74,6 @@ class EarlyStopping:
         p = min(max(accuracy, 1 / n), 1 - 1 / n)
         return self.margin_se * math.sqrt(2 * p * (1 - p) / n)
 
-
     def floor(self, chance: float, n_val: int) -> float:
         """The rung accuracy a candidate must exceed to count as dominating another."""
         if self.chance_se == 0:
@@ -110,11 +109,11 @@ def rung_report(entries: Sequence[Mapping[str, Any]], policy: EarlyStopping, cha
     seen = len({e["number"] for e in entries})
     line = (f"early stopping: {sum(stops.values())} of {seen} candidates stopped ("
             + ", ".join(f"rung {r}: {n}" for r, n in stops.items()) + ")")
+    at_chance = replace(policy, chance_se=3.0).floor(chance, n_val)
     for rung, n in stops.items():
         accs = sorted(e["point"][0] for e in entries if e["rung"] == rung)
         median = accs[len(accs) // 2] if accs else 1.0
-        if n and policy.chance_se == 0 and \
-                median <= EarlyStopping(rungs=(rung,), chance_se=3).floor(chance, n_val):
+        if n and policy.chance_se == 0 and median <= at_chance:
             line += (f"; at rung {rung} the median candidate scored {median:.1%} against "
                      f"{chance:.1%} for chance, so its stops were close to random by cost "
                      "(a later first rung, or early_stopping.chance_se: 3, avoids that)")

@@ -3,8 +3,8 @@
 Several processes are safe because (1) the decision "is another trial due?" and the ask
 happen under a file lock in the run dir, counting recorded trials plus trials running in
 other workers, so no worker overshoots the target; (2) Optuna numbers trials in the storage
-(the journal file, appended under its lock) and pops each enqueued baseline once; (3) records are appended
-under a lock and fsync'd. A worker that dies leaves its trial RUNNING: the main process
+(the journal file, appended under its lock) and pops each enqueued baseline once; (3) records
+are appended under a lock and fsync'd. A worker that dies leaves its trial RUNNING: the main process
 recovers it (records it failed) and fills the gap itself.
 """
 from __future__ import annotations
