@@ -158,10 +158,13 @@ def _early_stopping(v: Any) -> str | None:
         return None
     if not isinstance(v, dict):
         return f"expected a mapping {{rungs: [1, 3], min_dominating: 2}} or null, got {v!r}"
-    unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se", "chance_se"})
+    unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se", "chance_se",
+                               "rung_score"})
     if unknown:
         return (f"unknown key '{unknown[0]}' (known: rungs, min_dominating, margin_se, "
-                "chance_se)")
+                "chance_se, rung_score)")
+    if v.get("rung_score", "dense") not in ("dense", "compressed"):
+        return f"rung_score: expected dense or compressed, got {v.get('rung_score')!r}"
     rungs = v.get("rungs")
     if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
         return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"

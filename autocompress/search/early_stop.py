@@ -19,7 +19,9 @@ never stopped, but count as candidates that passed.
 
 The accuracy at a rung is the dense student's (before pruning/quantization); its cost is
 the compressed candidate's. That pairing is optimistic for heavily compressed candidates, so
-the rule errs towards letting them continue.
+the rule errs towards letting them continue, and such candidates, passed, stop others. With
+``rung_score: compressed`` the rung accuracy is instead a compressed copy's (the plan applied
+to the weights so far, without the fine-tuning the trial will give it): pessimistic for them.
 
 The rung table lives in ``rungs.jsonl`` in the run dir, read and appended under a file lock:
 several worker processes share it, and a resumed run keeps it. The Ray backend reaches the
@@ -58,6 +60,7 @@ class EarlyStopping:
     min_dominating: int = 2
     margin_se: float = 0.0
     chance_se: float = 0.0
+    rung_score: str = "dense"          # or "compressed": the plan applied, no fine-tuning
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> EarlyStopping | None:
@@ -66,7 +69,8 @@ class EarlyStopping:
         return cls(rungs=tuple(int(r) for r in raw["rungs"]),
                    min_dominating=int(raw.get("min_dominating", 2)),
                    margin_se=float(raw.get("margin_se", 0.0)),
-                   chance_se=float(raw.get("chance_se", 0.0)))
+                   chance_se=float(raw.get("chance_se", 0.0)),
+                   rung_score=str(raw.get("rung_score", "dense")))
 
     def margin(self, accuracy: float, n_val: int) -> float:
         """The accuracy lead a dominating candidate needs (see the module docstring)."""

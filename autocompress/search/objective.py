@@ -134,7 +134,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         teacher_net = None if teacher is None else teacher.model
         tc = ctx.cfg.train
         rung_acc: dict[str, float] = {}
-        on_epoch = _rung_check(ctx, board, model, number, costs, rung_acc,
+        on_epoch = _rung_check(ctx, board, model, plan, number, costs, rung_acc,
                                protected=baseline is not None)
         try:
             fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
@@ -170,10 +170,13 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
                            duration_s=time.perf_counter() - start, **common)
 
 
-def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, number: int,
+def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module,
+                plan: CompressionPlan, number: int,
                 costs: Mapping[str, CostEstimate], out: dict[str, float], *, protected: bool
                 ) -> Callable[[int], None] | None:
-    """The per-epoch hook of the dense phase: at each rung, evaluate and ask the board."""
+    """The per-epoch hook of the dense phase: at each rung, evaluate and ask the board. With
+    ``rung_score: compressed`` the score is a compressed copy's accuracy (the plan applied to
+    the weights so far, no fine-tuning), else the dense student's."""
     policy = EarlyStopping.from_config(ctx.cfg.search.early_stopping)
     if board is None or policy is None:
         return None
@@ -184,7 +187,10 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module, numbe
     def hook(epochs_done: int) -> None:
         if epochs_done not in policy.rungs:
             return
-        acc = accuracy(model, val)
+        probe = model if policy.rung_score == "dense" else apply_plan(
+            model, plan, ctx.example(), round_to=ctx.round_to, ignored=ctx.ignored,
+            calibration=ctx.data.train.x[:256])
+        acc = accuracy(probe, val)
         out[f"rung_accuracy/{epochs_done}"] = acc
         margin = policy.margin(acc, len(val))
         if not board.decide(epochs_done, number, acc, cost_vec, protected, margin, floor):

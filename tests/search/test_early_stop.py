@@ -164,3 +164,22 @@ def test_unstopped_trial_trains_exactly_as_without_rungs(ctx):
     staged = objective.run_trial(ctx, None, params, number=1, seed=1, board=board)
     assert staged.state == "complete" and len(board.calls) == 2
     assert staged.metrics["accuracy"] == plain.metrics["accuracy"]
+
+
+def test_compressed_rung_score_probes_a_copy_and_leaves_training_alone(ctx, tmp_path):
+    from dataclasses import replace
+
+    cfg = load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "rung_score: "
+                                                          "compressed")))
+    probed = replace(ctx, cfg=cfg)
+    params = cheapest_params(ctx.rspace)                 # the most pruned candidate
+    plain = objective.run_trial(ctx, None, params, number=1, seed=1)
+    board = _Board(stop_at=None)
+    staged = objective.run_trial(probed, None, params, number=1, seed=1, board=board)
+    assert staged.state == "complete" and len(board.calls) == 2
+    assert staged.metrics["accuracy"] == plain.metrics["accuracy"]   # training untouched
+    dense = _Board(stop_at=None)
+    objective.run_trial(ctx, None, params, number=1, seed=1, board=dense)
+    assert [c[2] for c in board.calls] != [c[2] for c in dense.calls]  # another score
+    with pytest.raises(ConfigError, match="rung_score"):
+        load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "rung_score: pruned")))
