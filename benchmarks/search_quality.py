@@ -22,7 +22,7 @@ separate from random on the task at this trial count.
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
                                         [--initial-design random|spread] [--budget-x 1.1]
-                                        [--margin-se 0] [--chance-se 0]
+                                        [--margin-se 0] [--chance-se 0] [--rung-score dense]
                                         [--out runs/bench_quality] [--report-only] [--reuse]
 """
 from __future__ import annotations
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
     name = f"{sampler}{'-es' if stop else ''}-s{seed}"
     stop_txt = (f", early_stopping: {{rungs: {args.rungs}, min_dominating: {args.k}"
                 f"{f', margin_se: {args.margin_se}' if args.margin_se else ''}"
-                f"{f', chance_se: {args.chance_se}' if args.chance_se else ''}}}"
+                f"{f', chance_se: {args.chance_se}' if args.chance_se else ''}"
+                f"{', rung_score: compressed' if args.rung_score == 'compressed' else ''}}}"
                 if stop else "")
     body = CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
                          teacher=args.teacher_epochs, epochs=args.epochs,
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--margin-se", type=float, default=0.0, help="early_stopping.margin_se")
     p.add_argument("--chance-se", type=float, default=0.0, help="early_stopping.chance_se")
+    p.add_argument("--rung-score", default="dense", choices=("dense", "compressed"),
+                   help="early_stopping.rung_score")
     p.add_argument("--budget-ms", type=float, default=None,
                    help="STM32F746 latency budget (default: --budget-x x the int8 baseline's)")
     p.add_argument("--budget-x", type=float, default=1.1,
