@@ -148,7 +148,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
             model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
                                                        batch_size=tc.batch_size),
             example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
-            calibration=ctx.data.train.x[:256], teacher_logits=logits, teacher=teacher_net)
+            calibration=ctx.calibration(), teacher_logits=logits, teacher=teacher_net)
         trained = inspect_model(model, ctx.example())
         if trained.params != graph.params:
             raise RuntimeError(f"costed shapes ({graph.params} params) differ from the trained "
@@ -189,7 +189,7 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module,
             return
         probe = model if policy.rung_score == "dense" else apply_plan(
             model, plan, ctx.example(), round_to=ctx.round_to, ignored=ctx.ignored,
-            calibration=ctx.data.train.x[:256])
+            calibration=ctx.calibration())
         acc = accuracy(probe, val)
         out[f"rung_accuracy/{epochs_done}"] = acc
         margin = policy.margin(acc, len(val))

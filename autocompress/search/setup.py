@@ -41,6 +41,10 @@ class SearchContext:
     def example(self) -> torch.Tensor:
         return self.data.example()
 
+    def calibration(self) -> torch.Tensor:
+        """Inputs for data-aware compression steps (activation ranges, importance)."""
+        return self.data.train.x[:256]
+
 
 def load_data(cfg: SearchConfig) -> DataBundle:
     if cfg.data.source == "digits":
