@@ -69,6 +69,12 @@ def hv(records: list[dict[str, Any]], ref_ms: float) -> float:
     return front(records).hypervolume({"accuracy": 0.0, "stm32f746.latency_ms": ref_ms})
 
 
+def reference_ms(records: list[dict[str, Any]], budget_ms: float) -> float:
+    """The HV reference latency: the smaller of the budget and 1.1 x the slowest baseline's."""
+    return min(1.1 * max(r["cost"]["stm32f746"]["latency_ms"] for r in records
+                         if r.get("baseline")), budget_ms)
+
+
 def train_time(records: list[dict[str, Any]]) -> float:
     return sum(r["duration_s"] for r in records if not r.get("baseline"))
 
@@ -192,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         es = run(args, seed, args.sampler, stop=True, baselines=True, out=args.out)
         base = [r for r in tpe if r.get("baseline")]
         searched = [r for r in tpe if not r.get("baseline")]
-        ref = min(1.1 * max(r["cost"]["stm32f746"]["latency_ms"] for r in base),
-                  args.budget_ms)
+        ref = reference_ms(tpe, args.budget_ms)
         int8 = next(r for r in base if r["baseline"] == "uniform-int8")
         int8_ms = int8["cost"]["stm32f746"]["latency_ms"]
         at = [r["metrics"]["accuracy"] for r in searched if r["state"] == "complete"
