@@ -64,11 +64,11 @@ class SearchSettings:
     objectives: tuple[str, ...] = ()   # default: accuracy, <first profile>.latency_ms
     threads: int = 2
     timeout_s: float | None = None
-    # multi-fidelity early stopping, off by default: {rungs: [1, 3], min_dominating: 2}
-    # (rungs = dense-phase epochs after which a candidate dominated by >= min_dominating
-    # candidates that passed the same rung, by margin_se standard errors of accuracy
-    # (default 0), is stopped and recorded 'pruned'; with chance_se > 0 (default 0) only
-    # candidates that many standard errors above chance accuracy count as dominating)
+    # multi-fidelity early stopping, off by default: {rungs: [1, 2, 3]} (rungs = dense-phase
+    # epochs after which a candidate dominated by >= min_dominating (default 1) candidates
+    # that passed the same rung, by margin_se (default 1) standard errors of accuracy, is
+    # stopped and recorded 'pruned'; only candidates chance_se (default 3) standard errors
+    # above chance accuracy count as dominating; see search/early_stop.py)
     early_stopping: Mapping[str, Any] | None = None
     # drop format values (bits, sparsity) that no profile rewards (see search/reduce.py)
     reduce_space: bool = True
@@ -157,7 +157,7 @@ def _early_stopping(v: Any) -> str | None:
     if v is None:
         return None
     if not isinstance(v, dict):
-        return f"expected a mapping {{rungs: [1, 3], min_dominating: 2}} or null, got {v!r}"
+        return f"expected a mapping {{rungs: [1, 2, 3]}} or null, got {v!r}"
     unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se", "chance_se",
                                "rung_score"})
     if unknown:
@@ -168,15 +168,13 @@ def _early_stopping(v: Any) -> str | None:
     rungs = v.get("rungs")
     if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
         return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
-    k = v.get("min_dominating", 2)
+    k = v.get("min_dominating", 1)          # defaults: search/early_stop.EarlyStopping
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         return f"min_dominating: expected an integer >= 1, got {k!r}"
-    m = v.get("margin_se", 0.0)
-    if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 10:
-        return f"margin_se: expected a number of standard errors in 0..10, got {m!r}"
-    c = v.get("chance_se", 0.0)
-    if isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 10:
-        return f"chance_se: expected a number of standard errors in 0..10, got {c!r}"
+    for key in ("margin_se", "chance_se"):
+        x = v.get(key, 0.0)
+        if isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x <= 10:
+            return f"{key}: expected a number of standard errors in 0..10, got {x!r}"
     return None
 
 

@@ -22,7 +22,8 @@ separate from random on the task at this trial count.
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
                                         [--initial-design random|spread] [--budget-x 1.1]
-                                        [--margin-se 0] [--chance-se 0] [--rung-score dense]
+                                        [--rungs "[1, 2, 3]"] [--k 1] [--margin-se 1]
+                                        [--chance-se 3] [--rung-score dense]
                                         [--out runs/bench_quality] [--report-only] [--reuse]
 """
 from __future__ import annotations
@@ -114,8 +115,7 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
         out: Path) -> list[dict[str, Any]]:
     name = f"{sampler}{'-es' if stop else ''}-s{seed}"
     stop_txt = (f", early_stopping: {{rungs: {args.rungs}, min_dominating: {args.k}"
-                f"{f', margin_se: {args.margin_se}' if args.margin_se else ''}"
-                f"{f', chance_se: {args.chance_se}' if args.chance_se else ''}"
+                f", margin_se: {args.margin_se}, chance_se: {args.chance_se}"
                 f"{', rung_score: compressed' if args.rung_score == 'compressed' else ''}}}"
                 if stop else "")
     body = CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
@@ -157,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--finetune", type=int, default=2)
     p.add_argument("--teacher-epochs", type=int, default=10)
-    p.add_argument("--rungs", default="[1, 3]")
-    p.add_argument("--k", type=int, default=2)
-    p.add_argument("--margin-se", type=float, default=0.0, help="early_stopping.margin_se")
-    p.add_argument("--chance-se", type=float, default=0.0, help="early_stopping.chance_se")
+    p.add_argument("--rungs", default="[1, 2, 3]", help="early_stopping.rungs")
+    p.add_argument("--k", type=int, default=1, help="early_stopping.min_dominating")
+    p.add_argument("--margin-se", type=float, default=1.0, help="early_stopping.margin_se")
+    p.add_argument("--chance-se", type=float, default=3.0, help="early_stopping.chance_se")
     p.add_argument("--rung-score", default="dense", choices=("dense", "compressed"),
                    help="early_stopping.rung_score")
     p.add_argument("--budget-ms", type=float, default=None,

@@ -1,21 +1,23 @@
 """Multi-fidelity, multi-objective early stopping (successive-halving style rungs, Pareto
 criterion instead of one metric).
 
-The dense (KD) phase of a trial is checked at *rungs* (epoch counts, e.g. 1 and 3). At a
+The dense (KD) phase of a trial is checked at *rungs* (epoch counts, e.g. 1, 2 and 3). At a
 rung the candidate's validation accuracy *so far* is paired with its predicted cost (the
 non-accuracy objectives, known before training); the candidate stops — state ``pruned``,
-with the rung — when at least ``min_dominating`` candidates that already *passed* that rung
-dominate it (accuracy ≥, every cost ≤, one strictly better). With ``margin_se`` > 0 (default
-0) their accuracy must also lead by that many standard errors of an accuracy difference on the
-validation split, sqrt(2 p (1 - p) / n_val) at the candidate's accuracy p (racing-style: stop
-only when the candidate is measurably worse). On hard data the first epochs leave most
-candidates near chance, where plain dominance culls almost at random by cost. With
-``chance_se`` > 0 (default 0) a candidate counts as dominating only when its own rung accuracy
-is measurably above chance: above the *floor*, the majority class's share c of the validation
-split plus chance_se binomial standard errors, c + chance_se sqrt(c (1 - c) / n_val); a rung
-where every candidate is still at chance then stops nobody. Both options keep more
-hypervolume and save fewer epochs (README, search quality), so both are opt-in. Baselines are
-never stopped, but count as candidates that passed.
+with the rung — when at least ``min_dominating`` (default 1) candidates that already *passed*
+that rung dominate it (accuracy ≥, every cost ≤, one strictly better) *measurably*:
+- their accuracy leads by ``margin_se`` (default 1) standard errors of an accuracy
+  difference on the validation split, sqrt(2 p (1 - p) / n_val) at the candidate's accuracy
+  p (racing-style: stop only a candidate measurably worse);
+- their own rung accuracy is above the *floor*, the majority class's share c of the
+  validation split plus ``chance_se`` (default 3) binomial standard errors,
+  c + chance_se sqrt(c (1 - c) / n_val). On hard data the first epochs leave most candidates
+  near chance, where dominance would cull almost at random by cost; a rung where every
+  candidate is still at chance stops nobody, so early rungs cost only an evaluation.
+Baselines are never stopped, but count as candidates that passed. ``margin_se: 0,
+chance_se: 0, min_dominating: 2`` is the plain rule measured before these defaults; the
+README (search quality) has both, and ``benchmarks/early_stop_replay.py`` the replays that
+chose the defaults.
 
 The accuracy at a rung is the dense student's (before pruning/quantization); its cost is
 the compressed candidate's. That pairing is optimistic for heavily compressed candidates, so
@@ -57,20 +59,21 @@ class Pruned(Exception):
 @dataclass(frozen=True, kw_only=True)
 class EarlyStopping:
     rungs: tuple[int, ...]
-    min_dominating: int = 2
-    margin_se: float = 0.0
-    chance_se: float = 0.0
+    min_dominating: int = 1
+    margin_se: float = 1.0
+    chance_se: float = 3.0
     rung_score: str = "dense"          # or "compressed": the plan applied, no fine-tuning
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> EarlyStopping | None:
+        """The policy of a validated ``search.early_stopping`` mapping (None: off); keys it
+        leaves out take the defaults above."""
         if not raw or not raw.get("rungs"):
             return None
+        kinds = {"min_dominating": int, "margin_se": float, "chance_se": float,
+                 "rung_score": str}
         return cls(rungs=tuple(int(r) for r in raw["rungs"]),
-                   min_dominating=int(raw.get("min_dominating", 2)),
-                   margin_se=float(raw.get("margin_se", 0.0)),
-                   chance_se=float(raw.get("chance_se", 0.0)),
-                   rung_score=str(raw.get("rung_score", "dense")))
+                   **{key: kind(raw[key]) for key, kind in kinds.items() if key in raw})
 
     def margin(self, accuracy: float, n_val: int) -> float:
         """The accuracy lead a dominating candidate needs (see the module docstring)."""

@@ -33,8 +33,8 @@ def test_a_dominating_accuracy_must_lead_by_the_margin(tmp_path):
     others = [point_of(0.104, [1.0]), point_of(0.30, [1.0])]
     assert dominated_by(point_of(0.100, [2.0]), others) == 2              # plain dominance
     assert dominated_by(point_of(0.100, [2.0]), others, margin=0.026) == 1   # noise is not
-    assert EarlyStopping(rungs=(1,)).margin_se == 0                          # off by default
-    policy = EarlyStopping(rungs=(1,), margin_se=1)
+    assert EarlyStopping(rungs=(1,)).margin_se == 1                          # on by default
+    policy = EarlyStopping(rungs=(1,), margin_se=1, min_dominating=2)
     assert policy.margin(0.5, 200) == pytest.approx(0.05)     # sqrt(2 * 0.25 / 200)
     assert policy.margin(0.1, 270) == pytest.approx(0.0258, abs=1e-4)
     assert EarlyStopping(rungs=(1,), margin_se=0).margin(0.5, 200) == 0
@@ -50,7 +50,8 @@ def test_candidates_at_chance_stop_nobody(tmp_path):
     policy = EarlyStopping(rungs=(1,), chance_se=3)
     floor = policy.floor(0.1, 270)           # 10 balanced classes, 270 validation images
     assert floor == pytest.approx(0.1 + 3 * (0.09 / 270) ** 0.5)             # ~0.155
-    assert EarlyStopping(rungs=(1,)).floor(0.1, 270) < 0                     # off by default
+    assert EarlyStopping(rungs=(1,)).floor(0.1, 270) == floor                # on by default
+    assert EarlyStopping(rungs=(1,), chance_se=0).floor(0.1, 270) < 0        # off
     at_chance = [point_of(0.15, [1.0]), point_of(0.12, [1.0])]
     assert dominated_by(point_of(0.09, [2.0]), at_chance) == 2
     assert dominated_by(point_of(0.09, [2.0]), at_chance, floor=floor) == 0
@@ -71,7 +72,7 @@ def test_rung_report_flags_stops_made_at_chance(tmp_path):
     import torch
 
     assert chance_level(torch.tensor([0, 1, 1, 2])) == 0.5
-    policy = EarlyStopping(rungs=(1, 3))
+    policy = EarlyStopping(rungs=(1, 3), min_dominating=2, margin_se=0, chance_se=0)  # plain
     board = FileBoard(tmp_path / "rungs.jsonl", policy)
     for n, (acc, cost) in enumerate([(0.12, 1.0), (0.11, 1.0), (0.09, 2.0), (0.10, 3.0)]):
         board.decide(1, n, acc, [cost], False)
@@ -81,7 +82,7 @@ def test_rung_report_flags_stops_made_at_chance(tmp_path):
     assert line.startswith("early stopping: 2 of 4 candidates stopped (rung 1: 2, rung 3: 0)")
     assert "at rung 1 the median candidate scored 11.0% against 10.0% for chance" in line
     assert "rung 3 the" not in line
-    floor = EarlyStopping(rungs=(1, 3), chance_se=3)
+    floor = EarlyStopping(rungs=(1, 3))                                    # the default floor
     assert "chance" not in rung_report(board.entries(), floor, 0.1, 270)   # already on
     assert "chance" not in rung_report(board.entries(), policy, 0.01, 270)  # 100 classes
 
@@ -117,10 +118,13 @@ def test_config_validates_early_stopping(tmp_path):
         load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "chance_se: true")))
     off = load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "chance_se: 0")))
     assert EarlyStopping.from_config(off.search.early_stopping).chance_se == 0
-    plain = load_config(write_config(tmp_path, STOP.replace(", margin_se: 1, chance_se: 3",
-                                                            "")))
-    assert EarlyStopping.from_config(plain.search.early_stopping).margin_se == 0
-    assert EarlyStopping.from_config(plain.search.early_stopping).chance_se == 0   # default
+    short = load_config(write_config(tmp_path, STOP.replace(
+        "min_dominating: 2, margin_se: 1, chance_se: 3", "chance_se: 2")))
+    assert EarlyStopping.from_config(short.search.early_stopping) == EarlyStopping(
+        rungs=(1, 2), min_dominating=1, margin_se=1, chance_se=2)          # others: defaults
+    plain = {"rungs": [1], "min_dominating": 2, "margin_se": 0, "chance_se": 0}
+    assert EarlyStopping.from_config(plain) == EarlyStopping(
+        rungs=(1,), min_dominating=2, margin_se=0, chance_se=0)            # 0 is kept
 
 
 class _Board:
