@@ -163,17 +163,18 @@ def _early_stopping(v: Any) -> str | None:
     if unknown:
         return (f"unknown key '{unknown[0]}' (known: rungs, min_dominating, margin_se, "
                 "chance_se, rung_score)")
-    if v.get("rung_score", "dense") not in ("dense", "compressed"):
+    if "rung_score" in v and v["rung_score"] not in ("dense", "compressed"):
         return f"rung_score: expected dense or compressed, got {v.get('rung_score')!r}"
     rungs = v.get("rungs")
     if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
         return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
-    k = v.get("min_dominating", 1)          # defaults: search/early_stop.EarlyStopping
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    k = v.get("min_dominating")     # keys left out take search/early_stop.EarlyStopping's
+    if "min_dominating" in v and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
         return f"min_dominating: expected an integer >= 1, got {k!r}"
     for key in ("margin_se", "chance_se"):
-        x = v.get(key, 0.0)
-        if isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x <= 10:
+        x = v.get(key)
+        if key in v and (isinstance(x, bool) or not isinstance(x, int | float) or
+                         not 0 <= x <= 10):
             return f"{key}: expected a number of standard errors in 0..10, got {x!r}"
     return None
 

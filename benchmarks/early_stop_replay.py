@@ -33,8 +33,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from search_quality import hv, reference_ms, train_epochs  # noqa: E402
 
-from autocompress.config import load_config  # noqa: E402
+from autocompress.config import load_config, objectives_of  # noqa: E402
+from autocompress.hardware import CostEstimate  # noqa: E402
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level  # noqa: E402
+from autocompress.search.objective import cost_values  # noqa: E402
 from autocompress.search.records import read_records  # noqa: E402
 from autocompress.search.setup import load_data  # noqa: E402
 
@@ -42,8 +44,11 @@ COST = "stm32f746"
 
 
 def replay(records: list[dict[str, Any]], policy: EarlyStopping, chance: float, n_val: int,
-           board_dir: Path) -> list[dict[str, Any]]:
-    """The records as the rule would have left them (stopped ones ``pruned`` at their rung)."""
+           board_dir: Path, objectives: tuple[str, ...] = ("accuracy", f"{COST}.latency_ms")
+           ) -> list[dict[str, Any]]:
+    """The records as the rule would have left them (stopped ones ``pruned`` at their rung).
+    Records are taken in file order, the order a one-worker search decided them in; a rung's
+    cost vector is the run's non-accuracy ``objectives``, as in the search."""
     board = FileBoard(board_dir / "rungs.jsonl", policy)
     out = []
     for rec in records:
@@ -51,9 +56,10 @@ def replay(records: list[dict[str, Any]], policy: EarlyStopping, chance: float, 
             out.append(rec)
             continue
         stopped = None
+        costs = {name: CostEstimate.from_dict(c) for name, c in rec["cost"].items()}
+        cost = cost_values(costs, objectives)
         for rung in policy.rungs:
             acc = rec["metrics"][f"rung_accuracy/{rung}"]
-            cost = [rec["cost"][COST]["latency_ms"]]
             if not board.decide(rung, rec["number"], acc, cost, bool(rec.get("baseline")),
                                 policy.margin(acc, n_val), policy.floor(chance, n_val)):
                 stopped = rung
@@ -74,6 +80,7 @@ def load_run(run_dir: Path, rungs: set[int]) -> tuple[list[dict[str, Any]], dict
     cfg = load_config(run_dir / "config.resolved.yaml")
     val = load_data(cfg).val
     return records, {"chance": chance_level(val.y), "n_val": len(val),
+                     "objectives": objectives_of(cfg),
                      "epochs": cfg.train.epochs, "finetune": cfg.train.finetune_epochs,
                      "budget": cfg.hardware.budgets[COST]["max_latency_ms"]}
 
@@ -100,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         cells, kept, saved = [], [], []
         for records, info in runs.values():
             with tempfile.TemporaryDirectory() as tmp:
-                after = replay(records, policy, info["chance"], info["n_val"], Path(tmp))
+                after = replay(records, policy, info["chance"], info["n_val"], Path(tmp),
+                               info["objectives"])
             ref = reference_ms(records, info["budget"])
             base = [r for r in records if not r.get("baseline")]
             left = [r for r in after if not r.get("baseline")]

@@ -123,7 +123,7 @@ def rung_report(entries: Sequence[Mapping[str, Any]], policy: EarlyStopping, cha
         if n and policy.chance_se == 0 and median <= at_chance:
             line += (f"; at rung {rung} the median candidate scored {median:.1%} against "
                      f"{chance:.1%} for chance, so its stops were close to random by cost "
-                     "(a later first rung, or early_stopping.chance_se: 3, avoids that)")
+                     "(a later first rung, or the default early_stopping.chance_se: 3, avoids that)")
     return line
 
 

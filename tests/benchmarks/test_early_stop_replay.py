@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from autocompress.hardware import CostEstimate
 from autocompress.search.early_stop import EarlyStopping
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -14,8 +15,10 @@ from early_stop_replay import replay
 
 def record(number: int, rungs: dict[int, float], ms: float, baseline: str | None = None
            ) -> dict:
+    cost = CostEstimate(profile="stm32f746", latency_ms=ms, std_ms=0.0, flash_kb=1.0,
+                        peak_sram_kb=1.0, peak_at="")
     return {"number": number, "state": "complete", "baseline": baseline,
-            "cost": {"stm32f746": {"latency_ms": ms}},
+            "cost": {"stm32f746": cost.to_dict()},
             "metrics": {"accuracy": 0.9, **{f"rung_accuracy/{g}": a for g, a in rungs.items()}}}
 
 
@@ -35,7 +38,7 @@ RECORDS = [
 ])
 def test_replay_stops_what_the_board_would(tmp_path: Path, k: int, chance_se: float,
                                            stopped: dict[int, int]) -> None:
-    policy = EarlyStopping(rungs=(1, 2), min_dominating=k, chance_se=chance_se)
+    policy = EarlyStopping(rungs=(1, 2), min_dominating=k, margin_se=0, chance_se=chance_se)
     after = replay(RECORDS, policy, chance=0.1, n_val=270, board_dir=tmp_path)
     assert {r["number"]: r["rung"] for r in after if r["state"] == "pruned"} == stopped
     assert [r["number"] for r in after] == [0, 1, 2, 3, 4]
