@@ -10,9 +10,9 @@ candidates is costed, the over-budget ones dropped, and the ``n`` candidates clo
 targets evenly spaced in log cost, from the pool's cheapest to its dearest, are enqueued after
 the baselines (their record's ``note`` says so). Cost is the first cost objective.
 
-Measured (README, search quality): it raised the plain TPE front's hypervolume on 2 of 3
-seeds (+7%, +4%, -1%) but, with early stopping, let too many candidates be stopped, so it is
-opt-in.
+Measured (README, search quality): on a tight MCU budget it took TPE from 1.09 to 1.11 of
+random search's hypervolume and its over-budget proposals from 15% to 0-5%; on the default
+task it changed nothing measurable (1.01 against 1.00), so it is opt-in.
 """
 from __future__ import annotations
 
