@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 
 from autocompress.config import SearchConfig
+from autocompress.errors import AutocompressError
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.loop import counted, next_trial, show
 from autocompress.search.records import TrialRecord, append_record, read_records
@@ -40,6 +42,7 @@ from autocompress.search.runner_optuna import (
     open_session,
 )
 
+PROBE_S = 5.0                  # a Ray head that does not accept a connection in this is absent
 SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
 _CACHE: dict[str, Any] = {}    # per worker process: the search context, built once
 
@@ -87,6 +90,38 @@ def reap_previous_ray(run_dir: Path) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     marker.unlink()
     return len(pids)
+
+
+def check_address(address: str) -> None:
+    """Fail fast, before any set-up, on an ``--address`` no Ray answers at (``ray.init``
+    would retry for minutes). ``auto`` is checked only through ``RAY_ADDRESS``; without it
+    Ray looks for a head started on this machine, and :func:`_connect` reports a miss."""
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    if not target:
+        return
+    host, sep, port = target.removeprefix("ray://").rpartition(":")
+    if not (sep and host and port.isdigit()):
+        raise AutocompressError(f"expected HOST:PORT or auto, got {target!r}", loc="--address",
+                                hint="pass the address `ray start --head` printed, e.g. "
+                                     "10.0.0.5:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_S).close()
+    except OSError as exc:
+        raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})",
+                                loc="--address" if address != "auto" else "RAY_ADDRESS",
+                                hint="start the head there with `ray start --head --port "
+                                     f"{port}`, or pass the address it printed") from None
+
+
+def _connect(address: str, opts: dict[str, Any]) -> None:
+    import ray
+
+    try:
+        ray.init(address=address, **opts)
+    except ConnectionError as exc:        # `auto` with no Ray here, or not a Ray at HOST:PORT
+        raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
+                                hint="start one with `ray start --head`, or pass HOST:PORT; "
+                                     "leave --address out to start a local Ray") from None
 
 
 class _RemoteBoard:
@@ -203,6 +238,8 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # records are ours
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables
+    if address:
+        check_address(address)
     session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
                            resume=resume)
     remaining = session.target - counted(read_records(session.records_path, warn=False))
@@ -223,7 +260,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
                             "logging_level": logging.WARNING, "configure_logging": True}
     temp = None
     if address:
-        ray.init(address=address, **opts)
+        _connect(address, opts)
     else:
         if reaped := reap_previous_ray(session.run_dir):
             session.progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")

@@ -1,0 +1,82 @@
+"""A wrong ``--address`` is a user mistake: exit 2 with a message naming it, before any set-up
+(ray.init alone would retry for minutes on an address nothing answers at)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autocompress.errors import AutocompressError
+from autocompress.search.runner_ray import PROBE_S, check_address
+
+from ..conftest import ROOT, TINY, write_config
+
+
+def closed_port() -> int:
+    with socket.socket() as s:           # bound, never listening, then closed: refuses
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_not_host_port_is_rejected():
+    with pytest.raises(AutocompressError, match="expected HOST:PORT or auto") as exc:
+        check_address("headnode")
+    assert exc.value.loc == "--address"
+
+
+def test_nothing_listening_fails_fast():
+    port = closed_port()
+    start = time.monotonic()
+    with pytest.raises(AutocompressError, match=f"no Ray answers at 127.0.0.1:{port}") as exc:
+        check_address(f"127.0.0.1:{port}")
+    assert time.monotonic() - start < PROBE_S
+    assert exc.value.loc == "--address" and f"--port {port}" in exc.value.hint
+
+
+def test_a_listening_head_passes():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_address(f"127.0.0.1:{server.getsockname()[1]}")
+        check_address(f"ray://127.0.0.1:{server.getsockname()[1]}")
+
+
+def test_auto_is_checked_through_ray_address(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    check_address("auto")                 # Ray's own lookup decides (see _connect)
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port()}")
+    with pytest.raises(AutocompressError, match="no Ray answers") as exc:
+        check_address("auto")
+    assert exc.value.loc == "RAY_ADDRESS"
+
+
+def test_cli_exits_2_before_the_run_dir_is_made(tmp_path):
+    cfg = write_config(tmp_path, TINY)
+    run = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                          "--run-dir", str(run), "--backend", "ray",
+                          "--address", f"127.0.0.1:{closed_port()}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "error: --address: no Ray answers at 127.0.0.1:" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not run.exists()              # no teacher trained, nothing to clean up
+
+
+def test_a_failed_join_is_a_user_error(monkeypatch):
+    import ray
+
+    from autocompress.search.runner_ray import _connect
+
+    def refuse(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(AutocompressError, match="cannot join a Ray at 'auto'") as exc:
+        _connect("auto", {})
+    assert exc.value.loc == "--address" and "ray start --head" in exc.value.hint
