@@ -14,7 +14,8 @@ Two ways to get a Ray, both measured by default (``--ray local,running``):
   ``--address``: the laptop path), so the Tune phase includes ``ray.init`` and ``ray.shutdown``;
 - ``running``: one Ray head is started before the measurements (``ray start --head`` with
   ``workers`` CPUs, its own temp dir) and each search joins it with ``--address`` (the cluster
-  path, or a laptop that keeps a Ray up between searches); joining and leaving replace them.
+  path, or a laptop that keeps a Ray up between searches). Leaving the Ray (0.3 s) replaces
+  the shutdown; joining it (0.3 s) comes before the driver's set-up, outside the Tune phase.
 
     python benchmarks/scaling.py [--trials 32] [--epochs 20] [--ray local,running]
                                  [--out runs/bench_scaling]

@@ -113,11 +113,18 @@ def check_address(address: str) -> None:
                                      f"{port}`, or pass the address it printed") from None
 
 
-def _connect(address: str, opts: dict[str, Any]) -> None:
+def _ray_options() -> dict[str, Any]:
+    import logging
+
+    return {"include_dashboard": False, "log_to_driver": False,
+            "logging_level": logging.WARNING, "configure_logging": True}
+
+
+def _connect(address: str) -> None:
     import ray
 
     try:
-        ray.init(address=address, **opts)
+        ray.init(address=address, **_ray_options())
     except ConnectionError as exc:        # `auto` with no Ray here, or not a Ray at HOST:PORT
         raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
                                 hint="start one with `ray start --head`, or pass HOST:PORT; "
@@ -238,13 +245,20 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # records are ours
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables
-    if address:
+    if address:            # join first: a cluster that is not there fails before any set-up
         check_address(address)
-    session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
-                           resume=resume)
-    remaining = session.target - counted(read_records(session.records_path, warn=False))
-    if remaining > 0:
-        _run_tune(session, workers, address, remaining)
+        _connect(address)
+    try:
+        session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
+                               resume=resume)
+        remaining = session.target - counted(read_records(session.records_path, warn=False))
+        if remaining > 0:
+            _run_tune(session, workers, address, remaining)
+    finally:
+        if address:
+            import ray
+
+            ray.shutdown()                   # leave the cluster (a no-op after _run_tune)
     return finish(session)
 
 
@@ -256,17 +270,13 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cfg, threads = session.cfg, session.cfg.search.threads
-    opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                            "logging_level": logging.WARNING, "configure_logging": True}
     temp = None
-    if address:
-        _connect(address, opts)
-    else:
+    if not address:                                   # with an address: joined already
         if reaped := reap_previous_ray(session.run_dir):
             session.progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
         temp = ray_temp_dir(session.run_dir)
         session.progress.say(f"starting a local Ray ({workers * threads} CPUs, temp {temp})")
-        ray.init(num_cpus=workers * threads, _temp_dir=str(temp), **opts)
+        ray.init(num_cpus=workers * threads, _temp_dir=str(temp), **_ray_options())
     for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
         logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found' (no loggers)
     try:

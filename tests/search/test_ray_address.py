@@ -78,5 +78,5 @@ def test_a_failed_join_is_a_user_error(monkeypatch):
 
     monkeypatch.setattr(ray, "init", refuse)
     with pytest.raises(AutocompressError, match="cannot join a Ray at 'auto'") as exc:
-        _connect("auto", {})
+        _connect("auto")
     assert exc.value.loc == "--address" and "ray start --head" in exc.value.hint
