@@ -75,7 +75,8 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"forward pass failed on an input of shape {tuple(example.shape)}: "
-                         f"{first}", hint="check the input shape the model expects") from exc
+                         f"{first}", hint="check that the samples of `data:` have the shape the "
+                         "model expects; the built-in students take C x H x W images") from exc
     finally:
         model.train(was_training)
 

@@ -5,7 +5,10 @@ Exit codes: 0 ok, 2 user error (one message, no traceback), 1 bug.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +28,14 @@ EXAMPLES = {
 }
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (a scheduler or preemption stopping the job), handled as Ctrl-C is."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autocompress",
@@ -39,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = add("search", "Run a compression search and write a run directory with a report.")
     s.add_argument("config", nargs="?", help="search config YAML (not needed with --resume)")
-    s.add_argument("--trials", type=int, help="number of searched trials (overrides the config)")
+    s.add_argument("--trials", type=int,
+                   help="number of searched trials (overrides the config)")
     s.add_argument("--run-dir", type=Path, help="output folder (default runs/<name>-<time>)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. search.sampler=nsga2 (repeatable)")
@@ -99,9 +111,9 @@ def _search(args: argparse.Namespace) -> int:
                                 hint="e.g. autocompress search experiments/digits_mcu/config.yaml")
     else:
         cfg_path, run_dir = Path(args.config), args.run_dir
-    if args.workers < 1:
-        raise AutocompressError(f"--workers must be at least 1, got {args.workers}",
-                                loc="--workers")
+    for flag, count in (("--trials", args.trials), ("--workers", args.workers)):
+        if count is not None and count < 1:
+            raise AutocompressError(f"expected a whole number >= 1, got {count}", loc=flag)
     if args.address and args.backend != "ray":
         raise AutocompressError("--address needs --backend ray", loc="--address")
     if args.sampler:
@@ -111,19 +123,26 @@ def _search(args: argparse.Namespace) -> int:
         args.overrides.append(f"search.sampler={args.sampler}")
     cfg = load_config(cfg_path, args.overrides)
     run_dir = run_dir or default_run_dir(cfg.name)
-    if args.backend == "ray":
-        from autocompress.search.runner_ray import run_search_ray
+    try:
+        if args.backend == "ray":
+            from autocompress.search.runner_ray import run_search_ray
 
-        result = run_search_ray(cfg, run_dir, trials=args.trials, quiet=args.quiet,
-                                baselines=not args.no_baselines, resume=bool(args.resume),
-                                workers=args.workers, address=args.address)
-    else:
-        result = run_search(cfg, run_dir, trials=args.trials, baselines=not args.no_baselines,
-                            quiet=args.quiet, resume=bool(args.resume), workers=args.workers)
+            result = run_search_ray(cfg, run_dir, trials=args.trials, quiet=args.quiet,
+                                    baselines=not args.no_baselines, resume=bool(args.resume),
+                                    workers=args.workers, address=args.address)
+        else:
+            result = run_search(cfg, run_dir, trials=args.trials,
+                                baselines=not args.no_baselines, quiet=args.quiet,
+                                resume=bool(args.resume), workers=args.workers)
+    except KeyboardInterrupt as exc:
+        if (run_dir / "records.jsonl").is_file():
+            print(f"interrupted: completed trials are saved in {run_dir / 'records.jsonl'}; "
+                  f"continue with: autocompress search --resume {run_dir}", file=sys.stderr)
+            return 143 if isinstance(exc, Interrupted) else 130
+        raise
     paths = write_report_for(run_dir, result.records, cfg)
-    if not args.quiet:
-        print(f"front: {len(result.front.points)} points; report: "
-              f"{', '.join(str(p) for p in paths)}")
+    print(f"front: {len(result.front.points)} points; report: "      # --quiet too: the one
+          f"{', '.join(str(p) for p in paths)}")                     # line saying where
     return 0
 
 
@@ -167,14 +186,22 @@ COMMANDS = {"search": _search, "report": _report, "export": _export, "profiles":
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    handle = threading.current_thread() is threading.main_thread()   # signal's own rule
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if handle else None
     try:
         return COMMANDS[args.command](args)
     except AutocompressError as exc:
         print("error: " + " ".join(str(exc).split("\n")), file=sys.stderr)  # one line
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: completed trials are saved in records.jsonl", file=sys.stderr)
-        return 130
+    except BrokenPipeError:              # `autocompress predict ... | head`: not an error
+        sys.stdout = open(os.devnull, "w")    # as the Python docs advise
+        return 0
+    except KeyboardInterrupt as exc:
+        print("interrupted", file=sys.stderr)
+        return 143 if isinstance(exc, Interrupted) else 130
+    finally:
+        if handle:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from autocompress.errors import ConfigError, did_you_mean
+from autocompress.errors import ConfigError, ProfileError, did_you_mean
 from autocompress.pareto import Budget, Objective
 from autocompress.yamlio import Located, PathKey, format_path, load_yaml
 
@@ -98,6 +98,12 @@ class SearchConfig:
 
     def space_path(self) -> Path:
         return (Path(self.base_dir) / self.model.space).resolve()
+
+    def profile_dirs(self) -> list[Path]:
+        """Where a profile name is looked up before the repo's ``hardware_profiles/``: beside
+        the config, then its ``profiles/`` (a run dir keeps the run's profiles there, so
+        resume and export use the exact profiles the run was costed with)."""
+        return [Path(self.base_dir), Path(self.base_dir) / "profiles"]
 
 
 def _plain(value: Any) -> Any:
@@ -282,6 +288,13 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
     if not cfg.hardware.profiles:
         raise fail(("hardware", "profiles"), "name at least one hardware profile",
                    "e.g. profiles: [stm32f746]; `autocompress profiles` lists them")
+    from autocompress.hardware.profile import profile_path  # here: config stays light
+
+    for i, name in enumerate(cfg.hardware.profiles):
+        try:
+            profile_path(name, cfg.profile_dirs())
+        except ProfileError as exc:
+            raise fail(("hardware", "profiles", i), exc.raw_message, exc.hint) from None
     budgets = data.get("hardware", {}).get("budgets", {}) or {}
     if not isinstance(budgets, dict):
         raise fail(("hardware", "budgets"), "budgets must map profile -> {max_latency_ms: ...}")

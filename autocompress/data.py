@@ -86,7 +86,12 @@ def _to_split(raw: Any, where: str) -> Split:
 
 def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -> DataBundle:
     fn = load_callable(spec, loc=loc, base_dir=base_dir)
-    raw = fn(seed)
+    try:
+        raw = fn(seed)
+    except Exception as exc:          # the user's code failed: say where, not a traceback
+        raise DataError(f"{spec}({seed}) raised {type(exc).__name__}: {exc}", loc=loc,
+                        hint="signature: make_data(seed) -> {'train': (x, y), 'val': ..., "
+                             "'test': ...}") from exc
     if not isinstance(raw, Mapping) or not set(SPLITS) <= set(raw):
         raise DataError(f"{spec} must return a dict with keys train, val, test", loc=loc)
     splits = {s: _to_split(raw[s], f"{loc} ({spec} -> {s})") for s in SPLITS}

@@ -44,9 +44,27 @@ def test_missing_config_exits_2(tmp_path):
 
 
 def test_unknown_profile_exits_2(tmp_path):
-    cfg = write_config(tmp_path, TINY.replace("profiles: [stm32f746]", "profiles: [stm32f999]")
-                       .replace("budgets: {stm32f746: {max_latency_ms: 50}}", "budgets: {}"))
-    assert_user_error(cli("search", str(cfg)), "stm32f999", "stm32f746")
+    cfg = write_config(tmp_path, TINY.replace("profiles: [stm32f746]", "profiles: [stm32f999]"))
+    (tmp_path / "other.yaml").write_text("name: not a profile\n")
+    res = cli("search", str(cfg))
+    assert_user_error(res, "config.yaml:", "hardware.profiles[0]", "stm32f999",
+                      "did you mean 'stm32f746'")
+    assert "other" not in res.stderr and "config," not in res.stderr   # YAML that isn't one
+
+
+def test_a_file_as_run_dir_exits_2(tmp_path):
+    cfg = write_config(tmp_path, TINY)
+    (tmp_path / "afile").write_text("x")
+    assert_user_error(cli("search", str(cfg), "--run-dir", str(tmp_path / "afile")),
+                      "run directory path is a file")
+
+
+def test_data_callable_that_raises_exits_2(tmp_path):
+    (tmp_path / "downdata.py").write_text(
+        "def make_data(seed):\n    raise RuntimeError('dataset server down')\n")
+    cfg = write_config(tmp_path, TINY.replace("data: digits", "data: downdata:make_data"))
+    assert_user_error(cli("search", str(cfg), "--run-dir", str(tmp_path / "run")),
+                      "downdata:make_data(0) raised RuntimeError: dataset server down")
 
 
 def test_impossible_budget_exits_2_before_training(tmp_path):
@@ -101,9 +119,17 @@ def test_search_report_export_end_to_end(tmp_path):
         assert (out / name).is_file(), name
     assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size
 
-    # export errors: unknown trial, existing output folder
+    # export errors: unknown trial, existing output folder, flags that do not fit
     assert_user_error(cli("export", str(run), "--trial", "99"), "trial 99 does not exist")
     assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(out)), "exists")
+    assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(out / "plan.json")),
+                      "output path is a file")
+    assert_user_error(cli("export", str(run), "--trial", "0", "--min-accuracy", "0.5"),
+                      "--min-accuracy", "does not apply to --trial")
+    assert_user_error(cli("export", str(run), "--max-latency-ms", "50", "--min-accuracy", "50"),
+                      "between 0 and 1, got 50", "0.5 means 50%")
+    assert_user_error(cli("export", str(run), "--max-latency-ms", "50", "--min-accuracy",
+                          "1.0"), "the most accurate front point within it reaches")
     # a run dir that exists is not overwritten without --resume
     assert_user_error(cli("search", str(cfg), "--run-dir", str(run)), "already exists",
                       "--resume")
@@ -149,6 +175,37 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
+    """A scheduler's or a preempted machine's SIGTERM: exit 143 with the --resume command;
+    the completed trials are in records.jsonl and the spawned worker stops too."""
+    import signal
+    import time
+
+    cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 6"))
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                             "--run-dir", str(run), "--quiet", "--workers", "2"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    records = run / "records.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and records.read_text().strip():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"continue with: autocompress search --resume {run}" in err
+    assert "Traceback" not in err
+    lines = [json.loads(x) for x in records.read_text().splitlines()]
+    assert any(r["state"] == "complete" for r in lines)
+    assert len(lines) < 11                                       # it did stop early
+
+
+@pytest.mark.slow
 def test_own_model_and_data_example_end_to_end(tmp_path):
     cfg = ROOT / "experiments" / "own_model" / "config.yaml"
     run = tmp_path / "own"
@@ -167,7 +224,10 @@ def test_own_model_and_data_example_end_to_end(tmp_path):
 
 def test_search_flag_errors_exit_2(tmp_path):
     cfg = write_config(tmp_path, TINY)
-    assert_user_error(cli("search", str(cfg), "--workers", "0"), "--workers")
+    assert_user_error(cli("search", str(cfg), "--workers", "0"), "--workers: expected a "
+                      "whole number >= 1, got 0")
+    assert_user_error(cli("search", str(cfg), "--trials", "0"), "--trials")
+    assert_user_error(cli("search", str(cfg), "--trials", "-3"), "--trials")
     assert_user_error(cli("search", str(cfg), "--address", "auto"), "--backend ray")
     assert_user_error(cli("search", "--resume", str(tmp_path), "--sampler", "tpe"),
                       "not a run directory")
@@ -179,6 +239,7 @@ def test_sampler_flag_overrides_the_config(tmp_path):
     res = cli("search", str(cfg), "--run-dir", str(run), "--sampler", "nsga2",
               "--no-baselines", "--quiet")
     assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("front: ") and str(run) in res.stdout   # --quiet: one line
     assert "sampler: nsga2" in (run / "config.resolved.yaml").read_text()
     records = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["baseline"] is None

@@ -53,12 +53,27 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                           min_values={"accuracy": min_accuracy} if min_accuracy else {})
     if choice is None:
         fastest = min((p["cost"][device]["latency_ms"] for p in front.points), default=None)
-        hint = (f"the fastest front point needs {fastest:.2f} ms" if fastest is not None
-                else "the run has no feasible complete trial")
+        within = [p["metrics"]["accuracy"] for p in front.points
+                  if p["cost"][device]["latency_ms"] <= float(max_latency_ms or "inf")]
+        hint = ("the run has no feasible complete trial" if fastest is None
+                else f"the fastest front point needs {fastest:.2f} ms" if not within
+                else f"the most accurate front point within it reaches {max(within):.4f}")
         raise ExportError(f"no front point meets latency <= {max_latency_ms} ms on {device}"
                           + (f" and accuracy >= {min_accuracy}" if min_accuracy else ""),
                           loc="--max-latency-ms", hint=hint)
     return dict(choice)
+
+
+def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], device: str,
+                       max_latency_ms: float) -> list[dict[str, Any]]:
+    """Complete trials within the latency limit and more accurate than the chosen one: the
+    front left them out because they break the run's budgets (e.g. the baselines, which are
+    trained whatever the budget)."""
+    acc = chosen["metrics"]["accuracy"]
+    return [r for r in records if r.get("state") == "complete"
+            and r.get("metrics", {}).get("accuracy", 0.0) > acc
+            and r.get("cost", {}).get(device, {}).get("latency_ms", float("inf"))
+            <= max_latency_ms]
 
 
 def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -95,6 +110,15 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     )
     from autocompress.export.quant_ort import quantize_int8
 
+    if trial is not None and (min_accuracy is not None or device is not None):
+        flag = "--min-accuracy" if min_accuracy is not None else "--device"
+        raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",
+                          loc=flag, hint="drop it, or choose with --max-latency-ms")
+    if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
+        raise ExportError(f"expected an accuracy between 0 and 1, got {min_accuracy:g}",
+                          loc="--min-accuracy",
+                          hint=f"accuracy is a fraction: {min_accuracy / 100:g} means "
+                               f"{min_accuracy:g}%" if 1 < min_accuracy <= 100 else None)
     cfg, records = load_run(run_dir)
     device = device or cfg.hardware.profiles[0]
     if device not in cfg.hardware.profiles:
@@ -103,12 +127,19 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
                         budgets=budgets_of(cfg), min_accuracy=min_accuracy)
     number = int(rec["number"])
+    if max_latency_ms is not None and not quiet and (
+            over := better_over_budget(records, rec, device, max_latency_ms)):
+        print("note: more accurate within the limit, but over the run's budgets: " + ", ".join(
+            f"trial {r['number']}" + (f" ({r['baseline']})" if r.get("baseline") else "")
+            + f" {r['metrics']['accuracy']:.4f} at {r['cost'][device]['latency_ms']:.2f} ms"
+            for r in over) + "; export one with --trial N")
     weights = run_dir / "trials" / str(number) / "model.pt"
     if not weights.is_file():
         raise ExportError(f"trial {number} has no saved weights", loc=str(weights))
     out = out or run_dir / "export" / str(number)
-    if out.exists() and any(out.iterdir()):
-        raise ExportError("output folder exists and is not empty", loc=str(out),
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError("output folder exists and is not empty" if out.is_dir() else
+                          "output path is a file, not a folder", loc=str(out),
                           hint="choose another --out or delete it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,8 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
     q.add_argument("model", help="model.onnx, or pkg.module:build returning an nn.Module")
     q.add_argument("--profile", required=True, help="profile name or YAML path")
     q.add_argument("--input-shape", help="C,H,W without batch (required for PyTorch models)")
+    q.add_argument("--num-classes", type=int, default=10,
+                   help="passed to a model.builder-style build(input_shape, num_classes)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -93,8 +95,25 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def load_graph(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:
-    """(ModelGraph, formats) of an ONNX path or a ``module:callable`` torch model."""
+def _call_builder(build: Callable[..., Any], input_shape: tuple[int, ...],
+                  num_classes: int) -> Any:
+    """``build()``, or ``build(input_shape, num_classes)`` for a ``model.builder`` of a
+    config: chosen by the callable's required parameters."""
+    import inspect
+
+    try:
+        required = [p for p in inspect.signature(build).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                           p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):                   # no signature (a C function)
+        required = []
+    return build(input_shape, num_classes) if len(required) == 2 else build()
+
+
+def load_graph(spec: str, input_shape: tuple[int, ...] | None,
+               num_classes: int = 10) -> tuple[Any, dict[str, Any]]:
+    """(ModelGraph, formats) of an ONNX path or a ``module:callable`` torch model: a
+    no-argument callable, or ``build(input_shape, num_classes)`` as ``model.builder``."""
     if spec.endswith(".onnx") or Path(spec).is_file():
         from autocompress.hardware.onnx_graph import onnx_to_graph
 
@@ -112,10 +131,11 @@ def load_graph(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Any, dic
 
     build = load_callable(spec, loc=spec, base_dir=Path.cwd())
     try:
-        model = build()
+        model = _call_builder(build, tuple(input_shape), num_classes)
     except Exception as exc:
-        raise ModelError(f"calling '{spec}' failed: {type(exc).__name__}: {exc}",
-                         loc=spec) from exc
+        raise ModelError(f"calling '{spec}' failed: {type(exc).__name__}: {exc}", loc=spec,
+                         hint="predict calls build() or build(input_shape, num_classes)"
+                         ) from exc
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"'{spec}' returned {type(model).__name__}, not an nn.Module", loc=spec)
     try:
@@ -127,12 +147,13 @@ def load_graph(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Any, dic
     return graph, {}
 
 
-def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
+            num_classes: int = 10) -> dict[str, Any]:
     """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows."""
     from autocompress.hardware.cost import CostModel
 
-    graph, formats = load_graph(spec, input_shape)
-    model = CostModel(profile)
+    model = CostModel(profile)                  # an unknown profile fails before the model
+    graph, formats = load_graph(spec, input_shape, num_classes)
     est = model.estimate(graph, formats)
     return {"model": spec, "profile": model.profile.name, "profile_sha256": model.profile.sha256,
             "latency_ms": est.latency_ms, "std_ms": est.std_ms, "flash_kb": est.flash_kb,
@@ -144,7 +165,7 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None)
 
 
 def _predict(args: argparse.Namespace) -> int:
-    out = predict(args.model, args.profile, parse_shape(args.input_shape))
+    out = predict(args.model, args.profile, parse_shape(args.input_shape), args.num_classes)
     if args.json:
         print(json.dumps(out))
         return 0

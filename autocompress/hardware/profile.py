@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
 SUPPORTED_VERSIONS = (1,)
 # The repo's folder of shipped profiles (``<repo>/hardware_profiles``).
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+_PROFILE_HEAD = re.compile(r"^device:", re.MULTILINE)   # what tells a profile from a config
 
 
 def profile_dirs(search_dirs: Iterable[str | Path] | None = None) -> list[Path]:
@@ -70,8 +72,9 @@ def list_profiles(search_dirs: Iterable[str | Path] | None = None) -> list[str]:
     """
     names: set[str] = set()
     for folder in profile_dirs(search_dirs):
-        if folder.is_dir():
-            names.update(p.stem for p in folder.glob("*.yaml"))
+        if folder.is_dir():         # a config's folder holds other YAML: only real profiles
+            names.update(p.stem for p in folder.glob("*.yaml") if folder == PROFILE_DIR
+                         or _PROFILE_HEAD.search(p.read_text(encoding="utf-8", errors="replace")))
     return sorted(names)
 
 
@@ -81,6 +84,13 @@ def _display(path: Path) -> str:
     except ValueError:
         return str(path)
     return str(path) if rel.startswith("..") else rel
+
+
+def profile_path(name_or_path: str | Path,
+                 search_dirs: Iterable[str | Path] | None = None) -> Path:
+    """The file a profile name (or path) refers to; ProfileError naming the known profiles
+    for an unknown name."""
+    return _resolve(name_or_path, search_dirs)[0]
 
 
 def _resolve(name_or_path: str | Path,

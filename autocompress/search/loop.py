@@ -118,6 +118,10 @@ def run_workers(session: Session, workers: int) -> None:
             procs.append(proc)
     try:
         work(session)
+    except BaseException:       # Ctrl-C reached every worker; SIGTERM or a crash only this one
+        for proc in procs:
+            proc.terminate()
+        raise
     finally:
         for proc in procs:
             proc.join()

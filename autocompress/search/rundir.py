@@ -33,6 +33,9 @@ def prepare_run_dir(path: Path, *, resume: bool) -> Path:
             raise RunDirError("not a run directory (no config.resolved.yaml)", loc=str(path),
                               hint="pass the folder a previous `autocompress search` wrote")
         return path
+    if path.exists() and not path.is_dir():
+        raise RunDirError("run directory path is a file", loc=str(path),
+                          hint="choose another --run-dir")
     if path.exists() and any(path.iterdir()):
         raise RunDirError("run directory already exists and is not empty", loc=str(path),
                           hint="choose another --run-dir, or continue it with --resume")

@@ -71,10 +71,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
                          base=space.base, builder=cfg.model.builder, base_dir=Path(cfg.base_dir),
                          family=space.family or DEFAULT_FAMILY,
                          loc=f"{cfg.path} model.builder")
-    # A profile name is looked up beside the config (a run dir keeps copies in profiles/,
-    # so resume/export use the exact profiles the run was costed with), then in the repo's.
-    dirs = [Path(cfg.base_dir), Path(cfg.base_dir) / "profiles"]
-    profiles = {name: load_profile(name, search_dirs=dirs) for name in cfg.hardware.profiles}
+    profiles = {name: load_profile(name, search_dirs=cfg.profile_dirs())
+                for name in cfg.hardware.profiles}
     # Resolve rules on the largest architecture, so every layer a candidate can have is named.
     largest = space.max_arch()
     arch: dict[str, Any] = {}

@@ -137,8 +137,25 @@ def test_predict_torch_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         assert torch_out[key] == pytest.approx(onnx_out[key])
 
 
+def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``model.builder`` of a config (build(input_shape, num_classes)) works as it is."""
+    (tmp_path / "hw_cfg_nets.py").write_text(
+        "from torch import nn\n"
+        "def build_model(input_shape, num_classes):\n"
+        "    return nn.Sequential(nn.Conv2d(input_shape[0], 4, 3), nn.Flatten(),\n"
+        "                         nn.LazyLinear(num_classes))\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "hw_cfg_nets:build_model", "--profile", "stm32f746",
+                 "--input-shape", "1,8,8", "--num-classes", "7", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert [row["op"] for row in layers] == ["conv2d", "linear"]
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["predict", "{onnx}", "--profile", "stm32f999"], "unknown hardware profile"),
+    (["predict", "no_such_module_xyz:build", "--profile", "stm32f999", "--input-shape",
+      "1,8,8"], "unknown hardware profile"),                  # the profile is checked first
     (["predict", "missing.onnx", "--profile", "stm32f746"], "ONNX file not found"),
     (["predict", "no_such_module_xyz:build", "--profile", "stm32f746", "--input-shape", "1,8,8"],
      "cannot import module"),

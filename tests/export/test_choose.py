@@ -1,0 +1,39 @@
+"""Which trial `export --max-latency-ms` picks, and what it says about the ones it skips."""
+from __future__ import annotations
+
+import pytest
+
+from autocompress.errors import ExportError
+from autocompress.export.run import better_over_budget, choose_record
+from autocompress.pareto import Budget
+
+
+def rec(number: int, acc: float, ms: float, baseline: str | None = None,
+        state: str = "complete") -> dict:
+    return {"number": number, "state": state, "baseline": baseline,
+            "metrics": {"accuracy": acc},
+            "cost": {"stm32f746": {"latency_ms": ms, "flash_kb": 1.0, "peak_sram_kb": 1.0}}}
+
+
+RECORDS = [rec(0, 0.91, 10.3, baseline="uniform-int4"), rec(1, 0.61, 4.0), rec(2, 0.80, 4.8),
+           rec(3, 0.95, 20.0, baseline="fp32"), rec(4, 0.99, 9.0, state="failed")]
+BUDGET = [Budget(profile="stm32f746", metric="latency_ms", limit=5.0)]
+
+
+def test_the_front_within_the_run_budget_is_chosen_and_the_skipped_are_named():
+    chosen = choose_record(RECORDS, trial=None, max_latency_ms=11.0, device="stm32f746",
+                           budgets=BUDGET, min_accuracy=None)
+    assert chosen["number"] == 2                       # 0 breaks the run's 5 ms budget
+    skipped = better_over_budget(RECORDS, chosen, "stm32f746", 11.0)
+    assert [r["number"] for r in skipped] == [0]       # not 3 (over 11 ms), not 4 (failed)
+
+
+def test_an_unmet_accuracy_says_what_is_reachable():
+    with pytest.raises(ExportError, match=r"accuracy >= 0\.9") as exc:
+        choose_record(RECORDS, trial=None, max_latency_ms=5.0, device="stm32f746",
+                      budgets=BUDGET, min_accuracy=0.9)
+    assert "within it reaches 0.8000" in exc.value.hint
+    with pytest.raises(ExportError) as exc:
+        choose_record(RECORDS, trial=None, max_latency_ms=1.0, device="stm32f746",
+                      budgets=BUDGET, min_accuracy=None)
+    assert "the fastest front point needs 4.00 ms" in exc.value.hint
