@@ -100,8 +100,11 @@ def _search(args: argparse.Namespace) -> int:
                                     loc="command line")
         cfg_path, run_dir = args.resume / "config.resolved.yaml", args.resume
         if not cfg_path.is_file():
-            raise AutocompressError("not a run directory (no config.resolved.yaml)",
-                                    loc=str(args.resume))
+            raise AutocompressError("not a run directory (no config.resolved.yaml)"
+                                    if args.resume.is_dir() else "run directory not found",
+                                    loc=str(args.resume),
+                                    hint="pass the folder a previous `autocompress search` "
+                                         "wrote")
         if args.overrides:
             raise AutocompressError("a resumed run keeps its config; --set would change it",
                                     loc="--set", hint="start a new run to change settings "

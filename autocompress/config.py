@@ -172,6 +172,8 @@ def _early_stopping(v: Any) -> str | None:
     if "rung_score" in v and v["rung_score"] not in ("dense", "compressed"):
         return f"rung_score: expected dense or compressed, got {v.get('rung_score')!r}"
     rungs = v.get("rungs")
+    if rungs is None:
+        return "rungs is required: the epochs after which candidates are compared, e.g. [1, 3]"
     if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
         return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
     k = v.get("min_dominating")     # keys left out take search/early_stop.EarlyStopping's

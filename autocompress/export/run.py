@@ -41,7 +41,8 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
         rec = by_number.get(trial)
         if rec is None:
             raise ExportError(f"trial {trial} does not exist", loc="--trial",
-                              hint=f"trials are 0..{max(by_number) if by_number else -1}")
+                              hint=f"trials are 0..{max(by_number)}" if by_number
+                              else "the run has no recorded trial yet")
         if rec["state"] != "complete":
             raise ExportError(f"trial {trial} is {rec['state']}, it has no trained model",
                               loc="--trial", hint="pick a complete trial (see report/trials.csv)")

@@ -7,6 +7,7 @@ profile sha256, git revision), ``study.journal`` (Optuna; optuna-dashboard opens
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import platform
 import subprocess
@@ -46,6 +47,37 @@ def prepare_run_dir(path: Path, *, resume: bool) -> Path:
         raise RunDirError(f"cannot create run directory: {exc.strerror}", loc=str(path),
                           hint="choose a writable --run-dir") from None
     return path
+
+
+RUN_FILES = ("config.resolved.yaml", "space.yaml")   # what a resumed run must keep
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_file_hashes(run_dir: Path) -> dict[str, str]:
+    """sha256 of the files a resumed run reads its settings from (kept in ``env.json``)."""
+    return {name: _sha256(run_dir / name) for name in RUN_FILES}
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Before a resume: the config, space and profiles are the ones the run started with
+    (an edited space breaks the study; an edited config or profile would mix two searches).
+    Run dirs written before the hashes were kept are not checked."""
+    try:
+        env = json.loads((run_dir / "env.json").read_text())
+    except (OSError, ValueError):
+        return
+    saved = dict(env.get("run_files_sha256", {}))
+    if saved:          # profiles: the copies in profiles/ (env.json has their sha256 anyway)
+        saved.update({f"profiles/{n}.yaml": d for n, d in env.get("profiles_sha256", {}).items()})
+    for name, digest in saved.items():
+        path = run_dir / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise RunDirError(f"{name} changed since the run started", loc=str(path),
+                              hint="a resumed run keeps its config, space and profiles: "
+                                   "restore the file, or start a new run from the changed one")
 
 
 def package_versions() -> dict[str, str | None]:

@@ -19,7 +19,14 @@ from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.reduce import REDUCTION_FILE, Reduction
-from autocompress.search.rundir import environment, prepare_run_dir, write_json, write_yaml
+from autocompress.search.rundir import (
+    check_run_files,
+    environment,
+    prepare_run_dir,
+    run_file_hashes,
+    write_json,
+    write_yaml,
+)
 from autocompress.search.sampling import infeasible_trend
 from autocompress.search.setup import SearchContext, build_context
 from autocompress.search.study import (
@@ -67,36 +74,43 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
         shutil.copyfile(prof.path, run_dir / "profiles" / f"{name}.yaml")
     env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
     env["config_dir"] = str(Path(cfg.base_dir).resolve())
+    env["run_files_sha256"] = run_file_hashes(run_dir)
     write_json(run_dir / "env.json", env)
 
 
 def _recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
              records_path: Path) -> int:
     """After a crash: a trial the study still shows running either finished (its record was
-    written: tell the study) or was interrupted (record it failed; an interrupted baseline is
-    or initial-design trial is enqueued again). Returns how many."""
+    written: tell the study) or was interrupted (record it failed). So is a finished trial
+    whose record was cut off (a torn last line of records.jsonl, skipped with a warning).
+    An interrupted baseline or initial-design trial is enqueued again. Returns how many."""
     import optuna
 
-    stale = [t for t in study.get_trials(deepcopy=False)
-             if t.state == optuna.trial.TrialState.RUNNING]
-    for frozen in stale:
-        trial = optuna.Trial(study, frozen._trial_id)
-        rec = records.get(frozen.number)
-        if rec is not None and rec["state"] in ("complete", "infeasible", "pruned"):
-            _tell(study, trial, TrialRecord(**rec), objectives)
-            continue
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    stale = [t for t in trials if t.state == state.RUNNING]
+    lost = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)
+            and t.number not in records]
+    for frozen in stale + lost:
+        rec, running = records.get(frozen.number), frozen.state == state.RUNNING
+        if running:
+            trial = optuna.Trial(study, frozen._trial_id)
+            if rec is not None and rec["state"] in ("complete", "infeasible", "pruned"):
+                _tell(study, trial, TrialRecord(**rec), objectives)
+                continue
+            study.tell(trial, state=state.FAIL)
+        why = "the run was killed" if running else "its record was cut off"
         failed = TrialRecord(number=frozen.number, state="failed", params=frozen.params,
                              seed=rec["seed"] if rec else 0, baseline=frozen.user_attrs.get(
-                                 "baseline"), error="interrupted (the run was killed); "
+                                 "baseline"), error=f"interrupted ({why}); "
                              "a new trial replaces it")
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if frozen.user_attrs.get("baseline") or frozen.user_attrs.get("design"):
             attrs = {k: v for k, v in frozen.user_attrs.items() if k != "replaced"}
             study.enqueue_trial({} if "baseline_params" in attrs else frozen.params,
                                 user_attrs=attrs)
         append_record(records_path, failed)
         records[frozen.number] = failed.to_dict()
-    return len(stale)
+    return len(stale) + len(lost)
 
 
 @dataclass
@@ -131,6 +145,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     """Validate, write the run files, train or load the teacher, create or reopen the study
     (recovering trials a crash left running) and fix the target number of trials."""
     torch.set_num_threads(cfg.search.threads)
+    if resume:
+        check_run_files(run_dir)
     # A resumed run keeps the reduction it started with (none for a run made before it).
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     check_budget_reachable(ctx)

@@ -82,3 +82,39 @@ def test_resume_replaces_an_interrupted_trial(tmp_path):
     states = {t.number: t.state.name for t in optuna.load_study(
         study_name="tiny", storage=storage_for(run)).trials}
     assert states[n] == "FAIL" and "RUNNING" not in states.values()
+
+
+def test_resume_replaces_a_trial_whose_record_was_cut_off(tmp_path, capsys):
+    """A torn last line (the study has the trial finished, records.jsonl lost it): the
+    trial is recorded as interrupted and a new trial replaces it, so the count stays."""
+    from autocompress.search.runner_optuna import run_search
+
+    cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 2")))
+    run = tmp_path / "run"
+    first = run_search(cfg, run, quiet=True, baselines=False)
+    path = run / "records.jsonl"
+    text = path.read_text()
+    path.write_text(text[:len(text) - 40])                          # cut the last record
+    result = run_search(cfg, run, quiet=True, resume=True)
+    assert "skipping corrupted record" in capsys.readouterr().err
+    latest = {r["number"]: r for r in result.records}
+    assert latest[1]["state"] == "failed" and "record was cut off" in latest[1]["error"]
+    assert latest[0] == first.records[0]                            # untouched
+    assert sorted(latest) == [0, 1, 2]                              # 2 replaces 1
+    assert latest[2]["state"] in ("complete", "infeasible")
+
+
+def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path):
+    from autocompress.errors import RunDirError
+    from autocompress.search.runner_optuna import run_search
+
+    cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
+    run = tmp_path / "run"
+    run_search(cfg, run, quiet=True, baselines=False)
+    for name in ("space.yaml", "config.resolved.yaml", "profiles/stm32f746.yaml"):
+        original = (run / name).read_text()
+        (run / name).write_text(original + "\n# edited\n")
+        with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
+            run_search(cfg, run, quiet=True, resume=True)
+        (run / name).write_text(original)
+    run_search(cfg, run, quiet=True, resume=True)                   # restored: resumes
