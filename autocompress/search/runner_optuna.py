@@ -3,6 +3,7 @@ every trial appended to records.jsonl before the next one starts."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,12 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         progress.say(ctx.reduction.summary())
     teacher = load_teacher(cfg, ctx, run_dir)
     progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
+    val = ctx.data.val
+    chance = chance_level(val.y)
+    if teacher.val_accuracy < chance + 3 * (chance * (1 - chance) / len(val)) ** 0.5:
+        progress.say(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
+                     "its soft targets carry no knowledge: raise teacher.epochs (or search "
+                     "a lower distill alpha in the space)")
 
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
     by_number = {r["number"]: r for r in read_records(records_path)}
@@ -234,8 +241,10 @@ def finish(session: Session) -> SearchResult:
 def _tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...]) -> None:
     import optuna
 
-    for key, value in rec.constraints.items():
-        trial.set_constraint(key, value)
+    with warnings.catch_warnings():     # telling again after a crash: already set, same value
+        warnings.filterwarnings("ignore", message="The constraint value is ignored")
+        for key, value in rec.constraints.items():
+            trial.set_constraint(key, value)
     if rec.state == "failed" or (rec.baseline and trial.user_attrs.get("baseline_params")):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)   # see search/baselines.py
     elif rec.state == "pruned":

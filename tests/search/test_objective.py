@@ -118,3 +118,11 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path):
             run_search(cfg, run, quiet=True, resume=True)
         (run / name).write_text(original)
     run_search(cfg, run, quiet=True, resume=True)                   # restored: resumes
+
+
+def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
+    from autocompress.search.runner_optuna import run_search
+
+    body = TINY.replace("trials: 3", "trials: 1").replace("epochs: 3}", "epochs: 0}")
+    run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", baselines=False)
+    assert "warning: the teacher is not measurably above chance" in capsys.readouterr().out
