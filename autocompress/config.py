@@ -241,7 +241,8 @@ def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
     data, touched = apply_overrides(raw, overrides)
 
     def fail(path: PathKey, msg: str, hint: str | None = None) -> ConfigError:
-        loc = f"--set {format_path(path)}" if path in touched else doc.loc(path)
+        made_by_set = path not in doc.lines and any(t[:len(path)] == path for t in touched)
+        loc = f"--set {format_path(path)}" if path in touched or made_by_set else doc.loc(path)
         return ConfigError(msg, loc=loc, hint=hint)
 
     known_top = [*TOP, *SCHEMA]

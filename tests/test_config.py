@@ -57,6 +57,9 @@ def test_bad_override_names_set(tmp_path):
         load_config(path, ["search.trials=many"])
     with pytest.raises(ConfigError, match="bad override"):
         load_config(path, ["search.trials"])
+    # a section only the override made is blamed on --set, not on the file's nearest line
+    with pytest.raises(ConfigError, match=r"^--set hardware.budgets.nrf52: budget for profile"):
+        load_config(path, ["hardware.budgets.nrf52.max_latency_ms=3"])
 
 
 def test_missing_file(tmp_path):
