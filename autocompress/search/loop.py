@@ -20,7 +20,13 @@ from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.objective import run_trial
-from autocompress.search.records import TrialRecord, append_record, file_lock, read_records
+from autocompress.search.records import (
+    TrialRecord,
+    append_record,
+    counted,
+    file_lock,
+    read_records,
+)
 from autocompress.search.reduce import Reduction
 from autocompress.search.runner_optuna import (
     Session,
@@ -30,11 +36,6 @@ from autocompress.search.runner_optuna import (
 )
 from autocompress.search.setup import build_context
 from autocompress.search.study import make_study
-
-
-def counted(records: list[dict[str, Any]]) -> int:
-    """Finished trials that count towards the target (interrupted ones are replaced)."""
-    return sum(1 for r in records if not str(r.get("error") or "").startswith("interrupted"))
 
 
 def next_trial(session: Session) -> tuple[Any, dict[str, Any]] | None:

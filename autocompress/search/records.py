@@ -76,6 +76,11 @@ def append_record(path: Path, record: TrialRecord | Mapping[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def counted(records: list[dict[str, Any]]) -> int:
+    """Finished trials that count towards the target (interrupted ones are replaced)."""
+    return sum(1 for r in records if not str(r.get("error") or "").startswith("interrupted"))
+
+
 def read_records(path: Path, *, warn: bool = True) -> list[dict[str, Any]]:
     """All valid records of a run (latest record wins for a repeated trial number)."""
     if not path.exists():

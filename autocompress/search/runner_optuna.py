@@ -18,7 +18,7 @@ from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_leve
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
-from autocompress.search.records import TrialRecord, append_record, read_records
+from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.reduce import REDUCTION_FILE, Reduction
 from autocompress.search.rundir import (
     check_run_files,
@@ -200,7 +200,10 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         study.set_user_attr("target_trials", trials + n_base)
     progress.total = int(study.user_attrs["target_trials"])
     if resume:
-        progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted} interrupted")
+        done = counted(list(by_number.values()))
+        progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted} interrupted"
+                     + (f"; the run's {progress.total} trials are done already (raise --trials "
+                        "to run more)" if done >= progress.total else ""))
     return Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=teacher, study=study,
                    progress=progress)
 

@@ -32,8 +32,8 @@ import torch
 from autocompress.config import SearchConfig
 from autocompress.errors import AutocompressError
 from autocompress.search.early_stop import EarlyStopping, FileBoard
-from autocompress.search.loop import counted, next_trial, show
-from autocompress.search.records import TrialRecord, append_record, read_records
+from autocompress.search.loop import next_trial, show
+from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.runner_optuna import (
     SearchResult,
     Session,

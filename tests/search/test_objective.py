@@ -104,7 +104,7 @@ def test_resume_replaces_a_trial_whose_record_was_cut_off(tmp_path, capsys):
     assert latest[2]["state"] in ("complete", "infeasible")
 
 
-def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path):
+def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys):
     from autocompress.errors import RunDirError
     from autocompress.search.runner_optuna import run_search
 
@@ -117,7 +117,8 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path):
         with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
             run_search(cfg, run, quiet=True, resume=True)
         (run / name).write_text(original)
-    run_search(cfg, run, quiet=True, resume=True)                   # restored: resumes
+    run_search(cfg, run, resume=True)                                # restored: resumes
+    assert "trials are done already (raise --trials" in capsys.readouterr().out
 
 
 def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
