@@ -32,8 +32,16 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM (a scheduler or preemption stopping the job), handled as Ctrl-C is."""
 
 
+_TERMINATED: list[int] = []      # set by the handler: Ray Tune re-raises a plain Ctrl-C
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _TERMINATED.append(signum)
     raise Interrupted()
+
+
+def _interrupt_code(exc: BaseException) -> int:
+    return 143 if _TERMINATED or isinstance(exc, Interrupted) else 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,7 +149,7 @@ def _search(args: argparse.Namespace) -> int:
         if (run_dir / "records.jsonl").is_file():
             print(f"interrupted: completed trials are saved in {run_dir / 'records.jsonl'}; "
                   f"continue with: autocompress search --resume {run_dir}", file=sys.stderr)
-            return 143 if isinstance(exc, Interrupted) else 130
+            return _interrupt_code(exc)
         raise
     paths = write_report_for(run_dir, result.records, cfg)
     print(f"front: {len(result.front.points)} points; report: "      # --quiet too: the one
@@ -201,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 143 if isinstance(exc, Interrupted) else 130
+        return _interrupt_code(exc)
     finally:
         if handle:
             signal.signal(signal.SIGTERM, previous)

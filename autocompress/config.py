@@ -276,7 +276,8 @@ def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
                 value = section[key]
                 kwargs[key] = tuple(value) if isinstance(value, list) else value
         values[name] = SECTION_TYPES[name](**kwargs)
-    cfg = SearchConfig(**values, path=doc.file, base_dir=str(Path(doc.file).parent))
+    cfg = SearchConfig(**values, path=doc.file,          # absolute: a Ray actor's working
+                       base_dir=str(Path(doc.file).parent.resolve()))   # folder is Tune's
     _check_semantics(cfg, data, fail)
     return cfg
 

@@ -4,8 +4,8 @@ Optuna backend, with trials spread over a local Ray or a Ray cluster.
 The searcher is the run's own Optuna study driven by ask/tell from the Ray driver
 (``StudySearcher``), so constraints, enqueued baselines, the target trial count, crash
 recovery and resume are exactly the Optuna backend's. Trials run in reused actors
-(``reuse_actors=True``; each builds the search context once, from the driver's data in the
-object store) with ``search.threads`` CPUs
+(``reuse_actors=True``; each takes the driver's search context from the object store once)
+with ``search.threads`` CPUs
 and torch threads each. A trial returns its record and baked weights in its result; the
 driver appends the record, writes ``trials/<n>/model.pt`` and tells the study, so worker
 nodes need no access to the run dir. Early-stopping rungs go through one actor on the
@@ -120,11 +120,24 @@ def _ray_options() -> dict[str, Any]:
             "logging_level": logging.WARNING, "configure_logging": True}
 
 
-def _connect(address: str) -> None:
+def _init_ray(**kwargs: Any) -> None:
+    """``ray.init``, keeping the caller's SIGTERM handler (Ray installs one that kills the
+    driver on the spot; the CLI's stops the search as Ctrl-C does and says how to resume)."""
+    import signal
+    import threading
+
     import ray
 
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    ray.init(**kwargs, **_ray_options())
+    if main and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _connect(address: str) -> None:
     try:
-        ray.init(address=address, **_ray_options())
+        _init_ray(address=address)
     except ConnectionError as exc:        # `auto` with no Ray here, or not a Ray at HOST:PORT
         raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
                                 hint="start one with `ray start --head`, or pass HOST:PORT; "
@@ -158,8 +171,8 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
         import ray
 
         _CACHE.clear()
-        data = None if payload["data"] is None else ray.get(payload["data"])
-        _CACHE[key] = build_context(cfg, data, reduction=payload["reduction"])
+        _CACHE[key] = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
+            build_context(cfg, reduction=payload["reduction"])
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory() as tmp:
         rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
@@ -170,17 +183,19 @@ def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     tune.report({"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob})
 
 
-def _shared_data(session: Session) -> Any:
-    """The driver's data in Ray's object store, so each actor gets it from there (the same
-    splits, no re-import or re-build of the data source); None when it cannot be serialized
-    (then each actor loads the data itself, as the Optuna backend's workers do)."""
+def _shared_context(session: Session) -> Any:
+    """The driver's search context in Ray's object store: each actor gets the same data,
+    resolved space, profiles and cost models from there and reads no file (a worker node
+    has neither the run dir nor, necessarily, the config's folder; an actor's working
+    folder is Tune's). None when it cannot be serialized: each actor then builds it from
+    the config, as the Optuna backend's workers do."""
     import ray
 
     try:
-        return ray.put(session.ctx.data)
-    except Exception as exc:          # any serialization failure: each actor loads it
-        session.progress.say(f"data not shared through Ray ({type(exc).__name__}: {exc}); "
-                             "each worker loads it")
+        return ray.put(session.ctx)
+    except Exception as exc:          # any serialization failure: each actor builds it
+        session.progress.say(f"search context not shared through Ray ({type(exc).__name__}: "
+                             f"{exc}); each worker builds it")
         return None
 
 
@@ -276,7 +291,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
             session.progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
         temp = ray_temp_dir(session.run_dir)
         session.progress.say(f"starting a local Ray ({workers * threads} CPUs, temp {temp})")
-        ray.init(num_cpus=workers * threads, _temp_dir=str(temp), **_ray_options())
+        _init_ray(num_cpus=workers * threads, _temp_dir=str(temp))
     for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
         logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found' (no loggers)
     try:
@@ -288,7 +303,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
             board = ray.remote(num_cpus=0)(FileBoard).options(scheduling_strategy=here) \
                 .remote(session.run_dir.resolve() / "rungs.jsonl", policy)
         payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
-                   "reduction": session.ctx.reduction, "data": _shared_data(session),
+                   "reduction": session.ctx.reduction, "ctx": _shared_context(session),
                    "run_id": str(session.run_dir.resolve())}
         trainable = tune.with_resources(tune.with_parameters(_trainable, payload=payload),
                                         {"cpu": threads})
