@@ -16,7 +16,7 @@ from autocompress.search import objective
 from autocompress.search.runner_optuna import run_search
 from autocompress.search.study import storage_for
 
-from ..conftest import ROOT, TINY, write_config
+from ..conftest import ROOT, SPACE, TINY, write_config
 
 FAST = TINY                          # threads: 1 already (no oversubscription)
 
@@ -141,7 +141,8 @@ def test_ray_driver_killed_then_resumed_loses_nothing(tmp_path, signame):
     import signal
     import time
 
-    write_config(tmp_path, FAST.replace("trials: 3", "trials: 4"))
+    shutil.copyfile(SPACE, tmp_path / "space.yaml")           # a relative space: path too
+    write_config(tmp_path, FAST.replace("trials: 3", "trials: 4").replace("SPACE", "space.yaml"))
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "autocompress.cli", "search"]
