@@ -99,20 +99,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _search(args: argparse.Namespace) -> int:
     from autocompress.config import load_config
-    from autocompress.search.rundir import default_run_dir
+    from autocompress.search.rundir import default_run_dir, load_run_config
     from autocompress.search.runner_optuna import run_search
 
     if args.resume:
         if args.config:
             raise AutocompressError("give either CONFIG or --resume RUN_DIR, not both",
                                     loc="command line")
-        cfg_path, run_dir = args.resume / "config.resolved.yaml", args.resume
-        if not cfg_path.is_file():
-            raise AutocompressError("not a run directory (no config.resolved.yaml)"
-                                    if args.resume.is_dir() else "run directory not found",
-                                    loc=str(args.resume),
-                                    hint="pass the folder a previous `autocompress search` "
-                                         "wrote")
+        run_dir, cfg = args.resume, load_run_config(args.resume)
         if args.overrides:
             raise AutocompressError("a resumed run keeps its config; --set would change it",
                                     loc="--set", hint="start a new run to change settings "
@@ -121,7 +115,7 @@ def _search(args: argparse.Namespace) -> int:
         raise AutocompressError("missing CONFIG", loc="command line",
                                 hint="e.g. autocompress search experiments/digits_mcu/config.yaml")
     else:
-        cfg_path, run_dir = Path(args.config), args.run_dir
+        run_dir = args.run_dir
     for flag, count in (("--trials", args.trials), ("--workers", args.workers)):
         if count is not None and count < 1:
             raise AutocompressError(f"expected a whole number >= 1, got {count}", loc=flag)
@@ -132,7 +126,8 @@ def _search(args: argparse.Namespace) -> int:
             raise AutocompressError("a resumed run keeps its sampler", loc="--sampler",
                                     hint="start a new run to change the sampler")
         args.overrides.append(f"search.sampler={args.sampler}")
-    cfg = load_config(cfg_path, args.overrides)
+    if not args.resume:
+        cfg = load_config(Path(args.config), args.overrides)
     run_dir = run_dir or default_run_dir(cfg.name)
     try:
         if args.backend == "ray":

@@ -89,12 +89,18 @@ class SearchConfig:
     search: SearchSettings = SearchSettings()
     path: str = ""                   # the config file (for error messages)
     base_dir: str = "."              # folder relative paths are read from
+    code_dir: str = ""               # folder of module:callable imports (default base_dir;
+                                     # a run dir's config: the original config's folder)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("path", "base_dir"):
+        for key in ("path", "base_dir", "code_dir"):
             out.pop(key)
         return _plain(out)
+
+    def import_dir(self) -> Path:
+        """Where ``data:`` and ``model.builder:`` modules are imported from."""
+        return Path(self.code_dir or self.base_dir)
 
     def space_path(self) -> Path:
         return (Path(self.base_dir) / self.model.space).resolve()
@@ -295,6 +301,10 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
     from autocompress.hardware.profile import profile_path  # here: config stays light
 
     for i, name in enumerate(cfg.hardware.profiles):
+        if name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name:
+            raise fail(("hardware", "profiles", i), f"expected a profile name, got the path "
+                       f"{name!r}", f"put the file beside the config (or in its profiles/ "
+                       f"folder) and give its name: profiles: [{Path(name).stem}]")
         try:
             profile_path(name, cfg.profile_dirs())
         except ProfileError as exc:

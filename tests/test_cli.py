@@ -52,6 +52,13 @@ def test_unknown_profile_exits_2(tmp_path):
     assert "other" not in res.stderr and "config," not in res.stderr   # YAML that isn't one
 
 
+def test_a_profile_path_in_the_config_exits_2(tmp_path):
+    cfg = write_config(tmp_path, TINY.replace("profiles: [stm32f746]",
+                                              "profiles: [hw/stm32f746.yaml]"))
+    assert_user_error(cli("search", str(cfg)), "hardware.profiles[0]", "expected a profile "
+                      "name, got the path 'hw/stm32f746.yaml'", "profiles: [stm32f746]")
+
+
 def test_a_file_as_run_dir_exits_2(tmp_path):
     cfg = write_config(tmp_path, TINY)
     (tmp_path / "afile").write_text("x")
@@ -220,6 +227,13 @@ def test_own_model_and_data_example_end_to_end(tmp_path):
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["parity_max_abs_diff"] < 1e-3
     assert manifest["accuracy"]["test_torch"] > 0.2                 # it learned something
+    # resumed from another folder, with a spawned worker: the modules beside the original
+    # config are still found (the run dir's config names them; env.json says where they live)
+    res = cli("search", "--resume", str(run), "--trials", "4", "--workers", "2",
+              cwd=ROOT / "benchmarks")
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 4 + 5 and {r["state"] for r in records} <= {"complete", "infeasible"}
 
 
 def test_search_flag_errors_exit_2(tmp_path):

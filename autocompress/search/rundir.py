@@ -119,20 +119,27 @@ def write_yaml(path: Path, data: Any, header: str = "") -> None:
     tmp.replace(path)
 
 
-def load_run(run_dir: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """(SearchConfig, records) of a run directory. The original config folder goes on
-    sys.path so ``module:callable`` data/models beside it still import."""
-    import sys
+def load_run_config(run_dir: Path) -> Any:
+    """The SearchConfig of a run directory (``config.resolved.yaml``), importing its
+    ``module:callable`` data and model from the original config's folder (``env.json``)."""
+    from dataclasses import replace
 
     from autocompress.config import load_config
-    from autocompress.search.records import read_records
 
     if not (run_dir / "config.resolved.yaml").is_file():
-        raise RunDirError("not a run directory (no config.resolved.yaml)", loc=str(run_dir),
+        raise RunDirError("not a run directory (no config.resolved.yaml)" if run_dir.is_dir()
+                          else "run directory not found", loc=str(run_dir),
                           hint="pass the folder `autocompress search` wrote")
-    env_path = run_dir / "env.json"
-    if env_path.is_file():
-        config_dir = json.loads(env_path.read_text()).get("config_dir")
-        if config_dir and config_dir not in sys.path:
-            sys.path.insert(0, config_dir)
-    return load_config(run_dir / "config.resolved.yaml"), read_records(run_dir / "records.jsonl")
+    cfg = load_config(run_dir / "config.resolved.yaml")
+    try:
+        config_dir = json.loads((run_dir / "env.json").read_text()).get("config_dir")
+    except (OSError, ValueError):
+        config_dir = None
+    return replace(cfg, code_dir=config_dir) if config_dir else cfg
+
+
+def load_run(run_dir: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """(SearchConfig, records) of a run directory."""
+    from autocompress.search.records import read_records
+
+    return load_run_config(run_dir), read_records(run_dir / "records.jsonl")

@@ -74,7 +74,7 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     for name, prof in ctx.profiles.items():
         shutil.copyfile(prof.path, run_dir / "profiles" / f"{name}.yaml")
     env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
-    env["config_dir"] = str(Path(cfg.base_dir).resolve())
+    env["config_dir"] = str(cfg.import_dir().resolve())      # where its modules live
     env["run_files_sha256"] = run_file_hashes(run_dir)
     write_json(run_dir / "env.json", env)
 

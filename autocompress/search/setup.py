@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,7 +52,7 @@ def load_data(cfg: SearchConfig) -> DataBundle:
         raise ConfigError(f"unknown dataset '{cfg.data.source}'", loc=f"{cfg.path} data.source",
                           hint="use 'digits' or 'module:callable'")
     return load_user_bundle(cfg.data.source, cfg.seed, loc=f"{cfg.path} data.source",
-                            base_dir=Path(cfg.base_dir))
+                            base_dir=cfg.import_dir())
 
 
 def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
@@ -68,7 +67,7 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
                               "config names its own model (model.builder)", cls=SpaceError,
                               hint="remove 'arch' from the space or drop model.builder")
     source = ModelSource(input_shape=data.input_shape, num_classes=data.num_classes,
-                         base=space.base, builder=cfg.model.builder, base_dir=Path(cfg.base_dir),
+                         base=space.base, builder=cfg.model.builder, base_dir=cfg.import_dir(),
                          family=space.family or DEFAULT_FAMILY,
                          loc=f"{cfg.path} model.builder")
     profiles = {name: load_profile(name, search_dirs=cfg.profile_dirs())
