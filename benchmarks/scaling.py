@@ -67,7 +67,7 @@ def ray_head(cpus: int) -> Iterator[str]:
     """A Ray head on this machine for the duration (``ray start --head`` on a free port, a
     temp dir of its own, no dashboard or auth token); yields its address. Stops exactly this
     head afterwards (``ray stop`` would stop every Ray of the user)."""
-    from autocompress.search.runner_ray import processes_using
+    from autocompress.search.ray_cluster import processes_using
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,15 +14,14 @@ driver's node that owns ``rungs.jsonl``.
 Ray keeps its session files under ``RUN_DIR/ray_tmp`` (or a short ``/tmp/ac-ray-*`` folder
 when that path is too long for a Unix socket) and Tune its experiment state under
 ``RUN_DIR/ray``; ``RAY_AUTH_MODE=disabled`` stops it writing a token to the home folder.
-ray is imported only here, never at ``import autocompress`` or CLI start-up.
+ray is imported only here and in ``ray_cluster``, never at ``import autocompress`` or CLI
+start-up.
 """
 from __future__ import annotations
 
 import base64
 import json
 import os
-import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,15 @@ from typing import Any
 import torch
 
 from autocompress.config import SearchConfig
-from autocompress.errors import AutocompressError
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.loop import next_trial, show
+from autocompress.search.ray_cluster import (
+    check_address,
+    connect,
+    init_ray,
+    ray_temp_dir,
+    reap_previous_ray,
+)
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.runner_optuna import (
     SearchResult,
@@ -42,106 +47,7 @@ from autocompress.search.runner_optuna import (
     open_session,
 )
 
-PROBE_S = 5.0                  # a Ray head that does not accept a connection in this is absent
-SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
 _CACHE: dict[str, Any] = {}    # per worker process: the search context, built once
-
-
-def ray_temp_dir(run_dir: Path) -> Path:
-    """Ray's session folder for a local Ray, remembered in ``RUN_DIR/.ray_temp``."""
-    path = (run_dir / "ray_tmp").resolve()
-    if len(str(path)) <= SOCKET_MAX:
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = Path(tempfile.mkdtemp(prefix="ac-ray-", dir="/tmp"))
-    (run_dir / ".ray_temp").write_text(str(path))
-    return path
-
-
-def processes_using(folder: Path) -> list[int]:
-    """Pids of processes with a file open under ``folder`` (Linux /proc; [] elsewhere)."""
-    out = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if any(os.readlink(fd).startswith(f"{folder}/") for fd in (proc / "fd").iterdir()):
-                out.append(int(proc.name))
-        except OSError:
-            continue
-    return out
-
-
-def reap_previous_ray(run_dir: Path) -> int:
-    """After a driver was killed (SIGKILL), some processes of the local Ray it started
-    (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
-    files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many."""
-    import signal
-
-    marker = run_dir / ".ray_temp"
-    if not marker.is_file():
-        return 0
-    folder = Path(marker.read_text().strip())
-    pids = [p for p in processes_using(folder) if p != os.getpid()]
-    for pid in pids:                  # the agents ignore SIGTERM once their raylet is gone
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    if folder.name.startswith("ac-ray-"):
-        shutil.rmtree(folder, ignore_errors=True)
-    marker.unlink()
-    return len(pids)
-
-
-def check_address(address: str) -> None:
-    """Fail fast, before any set-up, on an ``--address`` no Ray answers at (``ray.init``
-    would retry for minutes). ``auto`` is checked only through ``RAY_ADDRESS``; without it
-    Ray looks for a head started on this machine, and :func:`_connect` reports a miss."""
-    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
-    if not target:
-        return
-    host, sep, port = target.removeprefix("ray://").rpartition(":")
-    if not (sep and host and port.isdigit()):
-        raise AutocompressError(f"expected HOST:PORT or auto, got {target!r}", loc="--address",
-                                hint="pass the address `ray start --head` printed, e.g. "
-                                     "10.0.0.5:6379")
-    try:
-        socket.create_connection((host, int(port)), timeout=PROBE_S).close()
-    except OSError as exc:
-        raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})",
-                                loc="--address" if address != "auto" else "RAY_ADDRESS",
-                                hint="start the head there with `ray start --head --port "
-                                     f"{port}`, or pass the address it printed") from None
-
-
-def _ray_options() -> dict[str, Any]:
-    import logging
-
-    return {"include_dashboard": False, "log_to_driver": False,
-            "logging_level": logging.WARNING, "configure_logging": True}
-
-
-def _init_ray(**kwargs: Any) -> None:
-    """``ray.init``, keeping the caller's SIGTERM handler (Ray installs one that kills the
-    driver on the spot; the CLI's stops the search as Ctrl-C does and says how to resume)."""
-    import signal
-    import threading
-
-    import ray
-
-    main = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGTERM) if main else None
-    ray.init(**kwargs, **_ray_options())
-    if main and handler is not None:
-        signal.signal(signal.SIGTERM, handler)
-
-
-def _connect(address: str) -> None:
-    try:
-        _init_ray(address=address)
-    except ConnectionError as exc:        # `auto` with no Ray here, or not a Ray at HOST:PORT
-        raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
-                                hint="start one with `ray start --head`, or pass HOST:PORT; "
-                                     "leave --address out to start a local Ray") from None
 
 
 class _RemoteBoard:
@@ -262,7 +168,7 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables
     if address:            # join first: a cluster that is not there fails before any set-up
         check_address(address)
-        _connect(address)
+        connect(address)
     try:
         session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
                                resume=resume)
@@ -291,7 +197,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
             session.progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
         temp = ray_temp_dir(session.run_dir)
         session.progress.say(f"starting a local Ray ({workers * threads} CPUs, temp {temp})")
-        _init_ray(num_cpus=workers * threads, _temp_dir=str(temp))
+        init_ray(num_cpus=workers * threads, _temp_dir=str(temp))
     for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
         logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found' (no loggers)
     try:

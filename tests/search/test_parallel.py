@@ -174,7 +174,7 @@ def test_ray_driver_killed_then_resumed_loses_nothing(tmp_path, signame):
     counted = [r for r in latest.values() if not str(r["error"] or "").startswith("interrupted")]
     assert len(counted) == 4 and sorted(latest) == list(range(len(latest)))
     assert {r["state"] for r in counted} <= {"complete", "infeasible"}, counted   # none failed
-    from autocompress.search.runner_ray import processes_using
+    from autocompress.search.ray_cluster import processes_using
 
     assert processes_using(ray_tmp) == []                 # the killed run's Ray is gone too
 
@@ -195,7 +195,7 @@ def test_ray_cluster_address_started_by_hand(tmp_path):
     search runs its trials on that cluster's worker processes and leaves the cluster up."""
     import tempfile
 
-    from autocompress.search.runner_ray import processes_using
+    from autocompress.search.ray_cluster import processes_using
 
     ray_bin = Path(sys.executable).with_name("ray")
     port, temp = _free_port(), Path(tempfile.mkdtemp(prefix="ac-rt-", dir="/tmp"))

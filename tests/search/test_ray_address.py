@@ -11,7 +11,7 @@ import time
 import pytest
 
 from autocompress.errors import AutocompressError
-from autocompress.search.runner_ray import PROBE_S, check_address
+from autocompress.search.ray_cluster import PROBE_S, check_address
 
 from ..conftest import ROOT, TINY, write_config
 
@@ -47,7 +47,7 @@ def test_a_listening_head_passes():
 
 def test_auto_is_checked_through_ray_address(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    check_address("auto")                 # Ray's own lookup decides (see _connect)
+    check_address("auto")                 # Ray's own lookup decides (see connect)
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port()}")
     with pytest.raises(AutocompressError, match="no Ray answers") as exc:
         check_address("auto")
@@ -71,12 +71,12 @@ def test_cli_exits_2_before_the_run_dir_is_made(tmp_path):
 def test_a_failed_join_is_a_user_error(monkeypatch):
     import ray
 
-    from autocompress.search.runner_ray import _connect
+    from autocompress.search.ray_cluster import connect
 
     def refuse(**kwargs):
         raise ConnectionError("Could not find any running Ray instance.")
 
     monkeypatch.setattr(ray, "init", refuse)
     with pytest.raises(AutocompressError, match="cannot join a Ray at 'auto'") as exc:
-        _connect("auto")
+        connect("auto")
     assert exc.value.loc == "--address" and "ray start --head" in exc.value.hint

@@ -1,0 +1,114 @@
+"""Getting a Ray for the Ray backend: a local one with its session files in the run dir
+(and the leftovers of a killed run's Ray stopped), or a running one joined at ``--address``,
+checked first so that a wrong address fails at once; ``ray.init`` keeps the caller's SIGTERM
+handler. ray is imported inside the functions only."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from autocompress.errors import AutocompressError
+
+PROBE_S = 5.0                  # a Ray head that does not accept a connection in this is absent
+SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
+
+
+def ray_temp_dir(run_dir: Path) -> Path:
+    """Ray's session folder for a local Ray, remembered in ``RUN_DIR/.ray_temp``."""
+    path = (run_dir / "ray_tmp").resolve()
+    if len(str(path)) <= SOCKET_MAX:
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="ac-ray-", dir="/tmp"))
+    (run_dir / ".ray_temp").write_text(str(path))
+    return path
+
+
+def processes_using(folder: Path) -> list[int]:
+    """Pids of processes with a file open under ``folder`` (Linux /proc; [] elsewhere)."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd).startswith(f"{folder}/") for fd in (proc / "fd").iterdir()):
+                out.append(int(proc.name))
+        except OSError:
+            continue
+    return out
+
+
+def reap_previous_ray(run_dir: Path) -> int:
+    """After a driver was killed (SIGKILL), some processes of the local Ray it started
+    (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
+    files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many."""
+    import signal
+
+    marker = run_dir / ".ray_temp"
+    if not marker.is_file():
+        return 0
+    folder = Path(marker.read_text().strip())
+    pids = [p for p in processes_using(folder) if p != os.getpid()]
+    for pid in pids:                  # the agents ignore SIGTERM once their raylet is gone
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if folder.name.startswith("ac-ray-"):
+        shutil.rmtree(folder, ignore_errors=True)
+    marker.unlink()
+    return len(pids)
+
+
+def check_address(address: str) -> None:
+    """Fail fast, before any set-up, on an ``--address`` no Ray answers at (``ray.init``
+    would retry for minutes). ``auto`` is checked only through ``RAY_ADDRESS``; without it
+    Ray looks for a head started on this machine, and :func:`connect` reports a miss."""
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    if not target:
+        return
+    host, sep, port = target.removeprefix("ray://").rpartition(":")
+    if not (sep and host and port.isdigit()):
+        raise AutocompressError(f"expected HOST:PORT or auto, got {target!r}", loc="--address",
+                                hint="pass the address `ray start --head` printed, e.g. "
+                                     "10.0.0.5:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_S).close()
+    except OSError as exc:
+        raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})",
+                                loc="--address" if address != "auto" else "RAY_ADDRESS",
+                                hint="start the head there with `ray start --head --port "
+                                     f"{port}`, or pass the address it printed") from None
+
+
+def _ray_options() -> dict[str, Any]:
+    import logging
+
+    return {"include_dashboard": False, "log_to_driver": False,
+            "logging_level": logging.WARNING, "configure_logging": True}
+
+
+def init_ray(**kwargs: Any) -> None:
+    """``ray.init``, keeping the caller's SIGTERM handler (Ray installs one that kills the
+    driver on the spot; the CLI's stops the search as Ctrl-C does and says how to resume)."""
+    import signal
+    import threading
+
+    import ray
+
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    ray.init(**kwargs, **_ray_options())
+    if main and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+
+
+def connect(address: str) -> None:
+    try:
+        init_ray(address=address)
+    except ConnectionError as exc:        # `auto` with no Ray here, or not a Ray at HOST:PORT
+        raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
+                                hint="start one with `ray start --head`, or pass HOST:PORT; "
+                                     "leave --address out to start a local Ray") from None
