@@ -58,8 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = add("search", "Run a compression search and write a run directory with a report.")
     s.add_argument("config", nargs="?", help="search config YAML (not needed with --resume)")
-    s.add_argument("--trials", type=int,
-                   help="number of searched trials (overrides the config)")
+    s.add_argument("--trials", type=int, help="number of searched trials (overrides the config)")
     s.add_argument("--run-dir", type=Path, help="output folder (default runs/<name>-<time>)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. search.sampler=nsga2 (repeatable)")
@@ -192,6 +191,7 @@ COMMANDS = {"search": _search, "report": _report, "export": _export, "profiles":
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _TERMINATED.clear()
     handle = threading.current_thread() is threading.main_thread()   # signal's own rule
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if handle else None
     try:
