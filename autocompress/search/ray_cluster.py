@@ -91,8 +91,9 @@ def _ray_options() -> dict[str, Any]:
 
 
 def init_ray(**kwargs: Any) -> None:
-    """``ray.init``, keeping the caller's SIGTERM handler (Ray installs one that kills the
-    driver on the spot; the CLI's stops the search as Ctrl-C does and says how to resume)."""
+    """``ray.init``, keeping the caller's Python SIGTERM handler (Ray installs one that
+    kills the driver on the spot; the CLI's stops the search as Ctrl-C does and says how to
+    resume). Without one, Ray's handler stays."""
     import signal
     import threading
 
@@ -101,7 +102,7 @@ def init_ray(**kwargs: Any) -> None:
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     ray.init(**kwargs, **_ray_options())
-    if main and handler is not None:
+    if callable(handler):             # a Python handler (the CLI's); else Ray's stays
         signal.signal(signal.SIGTERM, handler)
 
 
