@@ -2,6 +2,7 @@
 every trial appended to records.jsonl before the next one starts."""
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -208,6 +209,17 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                    progress=progress)
 
 
+def check_cpus(session: Session, workers: int) -> None:
+    """Say so when ``workers x search.threads`` exceeds this machine's CPUs: the trials
+    would slow each other down (a resumed run keeps the threads it started with)."""
+    cpus, threads = os.cpu_count() or 1, session.cfg.search.threads
+    if workers * threads > cpus:
+        session.progress.say(f"warning: {workers} workers x {threads} threads = "
+                             f"{workers * threads} > {cpus} CPUs here, so trials will slow each "
+                             f"other down (start runs with --set search.threads="
+                             f"{max(1, cpus // workers)})")
+
+
 def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                baselines: bool = True, quiet: bool = False, resume: bool = False,
                workers: int = 1) -> SearchResult:
@@ -222,6 +234,7 @@ def run_search(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
 
     session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
                            resume=resume)
+    check_cpus(session, workers)
     run_workers(session, workers)
     return finish(session)
 

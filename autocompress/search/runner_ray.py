@@ -43,6 +43,7 @@ from autocompress.search.runner_optuna import (
     SearchResult,
     Session,
     _tell,
+    check_cpus,
     finish,
     open_session,
 )
@@ -173,6 +174,8 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
         session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
                                resume=resume)
         remaining = session.target - counted(read_records(session.records_path, warn=False))
+        if not address:                              # a local Ray gets workers x threads CPUs
+            check_cpus(session, workers)
         if remaining > 0:
             _run_tune(session, workers, address, remaining)
     finally:

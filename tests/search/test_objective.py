@@ -127,3 +127,19 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
     body = TINY.replace("trials: 3", "trials: 1").replace("epochs: 3}", "epochs: 0}")
     run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", baselines=False)
     assert "warning: the teacher is not measurably above chance" in capsys.readouterr().out
+
+
+def test_more_threads_than_cpus_is_flagged(monkeypatch):
+    from types import SimpleNamespace
+
+    from autocompress.search import runner_optuna
+
+    said: list[str] = []
+    session = SimpleNamespace(cfg=SimpleNamespace(search=SimpleNamespace(threads=2)),
+                              progress=SimpleNamespace(say=said.append))
+    monkeypatch.setattr(runner_optuna.os, "cpu_count", lambda: 2)
+    runner_optuna.check_cpus(session, 1)                    # 2 threads on 2 CPUs: fine
+    assert said == []
+    runner_optuna.check_cpus(session, 2)
+    assert said == ["warning: 2 workers x 2 threads = 4 > 2 CPUs here, so trials will slow "
+                    "each other down (start runs with --set search.threads=1)"]
