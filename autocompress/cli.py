@@ -28,20 +28,17 @@ EXAMPLES = {
 }
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM (a scheduler or preemption stopping the job), handled as Ctrl-C is."""
-
-
-_TERMINATED: list[int] = []      # set by the handler: Ray Tune re-raises a plain Ctrl-C
+_TERMINATED: list[int] = []      # SIGTERM seen (Ray Tune re-raises it as a plain Ctrl-C)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler or preemption stopping the job) is handled as Ctrl-C is."""
     _TERMINATED.append(signum)
-    raise Interrupted()
+    raise KeyboardInterrupt
 
 
-def _interrupt_code(exc: BaseException) -> int:
-    return 143 if _TERMINATED or isinstance(exc, Interrupted) else 130
+def _interrupt_code() -> int:
+    return 143 if _TERMINATED else 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,11 +136,11 @@ def _search(args: argparse.Namespace) -> int:
             result = run_search(cfg, run_dir, trials=args.trials,
                                 baselines=not args.no_baselines, quiet=args.quiet,
                                 resume=bool(args.resume), workers=args.workers)
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         if (run_dir / "records.jsonl").is_file():
             print(f"interrupted: completed trials are saved in {run_dir / 'records.jsonl'}; "
                   f"continue with: autocompress search --resume {run_dir}", file=sys.stderr)
-            return _interrupt_code(exc)
+            return _interrupt_code()
         raise
     paths = write_report_for(run_dir, result.records, cfg)
     print(f"front: {len(result.front.points)} points; report: "      # --quiet too: the one
@@ -202,9 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:              # `autocompress predict ... | head`: not an error
         sys.stdout = open(os.devnull, "w")    # as the Python docs advise
         return 0
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return _interrupt_code(exc)
+        return _interrupt_code()
     finally:
         if handle:
             signal.signal(signal.SIGTERM, previous)

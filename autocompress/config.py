@@ -298,10 +298,10 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
     if not cfg.hardware.profiles:
         raise fail(("hardware", "profiles"), "name at least one hardware profile",
                    "e.g. profiles: [stm32f746]; `autocompress profiles` lists them")
-    from autocompress.hardware.profile import profile_path  # here: config stays light
+    from autocompress.hardware.profile import is_profile_path, profile_path  # config: light
 
     for i, name in enumerate(cfg.hardware.profiles):
-        if name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name:
+        if is_profile_path(name):
             raise fail(("hardware", "profiles", i), f"expected a profile name, got the path "
                        f"{name!r}", f"put the file beside the config (or in its profiles/ "
                        f"folder) and give its name: profiles: [{Path(name).stem}]")

@@ -31,7 +31,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -67,7 +66,7 @@ def ray_head(cpus: int) -> Iterator[str]:
     """A Ray head on this machine for the duration (``ray start --head`` on a free port, a
     temp dir of its own, no dashboard or auth token); yields its address. Stops exactly this
     head afterwards (``ray stop`` would stop every Ray of the user)."""
-    from autocompress.search.ray_cluster import processes_using
+    from autocompress.search.ray_cluster import kill_processes_using
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,13 +80,7 @@ def ray_head(cpus: int) -> Iterator[str]:
                        env=env, check=True, capture_output=True, timeout=120)
         yield f"127.0.0.1:{port}"
     finally:
-        for _ in range(20):            # until none is left: a raylet may start a worker
-            if not (pids := processes_using(temp)):
-                break
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
+        kill_processes_using(temp, rounds=20)
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -86,6 +86,11 @@ def _display(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+def is_profile_path(text: str) -> bool:
+    """A file path rather than a profile name (``.yaml``/``.yml``, or a folder in it)."""
+    return text.endswith((".yaml", ".yml")) or "/" in text or os.sep in text
+
+
 def profile_path(name_or_path: str | Path,
                  search_dirs: Iterable[str | Path] | None = None) -> Path:
     """The file a profile name (or path) refers to; ProfileError naming the known profiles
@@ -97,8 +102,7 @@ def _resolve(name_or_path: str | Path,
              search_dirs: Iterable[str | Path] | None) -> tuple[Path, bool]:
     """(file, found-by-name)."""
     text = str(name_or_path)
-    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text \
-            or os.sep in text:
+    if isinstance(name_or_path, Path) or is_profile_path(text):
         return Path(text), False
     for folder in profile_dirs(search_dirs):
         path = folder / f"{text}.yaml"

@@ -40,26 +40,42 @@ def processes_using(folder: Path) -> list[int]:
     return out
 
 
+def kill_processes_using(folder: Path, *, rounds: int = 1) -> int:
+    """SIGKILL the processes with files open under ``folder`` (this one excepted), again
+    for up to ``rounds`` rounds half a second apart while any is left (a raylet still alive
+    may start a new worker). Returns how many were killed."""
+    import signal
+    import time
+
+    killed = 0
+    for i in range(rounds):
+        pids = [p for p in processes_using(folder) if p != os.getpid()]
+        if not pids:
+            break
+        for pid in pids:              # Ray's agents ignore SIGTERM once their raylet is gone
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        if i + 1 < rounds:
+            time.sleep(0.5)
+    return killed
+
+
 def reap_previous_ray(run_dir: Path) -> int:
     """After a driver was killed (SIGKILL), some processes of the local Ray it started
     (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
     files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many."""
-    import signal
-
     marker = run_dir / ".ray_temp"
     if not marker.is_file():
         return 0
     folder = Path(marker.read_text().strip())
-    pids = [p for p in processes_using(folder) if p != os.getpid()]
-    for pid in pids:                  # the agents ignore SIGTERM once their raylet is gone
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    killed = kill_processes_using(folder)
     if folder.name.startswith("ac-ray-"):
         shutil.rmtree(folder, ignore_errors=True)
     marker.unlink()
-    return len(pids)
+    return killed
 
 
 def check_address(address: str) -> None:

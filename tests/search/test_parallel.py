@@ -219,18 +219,8 @@ def test_ray_cluster_address_started_by_hand(tmp_path):
         assert not (run / "ray_tmp").exists()                      # the cluster's temp is used
         assert processes_using(temp), "the cluster should still be running after the search"
     finally:                          # stop exactly this cluster (`ray stop` would stop all)
-        import signal
-        import time
+        from autocompress.search.ray_cluster import kill_processes_using
 
-        for _ in range(20):           # again until none is left: a raylet may start a worker
-            pids = processes_using(temp)
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.5)
+        kill_processes_using(temp, rounds=20)
         shutil.rmtree(temp, ignore_errors=True)
     assert processes_using(temp) == []
