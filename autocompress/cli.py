@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Settings a resumed run may change: they set how fast trials run (CPU threads per trial,
+# e.g. on a machine with other cores), not what the study samples or what a trial scores.
+RESUME_SETTABLE = ("search.threads",)
+
+
 def _search(args: argparse.Namespace) -> int:
     from autocompress.config import load_config
     from autocompress.search.rundir import default_run_dir, load_run_config
@@ -102,11 +107,15 @@ def _search(args: argparse.Namespace) -> int:
         if args.config:
             raise AutocompressError("give either CONFIG or --resume RUN_DIR, not both",
                                     loc="command line")
-        run_dir, cfg = args.resume, load_run_config(args.resume)
-        if args.overrides:
-            raise AutocompressError("a resumed run keeps its config; --set would change it",
-                                    loc="--set", hint="start a new run to change settings "
-                                    "(--trials may still raise the trial count)")
+        for item in args.overrides:
+            if item.split("=", 1)[0].strip() not in RESUME_SETTABLE:
+                raise AutocompressError(f"a resumed run keeps its config; --set {item} would "
+                                        "change it", loc="--set",
+                                        hint=f"on resume --set takes only "
+                                        f"{', '.join(RESUME_SETTABLE)} (speed, not results); "
+                                        "start a new run to change other settings (--trials "
+                                        "may still raise the trial count)")
+        run_dir, cfg = args.resume, load_run_config(args.resume, args.overrides)
     elif not args.config:
         raise AutocompressError("missing CONFIG", loc="command line",
                                 hint="e.g. autocompress search experiments/digits_mcu/config.yaml")

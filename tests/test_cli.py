@@ -257,3 +257,23 @@ def test_sampler_flag_overrides_the_config(tmp_path):
     assert "sampler: nsga2" in (run / "config.resolved.yaml").read_text()
     records = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["baseline"] is None
+
+
+def test_resume_may_change_only_the_threads(tmp_path, monkeypatch):
+    """``--set search.threads=N`` on a resume (a node with other cores) runs the new trials
+    with N threads; the run's stored config is unchanged."""
+    import torch
+
+    from autocompress.cli import main
+
+    cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 1"))
+    run = tmp_path / "run"
+    assert main(["search", str(cfg), "--run-dir", str(run), "--quiet", "--no-baselines"]) == 0
+    stored = (run / "config.resolved.yaml").read_text()
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    assert main(["search", "--resume", str(run), "--trials", "2", "--quiet",
+                 "--set", "search.threads=2"]) == 0
+    assert calls and set(calls) == {2}
+    assert (run / "config.resolved.yaml").read_text() == stored
+    assert len((run / "records.jsonl").read_text().splitlines()) == 2

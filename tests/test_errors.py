@@ -214,4 +214,7 @@ def test_export_errors(finished_run, tmp_path, capsys):
 def test_existing_run_dir_and_changed_config_on_resume(finished_run, capsys):
     cfg = finished_run / "config.resolved.yaml"
     assert "--resume" in run_cli(capsys, "search", str(cfg), "--run-dir", str(finished_run))
-    assert "--set" in run_cli(capsys, "search", "--resume", str(finished_run), "--set", "seed=1")
+    line = run_cli(capsys, "search", "--resume", str(finished_run), "--set", "seed=1")
+    assert "--set seed=1 would change it" in line and "search.threads" in line
+    line = run_cli(capsys, "search", "--resume", str(finished_run), "--set", "search.threads=0")
+    assert "search.threads" in line, line          # the value is still checked

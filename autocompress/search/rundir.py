@@ -11,7 +11,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -119,9 +119,10 @@ def write_yaml(path: Path, data: Any, header: str = "") -> None:
     tmp.replace(path)
 
 
-def load_run_config(run_dir: Path) -> Any:
-    """The SearchConfig of a run directory (``config.resolved.yaml``), importing its
-    ``module:callable`` data and model from the original config's folder (``env.json``)."""
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
+    """The SearchConfig of a run directory (``config.resolved.yaml``, with ``overrides``
+    applied), importing its ``module:callable`` data and model from the original config's
+    folder (``env.json``)."""
     from dataclasses import replace
 
     from autocompress.config import load_config
@@ -130,7 +131,7 @@ def load_run_config(run_dir: Path) -> Any:
         raise RunDirError("not a run directory (no config.resolved.yaml)" if run_dir.is_dir()
                           else "run directory not found", loc=str(run_dir),
                           hint="pass the folder `autocompress search` wrote")
-    cfg = load_config(run_dir / "config.resolved.yaml")
+    cfg = load_config(run_dir / "config.resolved.yaml", overrides)
     try:
         config_dir = json.loads((run_dir / "env.json").read_text()).get("config_dir")
     except (OSError, ValueError):

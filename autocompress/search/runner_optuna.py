@@ -211,12 +211,12 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
 
 def check_cpus(session: Session, workers: int) -> None:
     """Say so when ``workers x search.threads`` exceeds this machine's CPUs: the trials
-    would slow each other down (a resumed run keeps the threads it started with)."""
+    would slow each other down (``--set search.threads=N`` works on a resume too)."""
     cpus, threads = os.cpu_count() or 1, session.cfg.search.threads
     if workers * threads > cpus:
         session.progress.say(f"warning: {workers} workers x {threads} threads = "
                              f"{workers * threads} > {cpus} CPUs here, so trials will slow each "
-                             f"other down (start runs with --set search.threads="
+                             f"other down (add --set search.threads="
                              f"{max(1, cpus // workers)})")
 
 

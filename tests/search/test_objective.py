@@ -142,4 +142,4 @@ def test_more_threads_than_cpus_is_flagged(monkeypatch):
     assert said == []
     runner_optuna.check_cpus(session, 2)
     assert said == ["warning: 2 workers x 2 threads = 4 > 2 CPUs here, so trials will slow "
-                    "each other down (start runs with --set search.threads=1)"]
+                    "each other down (add --set search.threads=1)"]
