@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autocompress.errors import AutocompressError, ModelError
+from autocompress.errors import AutocompressError, ModelError, ProfileError
 
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
@@ -152,7 +152,12 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
     """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows."""
     from autocompress.hardware.cost import CostModel
 
-    model = CostModel(profile)                  # an unknown profile fails before the model
+    try:
+        model = CostModel(profile)              # an unknown profile fails before the model
+    except ProfileError as exc:
+        if exc.loc != "hardware":               # a bad profile file names its own file:line
+            raise
+        raise ProfileError(exc.raw_message, loc="--profile", hint=exc.hint) from None
     graph, formats = load_graph(spec, input_shape, num_classes)
     est = model.estimate(graph, formats)
     return {"model": spec, "profile": model.profile.name, "profile_sha256": model.profile.sha256,

@@ -153,7 +153,7 @@ def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["predict", "{onnx}", "--profile", "stm32f999"], "unknown hardware profile"),
+    (["predict", "{onnx}", "--profile", "stm32f999"], "--profile: unknown hardware profile"),
     (["predict", "no_such_module_xyz:build", "--profile", "stm32f999", "--input-shape",
       "1,8,8"], "unknown hardware profile"),                  # the profile is checked first
     (["predict", "missing.onnx", "--profile", "stm32f746"], "ONNX file not found"),
