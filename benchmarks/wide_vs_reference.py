@@ -24,12 +24,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from search_quality import CONFIG  # noqa: E402
+
 from autocompress.config import load_config  # noqa: E402
 from autocompress.search.baselines import baselines  # noqa: E402
 from autocompress.search.objective import cost_plan, run_trial  # noqa: E402
 from autocompress.search.runner_optuna import load_teacher  # noqa: E402
 from autocompress.search.setup import SearchContext, build_context  # noqa: E402
-from search_quality import CONFIG  # noqa: E402
 
 # name: (width_mult, structured prune ratio of every group, kernels per stage)
 CANDIDATES: dict[str, tuple[float, float, tuple[int, int, int]]] = {

@@ -11,7 +11,7 @@ from ..conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import wide_vs_reference as bench  # noqa: E402
+import wide_vs_reference as bench
 
 
 def test_candidates_fit_within_the_reference_latency(tmp_path):

@@ -1,7 +1,6 @@
 """Cost-spread initial design (autocompress/search/initial.py)."""
 from __future__ import annotations
 
-
 import pytest
 
 from autocompress.config import load_config
