@@ -24,6 +24,7 @@ separate from random on the task at this trial count.
                                         [--initial-design random|spread] [--budget-x 1.1]
                                         [--rungs "[1, 2, 3]"] [--k 1] [--margin-se 1]
                                         [--chance-se 3] [--rung-score dense]
+                                        [--space search_spaces/mobilenet_digits.yaml]
                                         [--out runs/bench_quality] [--report-only] [--reuse]
 """
 from __future__ import annotations
@@ -101,7 +102,7 @@ def int8_budget(args: argparse.Namespace, seed: int) -> float:
     from autocompress.search.setup import build_context
 
     path = args.out / "probe.yaml"
-    path.write_text(CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
+    path.write_text(CONFIG.format(seed=seed, space=args.space,
                                   teacher=1, epochs=1, finetune=1, budget=1e9, trials=1,
                                   sampler="random", threads=args.threads, stop="",
                                   design="random"))
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
                 f", margin_se: {args.margin_se}, chance_se: {args.chance_se}"
                 f"{', rung_score: compressed' if args.rung_score == 'compressed' else ''}}}"
                 if stop else "")
-    body = CONFIG.format(seed=seed, space=ROOT / "search_spaces/mobilenet_digits.yaml",
+    body = CONFIG.format(seed=seed, space=args.space,
                          teacher=args.teacher_epochs, epochs=args.epochs,
                          finetune=args.finetune, budget=args.budget_ms, trials=args.trials,
                          sampler=sampler, threads=args.threads, stop=stop_txt,
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the searched runs' sampler (the comparison is always random search)")
     p.add_argument("--initial-design", default="random", choices=("random", "spread"),
                    help="the searched runs' search.initial_design (random search is random)")
+    p.add_argument("--space", type=Path, default=ROOT / "search_spaces" / "mobilenet_digits.yaml",
+                   help="search space YAML (e.g. search_spaces/mobilenet_digits_wide.yaml)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
     p.add_argument("--report-only", action="store_true",
                    help="no new runs: report from the run dirs already in --out")
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(runs are deterministic apart from timing; commit first); run the "
                         "others afresh")
     args = p.parse_args(argv)
+    args.space = args.space.resolve()      # the run configs live in --out
     args.out.mkdir(parents=True, exist_ok=True)
     budget_file = args.out / "budget.json"
     if args.budget_ms is None and args.report_only:

@@ -65,22 +65,15 @@ def test_search_records_baselines(tmp_path):
 
 
 def test_baselines_compress_the_reference_student(rspace):
-    """The shipped space's ``reference`` sets width 1.0 (it searches wider): the other knobs take
-    their largest value. Without one, the largest student; with one, the knobs it sets take its
-    values (one for all stages, or one per stage), the others their largest."""
+    """The shipped space names no ``reference``: the largest student. With one, the knobs it
+    sets take its values (one for all stages, or one per stage), the others their largest."""
     import dataclasses
 
-    def ref_space(**reference):
-        return dataclasses.replace(rspace, space=dataclasses.replace(
-            rspace.space, reference=reference))
-
     arch = {k: v for k, v in baselines(rspace)[0].params.items() if k.startswith("arch/")}
-    assert max(rspace.dists["arch/width_mult"].values()) > 1.0
-    assert arch == {**{k: max(rspace.dists[k].values()) for k in arch}, "arch/width_mult": 1.0}
-    assert {v for k, v in arch.items() if k.startswith("arch/kernel/")} == {5}
-    arch = {k: v for k, v in baselines(ref_space())[0].params.items() if k.startswith("arch/")}
     assert arch == {k: max(rspace.dists[k].values()) for k in arch}
-    per_stage = ref_space(kernel=[5, 3, 5], depth=1)
+    assert {v for k, v in arch.items() if k.startswith("arch/kernel/")} == {5}
+    per_stage = dataclasses.replace(rspace, space=dataclasses.replace(
+        rspace.space, reference={"kernel": [5, 3, 5], "depth": 1}))
     arch = baselines(per_stage)[0].params
     assert [arch[f"arch/kernel/{s}"] for s in range(3)] == [5, 3, 5]
     assert [arch[f"arch/depth/{s}"] for s in range(3)] == [1, 1, 1]
@@ -92,11 +85,11 @@ def test_a_reference_written_in_the_space_reaches_the_baselines(tmp_path):
 
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.read_text().replace(
-        "reference: {width_mult: 1.0}\n", "reference: {kernel: 3, depth: [1, 2, 2]}\n"))
+        "expand: [2, 4]\n", "expand: [2, 4]\nreference: {kernel: 3, depth: [1, 2, 2]}\n"))
     cfg = tmp_path / "config.yaml"
     cfg.write_text(FULL.replace("SPACE", str(space)))
     rspace = build_context(load_config(cfg)).rspace
     for b in baselines(rspace):
         assert [b.params[f"arch/kernel/{s}"] for s in range(3)] == [3, 3, 3]
         assert [b.params[f"arch/depth/{s}"] for s in range(3)] == [1, 2, 2]
-        assert b.params["arch/width_mult"] == 1.5 and b.params["arch/expand/2"] == 4
+        assert b.params["arch/width_mult"] == 1.0 and b.params["arch/expand/2"] == 4
