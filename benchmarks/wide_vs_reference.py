@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         ctx = context(seed, args.out)
         ref = dict(next(b for b in baselines(ctx.rspace) if b.name == "uniform-int8").params)
-        teacher = load_teacher(ctx.cfg, ctx, args.out / f"s{seed}")
+        (teacher_dir := args.out / f"s{seed}").mkdir(exist_ok=True)
+        teacher = load_teacher(ctx.cfg, ctx, teacher_dir)
         for name, spec in CANDIDATES.items():
             params = params_of(ref, *spec)
             latency[name] = cost_plan(ctx, ctx.rspace.to_plan(params), seed)[1][
