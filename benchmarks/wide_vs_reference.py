@@ -29,7 +29,7 @@ from search_quality import CONFIG  # noqa: E402
 
 from autocompress.config import load_config  # noqa: E402
 from autocompress.search.baselines import baselines  # noqa: E402
-from autocompress.search.objective import cost_plan, run_trial  # noqa: E402
+from autocompress.search.objective import run_trial  # noqa: E402
 from autocompress.search.runner_optuna import load_teacher  # noqa: E402
 from autocompress.search.setup import SearchContext, build_context  # noqa: E402
 
@@ -75,12 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         (teacher_dir := args.out / f"s{seed}").mkdir(exist_ok=True)
         teacher = load_teacher(ctx.cfg, ctx, teacher_dir)
         for name, spec in CANDIDATES.items():
-            params = params_of(ref, *spec)
-            latency[name] = cost_plan(ctx, ctx.rspace.to_plan(params), seed)[1][
-                "stm32f746"].latency_ms
-            rec = run_trial(ctx, teacher, params, number=0, seed=seed, baseline=name)
+            rec = run_trial(ctx, teacher, params_of(ref, *spec), number=0, seed=seed,
+                            baseline=name)
             if rec.state != "complete":
                 sys.exit(f"{name}, seed {seed}: {rec.state} ({rec.error})")
+            latency[name] = rec.cost["stm32f746"]["latency_ms"]
             acc[name].append(rec.metrics["accuracy"])
             print(f"  seed {seed}  {name:34s} {latency[name]:5.1f} ms  "
                   f"{rec.metrics['accuracy']:.3f}", flush=True)
