@@ -53,6 +53,11 @@ def params_of(ref: dict[str, Any], width: float, ratio: float,
     return out
 
 
+def reference_params(ctx: SearchContext) -> dict[str, Any]:
+    """The uniform-int8 baseline's parameters: the reference every candidate modifies."""
+    return dict(next(b for b in baselines(ctx.rspace) if b.name == "uniform-int8").params)
+
+
 def context(seed: int, out: Path) -> SearchContext:
     path = out / f"config-s{seed}.yaml"
     path.write_text(CONFIG.format(seed=seed, space=WIDE, teacher=10, epochs=6, finetune=2,
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     latency: dict[str, float] = {}
     for seed in args.seeds:
         ctx = context(seed, args.out)
-        ref = dict(next(b for b in baselines(ctx.rspace) if b.name == "uniform-int8").params)
+        ref = reference_params(ctx)
         (teacher_dir := args.out / f"s{seed}").mkdir(exist_ok=True)
         teacher = load_teacher(ctx.cfg, ctx, teacher_dir)
         for name, spec in CANDIDATES.items():

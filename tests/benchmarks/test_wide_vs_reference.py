@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from autocompress.search.baselines import baselines
 from autocompress.search.objective import cost_plan
 
 from ..conftest import ROOT
@@ -16,7 +15,7 @@ import wide_vs_reference as bench
 
 def test_candidates_fit_within_the_reference_latency(tmp_path):
     ctx = bench.context(0, tmp_path)
-    ref = dict(next(b for b in baselines(ctx.rspace) if b.name == "uniform-int8").params)
+    ref = bench.reference_params(ctx)
     assert ref["arch/width_mult"] == 1.0
     latency = {}
     for name, spec in bench.CANDIDATES.items():
