@@ -79,8 +79,9 @@ def reap_previous_ray(run_dir: Path) -> int:
 
 
 def check_address(address: str) -> None:
-    """Fail fast, before any set-up, on an ``--address`` no Ray answers at (``ray.init``
-    would retry for minutes). ``auto`` is checked only through ``RAY_ADDRESS``; without it
+    """Fail fast, before any set-up, on an ``--address`` no Ray answers at, or one where
+    something other than a Ray head answers, e.g. the dashboard's port (``ray.init`` would
+    retry for 20 s to minutes). ``auto`` is checked only through ``RAY_ADDRESS``; without it
     Ray looks for a head started on this machine, and :func:`connect` reports a miss."""
     target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
     if not target:
@@ -90,13 +91,40 @@ def check_address(address: str) -> None:
         raise AutocompressError(f"expected HOST:PORT or auto, got {target!r}", loc="--address",
                                 hint="pass the address `ray start --head` printed, e.g. "
                                      "10.0.0.5:6379")
+    loc = "--address" if address != "auto" else "RAY_ADDRESS"
     try:
-        socket.create_connection((host, int(port)), timeout=PROBE_S).close()
+        reply = _http2_reply(host, int(port))
     except OSError as exc:
-        raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})",
-                                loc="--address" if address != "auto" else "RAY_ADDRESS",
+        raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})", loc=loc,
                                 hint="start the head there with `ray start --head --port "
                                      f"{port}`, or pass the address it printed") from None
+    if reply is not None and not (len(reply) >= 4 and reply[3] == HTTP2_SETTINGS):
+        said = reply[:24].decode("ascii", "replace").split("\r")[0].strip() or "nothing"
+        raise AutocompressError(
+            f"{target} answers, but not as a Ray head (it replied {said!r} to gRPC)", loc=loc,
+            hint="pass the port `ray start --head` printed (6379 unless --port was given); "
+                 "8265 is the dashboard's, not the head's") from None
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4             # frame type of a gRPC server's first reply
+REPLY_S = 2.0                  # a server silent this long is given the benefit of the doubt
+
+
+def _http2_reply(host: str, port: int) -> bytes | None:
+    """The first bytes a server at ``host:port`` sends back to an HTTP/2 connection preface
+    (a Ray head's GCS, a gRPC server, answers with a SETTINGS frame at once; a web server,
+    the dashboard or SSH with something else; b"" when it hangs up), or None when it stays
+    silent for REPLY_S. Raises OSError when nothing accepts the connection."""
+    with socket.create_connection((host, port), timeout=PROBE_S) as conn:
+        conn.settimeout(REPLY_S)
+        try:
+            conn.sendall(HTTP2_PREFACE)
+            return conn.recv(64)
+        except TimeoutError:
+            return None
+        except ConnectionError:
+            return b""
 
 
 def _ray_options() -> dict[str, Any]:
@@ -120,6 +148,26 @@ def init_ray(**kwargs: Any) -> None:
     ray.init(**kwargs, **_ray_options())
     if callable(handler):             # a Python handler (the CLI's); else Ray's stays
         signal.signal(signal.SIGTERM, handler)
+
+
+def shutdown_ray() -> None:
+    """``ray.shutdown``, without its one-second wait on a local Ray's autoscaler monitor.
+
+    For a Ray that ``ray.init`` started, shutdown sends each of its processes SIGTERM and
+    waits up to 1 s for it: the monitor (the autoscaler's loop, which has nothing to save on
+    a fixed local node) never exits in time and is killed after the full second, 1.0 of the
+    1.35 s the shutdown takes here. It is killed first instead. Leaving a running Ray
+    (``--address``) stops none of its processes, so there is nothing to kill."""
+    import ray
+
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    for info in (getattr(node, "all_processes", None) or {}).get("monitor", []):
+        try:
+            info.process.kill()
+        except (AttributeError, OSError):         # gone already, or Ray changed its layout
+            pass
+    ray.shutdown()
 
 
 def connect(address: str) -> None:

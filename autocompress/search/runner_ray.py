@@ -37,6 +37,7 @@ from autocompress.search.ray_cluster import (
     init_ray,
     ray_temp_dir,
     reap_previous_ray,
+    shutdown_ray,
 )
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.runner_optuna import (
@@ -180,9 +181,7 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
             _run_tune(session, workers, address, remaining)
     finally:
         if address:
-            import ray
-
-            ray.shutdown()                   # leave the cluster (a no-op after _run_tune)
+            shutdown_ray()                   # leave the cluster (a no-op after _run_tune)
     return finish(session)
 
 
@@ -226,6 +225,6 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
                                       storage_path=str(session.run_dir.resolve() / "ray")))
         tuner.fit()
     finally:
-        ray.shutdown()
+        shutdown_ray()
         if temp is not None:
             reap_previous_ray(session.run_dir)       # our /tmp folder, stray agents

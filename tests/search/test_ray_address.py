@@ -80,3 +80,39 @@ def test_a_failed_join_is_a_user_error(monkeypatch):
     with pytest.raises(AutocompressError, match="cannot join a Ray at 'auto'") as exc:
         connect("auto")
     assert exc.value.loc == "--address" and "ray start --head" in exc.value.hint
+
+
+def serve_once(reply: bytes) -> tuple[socket.socket, int]:
+    """A listening socket that answers its first connection with ``reply`` (then hangs up)."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(64)
+            conn.sendall(reply)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_a_port_that_is_not_a_ray_head_fails_fast():
+    """The dashboard's port (8265) instead of the head's is the usual slip: a web server
+    answers there, and ray.init would retry for about 20 s before giving up."""
+    server, port = serve_once(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    with server:
+        start = time.monotonic()
+        with pytest.raises(AutocompressError, match="answers, but not as a Ray head") as exc:
+            check_address(f"127.0.0.1:{port}")
+    assert time.monotonic() - start < PROBE_S
+    assert "'HTTP/1.1 400 Bad Request'" in str(exc.value) and "8265" in exc.value.hint
+
+
+def test_a_grpc_server_passes():
+    server, port = serve_once(bytes([0, 0, 0x18, 4, 0, 0, 0, 0, 0]))   # a SETTINGS frame
+    with server:
+        check_address(f"127.0.0.1:{port}")
