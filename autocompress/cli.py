@@ -99,7 +99,7 @@ RESUME_SETTABLE = ("search.threads",)
 
 
 def _search(args: argparse.Namespace) -> int:
-    from autocompress.config import load_config
+    from autocompress.config import load_config, split_override
     from autocompress.search.rundir import default_run_dir, load_run_config
     from autocompress.search.runner_optuna import run_search
 
@@ -108,7 +108,7 @@ def _search(args: argparse.Namespace) -> int:
             raise AutocompressError("give either CONFIG or --resume RUN_DIR, not both",
                                     loc="command line")
         for item in args.overrides:
-            if item.split("=", 1)[0].strip() not in RESUME_SETTABLE:
+            if split_override(item)[0] not in RESUME_SETTABLE:
                 raise AutocompressError(f"a resumed run keeps its config; --set {item} would "
                                         "change it", loc="--set",
                                         hint=f"on resume --set takes only "

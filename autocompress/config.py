@@ -170,11 +170,13 @@ def _early_stopping(v: Any) -> str | None:
         return None
     if not isinstance(v, dict):
         return f"expected a mapping {{rungs: [1, 2, 3]}} or null, got {v!r}"
-    unknown = sorted(set(v) - {"rungs", "min_dominating", "margin_se", "chance_se",
-                               "rung_score"})
-    if unknown:
-        return (f"unknown key '{unknown[0]}' (known: rungs, min_dominating, margin_se, "
-                "chance_se, rung_score)")
+    from dataclasses import fields
+
+    from autocompress.search.early_stop import EarlyStopping
+
+    known = [f.name for f in fields(EarlyStopping)]      # the policy's own fields, in order
+    if unknown := sorted(set(v) - set(known)):
+        return f"unknown key '{unknown[0]}' (known: {', '.join(known)})"
     if "rung_score" in v and v["rung_score"] not in ("dense", "compressed"):
         return f"rung_score: expected dense or compressed, got {v.get('rung_score')!r}"
     rungs = v.get("rungs")
@@ -215,20 +217,26 @@ SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "teacher": TeacherCon
                  "train": TrainConfig, "hardware": HardwareConfig, "search": SearchSettings}
 
 
+def split_override(item: str) -> tuple[str, str]:
+    """``'a.b=value'`` -> ``('a.b', 'value')``; a ConfigError on --set when it is not one."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"bad override {item!r}", loc="--set",
+                          hint="use --set section.key=value, e.g. --set search.trials=5")
+    return key.strip(), raw
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dict, set[PathKey]]:
     """Apply ``a.b=value`` strings (value parsed as YAML). Returns the new data and paths."""
     out = copy.deepcopy(data)
     touched: set[PathKey] = set()
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"bad override {item!r}", loc="--set",
-                              hint="use --set section.key=value, e.g. --set search.trials=5")
+        key, raw = split_override(item)
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        path = tuple(key.strip().split("."))
+        path = tuple(key.split("."))
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})

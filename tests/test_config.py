@@ -38,6 +38,9 @@ CASES = [
     ("space: SPACE", "space: nope.yaml", ["model.space", "not found"]),
     ("name: tiny", "name: [tiny", ["config.yaml:", "malformed YAML"]),
     ("seed: 0", "seed: 0\nseed: 1", ["config.yaml:3", "duplicate key 'seed'"]),
+    ("sampler: random}", "sampler: random, early_stopping: {rungs: [1], min_dom: 2}}",
+     ["search.early_stopping", "unknown key 'min_dom'",
+      "known: rungs, min_dominating, margin_se, chance_se, rung_score"]),
 ]
 
 

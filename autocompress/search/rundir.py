@@ -28,12 +28,18 @@ def default_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def require_run_dir(path: Path) -> Path:
+    """``path`` if it is a run directory (it holds ``config.resolved.yaml``); else the error."""
+    if not (path / "config.resolved.yaml").is_file():
+        raise RunDirError("not a run directory (no config.resolved.yaml)" if path.is_dir()
+                          else "run directory not found", loc=str(path),
+                          hint="pass the folder a previous `autocompress search` wrote")
+    return path
+
+
 def prepare_run_dir(path: Path, *, resume: bool) -> Path:
     if resume:
-        if not (path / "config.resolved.yaml").is_file():
-            raise RunDirError("not a run directory (no config.resolved.yaml)", loc=str(path),
-                              hint="pass the folder a previous `autocompress search` wrote")
-        return path
+        return require_run_dir(path)
     if path.exists() and not path.is_dir():
         raise RunDirError("run directory path is a file", loc=str(path),
                           hint="choose another --run-dir")
@@ -127,11 +133,7 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
 
     from autocompress.config import load_config
 
-    if not (run_dir / "config.resolved.yaml").is_file():
-        raise RunDirError("not a run directory (no config.resolved.yaml)" if run_dir.is_dir()
-                          else "run directory not found", loc=str(run_dir),
-                          hint="pass the folder `autocompress search` wrote")
-    cfg = load_config(run_dir / "config.resolved.yaml", overrides)
+    cfg = load_config(require_run_dir(run_dir) / "config.resolved.yaml", overrides)
     try:
         config_dir = json.loads((run_dir / "env.json").read_text()).get("config_dir")
     except (OSError, ValueError):
