@@ -1,0 +1,117 @@
+"""Is the searched point at the int8 baseline's latency really better, or a lucky draw?
+
+``search_quality.py`` scores "accuracy at the int8 baseline's latency" as the best searched
+accuracy at or below that latency minus the uniform-int8 baseline's, each from one training:
+the best of 20 noisy candidates against one noisy baseline. This script retrains both, the
+baseline and the chosen candidate, with ``--k`` fresh training seeds each (the same seeds for
+both: paired), on the run's own data, teacher, space and recipe, and prints the mean paired
+gain. It reads finished ``search_quality.py`` runs in ``--out``: ``tpe-s<seed>`` (which holds
+the baselines) and, when present, ``random-s<seed>`` (its best candidate is retrained too).
+
+    python benchmarks/confirm_gain.py --out runs/bq_so_wide [--seeds 0 1 2] [--k 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from autocompress.search.objective import run_trial  # noqa: E402
+from autocompress.search.records import read_records  # noqa: E402
+from autocompress.search.reduce import Reduction  # noqa: E402
+from autocompress.search.rundir import load_run_config  # noqa: E402
+from autocompress.search.runner_optuna import load_teacher  # noqa: E402
+from autocompress.search.setup import build_context  # noqa: E402
+
+SEED_OFFSET = 1000        # retraining seeds: run seed + 1000 + j, never a seed the run used
+
+
+def latency(rec: dict[str, Any]) -> float:
+    return rec["cost"]["stm32f746"]["latency_ms"]
+
+
+def best_at(records: list[dict[str, Any]], limit_ms: float) -> dict[str, Any] | None:
+    """The searched record with the best accuracy at or below ``limit_ms``."""
+    ok = [r for r in records if not r.get("baseline") and r["state"] == "complete"
+          and latency(r) <= limit_ms]
+    return max(ok, key=lambda r: r["metrics"]["accuracy"], default=None)
+
+
+def retrain(run_dir: Path, params: list[dict[str, Any]], seeds: list[int]
+            ) -> list[list[float]]:
+    """Accuracy of each parameter set under each training seed, in ``run_dir``'s setting."""
+    cfg = load_run_config(run_dir)
+    ctx = build_context(cfg, reduction=Reduction.load(run_dir))
+    teacher = load_teacher(cfg, ctx, run_dir)              # the run's cached teacher
+    out = []
+    for p in params:
+        row = []
+        for s in seeds:
+            rec = run_trial(ctx, teacher, p, number=0, seed=s, baseline="confirm")
+            if rec.state != "complete":
+                sys.exit(f"{run_dir}: retraining failed ({rec.state}: {rec.error})")
+            row.append(rec.metrics["accuracy"])
+        out.append(row)
+    return out
+
+
+def confirm(out: Path, seed: int, k: int) -> dict[str, Any]:
+    tpe_dir = out / f"tpe-s{seed}"
+    tpe = read_records(tpe_dir / "records.jsonl")
+    int8 = next(r for r in tpe if r.get("baseline") == "uniform-int8")
+    seeds = [seed + SEED_OFFSET + j for j in range(k)]
+    row: dict[str, Any] = {"seed": seed, "int8_once": int8["metrics"]["accuracy"]}
+    runs = {"tpe": (tpe_dir, tpe)}
+    if (rnd_dir := out / f"random-s{seed}").is_dir():
+        runs["random"] = (rnd_dir, read_records(rnd_dir / "records.jsonl"))
+    chosen = {name: best_at(recs, latency(int8)) for name, (_, recs) in runs.items()}
+    params = [int8["params"]] + [c["params"] for c in chosen.values() if c]
+    accs = retrain(tpe_dir, params, seeds)
+    row["int8_mean"] = statistics.mean(accs[0])
+    it = iter(accs[1:])
+    for name, c in chosen.items():
+        if c is None:
+            continue
+        acc = next(it)
+        row[name] = {"ms": latency(c), "once": c["metrics"]["accuracy"],
+                     "mean": statistics.mean(acc),
+                     "gain_once": c["metrics"]["accuracy"] - row["int8_once"],
+                     "gain_mean": statistics.mean(a - b for a, b in zip(acc, accs[0],
+                                                                         strict=True))}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="a search_quality.py --out folder")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--k", type=int, default=3, help="training seeds per model")
+    args = p.parse_args(argv)
+    rows = [confirm(args.out, s, args.k) for s in args.seeds]
+    print(f"\n| run | seed | chosen ms | int8: once / mean of {args.k} | chosen: once / mean "
+          f"of {args.k} | gain once | gain, mean of {args.k} paired (points) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in ("tpe", "random"):
+        gains = []
+        for r in rows:
+            if name not in r:
+                continue
+            c = r[name]
+            gains.append(100 * c["gain_mean"])
+            print(f"| {name} | {r['seed']} | {c['ms']:.1f} | {r['int8_once']:.3f} / "
+                  f"{r['int8_mean']:.3f} | {c['once']:.3f} / {c['mean']:.3f} | "
+                  f"{100 * c['gain_once']:+.1f} | {100 * c['gain_mean']:+.1f} |")
+        if gains:
+            print(f"| {name} | median | | | | | **{statistics.median(gains):+.1f}** |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
