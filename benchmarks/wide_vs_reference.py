@@ -12,7 +12,13 @@ candidate keeps the baseline's int8 weights and distillation settings, so width,
 kernels are the only differences. Prints accuracy per seed and the mean gain over the
 reference.
 
-    python benchmarks/wide_vs_reference.py [--seeds 0 1 2] [--out runs/bench_wide]
+By default each candidate trains once per seed, under that seed (as the search's baseline
+trial does). ``--train-seeds K`` trains each K times per seed instead, under the training
+seeds ``confirm_gain.py`` uses (seed + 1000 + j), and averages: one training's accuracy
+moves by several points, more than the gains measured here.
+
+    python benchmarks/wide_vs_reference.py [--seeds 0 1 2] [--train-seeds K]
+                                           [--out runs/bench_wide]
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from confirm_gain import SEED_OFFSET  # noqa: E402
 from search_quality import CONFIG  # noqa: E402
 
 from autocompress.config import load_config  # noqa: E402
@@ -61,7 +68,7 @@ def reference_params(ctx: SearchContext) -> dict[str, Any]:
 def context(seed: int, out: Path) -> SearchContext:
     path = out / f"config-s{seed}.yaml"
     path.write_text(CONFIG.format(seed=seed, space=WIDE, teacher=10, epochs=6, finetune=2,
-                                  budget=1e9, trials=1, sampler="random", threads=2, stop="",
+                                  budget=1e9, trials=1, sampler="random", threads=2, stop="", objectives="",
                                   design="random"))
     return build_context(load_config(path))
 
@@ -69,6 +76,8 @@ def context(seed: int, out: Path) -> SearchContext:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--train-seeds", type=int, default=0,
+                   help="K > 0: train each candidate under K seeds per seed and average")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_wide")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -79,15 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         ref = reference_params(ctx)
         (teacher_dir := args.out / f"s{seed}").mkdir(exist_ok=True)
         teacher = load_teacher(ctx.cfg, ctx, teacher_dir)
+        train_seeds = [seed + SEED_OFFSET + j for j in range(args.train_seeds)] or [seed]
         for name, spec in CANDIDATES.items():
-            rec = run_trial(ctx, teacher, params_of(ref, *spec), number=0, seed=seed,
-                            baseline=name)
-            if rec.state != "complete":
-                sys.exit(f"{name}, seed {seed}: {rec.state} ({rec.error})")
+            runs = []
+            for s in train_seeds:
+                rec = run_trial(ctx, teacher, params_of(ref, *spec), number=0, seed=s,
+                                baseline=name)
+                if rec.state != "complete":
+                    sys.exit(f"{name}, seed {seed}: {rec.state} ({rec.error})")
+                runs.append(rec.metrics["accuracy"])
             latency[name] = rec.cost["stm32f746"]["latency_ms"]
-            acc[name].append(rec.metrics["accuracy"])
+            acc[name].append(statistics.mean(runs))
             print(f"  seed {seed}  {name:34s} {latency[name]:5.1f} ms  "
-                  f"{rec.metrics['accuracy']:.3f}", flush=True)
+                  f"{' '.join(f'{a:.3f}' for a in runs)}", flush=True)
     base = acc["reference (uniform-int8)"]
     print(f"\n| candidate | STM32F746 ms | accuracy per seed {args.seeds} | mean | "
           "mean gain over the reference (points) |")
