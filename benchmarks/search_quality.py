@@ -21,11 +21,10 @@ its runs' searched trials over random search's, an estimate of how far any sampl
 separate from random on the task at this trial count.
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
-                                        [--initial-design random|spread] [--budget-x 1.1]
-                                        [--rungs "[1, 2, 3]"] [--k 1] [--margin-se 1]
-                                        [--chance-se 3] [--rung-score dense]
-                                        [--space search_spaces/mobilenet_digits.yaml]
-                                        [--out runs/bench_quality] [--report-only] [--reuse]
+        [--initial-design random|spread] [--budget-x 1.1 | --budget-ms MS] [--objectives accuracy]
+        [--rungs "[1, 2, 3]"] [--k 1] [--margin-se 1] [--chance-se 3] [--rung-score dense]
+        [--space search_spaces/mobilenet_digits.yaml] [--runs tpe,random,es]
+        [--out runs/bench_quality] [--report-only] [--reuse]
 """
 from __future__ import annotations
 
@@ -40,6 +39,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from confirm_gain import best_at, latency  # noqa: E402
 
 from autocompress.config import load_config  # noqa: E402
 from autocompress.pareto import Objective, ParetoFront  # noqa: E402
@@ -105,12 +106,10 @@ def gain_at(searched: list[dict[str, Any]], int8: dict[str, Any], budget_ms: flo
             ) -> float | None:
     """Best searched accuracy at or below the uniform-int8 baseline's latency minus the
     baseline's (None when the baseline failed or is over the budget)."""
-    int8_ms = int8["cost"]["stm32f746"]["latency_ms"]
-    if int8["state"] != "complete" or int8_ms > budget_ms:
+    if int8["state"] != "complete" or latency(int8) > budget_ms:
         return None
-    at = [r["metrics"]["accuracy"] for r in searched if r["state"] == "complete"
-          and r["cost"]["stm32f746"]["latency_ms"] <= int8_ms]
-    return (max(at) if at else 0.0) - int8["metrics"]["accuracy"]
+    best = best_at(searched, latency(int8))
+    return (best[0]["metrics"]["accuracy"] if best else 0.0) - int8["metrics"]["accuracy"]
 
 
 def int8_budget(args: argparse.Namespace, seed: int) -> float:
@@ -193,12 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the searched runs' search.initial_design (random search is random)")
     p.add_argument("--space", type=Path, default=ROOT / "search_spaces" / "mobilenet_digits.yaml",
                    help="search space YAML (e.g. search_spaces/mobilenet_digits_wide.yaml)")
-    p.add_argument("--objectives", default=OBJECTIVES,
-                   help="search.objectives; 'accuracy' alone: the best accuracy within the "
-                        "budget (the searched front then still reads accuracy vs latency)")
-    p.add_argument("--runs", default="tpe,random,es",
-                   help="which of the three runs per seed (tpe: always); rows that need a "
-                        "skipped run read n/a")
+    p.add_argument("--objectives", default=OBJECTIVES, help="search.objectives ('accuracy' "
+                   "alone: the best accuracy within the budget)")
+    p.add_argument("--runs", default="tpe,random,es", help="runs per seed (tpe: always; rows "
+                   "needing a skipped one read n/a)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
     p.add_argument("--report-only", action="store_true",
                    help="no new runs: report from the run dirs already in --out")
@@ -233,17 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         searched = [r for r in tpe if not r.get("baseline")]
         ref = reference_ms(tpe, args.budget_ms)
         int8 = next(r for r in base if r["baseline"] == "uniform-int8")
-        int8_ms = int8["cost"]["stm32f746"]["latency_ms"]
-        gain = gain_at(searched, int8, args.budget_ms)
-        es_searched = [r for r in es if not r.get("baseline")]
-        has_es = bool(es)
+        es_searched, has_es = [r for r in es if not r.get("baseline")], bool(es)
         rows.append({
-            "seed": seed, "ref_ms": ref, "int8_ms": int8_ms,
+            "seed": seed, "ref_ms": ref, "int8_ms": latency(int8),
             "hv_searched": hv(searched, ref), "hv_baselines": hv(base, ref),
             "hv_random": hv(rnd, ref) if rnd else None,
             "hv_es": hv(es_searched, ref) if has_es else None,
             "hv_union": hv(searched + rnd + es_searched, ref),
-            "acc_gain_at_int8_latency": gain,
+            "acc_gain_at_int8_latency": gain_at(searched, int8, args.budget_ms),
             "acc_gain_random": gain_at(rnd, int8, args.budget_ms) if rnd else None,
             "infeasible": infeasible_trend(searched).cumulative[-1],
             "infeasible_random": infeasible_trend(rnd).cumulative[-1] if rnd else None,
