@@ -15,6 +15,9 @@ from autocompress.errors import AutocompressError
 
 PROBE_S = 5.0                  # a Ray head that does not accept a connection in this is absent
 SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4             # frame type of a gRPC server's first reply
+REPLY_S = 2.0                  # a server silent this long is given the benefit of the doubt
 
 
 def ray_temp_dir(run_dir: Path) -> Path:
@@ -103,12 +106,7 @@ def check_address(address: str) -> None:
         raise AutocompressError(
             f"{target} answers, but not as a Ray head (it replied {said!r} to gRPC)", loc=loc,
             hint="pass the port `ray start --head` printed (6379 unless --port was given); "
-                 "8265 is the dashboard's, not the head's") from None
-
-
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-HTTP2_SETTINGS = 4             # frame type of a gRPC server's first reply
-REPLY_S = 2.0                  # a server silent this long is given the benefit of the doubt
+                 "8265 is the dashboard's, not the head's")
 
 
 def _http2_reply(host: str, port: int) -> bytes | None:
