@@ -18,6 +18,7 @@ other seeds (seed + 2000 + j), so the choice and its score come from different t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -50,12 +51,18 @@ def best_at(records: list[dict[str, Any]], limit_ms: float, top: int = 1
     return sorted(ok, key=lambda r: -r["metrics"]["accuracy"])[:top]
 
 
+@functools.cache
+def setting(run_dir: Path) -> tuple[Any, Any]:
+    """The run's search context and its cached teacher, built once per run dir."""
+    cfg = load_run_config(run_dir)
+    ctx = build_context(cfg, reduction=Reduction.load(run_dir))
+    return ctx, load_teacher(cfg, ctx, run_dir)
+
+
 def retrain(run_dir: Path, params: list[dict[str, Any]], seeds: list[int]
             ) -> list[list[float]]:
     """Accuracy of each parameter set under each training seed, in ``run_dir``'s setting."""
-    cfg = load_run_config(run_dir)
-    ctx = build_context(cfg, reduction=Reduction.load(run_dir))
-    teacher = load_teacher(cfg, ctx, run_dir)              # the run's cached teacher
+    ctx, teacher = setting(run_dir)
     out = []
     for p in params:
         row = []
