@@ -81,11 +81,11 @@ def confirm(out: Path, seed: int, k: int, top: int = 1) -> dict[str, Any]:
     int8 = next(r for r in tpe if r.get("baseline") == "uniform-int8")
     seeds = [seed + SEED_OFFSET + j for j in range(k)]
     row: dict[str, Any] = {"seed": seed, "int8_once": int8["metrics"]["accuracy"]}
-    runs = {"tpe": (tpe_dir, tpe)}
+    runs = {"tpe": tpe}
     if (rnd_dir := out / f"random-s{seed}").is_dir():
-        runs["random"] = (rnd_dir, read_records(rnd_dir / "records.jsonl"))
+        runs["random"] = read_records(rnd_dir / "records.jsonl")
     chosen = {}
-    for name, (_, recs) in runs.items():
+    for name, recs in runs.items():
         cands = best_at(recs, latency(int8), top)
         if len(cands) > 1:             # re-rank on `seeds`, then score on fresh ones
             means = [statistics.mean(a) for a in

@@ -98,6 +98,8 @@ SPACE_TEXT = SPACE.read_text()
      ["mobilenet_digits.yaml:15", "expected a number, got True"]),
     ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {width_mult: [1.0]}\n",
      ["width_mult takes one value"]),
+    ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {width_mult: 2.0}\n",
+     ["2.0 is not a value arch.width_mult can take"]),
     ("width_mult:", "width_mul:", ["did you mean 'width_mult'"]),
 ])
 def test_space_mistakes(tmp_path, capsys, old, new, fragments):
