@@ -1,13 +1,16 @@
 """Getting a Ray for the Ray backend: a local one with its session files in the run dir
 (and the leftovers of a killed run's Ray stopped), or a running one joined at ``--address``,
 checked first so that a wrong address fails at once; ``ray.init`` keeps the caller's SIGTERM
-handler. ray is imported inside the functions only."""
+handler. A local Ray starts in a background thread (:class:`LocalRay`) while the driver sets
+up. ray is imported inside the functions only."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -126,26 +129,77 @@ def _http2_reply(host: str, port: int) -> bytes | None:
 
 
 def _ray_options() -> dict[str, Any]:
-    import logging
-
     return {"include_dashboard": False, "log_to_driver": False,
             "logging_level": logging.WARNING, "configure_logging": True}
+
+
+class _NotMainThread(logging.Filter):
+    """Drops Ray's warning that a ``ray.init`` outside the main thread sets no SIGTERM
+    handler: the caller's handler is the one wanted (see :func:`init_ray`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the main thread" not in record.getMessage()
 
 
 def init_ray(**kwargs: Any) -> None:
     """``ray.init``, keeping the caller's Python SIGTERM handler (Ray installs one that
     kills the driver on the spot; the CLI's stops the search as Ctrl-C does and says how to
-    resume). Without one, Ray's handler stays."""
+    resume). Without one, Ray's handler stays. Outside the main thread Ray installs none."""
     import signal
-    import threading
 
     import ray
 
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
-    ray.init(**kwargs, **_ray_options())
+    quiet = _NotMainThread()
+    logging.getLogger("ray._private.worker").addFilter(quiet)
+    try:
+        ray.init(**kwargs, **_ray_options())
+    finally:
+        logging.getLogger("ray._private.worker").removeFilter(quiet)
     if callable(handler):             # a Python handler (the CLI's); else Ray's stays
         signal.signal(signal.SIGTERM, handler)
+
+
+class LocalRay:
+    """A local Ray with ``cpus`` CPUs and its session files in the run dir (the leftovers of
+    a killed run's Ray stopped first), started in a background thread so that its start
+    (about 2-3 s here, mostly waiting on its own processes) overlaps the driver's set-up
+    (context, teacher, study). :meth:`wait` before the first Ray call; :meth:`stop` always.
+
+    The thread lives until :meth:`stop`: Ray starts its processes with PDEATHSIG, which
+    Linux ties to the starting *thread*, so they would be killed when it ended."""
+
+    def __init__(self, run_dir: Path, cpus: int) -> None:
+        self.run_dir, self.error = run_dir, None
+        self.reaped = reap_previous_ray(run_dir)
+        self.temp = ray_temp_dir(run_dir)
+        self.started, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(cpus,), name="ray-init",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, cpus: int) -> None:
+        try:
+            init_ray(num_cpus=cpus, _temp_dir=str(self.temp))
+        except BaseException as exc:          # re-raised in the driver's thread by wait()
+            self.error = exc
+        finally:
+            self.started.set()
+        self.release.wait()
+
+    def wait(self) -> None:
+        self.started.wait()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Shut the Ray down (after its start finished, or failed) and stop stray agents."""
+        self.started.wait()
+        shutdown_ray()
+        self.release.set()
+        self.thread.join()
+        reap_previous_ray(self.run_dir)       # our /tmp folder, stray agents
 
 
 def shutdown_ray() -> None:

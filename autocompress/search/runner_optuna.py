@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,9 +144,13 @@ def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teache
 
 
 def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
-                 baselines: bool = True, quiet: bool = False, resume: bool = False) -> Session:
+                 baselines: bool = True, quiet: bool = False, resume: bool = False,
+                 on_ready: Callable[[Progress], None] | None = None) -> Session:
     """Validate, write the run files, train or load the teacher, create or reopen the study
-    (recovering trials a crash left running) and fix the target number of trials."""
+    (recovering trials a crash left running) and fix the target number of trials.
+    ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
+    the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
+    local Ray there)."""
     torch.set_num_threads(cfg.search.threads)
     if resume:
         check_run_files(run_dir)
@@ -164,6 +169,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                  f"profiles {', '.join(ctx.profiles)})")
     if ctx.reduction is not None and ctx.reduction.dropped:
         progress.say(ctx.reduction.summary())
+    if on_ready is not None:
+        on_ready(progress)
     teacher = load_teacher(cfg, ctx, run_dir)
     progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
     val = ctx.data.val

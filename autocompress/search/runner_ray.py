@@ -31,12 +31,11 @@ import torch
 from autocompress.config import SearchConfig
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.loop import next_trial, show
+from autocompress.search.progress import Progress
 from autocompress.search.ray_cluster import (
+    LocalRay,
     check_address,
     connect,
-    init_ray,
-    ray_temp_dir,
-    reap_previous_ray,
     shutdown_ray,
 )
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
@@ -164,28 +163,42 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
                    baselines: bool = True, quiet: bool = False, resume: bool = False,
                    workers: int = 1, address: str | None = None) -> SearchResult:
     """Run (or resume) a search on Ray: ``workers`` concurrent trials, on a local Ray
-    started with ``workers * search.threads`` CPUs, or on the cluster at ``address``."""
+    started with ``workers * search.threads`` CPUs while the driver sets up, or on the
+    cluster at ``address``."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # records are ours
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables
     if address:            # join first: a cluster that is not there fails before any set-up
         check_address(address)
         connect(address)
+    local: list[LocalRay] = []
+
+    def start_local(progress: Progress) -> None:    # once the config and run dir are valid
+        cpus = workers * cfg.search.threads
+        local.append(LocalRay(run_dir, cpus))
+        if local[0].reaped:
+            progress.say(f"stopped {local[0].reaped} leftover process(es) of the killed run's "
+                         "Ray")
+        progress.say(f"starting a local Ray ({cpus} CPUs, temp {local[0].temp})")
+
     try:
         session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
-                               resume=resume)
+                               resume=resume, on_ready=None if address else start_local)
         remaining = session.target - counted(read_records(session.records_path, warn=False))
         if not address:                              # a local Ray gets workers x threads CPUs
             check_cpus(session, workers)
         if remaining > 0:
-            _run_tune(session, workers, address, remaining)
+            _run_tune(session, workers, local[0] if local else None, remaining)
     finally:
+        for started in local:
+            started.stop()            # a no-op after _run_tune
         if address:
             shutdown_ray()                   # leave the cluster (a no-op after _run_tune)
     return finish(session)
 
 
-def _run_tune(session: Session, workers: int, address: str | None, remaining: int) -> None:
+def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining: int) -> None:
+    """The Tune phase: ``local`` is the Ray started during set-up (None: joined already)."""
     import logging
 
     import ray
@@ -193,16 +206,11 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cfg, threads = session.cfg, session.cfg.search.threads
-    temp = None
-    if not address:                                   # with an address: joined already
-        if reaped := reap_previous_ray(session.run_dir):
-            session.progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
-        temp = ray_temp_dir(session.run_dir)
-        session.progress.say(f"starting a local Ray ({workers * threads} CPUs, temp {temp})")
-        init_ray(num_cpus=workers * threads, _temp_dir=str(temp))
-    for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
-        logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found' (no loggers)
     try:
+        if local is not None:
+            local.wait()
+        for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
+            logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found'
         board = None
         policy = EarlyStopping.from_config(cfg.search.early_stopping)
         if policy is not None:
@@ -225,6 +233,7 @@ def _run_tune(session: Session, workers: int, address: str | None, remaining: in
                                       storage_path=str(session.run_dir.resolve() / "ray")))
         tuner.fit()
     finally:
-        shutdown_ray()
-        if temp is not None:
-            reap_previous_ray(session.run_dir)       # our /tmp folder, stray agents
+        if local is not None:
+            local.stop()
+        else:
+            shutdown_ray()
