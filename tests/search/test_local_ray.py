@@ -1,0 +1,58 @@
+"""The local Ray starts in a background thread during the driver's set-up: after the config and
+run dir are checked, before the teacher; its errors reach the driver; its thread outlives the
+start (Ray's processes die with the thread that started them)."""
+from __future__ import annotations
+
+import pytest
+
+from autocompress.config import load_config
+from autocompress.errors import AutocompressError
+from autocompress.search import ray_cluster
+from autocompress.search.runner_optuna import open_session
+
+from ..conftest import TINY, write_config
+
+
+def test_start_error_is_raised_in_the_driver_and_stop_cleans_up(tmp_path, monkeypatch):
+    def boom(**_: object) -> None:
+        raise RuntimeError("raylet did not start")
+
+    monkeypatch.setattr(ray_cluster, "init_ray", boom)
+    monkeypatch.setattr(ray_cluster, "shutdown_ray", lambda: None)
+    local = ray_cluster.LocalRay(tmp_path, 2)
+    assert (tmp_path / ".ray_temp").read_text() == str(local.temp)
+    with pytest.raises(RuntimeError, match="raylet did not start"):
+        local.wait()
+    local.stop()
+    assert not local.thread.is_alive() and not (tmp_path / ".ray_temp").exists()
+
+
+def test_thread_lives_until_stop(tmp_path, monkeypatch):
+    started, stopped = [], []
+    monkeypatch.setattr(ray_cluster, "init_ray", lambda **kw: started.append(kw["num_cpus"]))
+    monkeypatch.setattr(ray_cluster, "shutdown_ray", lambda: stopped.append(True))
+    local = ray_cluster.LocalRay(tmp_path, 3)
+    local.wait()
+    assert started == [3] and local.thread.is_alive() and not stopped
+    local.stop()
+    assert stopped == [True] and not local.thread.is_alive()
+
+
+def test_on_ready_runs_once_the_run_dir_is_written_before_the_teacher(tmp_path):
+    run = tmp_path / "run"
+    seen = []
+
+    def ready(progress: object) -> None:
+        seen.append(((run / "config.resolved.yaml").is_file(), any(run.glob("teacher-*.pt"))))
+
+    open_session(load_config(write_config(tmp_path, TINY)), run, quiet=True, on_ready=ready)
+    assert seen == [(True, False)] and any(run.glob("teacher-*.pt"))
+
+
+def test_on_ready_does_not_run_on_a_config_mistake(tmp_path):
+    seen = []
+    body = TINY.replace("data: digits", "data: nosuchmodule:make")
+    with pytest.raises(AutocompressError, match="nosuchmodule"):
+        open_session(load_config(write_config(tmp_path, body)), tmp_path / "run", quiet=True,
+                     on_ready=seen.append)
+    assert seen == [] and not (tmp_path / "run").exists()
