@@ -38,7 +38,7 @@ from autocompress.search.study import (
     make_study,
     objective_values,
 )
-from autocompress.train import Teacher, TrainSettings, get_teacher
+from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,10 @@ def finish(session: Session) -> SearchResult:
     candidates and what early stopping did, and return the records and front."""
     records = read_records(session.records_path)
     session.progress.say(infeasible_trend(records).summary())
+    students = [r["metrics"]["accuracy"] for r in records if r["state"] == "complete"]
+    if note := weak_teacher_warning(session.teacher.val_accuracy, students,
+                                    len(session.ctx.data.val)):
+        session.progress.say(note)
     policy = EarlyStopping.from_config(session.cfg.search.early_stopping)
     if policy is not None:
         val = session.ctx.data.val

@@ -46,3 +46,28 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     model.eval()
     return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),
                    key=key)
+
+
+def weak_teacher_warning(teacher_accuracy: float, student_accuracies: list[float],
+                         n_val: int, se: float = 2.0) -> str | None:
+    """A warning when the teacher is measurably less accurate than the median student
+    (by ``se`` binomial standard errors on ``n_val`` validation samples): distillation then
+    pulls students toward the teacher's mistakes. None when it is not, or with fewer than
+    three students to compare.
+
+    >>> weak_teacher_warning(0.75, [0.85, 0.87, 0.90], 270)[:41]
+    'warning: the teacher (val accuracy 0.750)'
+    >>> weak_teacher_warning(0.93, [0.85, 0.87, 0.90], 270) is None
+    True
+    """
+    if len(student_accuracies) < 3 or n_val <= 0:
+        return None
+    ordered = sorted(student_accuracies)
+    median = ordered[len(ordered) // 2]
+    p = teacher_accuracy
+    if p + se * (p * (1 - p) / n_val) ** 0.5 >= median:
+        return None
+    return (f"warning: the teacher (val accuracy {p:.3f}) is below most students (median "
+            f"{median:.3f}, best {ordered[-1]:.3f}), so distillation pulls them toward its "
+            "mistakes: train a stronger teacher (more teacher.epochs, more teacher.widths "
+            "layers) or search a lower distill alpha")

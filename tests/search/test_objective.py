@@ -129,6 +129,17 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
     assert "warning: the teacher is not measurably above chance" in capsys.readouterr().out
 
 
+def test_a_teacher_below_its_students_is_flagged_at_the_end(tmp_path, capsys):
+    from autocompress.search.runner_optuna import run_search
+
+    body = TINY.replace("epochs: 3}", "epochs: 0}")              # an untrained teacher
+    res = run_search(load_config(write_config(tmp_path, body)), tmp_path / "run",
+                     baselines=False)
+    out = capsys.readouterr().out
+    assert sum(r["state"] == "complete" for r in res.records) >= 3
+    assert "warning: the teacher (val accuracy" in out and "below most students" in out
+
+
 def test_more_threads_than_cpus_is_flagged(monkeypatch):
     from types import SimpleNamespace
 
