@@ -181,13 +181,16 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
                          "Ray")
         progress.say(f"starting a local Ray ({cpus} CPUs, temp {local[0].temp})")
 
-    try:
+    try:      # a fresh run always has trials to run; a resumed one may have none left
         session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
-                               resume=resume, on_ready=None if address else start_local)
+                               resume=resume,
+                               on_ready=None if address or resume else start_local)
         remaining = session.target - counted(read_records(session.records_path, warn=False))
         if not address:                              # a local Ray gets workers x threads CPUs
             check_cpus(session, workers)
         if remaining > 0:
+            if not address and not local:
+                start_local(session.progress)
             _run_tune(session, workers, local[0] if local else None, remaining)
     finally:
         for started in local:

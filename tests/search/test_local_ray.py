@@ -56,3 +56,18 @@ def test_on_ready_does_not_run_on_a_config_mistake(tmp_path):
         open_session(load_config(write_config(tmp_path, body)), tmp_path / "run", quiet=True,
                      on_ready=seen.append)
     assert seen == [] and not (tmp_path / "run").exists()
+
+
+def test_a_finished_run_resumed_on_ray_starts_no_ray(tmp_path, monkeypatch):
+    from autocompress.search import runner_ray
+    from autocompress.search.runner_optuna import run_search
+
+    cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
+    run_search(cfg, tmp_path / "run", quiet=True, baselines=False)
+
+    def no_ray(*a: object) -> None:
+        raise AssertionError("a local Ray was started with no trial left to run")
+
+    monkeypatch.setattr(runner_ray, "LocalRay", no_ray)
+    res = runner_ray.run_search_ray(cfg, tmp_path / "run", quiet=True, resume=True)
+    assert len(res.records) == 1
