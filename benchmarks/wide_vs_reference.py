@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from confirm_gain import SEED_OFFSET  # noqa: E402
-from search_quality import CONFIG  # noqa: E402
+from search_quality import CONFIG, TEACHER_WIDTHS  # noqa: E402
 
 from autocompress.config import load_config  # noqa: E402
 from autocompress.search.baselines import baselines  # noqa: E402
@@ -67,7 +67,7 @@ def reference_params(ctx: SearchContext) -> dict[str, Any]:
 
 def context(seed: int, out: Path) -> SearchContext:
     path = out / f"config-s{seed}.yaml"
-    path.write_text(CONFIG.format(seed=seed, space=WIDE, teacher=10, widths="32, 64, 128",
+    path.write_text(CONFIG.format(seed=seed, space=WIDE, teacher=10, widths=TEACHER_WIDTHS,
                                   epochs=6, finetune=2,
                                   budget=1e9, trials=1, sampler="random", threads=2, stop="",
                                   design="random", objectives=""))
