@@ -49,6 +49,9 @@ class TrainConfig:
     finetune_epochs: int = 3         # after pruning, with QAT (KD)
     lr: float = 5e-3
     batch_size: int = 64
+    # trainings per candidate under different seeds: accuracy = their mean (a less noisy
+    # score at repeats x the cost); the best one's weights are kept
+    repeats: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +208,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "model": {"space": _str, "builder": _opt_str},
     "teacher": {"widths": _int_list, "epochs": _num(0, 1000, True), "lr": _num(1e-6, 10)},
     "train": {"epochs": _num(0, 1000, True), "finetune_epochs": _num(0, 1000, True),
-              "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True)},
+              "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True),
+              "repeats": _num(1, 100, True)},
     "hardware": {"profiles": _str_list, "budgets": lambda v: None},
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),

@@ -22,7 +22,7 @@ separate from random on the task at this trial count.
 
     python benchmarks/search_quality.py [--trials 20] [--seeds 0 1 2] [--sampler tpe|gp|nsga2]
         [--initial-design random|spread] [--budget-x 1.1 | --budget-ms MS] [--objectives accuracy]
-        [--teacher-widths "32, 64, 128"] [--teacher-epochs 10]
+        [--teacher-widths "32, 64, 128"] [--teacher-epochs 10] [--repeats 1]
         [--rungs "[1, 2, 3]"] [--k 1] [--margin-se 1] [--chance-se 3] [--rung-score dense]
         [--space search_spaces/mobilenet_digits.yaml] [--runs tpe,random,es]
         [--out runs/bench_quality] [--report-only] [--reuse]
@@ -56,7 +56,7 @@ seed: {seed}
 data: search_data:make_data
 model: {{space: {space}}}
 teacher: {{widths: [{widths}], epochs: {teacher}}}
-train: {{epochs: {epochs}, finetune_epochs: {finetune}, lr: 0.005, batch_size: 64}}
+train: {{epochs: {epochs}, finetune_epochs: {finetune}, lr: 0.005, batch_size: 64, repeats: {repeats}}}
 hardware:
   profiles: [stm32f746]
   budgets: {{stm32f746: {{max_latency_ms: {budget}}}}}
@@ -97,8 +97,9 @@ def train_epochs(records: list[dict[str, Any]], epochs: int, finetune: int) -> i
     def trained(r: dict[str, Any]) -> int:
         if r["state"] == "pruned":
             return int(r["rung"])
-        if r["state"] == "complete":
-            return epochs + int(r["metrics"].get("finetune_epochs", finetune))
+        if r["state"] == "complete":       # times the trainings of train.repeats
+            runs = sum(k.startswith("repeat_accuracy/") for k in r["metrics"]) or 1
+            return (epochs + int(r["metrics"].get("finetune_epochs", finetune))) * runs
         return 0
 
     return sum(trained(r) for r in records if not r.get("baseline"))
@@ -122,7 +123,7 @@ def int8_budget(args: argparse.Namespace, seed: int) -> float:
 
     path = args.out / "probe.yaml"
     path.write_text(CONFIG.format(seed=seed, space=args.space,
-                                  teacher=1, widths=args.teacher_widths, epochs=1, finetune=1,
+                                  teacher=1, widths=args.teacher_widths, epochs=1, finetune=1, repeats=1,
                                   budget=1e9, trials=1,
                                   sampler="random", threads=args.threads, stop="",
                                   design="random", objectives=objectives_txt(args)))
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
     body = CONFIG.format(seed=seed, space=args.space,
                          teacher=args.teacher_epochs, widths=args.teacher_widths,
                          epochs=args.epochs,
-                         finetune=args.finetune, budget=args.budget_ms, trials=args.trials,
+                         finetune=args.finetune, repeats=args.repeats,
+                         budget=args.budget_ms, trials=args.trials,
                          sampler=sampler, threads=args.threads, stop=stop_txt,
                          design=args.initial_design, objectives=objectives_txt(args))
     path, done = out / f"{name}.yaml", out / name / "records.jsonl"
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--finetune", type=int, default=2)
     p.add_argument("--teacher-epochs", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="train.repeats: trainings per candidate, scored by their mean")
     p.add_argument("--teacher-widths", default=TEACHER_WIDTHS,
                    help="the teacher CNN's widths; the default teacher is weaker than the "
                         "students on this task (about 0.72 against 0.87 val accuracy); "

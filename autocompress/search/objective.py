@@ -3,6 +3,7 @@ compression and fine-tuning (``train.finetune``: QAT, iterative sparsity; a PTQ-
 calibrated, not fine-tuned) -> validation accuracy -> TrialRecord."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -32,6 +33,8 @@ from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
 from autocompress.train.finetune import compress_and_finetune
+
+REPEAT_SEED_STRIDE = 10_000   # train.repeats: training j of a trial with seed s uses s + j * this
 
 
 def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
@@ -129,33 +132,27 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         if baseline is None and any(v > 0 for v in constraints.values()):
             return TrialRecord(state="infeasible", duration_s=time.perf_counter() - start,
                                **common)
-        model = ctx.source.build(plan.arch, seed)
-        logits = None if teacher is None else teacher.train_logits
-        teacher_net = None if teacher is None else teacher.model
-        tc = ctx.cfg.train
         rung_acc: dict[str, float] = {}
-        on_epoch = _rung_check(ctx, board, model, plan, number, costs, rung_acc,
+        on_epoch = _rung_check(ctx, board, plan, number, costs, rung_acc,
                                protected=baseline is not None)
         try:
-            fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
-                                                     batch_size=tc.batch_size),
-                seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=on_epoch,
-                teacher=teacher_net)
+            runs = [_train(ctx, teacher, plan, seed, on_epoch)]
         except Pruned as stop:
             return TrialRecord(state="pruned", rung=stop.rung, metrics=rung_acc,
                                duration_s=time.perf_counter() - start, **common)
-        model, done = compress_and_finetune(
-            model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
-                                                       batch_size=tc.batch_size),
-            example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
-            calibration=ctx.calibration(), teacher_logits=logits, teacher=teacher_net)
+        runs += [_train(ctx, teacher, plan, seed + REPEAT_SEED_STRIDE * j, None)
+                 for j in range(1, ctx.cfg.train.repeats)]
+        model, done, _ = max(runs, key=lambda run: run[2])   # ties: the first training
         trained = inspect_model(model, ctx.example())
         if trained.params != graph.params:
             raise RuntimeError(f"costed shapes ({graph.params} params) differ from the trained "
                                f"model ({trained.params} params)")
-        metrics = {"accuracy": accuracy(model, ctx.data.val), "params": float(graph.params),
+        scores = [run[2] for run in runs]
+        metrics = {"accuracy": sum(scores) / len(scores), "params": float(graph.params),
                    "macs": float(graph.macs), "finetune_epochs": float(done.epochs),
                    "ptq_layers": float(len(done.ptq_layers)), **rung_acc}
+        if len(scores) > 1:
+            metrics.update({f"repeat_accuracy/{j}": a for j, a in enumerate(scores)})
         if trial_dir is not None:
             trial_dir.mkdir(parents=True, exist_ok=True)
             save_packed(bake(model), plan, trial_dir / "model.pt")
@@ -170,10 +167,32 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
                            duration_s=time.perf_counter() - start, **common)
 
 
-def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module,
-                plan: CompressionPlan, number: int,
+def _train(ctx: SearchContext, teacher: Teacher | None, plan: CompressionPlan, seed: int,
+           on_epoch: Callable[[nn.Module, int], None] | None
+           ) -> tuple[nn.Module, Any, float]:
+    """One training of ``plan`` under ``seed``: the dense phase with KD (``on_epoch`` is
+    the early-stopping hook), compression and fine-tuning. Returns the model, the
+    fine-tuning summary and the validation accuracy."""
+    model = ctx.source.build(plan.arch, seed)
+    logits = None if teacher is None else teacher.train_logits
+    teacher_net = None if teacher is None else teacher.model
+    tc = ctx.cfg.train
+    hook = None if on_epoch is None else functools.partial(on_epoch, model)
+    fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
+                                             batch_size=tc.batch_size),
+        seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=hook,
+        teacher=teacher_net)
+    model, done = compress_and_finetune(
+        model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
+                                                   batch_size=tc.batch_size),
+        example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
+        calibration=ctx.calibration(), teacher_logits=logits, teacher=teacher_net)
+    return model, done, accuracy(model, ctx.data.val)
+
+
+def _rung_check(ctx: SearchContext, board: Board | None, plan: CompressionPlan, number: int,
                 costs: Mapping[str, CostEstimate], out: dict[str, float], *, protected: bool
-                ) -> Callable[[int], None] | None:
+                ) -> Callable[[nn.Module, int], None] | None:
     """The per-epoch hook of the dense phase: at each rung, evaluate and ask the board. With
     ``rung_score: compressed`` the score is a compressed copy's accuracy (the plan applied to
     the weights so far, no fine-tuning), else the dense student's."""
@@ -184,7 +203,7 @@ def _rung_check(ctx: SearchContext, board: Board | None, model: nn.Module,
     val = ctx.data.val
     floor = policy.floor(chance_level(val.y), len(val))
 
-    def hook(epochs_done: int) -> None:
+    def hook(model: nn.Module, epochs_done: int) -> None:
         if epochs_done not in policy.rungs:
             return
         probe = model if policy.rung_score == "dense" else apply_plan(

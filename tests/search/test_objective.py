@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from autocompress.config import load_config
@@ -7,6 +9,7 @@ from autocompress.search import objective
 from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.setup import build_context
 from autocompress.search.study import baselines_for, cheapest_params, storage_for
+from autocompress.train import accuracy
 
 from ..conftest import TINY, write_config
 
@@ -46,6 +49,26 @@ def test_complete_trial_saves_weights(ctx, tmp_path):
     assert rec.state == "complete", rec.error
     assert 0.0 <= rec.metrics["accuracy"] <= 1.0
     assert (tmp_path / "2" / "model.pt").is_file()
+
+
+def test_repeats_score_the_mean_of_several_trainings(ctx, tmp_path, monkeypatch):
+    """train.repeats: k trainings under different seeds, the first under the trial's own
+    seed (so repeats: 1 is the plain trial); accuracy is their mean, the best one is saved."""
+    params, seed = cheapest_params(ctx.rspace), 6
+    once = objective.run_trial(ctx, None, params, number=6, seed=seed)
+    cfg = dataclasses.replace(ctx.cfg, train=dataclasses.replace(ctx.cfg.train, repeats=3))
+    saved, bake = [], objective.bake
+    monkeypatch.setattr(objective, "bake", lambda m: saved.append(m) or bake(m))
+    rec = objective.run_trial(dataclasses.replace(ctx, cfg=cfg), None, params, number=6,
+                              seed=seed, trial_dir=tmp_path / "3")
+    assert rec.state == "complete", rec.error
+    runs = [rec.metrics[f"repeat_accuracy/{j}"] for j in range(3)]
+    assert runs[0] == once.metrics["accuracy"]
+    assert rec.metrics["accuracy"] == pytest.approx(sum(runs) / 3)
+    assert len(set(runs)) > 1                       # other seeds, other trainings
+    assert max(runs) > runs[0]                      # (seed 6: the second is the best)
+    assert accuracy(saved[0], ctx.data.val) == max(runs)
+    assert (tmp_path / "3" / "model.pt").is_file()
 
 
 def test_records_survive_a_corrupted_line(tmp_path, capsys):
