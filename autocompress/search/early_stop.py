@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from autocompress.search.records import file_lock
+from autocompress.stats import binomial_se
 
 
 class Pruned(Exception):
@@ -79,13 +80,13 @@ class EarlyStopping:
         """The accuracy lead a dominating candidate needs (see the module docstring)."""
         n = max(2, n_val)                  # p kept one image off 0 and 1: no zero margin
         p = min(max(accuracy, 1 / n), 1 - 1 / n)
-        return self.margin_se * math.sqrt(2 * p * (1 - p) / n)
+        return self.margin_se * math.sqrt(2) * binomial_se(p, n)
 
     def floor(self, chance: float, n_val: int) -> float:
         """The rung accuracy a candidate must exceed to count as dominating another."""
         if self.chance_se == 0:
             return -1.0
-        return chance + self.chance_se * math.sqrt(chance * (1 - chance) / max(2, n_val))
+        return chance + self.chance_se * binomial_se(chance, max(2, n_val))
 
 
 def dominated_by(point: Sequence[float], others: Sequence[Sequence[float]], *,

@@ -38,6 +38,7 @@ from autocompress.search.study import (
     make_study,
     objective_values,
 )
+from autocompress.stats import binomial_se
 from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
 
 
@@ -175,7 +176,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
     val = ctx.data.val
     chance = chance_level(val.y)
-    if teacher.val_accuracy < chance + 3 * (chance * (1 - chance) / len(val)) ** 0.5:
+    if teacher.val_accuracy < chance + 3 * binomial_se(chance, len(val)):
         progress.say(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
                      "its soft targets carry no knowledge: raise teacher.epochs (or search "
                      "a lower distill alpha in the space)")

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from autocompress.data import DataBundle
 from autocompress.models.teacher import TeacherCNN
+from autocompress.stats import binomial_se
 from autocompress.train.fit import TrainSettings, accuracy, fit, predict
 
 
@@ -65,7 +66,7 @@ def weak_teacher_warning(teacher_accuracy: float, student_accuracies: list[float
     ordered = sorted(student_accuracies)
     median = ordered[len(ordered) // 2]
     p = teacher_accuracy
-    if p + se * (p * (1 - p) / n_val) ** 0.5 >= median:
+    if p + se * binomial_se(p, n_val) >= median:
         return None
     return (f"warning: the teacher (val accuracy {p:.3f}) is below most students (median "
             f"{median:.3f}, best {ordered[-1]:.3f}), so distillation pulls them toward its "
