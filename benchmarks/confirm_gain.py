@@ -18,6 +18,7 @@ other seeds (seed + 2000 + j), so the choice and its score come from different t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import statistics
@@ -54,7 +55,8 @@ def best_at(records: list[dict[str, Any]], limit_ms: float, top: int = 1
 @functools.cache
 def setting(run_dir: Path) -> tuple[Any, Any]:
     """The run's search context and its cached teacher, built once per run dir."""
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir)       # one training per seed, whatever train.repeats was
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, repeats=1))
     ctx = build_context(cfg, reduction=Reduction.load(run_dir))
     return ctx, load_teacher(cfg, ctx, run_dir)
 

@@ -32,3 +32,15 @@ def test_retraining_reproduces_the_run_and_picks_the_best_within_int8(tmp_path):
     assert row["tpe"]["once"] == max(r["metrics"]["accuracy"] for r in searched)
     assert row["tpe"]["ms"] <= bench.latency(int8)
     assert "random" not in row                     # no random-s0 run in the folder
+
+
+def test_retraining_trains_once_per_seed_when_the_run_repeated_trainings(tmp_path):
+    body = TINY.replace("finetune_epochs: 1}", "finetune_epochs: 1, repeats: 2}")
+    body = body.replace("trials: 3", "trials: 1")
+    run_dir = tmp_path / "tpe-s0"
+    run_search(load_config(write_config(tmp_path, body)), run_dir, quiet=True,
+               baselines=False)
+    [trial] = read_records(run_dir / "records.jsonl")
+    assert trial["state"] == "complete", trial
+    again = bench.retrain(run_dir, [trial["params"]], [trial["seed"]])
+    assert again == [[trial["metrics"]["repeat_accuracy/0"]]]
