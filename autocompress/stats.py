@@ -1,5 +1,5 @@
-"""The one statistical helper the search's rules share (early stopping's margin and chance
-floor, the teacher checks): torch-free, so that ``config`` may import its users early."""
+"""The statistics the search's rules share: early stopping's margin and chance floor and the
+teacher checks. Torch-free, like ``search.early_stop``, which ``config`` imports."""
 from __future__ import annotations
 
 import math

@@ -32,7 +32,7 @@ from autocompress.search.early_stop import Board, EarlyStopping, Pruned, chance_
 from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
-from autocompress.train.finetune import compress_and_finetune
+from autocompress.train.finetune import FinetuneInfo, compress_and_finetune
 
 REPEAT_SEED_STRIDE = 10_000   # train.repeats: training j of a trial with seed s uses s + j * this
 
@@ -169,7 +169,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
 
 def _train(ctx: SearchContext, teacher: Teacher | None, plan: CompressionPlan, seed: int,
            on_epoch: Callable[[nn.Module, int], None] | None
-           ) -> tuple[nn.Module, Any, float]:
+           ) -> tuple[nn.Module, FinetuneInfo, float]:
     """One training of ``plan`` under ``seed``: the dense phase with KD (``on_epoch`` is
     the early-stopping hook), compression and fine-tuning. Returns the model, the
     fine-tuning summary and the validation accuracy."""
