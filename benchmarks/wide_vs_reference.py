@@ -68,7 +68,7 @@ def reference_params(ctx: SearchContext) -> dict[str, Any]:
 def context(seed: int, out: Path) -> SearchContext:
     path = out / f"config-s{seed}.yaml"
     path.write_text(CONFIG.format(seed=seed, space=WIDE, teacher=10, widths=TEACHER_WIDTHS,
-                                  epochs=6, finetune=2,
+                                  epochs=6, finetune=2, repeats=1,
                                   budget=1e9, trials=1, sampler="random", threads=2, stop="",
                                   design="random", objectives=""))
     return build_context(load_config(path))
