@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from autocompress.config import SAMPLERS
+from autocompress.config_checks import SAMPLERS
 from autocompress.errors import AutocompressError
 from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
 from autocompress.hardware.commands import HANDLERS as HW_HANDLERS

@@ -1,0 +1,107 @@
+"""The config's field checks: one function per field kind, each returning an error text or
+None. :data:`SCHEMA` maps every section's keys to their check; ``config.parse_config`` walks it
+and turns each text into a ``ConfigError`` naming file:line and field.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from autocompress.errors import did_you_mean
+
+SAMPLERS = ("tpe", "gp", "nsga2", "random")
+
+Check = Callable[[Any], str | None]   # returns an error text, or None when fine
+
+
+def _num(lo: float, hi: float, integer: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok_type:
+            return f"expected {'an integer' if integer else 'a number'} in {lo}..{hi}, got {v!r}"
+        return None if lo <= v <= hi else f"expected a value in {lo}..{hi}, got {v!r}"
+    return check
+
+
+def _str(v: Any) -> str | None:
+    return None if isinstance(v, str) and v else f"expected a non-empty string, got {v!r}"
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _int_list(v: Any) -> str | None:
+    if isinstance(v, list) and v and all(isinstance(i, int) and i > 0 for i in v):
+        return None
+    return f"expected a non-empty list of positive integers, got {v!r}"
+
+
+def _str_list(v: Any) -> str | None:
+    if isinstance(v, list) and all(isinstance(i, str) for i in v):
+        return None
+    return f"expected a list of strings, got {v!r}"
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"expected true or false, got {v!r}"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        if v in choices:
+            return None
+        hint = did_you_mean(str(v), choices)
+        return f"expected one of {', '.join(choices)}, got {v!r}" + (f"; {hint}" if hint else "")
+    return check
+
+
+def _early_stopping(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        return f"expected a mapping {{rungs: [1, 2, 3]}} or null, got {v!r}"
+    from dataclasses import fields
+
+    from autocompress.search.early_stop import EarlyStopping
+
+    known = [f.name for f in fields(EarlyStopping)]      # the policy's own fields, in order
+    if unknown := sorted(set(v) - set(known)):
+        return f"unknown key '{unknown[0]}' (known: {', '.join(known)})"
+    if "rung_score" in v and v["rung_score"] not in ("dense", "compressed"):
+        return f"rung_score: expected dense or compressed, got {v.get('rung_score')!r}"
+    rungs = v.get("rungs")
+    if rungs is None:
+        return "rungs is required: the epochs after which candidates are compared, e.g. [1, 3]"
+    if _int_list(rungs) is not None or list(rungs) != sorted(set(rungs)):
+        return f"rungs: expected increasing positive epoch counts, e.g. [1, 3], got {rungs!r}"
+    k = v.get("min_dominating")     # keys left out take search/early_stop.EarlyStopping's
+    if "min_dominating" in v and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        return f"min_dominating: expected an integer >= 1, got {k!r}"
+    for key in ("margin_se", "chance_se"):
+        x = v.get(key)
+        if key in v and (isinstance(x, bool) or not isinstance(x, int | float) or
+                         not 0 <= x <= 10):
+            return f"{key}: expected a number of standard errors in 0..10, got {x!r}"
+    return None
+
+
+def _opt_num(lo: float, hi: float) -> Check:
+    inner = _num(lo, hi)
+    return lambda v: None if v is None else inner(v)
+
+
+SCHEMA: dict[str, dict[str, Check]] = {
+    "data": {"source": _str, "val_fraction": _num(0.01, 0.5), "test_fraction": _num(0.01, 0.5)},
+    "model": {"space": _str, "builder": _opt_str},
+    "teacher": {"widths": _int_list, "epochs": _num(0, 1000, True), "lr": _num(1e-6, 10)},
+    "train": {"epochs": _num(0, 1000, True), "finetune_epochs": _num(0, 1000, True),
+              "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True),
+              "repeats": _num(1, 100, True)},
+    "hardware": {"profiles": _str_list, "budgets": lambda v: None},
+    "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
+               "objectives": _str_list, "threads": _num(1, 256, True),
+               "timeout_s": _opt_num(1, 1e7), "early_stopping": _early_stopping,
+               "reduce_space": _bool, "initial_design": _one_of("spread", "random")},
+}
+TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
