@@ -1,4 +1,4 @@
-"""Command line: ``autocompress search | report | export | profiles``.
+"""Command line: ``autocompress search | report | export | profiles | profile | predict``.
 
 Exit codes: 0 ok, 2 user error (one message, no traceback), 1 bug.
 """
@@ -94,8 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # Settings a resumed run may change: they set how fast trials run (CPU threads per trial,
-# e.g. on a machine with other cores), not what the study samples or what a trial scores.
-RESUME_SETTABLE = ("search.threads",)
+# e.g. on a machine with other cores) or how long this command may run, not what the study
+# samples or what a trial scores.
+RESUME_SETTABLE = ("search.threads", "search.timeout_s")
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -112,7 +113,7 @@ def _search(args: argparse.Namespace) -> int:
                 raise AutocompressError(f"a resumed run keeps its config; --set {item} would "
                                         "change it", loc="--set",
                                         hint=f"on resume --set takes only "
-                                        f"{', '.join(RESUME_SETTABLE)} (speed, not results); "
+                                        f"{', '.join(RESUME_SETTABLE)} (speed and time, not results); "
                                         "start a new run to change other settings (--trials "
                                         "may still raise the trial count)")
         run_dir, cfg = args.resume, load_run_config(args.resume, args.overrides)

@@ -277,3 +277,31 @@ def test_resume_may_change_only_the_threads(tmp_path, monkeypatch):
     assert calls and set(calls) == {2}
     assert (run / "config.resolved.yaml").read_text() == stored
     assert len((run / "records.jsonl").read_text().splitlines()) == 2
+
+
+def test_timeout_stops_starting_trials_and_resume_runs_the_rest(tmp_path, monkeypatch, capsys):
+    """search.timeout_s: once it has passed no trial starts (the run ends short of its target,
+    says so and how to resume); a resume with the limit lifted runs the rest."""
+    from autocompress.cli import main
+    from autocompress.search import runner_optuna
+
+    class Clock:          # the deadline's reading, then two trials' checks in time, then late
+        calls = 0
+
+        @classmethod
+        def time(cls) -> float:
+            cls.calls += 1
+            return 0.0 if cls.calls <= 3 else 1e9
+
+    cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 4, timeout_s: 100"))
+    run = tmp_path / "run"
+    monkeypatch.setattr(runner_optuna, "time", Clock)
+    assert main(["search", str(cfg), "--run-dir", str(run), "--no-baselines"]) == 0
+    assert len((run / "records.jsonl").read_text().splitlines()) == 2
+    out = capsys.readouterr().out
+    assert "search.timeout_s (100 s) reached: 2 of 4 trials done" in out
+    assert f"--resume {run}" in out
+    monkeypatch.undo()
+    assert main(["search", "--resume", str(run), "--quiet",
+                 "--set", "search.timeout_s=null"]) == 0
+    assert len((run / "records.jsonl").read_text().splitlines()) == 4

@@ -40,9 +40,12 @@ from autocompress.search.study import make_study
 
 def next_trial(session: Session) -> tuple[Any, dict[str, Any]] | None:
     """Ask the study for the next trial and its parameters, or None when the target is
-    reached (by recorded trials plus those other workers are running)."""
+    reached (by recorded trials plus those other workers are running) or the search's
+    time limit (``search.timeout_s``) has passed."""
     import optuna
 
+    if session.timed_out():
+        return None
     study = session.study
     with file_lock(session.run_dir / ".ask.lock"):
         records = read_records(session.records_path, warn=False)
@@ -93,7 +96,7 @@ def show(session: Session, rec: TrialRecord) -> None:
                            best=None if best is None else Objective.accuracy().get(best))
 
 
-def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool) -> None:
+def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None) -> None:
     """Entry point of an extra worker process (spawned: a fresh interpreter)."""
     from autocompress.search.progress import Progress
 
@@ -103,7 +106,7 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool) -> None:
     progress = Progress(total=int(study.user_attrs["target_trials"]),
                         profile=cfg.hardware.profiles[0], quiet=quiet)
     work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=load_teacher(cfg, ctx, run_dir),
-                 study=study, progress=progress))
+                 study=study, progress=progress, deadline=deadline))
 
 
 def run_workers(session: Session, workers: int) -> None:
@@ -114,7 +117,8 @@ def run_workers(session: Session, workers: int) -> None:
         spawn = mp.get_context("spawn")
         for _ in range(workers - 1):
             proc = spawn.Process(target=_worker_main, daemon=True,
-                                 args=(session.cfg, session.run_dir, session.progress.quiet))
+                                 args=(session.cfg, session.run_dir, session.progress.quiet,
+                                       session.deadline))
             proc.start()
             procs.append(proc)
     try:

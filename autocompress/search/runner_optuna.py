@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ class Session:
     teacher: Teacher
     study: Any
     progress: Progress
+    deadline: float | None = None     # time.time() after which no trial starts (timeout_s)
 
     @property
     def records_path(self) -> Path:
@@ -135,6 +137,9 @@ class Session:
     @property
     def target(self) -> int:
         return int(self.study.user_attrs["target_trials"])
+
+    def timed_out(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
 
 def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teacher:
@@ -152,6 +157,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
     the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
     local Ray there)."""
+    timeout = cfg.search.timeout_s
+    deadline = None if timeout is None else time.time() + timeout
     torch.set_num_threads(cfg.search.threads)
     if resume:
         check_run_files(run_dir)
@@ -214,7 +221,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                      + (f"; the run's {progress.total} trials are done already (raise --trials "
                         "to run more)" if done >= progress.total else ""))
     return Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=teacher, study=study,
-                   progress=progress)
+                   progress=progress, deadline=deadline)
 
 
 def check_cpus(session: Session, workers: int) -> None:
@@ -251,6 +258,10 @@ def finish(session: Session) -> SearchResult:
     """The end of a run (either backend): say how often the sampler proposed over-budget
     candidates and what early stopping did, and return the records and front."""
     records = read_records(session.records_path)
+    if session.timed_out() and (done := counted(records)) < session.target:
+        session.progress.say(f"search.timeout_s ({session.cfg.search.timeout_s:g} s) reached: "
+                             f"{done} of {session.target} trials done; `autocompress search "
+                             f"--resume {session.run_dir}` runs the rest")
     session.progress.say(infeasible_trend(records).summary())
     students = [r["metrics"]["accuracy"] for r in records if r["state"] == "complete"]
     if note := weak_teacher_warning(session.teacher.val_accuracy, students,

@@ -114,6 +114,25 @@ def test_ray_backend_local_head_two_workers(tmp_path):
     assert len(set(pids)) == 1, pids     # the driver only: actors get its data from Ray
 
 
+
+@pytest.mark.ray
+def test_ray_search_stops_at_its_timeout(tmp_path):
+    """search.timeout_s on Ray: the driver's searcher stops asking once it has passed (here
+    during set-up, before any trial), and Tune ends cleanly with the run short and resumable."""
+    cfg = write_config(tmp_path, FAST.replace("trials: 3", "trials: 50, timeout_s: 1"))
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                          "--run-dir", str(run), "--backend", "ray", "--no-baselines"],
+                         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    done = len((run / "records.jsonl").read_text().splitlines()) \
+        if (run / "records.jsonl").exists() else 0
+    assert done < 50
+    assert f"search.timeout_s (1 s) reached: {done} of 50 trials done" in res.stdout
+    assert f"--resume {run}" in res.stdout
+
+
 COUNTED_DATA = """\
 import os
 from pathlib import Path
