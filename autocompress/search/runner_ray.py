@@ -175,11 +175,15 @@ def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = Non
 
     def start_local(progress: Progress) -> None:    # once the config and run dir are valid
         cpus = workers * cfg.search.threads
-        local.append(LocalRay(run_dir, cpus))
+        # one CPU more for the early-stopping board's actor (it asks for none): the raylet
+        # starts a worker per CPU, torch preloaded, so the board's does not take a trial's
+        board = 1 if cfg.search.early_stopping else 0
+        local.append(LocalRay(run_dir, cpus + board))
         if local[0].reaped:
             progress.say(f"stopped {local[0].reaped} leftover process(es) of the killed run's "
                          "Ray")
-        progress.say(f"starting a local Ray ({cpus} CPUs, temp {local[0].temp})")
+        progress.say(f"starting a local Ray ({cpus} CPUs{' + 1 for early stopping' * board}, "
+                     f"temp {local[0].temp})")
 
     try:      # a fresh run always has trials to run; a resumed one may have none left
         session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,

@@ -71,3 +71,22 @@ def test_a_finished_run_resumed_on_ray_starts_no_ray(tmp_path, monkeypatch):
     monkeypatch.setattr(runner_ray, "LocalRay", no_ray)
     res = runner_ray.run_search_ray(cfg, tmp_path / "run", quiet=True, resume=True)
     assert len(res.records) == 1
+
+
+def test_a_local_rays_workers_start_with_the_trials_imports_done(tmp_path):
+    """Each worker imports torch and Ray Tune as Ray starts it (during the driver's set-up),
+    so an actor does not pay them before its first trial."""
+    import ray
+
+    local = ray_cluster.LocalRay(tmp_path, 1)
+    try:
+        local.wait()
+
+        @ray.remote(num_cpus=1)
+        def loaded() -> list[bool]:
+            import sys
+            return [name in sys.modules for name in ray_cluster.PRELOAD]
+
+        assert ray.get(loaded.remote(), timeout=60) == [True] * len(ray_cluster.PRELOAD)
+    finally:
+        local.stop()
