@@ -22,11 +22,13 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0
 HTTP2_SETTINGS = 4             # frame type of a gRPC server's first reply
 REPLY_S = 2.0                  # a server silent this long is given the benefit of the doubt
 #: What a trial's actor imports, imported by each of a local Ray's worker processes as Ray
-#: starts it, i.e. during the driver's set-up (Ray's ``preload_python_modules``; the raylet
-#: starts one worker per CPU). Without it each actor paid about 2 s here (torch 1.1 s, Ray
-#: Tune 1.0 s) after the set-up, before its first trial. (A running Ray started with
-#: ``RAY_preload_python_modules`` gains nothing: it starts a job's workers when the job asks.)
+#: starts it (Ray's ``preload_python_modules``). The raylet starts one worker per CPU at once,
+#: during the driver's set-up, and Tune's actors take those (see :func:`tune_on_prestarted`),
+#: so an actor no longer pays about 2 s here (torch 1.1 s, Ray Tune 1.0 s) after the set-up
+#: before its first trial. (A running Ray gains nothing from it: it starts a job's workers
+#: when the job asks.)
 PRELOAD = ("torch", "ray.tune", "autocompress.search.objective", "autocompress.search.setup")
+TUNE_ENV = ("PL_DISABLE_FORK", "1")     # what Tune's actors' runtime env sets
 
 
 def ray_temp_dir(run_dir: Path) -> Path:
@@ -186,6 +188,7 @@ class LocalRay:
         self.thread.start()
 
     def _run(self, cpus: int) -> None:
+        os.environ.setdefault(TUNE_ENV[0], TUNE_ENV[1])   # Ray's processes inherit it
         try:
             init_ray(num_cpus=cpus, _temp_dir=str(self.temp),
                      _system_config={"preload_python_modules": list(PRELOAD)})
@@ -207,6 +210,23 @@ class LocalRay:
         self.release.set()
         self.thread.join()
         reap_previous_ray(self.run_dir)       # our /tmp folder, stray agents
+
+
+def tune_on_prestarted() -> None:
+    """Let Tune's trial actors run in the workers a local Ray started (torch preloaded).
+
+    Tune gives its actors a runtime env that sets ``PL_DISABLE_FORK=1`` (for PyTorch
+    Lightning), and a worker runs only tasks of its own runtime env, so each actor started
+    a fresh process after the set-up. :class:`LocalRay` sets the variable in the
+    environment its processes inherit instead; with Tune's default dropped, its runtime env
+    is empty, as the started workers' is (``tests/search/test_local_ray.py`` checks that the
+    actors do land on them). Environment variables Tune propagates from the driver (AWS
+    keys, ``RAY_CHDIR_TO_TRIAL_DIR``) still give its actors fresh processes: slower, not
+    wrong."""
+    from ray.tune.execution import class_cache
+
+    if class_cache.DEFAULT_ENV_VARS.get(TUNE_ENV[0]) == os.environ.get(TUNE_ENV[0]):
+        class_cache.DEFAULT_ENV_VARS.pop(TUNE_ENV[0])
 
 
 def shutdown_ray() -> None:

@@ -73,20 +73,38 @@ def test_a_finished_run_resumed_on_ray_starts_no_ray(tmp_path, monkeypatch):
     assert len(res.records) == 1
 
 
-def test_a_local_rays_workers_start_with_the_trials_imports_done(tmp_path):
-    """Each worker imports torch and Ray Tune as Ray starts it (during the driver's set-up),
-    so an actor does not pay them before its first trial."""
-    import ray
+
+
+def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(tmp_path):
+    """The raylet starts one worker per CPU, each importing torch and Ray Tune as it starts
+    (during the driver's set-up); Tune's trial actor must land on one of them, imports done,
+    rather than start a process of its own after the set-up."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from ray import tune
+
+    def idle() -> set[int]:
+        out = subprocess.run(["pgrep", "-f", "ray::IDLE"], capture_output=True, text=True)
+        return {int(p) for p in out.stdout.split()}
+
+    def trial(config: dict) -> None:
+        tune.report({"pid": os.getpid(),
+                     "loaded": all(name in sys.modules for name in ray_cluster.PRELOAD)})
 
     local = ray_cluster.LocalRay(tmp_path, 1)
     try:
         local.wait()
-
-        @ray.remote(num_cpus=1)
-        def loaded() -> list[bool]:
-            import sys
-            return [name in sys.modules for name in ray_cluster.PRELOAD]
-
-        assert ray.get(loaded.remote(), timeout=60) == [True] * len(ray_cluster.PRELOAD)
+        ray_cluster.tune_on_prestarted()
+        deadline = time.time() + 60
+        while not idle() and time.time() < deadline:   # the worker registers once imported
+            time.sleep(0.2)
+        started = idle()
+        res = tune.Tuner(tune.with_resources(trial, {"cpu": 1}),
+                         run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"),
+                                                   verbose=0)).fit()
+        assert res[0].metrics["loaded"] and res[0].metrics["pid"] in started
     finally:
         local.stop()
