@@ -73,8 +73,6 @@ def test_a_finished_run_resumed_on_ray_starts_no_ray(tmp_path, monkeypatch):
     assert len(res.records) == 1
 
 
-
-
 def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(tmp_path):
     """The raylet starts one worker per CPU, each importing torch and Ray Tune as it starts
     (during the driver's set-up); Tune's trial actor must land on one of them, imports done,
@@ -86,9 +84,9 @@ def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(t
 
     from ray import tune
 
-    def idle() -> set[int]:
+    def idle() -> set[int]:                 # this Ray's idle workers (its logs are open)
         out = subprocess.run(["pgrep", "-f", "ray::IDLE"], capture_output=True, text=True)
-        return {int(p) for p in out.stdout.split()}
+        return {int(p) for p in out.stdout.split()} & set(ray_cluster.processes_using(local.temp))
 
     def trial(config: dict) -> None:
         tune.report({"pid": os.getpid(),
