@@ -199,9 +199,12 @@ class LocalRay:
         self.release.wait()
 
     def wait(self) -> None:
+        """Until the Ray is up (its start's error raised here); then Tune's actors may run
+        in the workers it started (:func:`tune_on_prestarted`)."""
         self.started.wait()
         if self.error is not None:
             raise self.error
+        tune_on_prestarted()
 
     def stop(self) -> None:
         """Shut the Ray down (after its start finished, or failed) and stop stray agents."""

@@ -37,7 +37,6 @@ from autocompress.search.ray_cluster import (
     check_address,
     connect,
     shutdown_ray,
-    tune_on_prestarted,
 )
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.runner_optuna import (
@@ -217,7 +216,6 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
     try:
         if local is not None:
             local.wait()
-            tune_on_prestarted()
         for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found'
         board = None

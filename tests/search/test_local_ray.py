@@ -95,7 +95,6 @@ def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(t
     local = ray_cluster.LocalRay(tmp_path, 1)
     try:
         local.wait()
-        ray_cluster.tune_on_prestarted()
         deadline = time.time() + 60
         while not idle() and time.time() < deadline:   # the worker registers once imported
             time.sleep(0.2)
