@@ -96,13 +96,14 @@ def show(session: Session, rec: TrialRecord) -> None:
                            best=None if best is None else Objective.accuracy().get(best))
 
 
-def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None) -> None:
-    """Entry point of an extra worker process (spawned: a fresh interpreter)."""
+def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None,
+                 index: int) -> None:
+    """Entry point of the extra worker process ``index`` (spawned: a fresh interpreter)."""
     from autocompress.search.progress import Progress
 
     torch.set_num_threads(cfg.search.threads)
     ctx = build_context(cfg, reduction=Reduction.load(run_dir))
-    study = make_study(cfg, ctx.objectives, run_dir, resume=True)
+    study = make_study(cfg, ctx.objectives, run_dir, resume=True, worker=index)
     progress = Progress(total=int(study.user_attrs["target_trials"]),
                         profile=cfg.hardware.profiles[0], quiet=quiet)
     work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=load_teacher(cfg, ctx, run_dir),
@@ -115,10 +116,10 @@ def run_workers(session: Session, workers: int) -> None:
     procs = []
     if workers > 1:
         spawn = mp.get_context("spawn")
-        for _ in range(workers - 1):
+        for index in range(1, workers):
             proc = spawn.Process(target=_worker_main, daemon=True,
                                  args=(session.cfg, session.run_dir, session.progress.quiet,
-                                       session.deadline))
+                                       session.deadline, index))
             proc.start()
             procs.append(proc)
     try:

@@ -31,31 +31,55 @@ def storage_for(run_dir: Path) -> Any:
     return journal_storage(run_dir)
 
 
+def sampler_seed(seed: int, trials: int, worker: int) -> int:
+    """The seed of one process's sampler. Optuna keeps no sampler state in the storage, so
+    every process that opens the study starts its sampler afresh: with the same seed, a
+    second worker would draw the first one's random (start-up) parameters again, and a resumed
+    run the draws it made before the kill. Only the first process of a new study takes the
+    run's seed as it is (one worker: the same seed gives the same parameters); the others
+    derive one from it, the trials already in the study and the worker's index.
+
+    >>> sampler_seed(7, 0, 0), sampler_seed(7, 12, 0) != sampler_seed(7, 12, 1)
+    (7, True)
+    """
+    if trials == 0 and worker == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed % 2**32, trials, worker]).generate_state(1)[0])
+
+
 def make_study(cfg: SearchConfig, objectives: tuple[str, ...], run_dir: Path, *,
-               resume: bool) -> Any:
+               resume: bool, worker: int = 0) -> Any:
+    """Create (or, with ``resume``, reopen) the run's study, its sampler seeded for this
+    process (``sampler_seed``; ``worker`` is the process's index, 0 for the main one)."""
+    import warnings
+
     import optuna
 
     # optuna sets its own logger to INFO when first imported: quiet it after the import
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = cfg.seed
     samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                  n_startup_trials=STARTUP_TRIALS),
+        "tpe": lambda seed: optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, n_startup_trials=STARTUP_TRIALS),
         # Gaussian process with log expected hypervolume improvement; sees the constraints
         # set on each trial like TPE does (needs scipy, which scikit-learn brings)
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=STARTUP_TRIALS),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "gp": lambda seed: optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=STARTUP_TRIALS),
+        "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+        "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     }
+    make = samplers[cfg.search.sampler]
     directions = ["maximize" if o == "accuracy" else "minimize" for o in objectives]
-    storage = storage_for(run_dir)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-        return optuna.create_study(study_name=cfg.name, storage=storage,
-                                   sampler=samplers[cfg.search.sampler](),
-                                   directions=directions, load_if_exists=resume)
+        study = optuna.create_study(study_name=cfg.name, storage=storage_for(run_dir),
+                                    sampler=make(cfg.seed), directions=directions,
+                                    load_if_exists=resume)
+        seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), worker)
+        if seed != cfg.seed:
+            study.sampler = make(seed)
+    return study
 
 
 def objective_values(rec: TrialRecord, objectives: tuple[str, ...]) -> list[float]:

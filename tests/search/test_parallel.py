@@ -42,6 +42,8 @@ def test_two_optuna_workers_share_one_study(tmp_path):
         ["uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50"])  # each popped once
     pids = {r["worker"].rsplit(":", 1)[1] for r in lines}
     assert str(os.getpid()) in pids and len(pids) == 2      # this process and the spawned one
+    searched = [json.dumps(r["params"], sort_keys=True) for r in lines if not r["baseline"]]
+    assert len(set(searched)) == len(searched) == 4         # the workers' samplers differ
     by_worker: dict[str, list] = {}
     for r in sorted(lines, key=lambda r: r["started_at"]):
         by_worker.setdefault(r["worker"], []).append(r)
@@ -61,6 +63,37 @@ def test_same_seed_same_parameters(tmp_path, monkeypatch):
     other = load_config(write_config(tmp_path, body.replace("seed: 0", "seed: 1"), "c1.yaml"))
     third = run_search(other, tmp_path / "run2", quiet=True, baselines=False)
     assert [r["params"] for r in third.records] != first
+
+
+def test_resumed_and_extra_processes_do_not_draw_the_same_parameters(tmp_path):
+    """Optuna keeps no sampler state in the storage: a process that reopens the study (a
+    resume, a second worker) must not replay the random draws the first one made."""
+    from autocompress.search.baselines import suggest_all
+    from autocompress.search.setup import build_context
+    from autocompress.search.study import make_study
+
+    cfg = load_config(write_config(tmp_path, FAST))
+    ctx = build_context(cfg)
+    dists, run = ctx.rspace.distributions(), tmp_path / "run"
+    run.mkdir()
+
+    def draw(study, n):
+        out = []
+        for _ in range(n):
+            trial = study.ask()
+            out.append(suggest_all(trial, dists))
+            study.tell(trial, [0.5, 1.0])
+        return out
+
+    first = draw(make_study(cfg, ctx.objectives, run, resume=False), 3)
+    resumed = draw(make_study(cfg, ctx.objectives, run, resume=True), 3)
+    worker = draw(make_study(cfg, ctx.objectives, run, resume=True, worker=1), 3)
+    again = draw(make_study(cfg, ctx.objectives, run, resume=True, worker=1), 3)
+    assert not any(p in first for p in resumed + worker) and worker != resumed
+    assert again != worker            # the worker's seed depends on the trials so far too
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()                     # a new study, one worker: the run's own seed
+    assert draw(make_study(cfg, ctx.objectives, fresh, resume=False), 3) == first
 
 
 def test_gp_sampler_proposes_past_its_startup_trials(tmp_path, monkeypatch):
