@@ -33,7 +33,7 @@ from autocompress.search.objective import run_trial  # noqa: E402
 from autocompress.search.records import read_records  # noqa: E402
 from autocompress.search.reduce import Reduction  # noqa: E402
 from autocompress.search.rundir import load_run_config  # noqa: E402
-from autocompress.search.runner_optuna import load_teacher  # noqa: E402
+from autocompress.search.session import load_teacher  # noqa: E402
 from autocompress.search.setup import build_context  # noqa: E402
 
 SEED_OFFSET = 1000        # retraining seeds: run seed + 1000 + j, never a seed the run used

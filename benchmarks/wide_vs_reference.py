@@ -37,7 +37,7 @@ from search_quality import CONFIG, TEACHER_WIDTHS  # noqa: E402
 from autocompress.config import load_config  # noqa: E402
 from autocompress.search.baselines import baselines  # noqa: E402
 from autocompress.search.objective import run_trial  # noqa: E402
-from autocompress.search.runner_optuna import load_teacher  # noqa: E402
+from autocompress.search.session import load_teacher  # noqa: E402
 from autocompress.search.setup import SearchContext, build_context  # noqa: E402
 
 WIDE = ROOT / "search_spaces" / "mobilenet_digits_wide.yaml"

@@ -283,7 +283,7 @@ def test_timeout_stops_starting_trials_and_resume_runs_the_rest(tmp_path, monkey
     """search.timeout_s: once it has passed no trial starts (the run ends short of its target,
     says so and how to resume); a resume with the limit lifted runs the rest."""
     from autocompress.cli import main
-    from autocompress.search import runner_optuna
+    from autocompress.search import session
 
     class Clock:          # the deadline's reading, then two trials' checks in time, then late
         calls = 0
@@ -295,7 +295,7 @@ def test_timeout_stops_starting_trials_and_resume_runs_the_rest(tmp_path, monkey
 
     cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 4, timeout_s: 100"))
     run = tmp_path / "run"
-    monkeypatch.setattr(runner_optuna, "time", Clock)
+    monkeypatch.setattr(session, "time", Clock)
     assert main(["search", str(cfg), "--run-dir", str(run), "--no-baselines"]) == 0
     assert len((run / "records.jsonl").read_text().splitlines()) == 2
     out = capsys.readouterr().out

@@ -28,12 +28,7 @@ from autocompress.search.records import (
     read_records,
 )
 from autocompress.search.reduce import Reduction
-from autocompress.search.runner_optuna import (
-    Session,
-    _recover,
-    _tell,
-    load_teacher,
-)
+from autocompress.search.session import Session, load_teacher, recover, tell
 from autocompress.search.setup import build_context
 from autocompress.search.study import make_study
 
@@ -78,7 +73,7 @@ def work(session: Session) -> int:
                         note=trial.user_attrs.get("note"), board=board,
                         trial_dir=run_dir / "trials" / str(trial.number))
         append_record(session.records_path, rec)   # the record first: the run dir is the truth
-        _tell(session.study, trial, rec, ctx.objectives)
+        tell(session.study, trial, rec, ctx.objectives)
         done += 1
         show(session, rec)
     return done
@@ -133,6 +128,6 @@ def run_workers(session: Session, workers: int) -> None:
             proc.join()
     if any(p.exitcode != 0 for p in procs):
         by_number = {r["number"]: r for r in read_records(session.records_path)}
-        n = _recover(session.study, by_number, session.ctx.objectives, session.records_path)
+        n = recover(session.study, by_number, session.ctx.objectives, session.records_path)
         session.progress.say(f"a worker process failed; {n} interrupted trial(s) replaced here")
         work(session)

@@ -27,7 +27,8 @@ REPLY_S = 2.0                  # a server silent this long is given the benefit 
 #: so an actor no longer pays about 2 s here (torch 1.1 s, Ray Tune 1.0 s) after the set-up
 #: before its first trial. (A running Ray gains nothing from it: it starts a job's workers
 #: when the job asks.)
-PRELOAD = ("torch", "ray.tune", "autocompress.search.objective", "autocompress.search.setup")
+PRELOAD = ("torch", "ray.tune", "autocompress.search.objective", "autocompress.search.setup",
+           "autocompress.search.ray_trial")
 TUNE_ENV = ("PL_DISABLE_FORK", "1")     # what Tune's actors' runtime env sets
 
 

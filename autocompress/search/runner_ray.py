@@ -22,12 +22,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from autocompress import errors
 from autocompress.config import SearchConfig
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.loop import next_trial, show
@@ -38,56 +36,17 @@ from autocompress.search.ray_cluster import (
     connect,
     shutdown_ray,
 )
+from autocompress.search.ray_trial import trainable
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
-from autocompress.search.runner_optuna import (
+from autocompress.search.session import (
     SearchResult,
     Session,
-    _tell,
     check_cpus,
     finish,
+    interrupted,
     open_session,
+    tell,
 )
-
-_CACHE: dict[str, Any] = {}    # per worker process: the search context, built once
-
-
-class _RemoteBoard:
-    """Board proxy used inside trials: asks the board actor on the driver's node."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    def decide(self, rung: int, number: int, accuracy: float, costs: Any,
-               protected: bool, margin: float = 0.0, floor: float = -1.0) -> bool:
-        import ray
-
-        return bool(ray.get(self.handle.decide.remote(rung, number, accuracy, list(costs),
-                                                      protected, margin, floor)))
-
-
-def _trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
-    from ray import tune
-
-    from autocompress.search.objective import run_trial
-    from autocompress.search.setup import build_context
-
-    torch.set_num_threads(payload["threads"])
-    cfg: SearchConfig = payload["cfg"]
-    key = f"{cfg.path}:{payload['run_id']}"
-    if key not in _CACHE:
-        import ray
-
-        _CACHE.clear()
-        _CACHE[key] = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
-            build_context(cfg, reduction=payload["reduction"])
-    board = None if payload["board"] is None else _RemoteBoard(payload["board"])
-    with tempfile.TemporaryDirectory() as tmp:
-        rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
-                        number=config["number"], seed=config["seed"], trial_dir=Path(tmp),
-                        baseline=config["baseline"], note=config["note"], board=board)
-        weights = Path(tmp, "model.pt")
-        blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
-    tune.report({"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob})
 
 
 def _shared_context(session: Session) -> Any:
@@ -110,20 +69,40 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.config.get('number', trial.trial_id)}"
 
 
-def _searcher(session: Session) -> Any:
+def _user_error(data: str) -> errors.AutocompressError:
+    """The user error a trial reported, rebuilt in the driver (same class, place and hint)."""
+    err = json.loads(data)
+    kind = getattr(errors, err["kind"], errors.AutocompressError)
+    if not (isinstance(kind, type) and issubclass(kind, errors.AutocompressError)):
+        kind = errors.AutocompressError
+    return kind(err["message"], loc=err["loc"], hint=err["hint"])
+
+
+def _searcher(session: Session, remaining: int) -> Any:
     from ray.tune.search import Searcher
 
     class StudySearcher(Searcher):
-        """Optuna ask/tell from the driver, recording every finished trial."""
+        """Optuna ask/tell from the driver, recording every finished trial. A trial whose
+        worker was lost is recorded interrupted and replaced (at most ``remaining`` times
+        in a run, so a candidate that kills every worker cannot loop); a user error stops
+        the search (``stop``, raised once Tune has ended)."""
 
         def __init__(self) -> None:
             super().__init__()
             self.live: dict[str, Any] = {}
+            self.full = False          # the target is reached counting running trials
+            self.lost = 0
+            self.stop: errors.AutocompressError | None = None
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            if self.stop is not None:
+                return Searcher.FINISHED
+            if self.full and self.live:      # wait: a running trial may yet be lost
+                return None
             nxt = next_trial(session)
             if nxt is None:
-                return Searcher.FINISHED
+                self.full = True
+                return None if self.live else Searcher.FINISHED
             trial, params = nxt
             self.live[trial_id] = trial
             return {"number": trial.number, "params": params,
@@ -139,22 +118,45 @@ def _searcher(session: Session) -> Any:
 
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
-            trial = self.live.pop(trial_id)
-            if result and "record" in result:
+            trial, result = self.live.pop(trial_id), result or {}
+            seed = session.cfg.seed + trial.number
+            if "record" in result:
                 rec = TrialRecord(**json.loads(result["record"]))
                 if result.get("weights_b64"):
                     out = session.run_dir / "trials" / str(rec.number)
                     out.mkdir(parents=True, exist_ok=True)
                     (out / "model.pt").write_bytes(base64.b64decode(result["weights_b64"]))
+            elif "crash" in result:
+                rec = self._failed(trial, result["crash"])
+            elif "user_error" in result or self.lost < remaining:
+                if "user_error" in result:
+                    self.stop = self.stop or _user_error(result["user_error"])
+                    why = "stopped by a user error"
+                else:
+                    self.lost += 1
+                    why = "its Ray worker was lost; its log is under RUN_DIR/ray"
+                self._interrupted(trial, why, seed)
+                return
             else:
-                rec = TrialRecord(number=trial.number, state="failed", params=trial.params,
-                                  seed=session.cfg.seed + trial.number,
-                                  baseline=trial.user_attrs.get("baseline"),
-                                  error="the Ray trial raised or its worker died (see "
-                                        "RUN_DIR/ray for its log)")
+                rec = self._failed(trial, f"its Ray worker was lost ({self.lost} lost "
+                                          "already, not replaced); its log is under RUN_DIR/ray")
             append_record(session.records_path, rec)
-            _tell(session.study, trial, rec, session.ctx.objectives)
+            tell(session.study, trial, rec, session.ctx.objectives)
             show(session, rec)
+
+        def _failed(self, trial: Any, error: str) -> TrialRecord:
+            return TrialRecord(number=trial.number, state="failed", params=trial.params,
+                               seed=session.cfg.seed + trial.number, error=error,
+                               baseline=trial.user_attrs.get("baseline"))
+
+        def _interrupted(self, trial: Any, why: str, seed: int) -> None:
+            import optuna
+
+            session.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            frozen = session.study.get_trials(deepcopy=False)[trial.number]
+            interrupted(session.study, frozen, why, session.records_path, seed=seed)
+            self.full = False                # a new trial replaces it
+            session.progress.say(f"trial {trial.number} interrupted ({why})")
 
     return StudySearcher()
 
@@ -228,17 +230,20 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
         payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
                    "reduction": session.ctx.reduction, "ctx": _shared_context(session),
                    "run_id": str(session.run_dir.resolve())}
-        trainable = tune.with_resources(tune.with_parameters(_trainable, payload=payload),
+        searcher = _searcher(session, remaining)   # it ends the run (num_samples: -1)
+        wrapped = tune.with_resources(tune.with_parameters(trainable, payload=payload),
                                         {"cpu": threads})
         tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=_searcher(session), num_samples=remaining,
+            wrapped,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1,
                                         max_concurrent_trials=workers, reuse_actors=True,
                                         trial_name_creator=_trial_name,
                                         trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(name="tune", verbose=0,
                                       storage_path=str(session.run_dir.resolve() / "ray")))
         tuner.fit()
+        if searcher.stop is not None:
+            raise searcher.stop
     finally:
         if local is not None:
             local.stop()

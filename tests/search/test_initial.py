@@ -70,13 +70,13 @@ def test_an_interrupted_design_trial_is_enqueued_again(tmp_path):
     import optuna
 
     from autocompress.search.initial import NOTE
-    from autocompress.search.runner_optuna import _recover
+    from autocompress.search.session import recover
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     note = NOTE.format(axis="stm32f746.latency_ms")
     study.enqueue_trial({"x": 1.0}, user_attrs={"note": note, "design": "spread"})
     study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})   # running when killed
-    assert _recover(study, {}, ("accuracy", "stm32f746.latency_ms"),
+    assert recover(study, {}, ("accuracy", "stm32f746.latency_ms"),
                     tmp_path / "records.jsonl") == 1
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [(t.system_attrs["fixed_params"], t.user_attrs["note"]) for t in waiting] == \

@@ -8,7 +8,7 @@ import pytest
 from autocompress.config import load_config
 from autocompress.errors import AutocompressError
 from autocompress.search import ray_cluster
-from autocompress.search.runner_optuna import open_session
+from autocompress.search.session import open_session
 
 from ..conftest import TINY, write_config
 

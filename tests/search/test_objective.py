@@ -166,14 +166,14 @@ def test_a_teacher_below_its_students_is_flagged_at_the_end(tmp_path, capsys):
 def test_more_threads_than_cpus_is_flagged(monkeypatch):
     from types import SimpleNamespace
 
-    from autocompress.search import runner_optuna
+    from autocompress.search import session as runner_session
 
     said: list[str] = []
     session = SimpleNamespace(cfg=SimpleNamespace(search=SimpleNamespace(threads=2)),
                               progress=SimpleNamespace(say=said.append))
-    monkeypatch.setattr(runner_optuna.os, "cpu_count", lambda: 2)
-    runner_optuna.check_cpus(session, 1)                    # 2 threads on 2 CPUs: fine
+    monkeypatch.setattr(runner_session.os, "cpu_count", lambda: 2)
+    runner_session.check_cpus(session, 1)                    # 2 threads on 2 CPUs: fine
     assert said == []
-    runner_optuna.check_cpus(session, 2)
+    runner_session.check_cpus(session, 2)
     assert said == ["warning: 2 workers x 2 threads = 4 > 2 CPUs here, so trials will slow "
                     "each other down (add --set search.threads=1)"]

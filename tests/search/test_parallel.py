@@ -166,6 +166,72 @@ def test_ray_search_stops_at_its_timeout(tmp_path):
     assert f"--resume {run}" in res.stdout
 
 
+FLAKY = """
+import os
+from pathlib import Path
+
+from torch import nn
+
+
+def in_ray_worker():     # the driver is the test's child; Ray's workers are the raylet's
+    return os.getppid() != int(os.environ["AC_TEST_PARENT"])
+
+
+def build_model(input_shape, num_classes):
+    if in_ray_worker() and os.environ["AC_TEST_FAULT"] == "user error":
+        raise ValueError("this node has no weights")     # the search wraps it: ModelError
+    if in_ray_worker():  # the first trial to get here loses its worker process
+        try:
+            os.close(os.open(Path(__file__).with_name("died"), os.O_CREAT | os.O_EXCL))
+            os._exit(1)
+        except FileExistsError:
+            pass
+    return nn.Sequential(       # experiments/own_model's
+        nn.Conv2d(input_shape[0], 24, 3, padding=1, bias=False), nn.BatchNorm2d(24), nn.ReLU(),
+        nn.Conv2d(24, 48, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(48), nn.ReLU(),
+        nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.BatchNorm2d(48), nn.ReLU(),
+        nn.Conv2d(48, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("fault", ["lost worker", "user error"])
+def test_ray_trial_that_loses_its_worker_or_raises_a_user_error(tmp_path, fault):
+    """A trial whose worker process dies is recorded interrupted and replaced (the run ends
+    with its trial count); a user error in a trial stops the search with exit 2 and the
+    error's own message, as on the Optuna backend, not a run of failed trials."""
+    folder = tmp_path / "own"
+    shutil.copytree(ROOT / "experiments" / "own_model", folder)
+    (folder / "mynets.py").write_text(FLAKY)
+    cfg = (folder / "config.yaml").read_text().replace("epochs: 15", "epochs: 1").replace(
+        "epochs: 6, finetune_epochs: 3", "epochs: 1, finetune_epochs: 1").replace(
+        "trials: 12, sampler: tpe", "trials: 3, sampler: random, threads: 1")
+    (folder / "config.yaml").write_text(cfg)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AC_TEST_PARENT": str(os.getpid()),
+           "AC_TEST_FAULT": fault}
+    run = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search",
+                          str(folder / "config.yaml"), "--run-dir", str(run), "--backend", "ray",
+                          "--workers", "2", "--no-baselines"], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=300)
+    lines = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()] \
+        if (run / "records.jsonl").exists() else []
+    if fault == "user error":
+        assert res.returncode == 2, res.stderr[-3000:]
+        assert "Traceback" not in res.stderr
+        assert "raised ValueError: this node has no weights" in res.stderr
+        assert all(str(r["error"]).startswith("interrupted (stopped by a user error")
+                   for r in lines), lines
+        return
+    assert res.returncode == 0, res.stderr[-3000:]
+    lost = [r for r in lines if str(r["error"]).startswith("interrupted (its Ray worker")]
+    assert len(lost) == 1 and "interrupted (its Ray worker was lost" in res.stdout
+    counted = [r for r in lines if r not in lost]
+    assert len(counted) == 3 and sorted(r["number"] for r in lines) == list(range(4))
+    assert {r["state"] for r in counted} <= {"complete", "infeasible"}, counted
+
+
 COUNTED_DATA = """\
 import os
 from pathlib import Path

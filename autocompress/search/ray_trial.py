@@ -1,0 +1,73 @@
+"""What runs in a Ray actor: one trial (``trainable``), its search context taken once per
+worker process from the driver's object store, early-stopping rungs asked of the board actor
+on the driver's node. Ray is imported only when these run."""
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autocompress import errors
+from autocompress.config import SearchConfig
+
+_CACHE: dict[str, Any] = {}    # per worker process: the search context, built once
+
+
+class _RemoteBoard:
+    """Board proxy used inside trials: asks the board actor on the driver's node."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def decide(self, rung: int, number: int, accuracy: float, costs: Any,
+               protected: bool, margin: float = 0.0, floor: float = -1.0) -> bool:
+        import ray
+
+        return bool(ray.get(self.handle.decide.remote(rung, number, accuracy, list(costs),
+                                                      protected, margin, floor)))
+
+
+def trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
+    """One trial in a Ray actor. Its outcome always comes back as a result: the record and
+    weights; a user error (``AutocompressError``: the search stops with it, as on the Optuna
+    backend); or any other error outside the trial's own handling (e.g. the search context
+    failing to build on this node), recorded as the trial's failure. A trial that ends with no
+    result lost its worker process (killed, out of memory, node gone)."""
+    import traceback
+
+    from ray import tune
+
+    try:
+        tune.report(_run(config, payload))
+    except errors.AutocompressError as exc:
+        tune.report({"user_error": json.dumps({"kind": type(exc).__name__, "loc": exc.loc,
+                                               "message": exc.raw_message, "hint": exc.hint})})
+    except Exception as exc:
+        tune.report({"crash": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"})
+
+
+def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
+    from autocompress.search.objective import run_trial
+    from autocompress.search.setup import build_context
+
+    torch.set_num_threads(payload["threads"])
+    cfg: SearchConfig = payload["cfg"]
+    key = f"{cfg.path}:{payload['run_id']}"
+    if key not in _CACHE:
+        import ray
+
+        _CACHE.clear()
+        _CACHE[key] = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
+            build_context(cfg, reduction=payload["reduction"])
+    board = None if payload["board"] is None else _RemoteBoard(payload["board"])
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
+                        number=config["number"], seed=config["seed"], trial_dir=Path(tmp),
+                        baseline=config["baseline"], note=config["note"], board=board)
+        weights = Path(tmp, "model.pt")
+        blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
+    return {"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob}

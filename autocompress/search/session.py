@@ -1,0 +1,295 @@
+"""A search session, the same for both backends and every worker process: check the config,
+write the run files, train or load the teacher, open the study (recovering trials a crash left
+running, enqueueing baselines and the start-up design) and fix the target trial count; tell
+the study each finished trial (``tell``); and the end of a run (``finish``)."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autocompress.config import SearchConfig, budgets_of, pareto_objectives
+from autocompress.errors import ConfigError
+from autocompress.pareto import ParetoFront
+from autocompress.search.baselines import baselines as all_baselines
+from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
+from autocompress.search.initial import NOTE, spread_design
+from autocompress.search.objective import cost_plan
+from autocompress.search.progress import Progress
+from autocompress.search.records import TrialRecord, append_record, counted, read_records
+from autocompress.search.reduce import REDUCTION_FILE, Reduction
+from autocompress.search.rundir import (
+    check_run_files,
+    environment,
+    prepare_run_dir,
+    run_file_hashes,
+    write_json,
+    write_yaml,
+)
+from autocompress.search.sampling import infeasible_trend
+from autocompress.search.setup import SearchContext, build_context
+from autocompress.search.study import (
+    STARTUP_TRIALS,
+    cheapest_params,
+    make_study,
+    objective_values,
+)
+from autocompress.stats import binomial_se
+from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    run_dir: Path
+    records: list[dict[str, Any]]
+    front: ParetoFront
+
+
+def check_budget_reachable(ctx: SearchContext) -> None:
+    """Refuse, before any training or writing, a budget that even the cheapest candidate
+    misses. Costing it also checks the cost path (e.g. a LUT without fallback) up front."""
+    params = cheapest_params(ctx.rspace)
+    plan = ctx.rspace.to_plan(params)
+    _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
+    over = {k: v for k, v in constraints.items() if v > 0}
+    if over:
+        parts = []
+        for key, excess in over.items():
+            prof, metric = key.split(".", 1)
+            value = costs[prof].summary()[metric.removeprefix("max_")]
+            parts.append(f"{key} needs {value:.2f} > limit {value - excess:.2f}")
+        raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
+                          f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
+                          hint="raise the limits or allow smaller models in the search space")
+
+
+def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> None:
+    shutil.copyfile(cfg.space_path(), run_dir / "space.yaml")
+    resolved = cfg.to_dict()
+    resolved["model"]["space"] = "space.yaml"
+    write_yaml(run_dir / "config.resolved.yaml", resolved,
+               header=f"# resolved from {cfg.path}; every default filled in\n")
+    (run_dir / "profiles").mkdir(exist_ok=True)
+    for name, prof in ctx.profiles.items():
+        shutil.copyfile(prof.path, run_dir / "profiles" / f"{name}.yaml")
+    env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
+    env["config_dir"] = str(cfg.import_dir().resolve())      # where its modules live
+    env["run_files_sha256"] = run_file_hashes(run_dir)
+    write_json(run_dir / "env.json", env)
+
+
+def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
+            records_path: Path) -> int:
+    """After a crash: a trial the study still shows running either finished (its record was
+    written: tell the study) or was interrupted (record it failed). So is a finished trial
+    whose record was cut off (a torn last line of records.jsonl, skipped with a warning).
+    An interrupted baseline or initial-design trial is enqueued again. Returns how many."""
+    import optuna
+
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    stale = [t for t in trials if t.state == state.RUNNING]
+    lost = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)
+            and t.number not in records]
+    for frozen in stale + lost:
+        rec, running = records.get(frozen.number), frozen.state == state.RUNNING
+        if running:
+            trial = optuna.Trial(study, frozen._trial_id)
+            if rec is not None and rec["state"] in ("complete", "infeasible", "pruned",
+                                                    "failed"):
+                tell(study, trial, TrialRecord(**rec), objectives)
+                continue
+            study.tell(trial, state=state.FAIL)
+        why = "the run was killed" if running else "its record was cut off"
+        records[frozen.number] = interrupted(study, frozen, why, records_path,
+                                             seed=rec["seed"] if rec else 0).to_dict()
+    return len(stale) + len(lost)
+
+
+def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
+                seed: int) -> TrialRecord:
+    """Record ``trial`` (told FAIL already) as interrupted, so that it does not count
+    towards the target and a new trial replaces it; a baseline or initial-design trial is
+    enqueued again, once (a WAITING copy already there is kept, so a kill between the
+    enqueue and the record does not enqueue it twice)."""
+    attrs = dict(trial.user_attrs)
+    if attrs.get("baseline") or attrs.get("design"):
+        enqueue(study, {} if "baseline_params" in attrs else
+                dict(trial.system_attrs.get("fixed_params", trial.params)), attrs)
+    failed = TrialRecord(number=trial.number, state="failed", params=trial.params, seed=seed,
+                         baseline=attrs.get("baseline"),
+                         error=f"interrupted ({why}); a new trial replaces it")
+    append_record(records_path, failed)
+    return failed
+
+
+def enqueue(study: Any, params: dict[str, Any], attrs: dict[str, Any]) -> None:
+    """Enqueue a baseline or start-up design trial unless a waiting one has the same
+    attributes (each is enqueued once, even when a kill repeats the step that enqueues)."""
+    import optuna
+
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    if not any(t.user_attrs == attrs for t in waiting):
+        study.enqueue_trial(params, user_attrs=attrs)
+
+
+@dataclass
+class Session:
+    """A prepared run: context, teacher, study (baselines enqueued, target trial count
+    stored) — what every backend and every worker process needs."""
+    cfg: SearchConfig
+    run_dir: Path
+    ctx: SearchContext
+    teacher: Teacher
+    study: Any
+    progress: Progress
+    deadline: float | None = None     # time.time() after which no trial starts (timeout_s)
+
+    @property
+    def records_path(self) -> Path:
+        return self.run_dir / "records.jsonl"
+
+    @property
+    def target(self) -> int:
+        return int(self.study.user_attrs["target_trials"])
+
+    def timed_out(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+
+def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teacher:
+    tc = cfg.teacher
+    return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed,
+                       settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
+                                              batch_size=cfg.train.batch_size))
+
+
+def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
+                 baselines: bool = True, quiet: bool = False, resume: bool = False,
+                 on_ready: Callable[[Progress], None] | None = None) -> Session:
+    """Validate, write the run files, train or load the teacher, create or reopen the study
+    (recovering trials a crash left running) and fix the target number of trials.
+    ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
+    the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
+    local Ray there)."""
+    timeout = cfg.search.timeout_s
+    deadline = None if timeout is None else time.time() + timeout
+    torch.set_num_threads(cfg.search.threads)
+    if resume:
+        check_run_files(run_dir)
+    # A resumed run keeps the reduction it started with (none for a run made before it).
+    ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
+    check_budget_reachable(ctx)
+    prepare_run_dir(run_dir, resume=resume)
+    if not resume:
+        _write_run_files(cfg, ctx, run_dir)
+    if ctx.reduction is not None:    # every worker process reads it from here
+        write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
+    records_path = run_dir / "records.jsonl"
+    progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
+    searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
+    progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
+                 f"profiles {', '.join(ctx.profiles)})")
+    if ctx.reduction is not None and ctx.reduction.dropped:
+        progress.say(ctx.reduction.summary())
+    if on_ready is not None:
+        on_ready(progress)
+    teacher = load_teacher(cfg, ctx, run_dir)
+    progress.say(f"teacher {teacher.key}: val accuracy {teacher.val_accuracy:.3f}")
+    val = ctx.data.val
+    chance = chance_level(val.y)
+    if teacher.val_accuracy < chance + 3 * binomial_se(chance, len(val)):
+        progress.say(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
+                     "its soft targets carry no knowledge: raise teacher.epochs (or search "
+                     "a lower distill alpha in the space)")
+
+    study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
+    by_number = {r["number"]: r for r in read_records(records_path)}
+    interrupted_n = recover(study, by_number, ctx.objectives, records_path) if resume else 0
+    if "target_trials" not in study.user_attrs:
+        extra = all_baselines(ctx.rspace) if baselines else []
+        n = trials or cfg.search.trials
+        design = None           # costed first: a kill while costing leaves nothing enqueued
+        if cfg.search.sampler != "random" and cfg.search.initial_design == "spread":
+            design = spread_design(ctx, min(n, STARTUP_TRIALS - sum(b.in_space for b in extra)),
+                                   cfg.seed + 1)
+            progress.say(design.summary())
+        for base in extra:
+            attrs: dict[str, Any] = {"baseline": base.name}
+            if base.note:
+                attrs["note"] = base.note
+            if not base.in_space:
+                attrs["baseline_params"] = dict(base.params)
+            enqueue(study, dict(base.params) if base.in_space else {}, attrs)
+        for i, params in enumerate(design.picks if design else ()):
+            enqueue(study, params, {"note": NOTE.format(axis=design.axis), "design": "spread",
+                                    "pick": i})
+        study.set_user_attr("target_trials", n + len(extra))
+    elif trials:
+        n_base = len({t.user_attrs["baseline"] for t in study.trials
+                      if t.user_attrs.get("baseline")})
+        study.set_user_attr("target_trials", trials + n_base)
+    progress.total = int(study.user_attrs["target_trials"])
+    if resume:
+        done = counted(list(by_number.values()))
+        progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted_n} interrupted"
+                     + (f"; the run's {progress.total} trials are done already (raise --trials "
+                        "to run more)" if done >= progress.total else ""))
+    return Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=teacher, study=study,
+                   progress=progress, deadline=deadline)
+
+
+def check_cpus(session: Session, workers: int) -> None:
+    """Say so when ``workers x search.threads`` exceeds this machine's CPUs: the trials
+    would slow each other down (``--set search.threads=N`` works on a resume too)."""
+    cpus, threads = os.cpu_count() or 1, session.cfg.search.threads
+    if workers * threads > cpus:
+        session.progress.say(f"warning: {workers} workers x {threads} threads = "
+                             f"{workers * threads} > {cpus} CPUs here, so trials will slow each "
+                             f"other down (add --set search.threads="
+                             f"{max(1, cpus // workers)})")
+
+
+def finish(session: Session) -> SearchResult:
+    """The end of a run (either backend): say how often the sampler proposed over-budget
+    candidates and what early stopping did, and return the records and front."""
+    records = read_records(session.records_path)
+    if session.timed_out() and (done := counted(records)) < session.target:
+        session.progress.say(f"search.timeout_s ({session.cfg.search.timeout_s:g} s) reached: "
+                             f"{done} of {session.target} trials done; `autocompress search "
+                             f"--resume {session.run_dir}` runs the rest")
+    session.progress.say(infeasible_trend(records).summary())
+    students = [r["metrics"]["accuracy"] for r in records if r["state"] == "complete"]
+    if note := weak_teacher_warning(session.teacher.val_accuracy, students,
+                                    len(session.ctx.data.val)):
+        session.progress.say(note)
+    policy = EarlyStopping.from_config(session.cfg.search.early_stopping)
+    if policy is not None:
+        val = session.ctx.data.val
+        rungs = FileBoard(session.run_dir / "rungs.jsonl", policy).entries()
+        session.progress.say(rung_report(rungs, policy, chance_level(val.y), len(val)))
+    front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
+                                     budgets_of(session.cfg))
+    return SearchResult(run_dir=session.run_dir, records=records, front=front)
+
+
+def tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...]) -> None:
+    import optuna
+
+    with warnings.catch_warnings():     # telling again after a crash: already set, same value
+        warnings.filterwarnings("ignore", message="The constraint value is ignored")
+        for key, value in rec.constraints.items():
+            trial.set_constraint(key, value)
+    if rec.state == "failed" or (rec.baseline and trial.user_attrs.get("baseline_params")):
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)   # see search/baselines.py
+    elif rec.state == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, objective_values(rec, objectives))
