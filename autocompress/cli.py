@@ -116,6 +116,10 @@ def _search(args: argparse.Namespace) -> int:
                                         f"{', '.join(RESUME_SETTABLE)} (speed and time, not results); "
                                         "start a new run to change other settings (--trials "
                                         "may still raise the trial count)")
+        for flag, given in (("--run-dir", args.run_dir), ("--no-baselines", args.no_baselines)):
+            if given:
+                raise AutocompressError("a resumed run keeps its run dir and baselines",
+                                        loc=flag, hint=f"drop {flag}, or start a new run")
         run_dir, cfg = args.resume, load_run_config(args.resume, args.overrides)
     elif not args.config:
         raise AutocompressError("missing CONFIG", loc="command line",
@@ -126,13 +130,17 @@ def _search(args: argparse.Namespace) -> int:
         if count is not None and count < 1:
             raise AutocompressError(f"expected a whole number >= 1, got {count}", loc=flag)
     if args.address and args.backend != "ray":
-        raise AutocompressError("--address needs --backend ray", loc="--address")
+        raise AutocompressError("joining a Ray cluster needs --backend ray", loc="--address")
     if args.sampler:
         if args.resume:
             raise AutocompressError("a resumed run keeps its sampler", loc="--sampler",
                                     hint="start a new run to change the sampler")
         args.overrides.append(f"search.sampler={args.sampler}")
-    if not args.resume:
+    if not args.resume:         # kept in the run's resolved config, so a resume has them
+        if args.trials:
+            args.overrides.append(f"search.trials={args.trials}")
+        if args.no_baselines:
+            args.overrides.append("search.baselines=false")
         cfg = load_config(Path(args.config), args.overrides)
     run_dir = run_dir or default_run_dir(cfg.name)
     try:
@@ -140,20 +148,23 @@ def _search(args: argparse.Namespace) -> int:
             from autocompress.search.runner_ray import run_search_ray
 
             result = run_search_ray(cfg, run_dir, trials=args.trials, quiet=args.quiet,
-                                    baselines=not args.no_baselines, resume=bool(args.resume),
-                                    workers=args.workers, address=args.address)
+                                    resume=bool(args.resume), workers=args.workers,
+                                    address=args.address)
         else:
-            result = run_search(cfg, run_dir, trials=args.trials,
-                                baselines=not args.no_baselines, quiet=args.quiet,
+            result = run_search(cfg, run_dir, trials=args.trials, quiet=args.quiet,
                                 resume=bool(args.resume), workers=args.workers)
     except KeyboardInterrupt:
-        if (run_dir / "records.jsonl").is_file():
-            print(f"interrupted: completed trials are saved in {run_dir / 'records.jsonl'}; "
-                  f"continue with: autocompress search --resume {run_dir}", file=sys.stderr)
+        if (run_dir / "env.json").is_file():        # the run files are written: resumable
+            saved = run_dir / "records.jsonl"
+            what = (f"completed trials are saved in {saved}" if saved.is_file() else
+                    "no trial had finished")
+            print(f"interrupted: {what}; continue with: autocompress search --resume "
+                  f"{run_dir}", file=sys.stderr)
             return _interrupt_code()
         raise
     paths = write_report_for(run_dir, result.records, cfg)
-    print(f"front: {len(result.front.points)} points; report: "      # --quiet too: the one
+    n = len(result.front.points)
+    print(f"front: {n} point{'s' * (n != 1)}; report: "      # --quiet too: the one
           f"{', '.join(str(p) for p in paths)}")                     # line saying where
     return 0
 
@@ -182,18 +193,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profiles(args: argparse.Namespace) -> int:
-    from autocompress.hardware import list_profiles, load_profile
-
-    for name in list_profiles():
-        prof = load_profile(name)
-        print(f"{name:<14} {prof.device.kind:<6} {prof.device.soc:<14} "
-              f"{prof.measurement.method:<20} sha256 {prof.sha256[:12]}")
-    return 0
-
-
-COMMANDS = {"search": _search, "report": _report, "export": _export, "profiles": _profiles,
-            **HW_HANDLERS}
+COMMANDS = {"search": _search, "report": _report, "export": _export, **HW_HANDLERS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,6 +78,9 @@ class SearchSettings:
     # start-up trials of tpe/gp/nsga2: the sampler's own 'random' ones, or 'spread' over the
     # cost range (search/initial.py)
     initial_design: str = "random"
+    # train the baselines (fp32, uniform int8/int4, 25%/50% sparsity) in the run
+    # (--no-baselines sets it false; a run dir's resolved config keeps it for a resume)
+    baselines: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,14 +162,18 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dic
 
 def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
     """Validate a parsed YAML document into a SearchConfig."""
-    raw = doc.data if doc.data is not None else {}
+    if not doc.data:
+        raise doc.error((), "the config is empty", hint="a config needs at least model.space "
+                        "and hardware.profiles; see experiments/digits_mcu/config.yaml")
+    raw = doc.data
     if not isinstance(raw, dict):
         raise doc.error((), f"a config must be a mapping of sections, got {type(raw).__name__}")
     data, touched = apply_overrides(raw, overrides)
 
     def fail(path: PathKey, msg: str, hint: str | None = None) -> ConfigError:
         made_by_set = path not in doc.lines and any(t[:len(path)] == path for t in touched)
-        loc = f"--set {format_path(path)}" if path in touched or made_by_set else doc.loc(path)
+        in_set = any(path[:len(t)] == t for t in touched)     # the key or a list/map above it
+        loc = f"--set {format_path(path)}" if in_set or made_by_set else doc.loc(path)
         return ConfigError(msg, loc=loc, hint=hint)
 
     known_top = [*TOP, *SCHEMA]
@@ -257,6 +264,11 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
                                                                 "peak_sram_kb"):
             raise fail(("search", "objectives", i), f"unknown objective '{obj}'",
                        "use 'accuracy' or '<profile>.latency_ms|flash_kb|peak_sram_kb'")
+    if cfg.search.objectives and "accuracy" not in cfg.search.objectives:
+        raise fail(("search", "objectives"), f"the objectives {list(cfg.search.objectives)} "
+                   "leave out accuracy, so the search would pick the cheapest model whatever "
+                   "it scores", "add accuracy, e.g. objectives: [accuracy, "
+                   f"{cfg.hardware.profiles[0]}.latency_ms]")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> SearchConfig:

@@ -102,6 +102,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),
                "timeout_s": _opt_num(1, 1e7), "early_stopping": _early_stopping,
-               "reduce_space": _bool, "initial_design": _one_of("spread", "random")},
+               "reduce_space": _bool, "initial_design": _one_of("spread", "random"),
+               "baselines": _bool},
 }
 TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}

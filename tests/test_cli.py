@@ -245,6 +245,9 @@ def test_search_flag_errors_exit_2(tmp_path):
     assert_user_error(cli("search", str(cfg), "--address", "auto"), "--backend ray")
     assert_user_error(cli("search", "--resume", str(tmp_path), "--sampler", "tpe"),
                       "not a run directory")
+    for flag in (["--run-dir", str(tmp_path / "elsewhere")], ["--no-baselines"]):
+        assert_user_error(cli("search", "--resume", str(tmp_path), *flag),
+                          f"{flag[0]}: a resumed run keeps its run dir and baselines")
 
 
 def test_sampler_flag_overrides_the_config(tmp_path):
@@ -277,6 +280,32 @@ def test_resume_may_change_only_the_threads(tmp_path, monkeypatch):
     assert calls and set(calls) == {2}
     assert (run / "config.resolved.yaml").read_text() == stored
     assert len((run / "records.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_run_stopped_during_set_up_resumes_with_its_trials_and_baselines(
+        tmp_path, monkeypatch, capsys):
+    """Ctrl-C before the study held the run's target (here: training the teacher): the resume
+    runs the trial count and baselines the run was started with, as its resolved config
+    says, and the interrupt says how to resume."""
+    from autocompress.cli import main
+    from autocompress.search import session
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    cfg = write_config(tmp_path, TINY)
+    run = tmp_path / "run"
+    monkeypatch.setattr(session, "load_teacher", interrupted)
+    assert main(["search", str(cfg), "--run-dir", str(run), "--trials", "1",
+                 "--no-baselines"]) == 130
+    assert f"no trial had finished; continue with: autocompress search --resume {run}" in \
+        capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["search", "--resume", str(run), "--quiet"]) == 0
+    records = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["baseline"] is None
+    resolved = (run / "config.resolved.yaml").read_text()
+    assert "trials: 1" in resolved and "baselines: false" in resolved
 
 
 def test_timeout_stops_starting_trials_and_resume_runs_the_rest(tmp_path, monkeypatch, capsys):

@@ -35,6 +35,9 @@ CASES = [
     ("max_latency_ms: 50", "max_latncy_ms: 50", ["did you mean 'max_latency_ms'"]),
     ("budgets: {stm32f746:", "budgets: {stm33f746:", ["not in hardware.profiles"]),
     ("sampler: random}", "sampler: random, objectives: [speed]}", ["unknown objective 'speed'"]),
+    ("sampler: random}", "sampler: random, objectives: [stm32f746.latency_ms]}",
+     ["search.objectives", "leave out accuracy", "objectives: [accuracy, stm32f746.latency_ms]"]),
+    ("sampler: random}", "sampler: random, baselines: maybe}", ["search.baselines", "true or false"]),
     ("space: SPACE", "space: nope.yaml", ["model.space", "not found"]),
     ("name: tiny", "name: [tiny", ["config.yaml:", "malformed YAML"]),
     ("seed: 0", "seed: 0\nseed: 1", ["config.yaml:3", "duplicate key 'seed'"]),
@@ -63,6 +66,21 @@ def test_bad_override_names_set(tmp_path):
     # a section only the override made is blamed on --set, not on the file's nearest line
     with pytest.raises(ConfigError, match=r"^--set hardware.budgets.nrf52: budget for profile"):
         load_config(path, ["hardware.budgets.nrf52.max_latency_ms=3"])
+
+
+def test_a_list_set_on_the_command_line_is_blamed_on_set_not_the_file(tmp_path):
+    path = write_config(tmp_path, TINY.replace("sampler: random}", "sampler: random, "
+                                               "objectives: [accuracy, stm32f746.latency_ms]}"))
+    with pytest.raises(ConfigError, match=r"^--set search.objectives\[1\]: unknown objective"):
+        load_config(path, ["search.objectives=[accuracy, stm32f746.latncy_ms]"])
+    with pytest.raises(ConfigError, match=r"^--set hardware.profiles\[0\]: "):
+        load_config(path, ["hardware.profiles=[stm32f999]"])
+
+
+def test_an_empty_config_says_so(tmp_path):
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match=r"empty.yaml(:1)?: the config is empty"):
+        load_config(tmp_path / "empty.yaml")
 
 
 def test_missing_file(tmp_path):

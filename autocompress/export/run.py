@@ -9,6 +9,9 @@ half-written is left looking complete.
 from __future__ import annotations
 
 import copy
+import os
+import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +24,11 @@ from autocompress.compress.actquant import input_ranges, remove_act_quant
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.errors import ExportError
+from autocompress.export.summary import (
+    host_prediction_error,
+    over_budget,
+    print_summary,
+)
 from autocompress.graph import inspect_model
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.objective import build_compressed, estimate
@@ -28,9 +36,6 @@ from autocompress.search.reduce import NONE
 from autocompress.search.rundir import environment, load_run, write_json
 from autocompress.search.setup import build_context
 from autocompress.train import accuracy
-
-PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
-INT8_DROP_WARN = 0.005   # warn when int8 ONNX test accuracy drops more than 0.5 points
 
 
 def choose_record(records: list[dict[str, Any]], *, trial: int | None,
@@ -49,18 +54,19 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
         return rec
     objectives = [Objective.accuracy(), Objective.latency(device)]
     front = ParetoFront.from_records(records, objectives, budgets)
-    limits = {f"{device}.latency_ms": float(max_latency_ms)} if max_latency_ms else {}
-    choice = front.select(max_values=limits,
-                          min_values={"accuracy": min_accuracy} if min_accuracy else {})
+    no_limit = max_latency_ms is None
+    limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
+    choice = front.select(max_values=limits, min_values={} if min_accuracy is None
+                          else {"accuracy": min_accuracy})
     if choice is None:
         fastest = min((p["cost"][device]["latency_ms"] for p in front.points), default=None)
         within = [p["metrics"]["accuracy"] for p in front.points
-                  if p["cost"][device]["latency_ms"] <= float(max_latency_ms or "inf")]
+                  if no_limit or p["cost"][device]["latency_ms"] <= float(max_latency_ms)]
         hint = ("the run has no feasible complete trial" if fastest is None
                 else f"the fastest front point needs {fastest:.2f} ms" if not within
                 else f"the most accurate front point within it reaches {max(within):.4f}")
         raise ExportError(f"no front point meets latency <= {max_latency_ms} ms on {device}"
-                          + (f" and accuracy >= {min_accuracy}" if min_accuracy else ""),
+                          + ("" if min_accuracy is None else f" and accuracy >= {min_accuracy}"),
                           loc="--max-latency-ms", hint=hint)
     return dict(choice)
 
@@ -75,27 +81,6 @@ def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], de
             and r.get("metrics", {}).get("accuracy", 0.0) > acc
             and r.get("cost", {}).get(device, {}).get("latency_ms", float("inf"))
             <= max_latency_ms]
-
-
-def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
-    of the exported files on this machine. Without a host profile, says how to make one."""
-    from autocompress.errors import ProfileError
-    from autocompress.hardware import CostModel, LayerFormat, load_profile
-
-    try:
-        profile = load_profile("host")
-    except ProfileError:
-        return {"note": "no host profile: run `autocompress profile --out "
-                        "hardware_profiles/host.yaml` to compare predicted and measured latency"}
-    out: dict[str, Any] = {"profile_sha256": profile.sha256}
-    for name, fmt in (("fp32", LayerFormat(weight_bits=32, act_bits=32)),
-                      ("int8", LayerFormat(weight_bits=8, act_bits=8))):
-        predicted = CostModel(profile).estimate(graph, default=fmt).latency_ms
-        real = float(measured[name]["median_ms"])
-        out[name] = {"predicted_ms": predicted, "measured_ms": real,
-                     "error": (predicted - real) / real if real > 0 else None}
-    return out
 
 
 def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
@@ -120,6 +105,10 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
                           loc="--min-accuracy",
                           hint=f"accuracy is a fraction: {min_accuracy / 100:g} means "
                                f"{min_accuracy:g}%" if 1 < min_accuracy <= 100 else None)
+    if max_latency_ms is not None and not max_latency_ms > 0:     # also rejects nan
+        raise ExportError(f"expected a latency limit above 0 ms, got {max_latency_ms:g}",
+                          loc="--max-latency-ms", hint="give the limit in milliseconds, e.g. "
+                          "--max-latency-ms 5, or pick a trial with --trial N")
     cfg, records = load_run(run_dir)
     device = device or cfg.hardware.profiles[0]
     if device not in cfg.hardware.profiles:
@@ -148,24 +137,25 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     except OSError as exc:
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
-
-    ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
-    plan = CompressionPlan.from_dict(rec["plan"])
-    model = bake(build_compressed(ctx, plan, int(rec["seed"])))
-    try:
-        model.load_state_dict(load_state(weights))
-    except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
-        raise ExportError(f"cannot read the trial's saved weights: {type(exc).__name__}: "
-                          f"{str(exc)[:300]}", loc=str(weights)) from None
-    model.eval()
-    graph = inspect_model(model, ctx.example())
-    costs = estimate(ctx, plan, graph)
-    test = ctx.data.test
-    size = stored_bytes(model, plan)
-    weight_bits = {f: c.get("bits") for f, cs in plan.to_dict()["layers"].items()
-                   for c in cs if c["kind"] == "quant"}
-    x_test, y_test = test.x.numpy(), test.y.numpy()
-    try:
+    try:    # from here on, any failure (Ctrl-C included) removes the temporary folder
+        ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
+        plan = CompressionPlan.from_dict(rec["plan"])
+        model = bake(build_compressed(ctx, plan, int(rec["seed"])))
+        try:
+            model.load_state_dict(load_state(weights))
+        except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
+            raise ExportError(f"not a valid checkpoint for trial {number}, cannot read the "
+                              f"trial's saved weights ({_load_problem(exc)})", loc=str(weights),
+                              hint="restore the file from a copy of the run dir, or export "
+                                   "another complete trial (see report/trials.csv)") from None
+        model.eval()
+        graph = inspect_model(model, ctx.example())
+        costs = estimate(ctx, plan, graph)
+        test = ctx.data.test
+        size = stored_bytes(model, plan)
+        weight_bits = {f: c.get("bits") for f, cs in plan.to_dict()["layers"].items()
+                       for c in cs if c["kind"] == "quant"}
+        x_test, y_test = test.x.numpy(), test.y.numpy()
         (tmp / "plan.json").write_text(plan.to_json() + "\n")
         packed = save_packed(model, plan, tmp / "model.pt")
         # Activation fake quant stays out of the fp32 graph (the int8 file quantizes
@@ -185,7 +175,8 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         host_check = host_prediction_error(graph, host)
         manifest = {
             "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],
-            "baseline": rec.get("baseline"), "accuracy": acc,
+            "baseline": rec.get("baseline"), "over_budget": over_budget(rec, budgets_of(cfg)),
+            "accuracy": acc,
             "params": graph.params, "macs": graph.macs,
             "stored_bytes": size.total_bytes,
             "model_pt": {**packed.to_dict(), "stored_bytes": size.total_bytes,
@@ -218,6 +209,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
             **environment(int(rec["seed"]), {n: p.sha256 for n, p in ctx.profiles.items()}),
         }
         write_json(tmp / "manifest.json", manifest)
+        tmp.chmod(0o777 & ~_umask())    # mkdtemp makes it 0700; the run dir's folders are not
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -225,34 +217,23 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if not quiet:
-        _summary(out, manifest, device)
+        print_summary(out, manifest, device)
     return out
 
 
-def _summary(out: Path, m: dict[str, Any], device: str) -> None:
-    acc, pred, host = m["accuracy"], m["predicted"][device], m["host_latency_ms"]
-    files = m["files"]
-    lines = [
-        f"exported trial {m['trial']} (plan {m['plan_id']}) to {out}",
-        f"  accuracy   val (search) {acc['val_trial']:.4f} | test torch {acc['test_torch']:.4f}"
-        f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",
-        f"  {device:<10} predicted {pred['latency_ms']:.2f} ms, flash {pred['flash_kb']:.1f} KB,"
-        f" peak SRAM {pred['peak_sram_kb']:.1f} KB",
-        f"  host ORT   fp32 {host['fp32']['median_ms']*1000:.1f} us, "
-        f"int8 {host['int8']['median_ms']*1000:.1f} us (median, 1 thread)",
-        f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
-        f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
-        f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
-    ]
-    check = m.get("host_predicted_vs_measured", {})
-    if "fp32" in check:
-        lines.append("  host model " + ", ".join(
-            f"{k} predicted {check[k]['predicted_ms']*1000:.1f} us ({check[k]['error']:+.0%})"
-            for k in ("fp32", "int8")))
-    elif check.get("note"):
-        lines.append(f"  host model {check['note']}")
-    if m["parity_max_abs_diff"] > PARITY_TOL:
-        lines.append(f"  WARNING: ONNX differs from torch by more than {PARITY_TOL}")
-    if acc["test_torch"] - acc["test_onnx_int8"] > INT8_DROP_WARN:
-        lines.append("  WARNING: int8 ONNX loses more than 0.5 points of test accuracy")
-    print("\n".join(lines))
+def _umask() -> int:
+    mask = os.umask(0o022)   # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def _load_problem(exc: BaseException) -> str:
+    """Why torch.load failed, without PyTorch's advice to retry with ``weights_only=False``
+    (that runs arbitrary code from the file: unsafe for a file that is not what it should be)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        # keep the unpickler's first sentence: what it met (its advice follows)
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.\s|\n\s*\n|$)", text, re.S)
+        text = found.group(1) if found else ""
+    text = " ".join(text.split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

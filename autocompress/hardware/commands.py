@@ -2,22 +2,24 @@
 
 ``add_commands(sub, add)`` registers both subparsers (``add(name, help)`` is cli.py's helper
 that makes a subparser with an example epilog); ``HANDLERS`` and ``EXAMPLES`` are merged into
-cli.py's tables. Heavy imports (onnx, onnxruntime, torch) happen inside the handlers.
+cli.py's tables (``HANDLERS`` also holds ``profiles``, whose subparser cli.py makes). Heavy
+imports (onnx, onnxruntime, torch) happen inside the handlers.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from autocompress.errors import AutocompressError, ModelError, ProfileError
 
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
-    "predict": "autocompress predict runs/demo/export/6/model.int8.onnx --profile stm32f746 "
+    # a glob, not a trial number: which trial `autocompress export` picks depends on the run
+    "predict": "autocompress predict runs/demo/export/*/model.int8.onnx --profile stm32f746 "
                "--json",
 }
 
@@ -63,13 +65,10 @@ def _profile(args: argparse.Namespace) -> int:
     if out.suffix not in (".yaml", ".yml"):
         raise AutocompressError("the profile file must end in .yaml", loc=str(out))
 
-    def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
-            print(f"\r  timed {done}/{total} op models", end="", file=sys.stderr, flush=True)
-
+    progress, finish = progress_printer(sys.stderr)
     data = measure_profile(name=args.name or out.stem, threads=args.threads, quick=args.quick,
                            progress=progress)
-    print(file=sys.stderr)
+    finish()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".yaml.tmp")
     tmp.write_text(profile_yaml(data), encoding="utf-8")
@@ -79,6 +78,40 @@ def _profile(args: argparse.Namespace) -> int:
           f"{prof.runtime.threads} thread(s), run overhead {prof.runtime.overhead_ms * 1e3:.1f} "
           f"us, sha256 {prof.sha256[:12]}")
     return 0
+
+
+def progress_printer(stream: TextIO, every: int = 50
+                     ) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """(progress(done, total), finish()) for ``autocompress profile``: every ``every`` op
+    models and at the end, one line rewritten in place (``\\r``) on a terminal, one line per
+    update otherwise (a log file or a pipe would show them run together on one line).
+
+    >>> import io
+    >>> buf = io.StringIO()
+    >>> progress, finish = progress_printer(buf, every=2)
+    >>> for i in range(1, 6):
+    ...     progress(i, 5)
+    >>> finish()
+    >>> print(buf.getvalue(), end="")
+      timed 2/5 op models
+      timed 4/5 op models
+      timed 5/5 op models
+    """
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    shown = [False]
+
+    def progress(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            text = f"  timed {done}/{total} op models"
+            print("\r" + text if tty else text, end="" if tty else "\n", file=stream,
+                  flush=True)
+            shown[0] = True
+
+    def finish() -> None:
+        if tty and shown[0]:
+            print(file=stream, flush=True)     # end the line rewritten in place
+
+    return progress, finish
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -178,12 +211,77 @@ def _predict(args: argparse.Namespace) -> int:
           f"(± {out['std_ms']:.4f}), flash {out['flash_kb']:.1f} KB, peak SRAM "
           f"{out['peak_sram_kb']:.1f} KB at {out['peak_at']}")
     print(f"  provenance: {', '.join(f'{k} {v}' for k, v in sorted(out['provenance'].items()))}")
-    print(f"  {'layer':<28} {'op':<8} {'latency_ms':>11} {'flash_kb':>9}  source")
-    for row in out["layers"]:
-        print(f"  {row['fqn'][:28]:<28} {row['op']:<8} {row['latency_ms']:>11.5f} "
-              f"{row['flash_kb']:>9.2f}  {row['provenance']}")
+    for line in layer_table(out["layers"]):
+        print(line)
     return 0
 
 
+def elide(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: the middle replaced by ``...``, keeping a
+    third of the room for the start and the rest for the end, where ONNX node names say what
+    the node is (``.../expand/conv/Conv`` vs ``.../dw/conv/Conv``).
+
+    >>> elide("/stages/stages.0/stages.0.0/expand/conv/Conv", 40)
+    '/stages/stag...ages.0.0/expand/conv/Conv'
+    """
+    if len(text) <= width:
+        return text
+    if width <= 3:
+        return text[-width:] if width > 0 else ""
+    head = (width - 3) // 3
+    tail = width - 3 - head
+    return text[:head] + "..." + text[len(text) - tail:]
+
+
+def layer_table(layers: Sequence[dict[str, Any]], max_name: int = 60) -> list[str]:
+    """The per-layer lines of ``autocompress predict``: the name column as wide as the
+    longest name (at most ``max_name``; longer names lose their middle, see :func:`elide`)."""
+    width = min(max([len("layer"), *(len(str(r["fqn"])) for r in layers)]), max_name)
+    lines = [f"  {'layer':<{width}} {'op':<8} {'latency_ms':>11} {'flash_kb':>9}  source"]
+    for row in layers:
+        lines.append(f"  {elide(str(row['fqn']), width):<{width}} {row['op']:<8} "
+                     f"{row['latency_ms']:>11.5f} {row['flash_kb']:>9.2f}  {row['provenance']}")
+    return lines
+
+
+def align_rows(rows: Iterable[Sequence[str]], sep: str = " ") -> list[str]:
+    """Rows of cells as text columns, each as wide as its widest cell (the last column
+    unpadded).
+
+    >>> align_rows([("a", "bb", "c"), ("ccc", "d", "e")])
+    ['a   bb c', 'ccc d  e']
+    """
+    table = [list(r) for r in rows]
+    if not table:
+        return []
+    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
+    return [sep.join(c if i == len(r) - 1 else f"{c:<{widths[i]}}" for i, c in enumerate(r))
+            for r in table]
+
+
+def profiles_lines(names: Iterable[str] | None = None) -> list[str]:
+    """The lines of ``autocompress profiles``: name, device kind, SoC, measurement method and
+    the sha256 prefix of each known profile (``names``: default every one), columns sized to
+    their widest entry."""
+    from autocompress.hardware.profile import list_profiles, load_profile
+
+    rows = []
+    for name in list_profiles() if names is None else names:
+        prof = load_profile(name)
+        rows.append((name, prof.device.kind, prof.device.soc, prof.measurement.method,
+                     f"sha256 {prof.sha256[:12]}"))
+    return align_rows(rows)
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    """``autocompress profiles`` (cli.py may dispatch here instead of its own copy)."""
+    for line in profiles_lines():
+        print(line)
+    return 0
+
+
+# "profiles" (its subparser is cli.py's) is listed here too: cli.py merges HANDLERS last, so
+# this aligned listing replaces cli.py's fixed-width copy.
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"profile": _profile,
-                                                             "predict": _predict}
+                                                             "predict": _predict,
+                                                             "profiles": _profiles}

@@ -11,7 +11,10 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
 import sys
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +27,25 @@ FRONT_COLOR = "#1f5fbf"
 DOMINATED_COLOR = "#9a9a9a"
 INFEASIBLE_COLOR = "#d62728"
 BUDGET_COLOR = "#8b0000"
-BASELINE_STYLES = (("D", "#ff7f0e"), ("s", "#2ca02c"), ("^", "#9467bd"), ("P", "#8c564b"),
-                   ("v", "#e377c2"), ("*", "#17becf"))
+# One (marker, colour) per baseline name, the same in every plot of every run; the built-in
+# baselines (search/baselines.py) in legend order, then any other name by a stable hash.
+BASELINE_STYLES: dict[str, tuple[str, str]] = {
+    "fp32": ("s", "#555555"),
+    "uniform-int8": ("D", "#ff7f0e"),
+    "uniform-int4": ("v", "#e377c2"),
+    "sparse-25": ("^", "#9467bd"),
+    "sparse-50": ("P", "#8c564b"),
+}
+FALLBACK_STYLES = (("*", "#17becf"), ("X", "#bcbd22"), ("h", "#2ca02c"), ("p", "#e7298a"),
+                   ("<", "#7570b3"), (">", "#a6761d"), ("d", "#1b9e77"), ("8", "#66a61e"))
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display units
+# Where a label's box may sit relative to its point, in preference order, as (dx, dy) of the
+# box's lower-left corner in units of (label width, label height) plus a gap. Above-left of a
+# (max y, min x) front point is empty by definition (no line, no point), so it comes first.
+LABEL_CANDIDATES = ((-1.0, 0.0, -1, 1), (-1.0, -0.5, -1, 0), (0.0, -1.0, 1, -1),
+                    (-0.5, 0.0, 0, 1), (-0.5, -1.0, 0, -1), (0.0, -0.5, 1, 0),
+                    (0.0, 0.0, 1, 1), (-1.0, -1.0, -1, -1))
 
 
 def _figure(width: float = 8.0, height: float = 5.5) -> Any:
@@ -48,14 +68,25 @@ def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150,
                   size: tuple[float, float] = (8.0, 5.5)) -> Path:
     """Draw one device's trade-off to ``path`` (PNG, or any format matplotlib knows by suffix):
     dominated trials grey, infeasible red x (untrained ones along the bottom edge), the front
-    as a step line with trial numbers, baselines as labelled markers, budgets dashed."""
+    as a step line with trial numbers, baselines as markers named in the legend, budgets
+    dashed."""
+    fig = pareto_figure(info, size=size)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def pareto_figure(info: ParetoPlotInfo, *, size: tuple[float, float] = (8.0, 5.5)) -> Any:
+    """The matplotlib Figure :func:`render_pareto` saves (one Axes)."""
     from matplotlib.ticker import PercentFormatter
 
     fig = _figure(*size)
     ax = fig.add_subplot()
     ys = [p.y for p in (*info.front, *info.dominated, *info.infeasible) if p.y is not None]
-    _draw_budgets(ax, info)
-    _draw_front(ax, info.front)  # legend follows drawing order: front first
+    _set_xlim(ax, info)
+    budget_texts = _draw_budgets(ax, info)
+    labels = _draw_front(ax, info.front)  # legend follows drawing order: front first
     _draw_baselines(ax, info)
     _draw_scatter(ax, info)
     _draw_errorbars(ax, info)
@@ -76,10 +107,8 @@ def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150,
     if ax.get_legend_handles_labels()[0]:
         # Above-left of a (max y, min x) front is empty by definition: room for the legend.
         ax.legend(loc="best" if ys else "upper right", fontsize=9, framealpha=0.9)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    return out
+    _place_front_labels(fig, ax, info, labels, budget_texts)
+    return fig
 
 
 def _draw_errorbars(ax: Axes, info: ParetoPlotInfo) -> None:
@@ -115,39 +144,87 @@ def _draw_scatter(ax: Axes, info: ParetoPlotInfo) -> None:
                    label=f"infeasible, not trained ({len(untrained)})", zorder=2, clip_on=False)
 
 
-def _draw_front(ax: Axes, front: tuple[PlotPoint, ...]) -> None:
+def _draw_front(ax: Axes, front: tuple[PlotPoint, ...]) -> list[tuple[Any, PlotPoint]]:
+    """The step line and markers; returns the ``#number`` annotations (placed later by
+    :func:`_place_front_labels`, once the layout is known)."""
     pts = [p for p in front if p.y is not None]
     if not pts:
-        return
+        return []
     xs, ys = [p.x for p in pts], [float(p.y) for p in pts if p.y is not None]
     right = max(ax.get_xlim()[1], xs[-1])  # best accuracy holds for any larger budget
     ax.step([*xs, right], [*ys, ys[-1]], where="post", color=FRONT_COLOR, linewidth=1.6,
             alpha=0.85, zorder=3)
     ax.scatter(xs, ys, s=55, color=FRONT_COLOR, edgecolors="white", linewidths=0.8,
                label=f"Pareto front ({len(pts)})", zorder=4)
-    for p in pts:
-        if p.number is not None:
-            ax.annotate(f"#{p.number}", (p.x, float(p.y or 0.0)), xytext=(5, -11),
-                        textcoords="offset points", fontsize=8, color=FRONT_COLOR, zorder=5)
+    return [(ax.annotate(f"#{p.number}", (p.x, float(p.y or 0.0)), xytext=(5, -11),
+                         textcoords="offset points", fontsize=8, color=FRONT_COLOR, zorder=5,
+                         annotation_clip=True), p)
+            for p in pts if p.number is not None]
+
+
+def baseline_style(name: str) -> tuple[str, str]:
+    """(marker, colour) of a baseline: fixed for the built-in names, else a stable hash of
+    the name (crc32, not ``hash()``, which changes per process), so a name looks the same in
+    every plot of every run.
+
+    >>> baseline_style("uniform-int4")
+    ('v', '#e377c2')
+    >>> baseline_style("my-baseline") == baseline_style("my-baseline")
+    True
+    """
+    if name in BASELINE_STYLES:
+        return BASELINE_STYLES[name]
+    return FALLBACK_STYLES[zlib.crc32(name.encode("utf-8")) % len(FALLBACK_STYLES)]
+
+
+def baseline_order(names: Sequence[str]) -> list[str]:
+    """Legend order of baseline names: the built-in ones in :data:`BASELINE_STYLES` order,
+    then the rest alphabetically (not by x, which differs from plot to plot)."""
+    known = list(BASELINE_STYLES)
+    return sorted(dict.fromkeys(names),
+                  key=lambda n: (0, known.index(n), "") if n in known else (1, 0, n))
 
 
 def _draw_baselines(ax: Axes, info: ParetoPlotInfo) -> None:
-    for i, b in enumerate(info.baselines):
-        marker, color = BASELINE_STYLES[i % len(BASELINE_STYLES)]
-        ax.scatter([b.x], [b.y], marker=marker, s=90, color=color, edgecolors="black",
-                   linewidths=0.7, label=f"baseline: {b.name}", zorder=6)
-        ax.annotate(b.name, (b.x, b.y), xytext=(6, 6), textcoords="offset points", fontsize=8,
-                    color=color, fontweight="bold", zorder=6)
+    """Baselines as markers named in the legend only (text beside the markers collides when
+    two baselines cost about the same, e.g. fp32 and uniform-int8 on latency)."""
+    by_name: dict[str, list[Any]] = {}
+    for b in info.baselines:
+        by_name.setdefault(b.name, []).append(b)
+    for name in baseline_order(list(by_name)):
+        marker, color = baseline_style(name)
+        pts = by_name[name]
+        ax.scatter([b.x for b in pts], [b.y for b in pts], marker=marker, s=90, color=color,
+                   edgecolors="black", linewidths=0.7, label=f"baseline: {name}", zorder=6)
 
 
-def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> None:
+def budget_label_side(frac: float) -> str:
+    """``ha`` of a budget line's label at axes fraction ``frac``: right of the line, or left
+    of it when the line sits in the right part of the axes (so the text stays inside).
+
+    >>> budget_label_side(0.3), budget_label_side(0.95)
+    ('left', 'right')
+    """
+    return "left" if frac <= 0.6 else "right"
+
+
+def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> list[Any]:
+    lo, hi = ax.get_xlim()
+    texts = []
     for line in info.budget_lines:
         ax.axvline(line.x, color=BUDGET_COLOR, linestyle="--", linewidth=1.3, zorder=1)
         ax.axvspan(line.x, max(line.x * 10.0, line.x + 1.0), color=INFEASIBLE_COLOR,
                    alpha=0.05, zorder=0)
-        ax.text(line.x, 0.985, f" {line.label}", transform=ax.get_xaxis_transform(),
-                color=BUDGET_COLOR, fontsize=9, ha="left", va="top", zorder=5,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
+        side = budget_label_side((line.x - lo) / (hi - lo) if hi > lo else 0.0)
+        texts.append(ax.text(line.x, 0.985, f" {line.label} ", transform=ax.get_xaxis_transform(),
+                             color=BUDGET_COLOR, fontsize=9, ha=side, va="top", zorder=5,
+                             clip_on=True, bbox={"facecolor": "white", "edgecolor": "none",
+                                                 "alpha": 0.8, "pad": 1.0}))
+    return texts
+
+
+def _set_xlim(ax: Axes, info: ParetoPlotInfo) -> None:
+    """x range: every point with its error bar and every budget line, plus 6% each side."""
     pts = (*info.front, *info.dominated, *info.infeasible, *info.baselines)
     xs = [p.x + s * (p.xerr or 0.0) for p in pts for s in (-1.0, 1.0)]
     xs += [line.x for line in info.budget_lines]
@@ -155,3 +232,93 @@ def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> None:
         lo, hi = min(xs), max(xs)
         pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 1.0)
         ax.set_xlim(lo - pad, hi + pad)
+
+
+def place_labels(anchors: Sequence[tuple[float, float]], sizes: Sequence[tuple[float, float]],
+                 obstacles: Sequence[Box] = (), bounds: Box | None = None, *,
+                 gap: float = 3.0) -> list[tuple[float, float]]:
+    """Greedy, deterministic label placement in display units: for each anchor in turn, the
+    first of :data:`LABEL_CANDIDATES` whose box (``sizes[i]`` = width, height; ``gap`` away
+    from the anchor) overlaps no obstacle, no label placed before and stays in ``bounds``;
+    when none is free, the candidate with the least overlapping area (ties: the earlier one).
+    Returns each box's lower-left corner as an offset from its anchor.
+
+    >>> place_labels([(0, 0), (0, 0)], [(10, 5), (10, 5)])
+    [(-13.0, 3.0), (-13.0, -2.5)]
+    """
+    placed: list[Box] = []
+    out: list[tuple[float, float]] = []
+    for (ax_, ay), (w, h) in zip(anchors, sizes, strict=True):
+        best: tuple[float, int, tuple[float, float], Box] | None = None
+        for rank, (fx, fy, gx, gy) in enumerate(LABEL_CANDIDATES):
+            dx, dy = fx * w + gx * gap, fy * h + gy * gap
+            box = (ax_ + dx, ay + dy, ax_ + dx + w, ay + dy + h)
+            cost = sum(_overlap(box, o) for o in (*obstacles, *placed))
+            if bounds is not None:
+                cost += w * h - _overlap(box, bounds)
+            if best is None or cost < best[0]:
+                best = (cost, rank, (dx, dy), box)
+            if cost == 0.0:
+                break
+        assert best is not None
+        placed.append(best[3])
+        out.append(best[2])
+    return out
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Area shared by two boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0.0 and h > 0.0 else 0.0
+
+
+def _place_front_labels(fig: Any, ax: Axes, info: ParetoPlotInfo,
+                        labels: list[tuple[Any, PlotPoint]], texts: list[Any]) -> None:
+    """Move each ``#number`` label off the markers, error bars, front line, legend, budget
+    labels and each other (in points, so the offsets hold at any dpi)."""
+    if not labels:
+        return
+    fig.draw_without_rendering()  # constrained layout and legend "best" are settled at draw
+    renderer = fig.canvas.get_renderer()
+    to_pt = 72.0 / fig.dpi
+    trans = ax.transData
+
+    def disp(x: float, y: float) -> tuple[float, float]:
+        px, py = trans.transform((x, y))
+        return float(px) * to_pt, float(py) * to_pt
+
+    def extent(artist: Any) -> Box:
+        bb = artist.get_window_extent(renderer)
+        return (bb.x0 * to_pt, bb.y0 * to_pt, bb.x1 * to_pt, bb.y1 * to_pt)
+
+    obstacles: list[Box] = []
+    marker_r = 5.0   # half a marker (s=90 is about 9.5 pt across)
+    trained = [p for p in (*info.front, *info.dominated, *info.infeasible, *info.baselines)
+               if p.y is not None]
+    for p in trained:
+        x, y = disp(p.x, float(p.y or 0.0))
+        obstacles.append((x - marker_r, y - marker_r, x + marker_r, y + marker_r))
+        if p.xerr:
+            (x0, _), (x1, _) = disp(p.x - p.xerr, 0.0), disp(p.x + p.xerr, 0.0)
+            obstacles.append((x0, y - 1.5, x1, y + 1.5))
+    front = [disp(p.x, float(p.y or 0.0)) for p in info.front if p.y is not None]
+    for (x0, y0), (x1, y1) in itertools.pairwise(front):   # the step line
+        obstacles.append((x0, y0 - 1.0, x1, y0 + 1.0))
+        obstacles.append((x1 - 1.0, min(y0, y1), x1 + 1.0, max(y0, y1)))
+    if front:
+        right = extent(ax)[2]
+        obstacles.append((front[-1][0], front[-1][1] - 1.0, right, front[-1][1] + 1.0))
+    legend = ax.get_legend()
+    obstacles += [extent(a) for a in (*texts, *([legend] if legend is not None else []))]
+
+    anchors = [disp(p.x, float(p.y or 0.0)) for _, p in labels]
+    sizes = []
+    for ann, _ in labels:
+        x0, y0, x1, y1 = extent(ann)
+        sizes.append((x1 - x0, y1 - y0))
+    offsets = place_labels(anchors, sizes, obstacles, extent(ax))
+    for (ann, _), (dx, dy) in zip(labels, offsets, strict=True):
+        ann.set_horizontalalignment("left")
+        ann.set_verticalalignment("bottom")
+        ann.xyann = (dx, dy)

@@ -9,7 +9,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +179,10 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
     the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
     local Ray there)."""
+    if not resume:   # the resolved config keeps them: a resume (even of a run killed
+        #              during set-up, before the study held its target) has the same plan
+        cfg = replace(cfg, search=replace(cfg.search, trials=trials or cfg.search.trials,
+                                          baselines=cfg.search.baselines and baselines))
     timeout = cfg.search.timeout_s
     deadline = None if timeout is None else time.time() + timeout
     torch.set_num_threads(cfg.search.threads)
@@ -214,7 +218,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     by_number = {r["number"]: r for r in read_records(records_path)}
     interrupted_n = recover(study, by_number, ctx.objectives, records_path) if resume else 0
     if "target_trials" not in study.user_attrs:
-        extra = all_baselines(ctx.rspace) if baselines else []
+        extra = all_baselines(ctx.rspace) if cfg.search.baselines else []
         n = trials or cfg.search.trials
         design = None           # costed first: a kill while costing leaves nothing enqueued
         if cfg.search.sampler != "random" and cfg.search.initial_design == "spread":
@@ -240,8 +244,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if resume:
         done = counted(list(by_number.values()))
         progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted_n} interrupted"
-                     + (f"; the run's {progress.total} trials are done already (raise --trials "
-                        "to run more)" if done >= progress.total else ""))
+                     + (f"; {done} finished meet the run's target of {progress.total} "
+                        "(baselines included), so none is left to run (raise --trials to run "
+                        "more)" if done >= progress.total else ""))
     return Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=teacher, study=study,
                    progress=progress, deadline=deadline)
 

@@ -37,3 +37,23 @@ def test_an_unmet_accuracy_says_what_is_reachable():
         choose_record(RECORDS, trial=None, max_latency_ms=1.0, device="stm32f746",
                       budgets=BUDGET, min_accuracy=None)
     assert "the fastest front point needs 4.00 ms" in exc.value.hint
+
+
+def test_a_zero_latency_limit_is_a_limit_not_no_limit():
+    with pytest.raises(ExportError, match=r"latency <= 0"):
+        choose_record(RECORDS, trial=None, max_latency_ms=0, device="stm32f746",
+                      budgets=BUDGET, min_accuracy=None)
+    chosen = choose_record(RECORDS, trial=None, max_latency_ms=None, device="stm32f746",
+                           budgets=BUDGET, min_accuracy=None)
+    assert chosen["number"] == 2                       # None: no limit, the most accurate
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_latency_limit_not_above_zero_exits_2(value, tmp_path, capsys):
+    from autocompress.cli import main
+
+    code = main(["export", str(tmp_path / "no-such-run"), "--max-latency-ms", value])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "--max-latency-ms" in err and f"above 0 ms, got {value}" in err
+    assert "e.g. --max-latency-ms 5" in err

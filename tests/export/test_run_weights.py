@@ -1,10 +1,16 @@
-"""export: a trial's model.pt that cannot be read is a one-line error (exit 2)."""
+"""export: a trial's model.pt that cannot be read is a one-line error (exit 2); a failed
+export leaves nothing behind; a finished one has the usual permissions and says what it is."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import stat
 
+import pytest
 import torch
 
+from autocompress.cli import main
 from tests.test_errors import _in_tmp, finished_run, run_cli  # noqa: F401  (fixtures)
 
 
@@ -19,3 +25,55 @@ def test_unreadable_or_newer_weights_are_an_export_error(finished_run, tmp_path,
     weights.write_bytes(b"not a checkpoint")
     line = run_cli(capsys, "export", str(run), "--trial", "0")
     assert "cannot read the trial's saved weights" in line
+
+
+def _copy(finished_run, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    return run
+
+
+def test_a_corrupt_checkpoint_error_gives_no_unsafe_advice(finished_run, tmp_path, capsys):  # noqa: F811
+    run = _copy(finished_run, tmp_path)
+    (run / "trials" / "0" / "model.pt").write_bytes(b"not a checkpoint")
+    line = run_cli(capsys, "export", str(run), "--trial", "0")
+    assert "trials/0/model.pt" in line and "not a valid checkpoint for trial 0" in line
+    assert "UnpicklingError: Unsupported operand" in line and "restore the file" in line
+    assert "weights_only" not in line and "will likely succeed" not in line
+
+
+def test_a_failed_export_leaves_no_temporary_folder(finished_run, tmp_path, capsys,  # noqa: F811
+                                                   monkeypatch):
+    import autocompress.export.run as export_mod
+
+    run = _copy(finished_run, tmp_path)
+    (run / "trials" / "0" / "model.pt").write_bytes(b"not a checkpoint")
+    run_cli(capsys, "export", str(run), "--trial", "0")
+    assert list((run / "export").iterdir()) == []
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_mod, "build_context", interrupted)   # Ctrl-C while loading data
+    with pytest.raises(KeyboardInterrupt):
+        export_mod.export_run(run, trial=1, quiet=True)
+    assert list((run / "export").iterdir()) == []
+
+
+def test_export_folder_permissions_and_baseline_over_budget_lines(finished_run, tmp_path,  # noqa: F811
+                                                                  capsys):
+    run = _copy(finished_run, tmp_path)
+    old = os.umask(0o027)
+    try:
+        assert main(["export", str(run), "--trial", "0"]) == 0
+    finally:
+        os.umask(old)
+    out = run / "export" / "0"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750      # 0777 less the umask, not 0700
+    printed = capsys.readouterr().out
+    assert "trial 0 is the 'uniform-int8' baseline" in printed
+    assert "over the run's budget: stm32f746.max_latency_ms 10.32 > 2" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["baseline"] == "uniform-int8"
+    assert manifest["over_budget"] == [{"budget": "stm32f746.max_latency_ms",
+                                        "value": pytest.approx(10.32, abs=0.01), "limit": 2.0}]

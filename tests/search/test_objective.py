@@ -141,7 +141,7 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
             run_search(cfg, run, quiet=True, resume=True)
         (run / name).write_text(original)
     run_search(cfg, run, resume=True)                                # restored: resumes
-    assert "trials are done already (raise --trials" in capsys.readouterr().out
+    assert "so none is left to run (raise --trials" in capsys.readouterr().out
 
 
 def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):

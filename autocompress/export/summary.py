@@ -1,0 +1,105 @@
+"""What ``autocompress export`` reports beside the files: the host profile's predicted vs
+measured latency, the run budgets the exported trial breaks, and the printed summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
+INT8_DROP_WARN = 0.005   # warn when int8 ONNX test accuracy drops more than 0.5 points
+QUICK_MARK = "(quick grid)"   # what `autocompress profile --quick` puts in the description
+
+NO_HOST = ("no host profile: run `autocompress profile --out hardware_profiles/host.yaml` to "
+           "compare predicted and measured latency")
+
+
+def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
+    of the exported files on this machine. Without a host profile, says how to make one; with
+    a malformed one, says what is wrong with it (the export goes on either way)."""
+    from autocompress.errors import ProfileError
+    from autocompress.hardware import CostModel, LayerFormat, load_profile
+    from autocompress.hardware.profile import profile_path
+
+    try:
+        path = profile_path("host")
+    except ProfileError:
+        return {"note": NO_HOST}
+    try:
+        profile = load_profile("host")
+    except (ProfileError, OSError, ValueError) as exc:
+        where, problem = str(path), str(exc)
+        if isinstance(exc, ProfileError):     # its loc is file:line (or the field)
+            where, problem = exc.loc or where, exc.raw_message + (
+                f" ({exc.hint})" if exc.hint else "")
+        return {"note": f"malformed host profile {where}: {problem}; fix it, or re-create it "
+                        f"with `autocompress profile --out {path}`",
+                "malformed": str(path), "problem": problem}
+    out: dict[str, Any] = {"profile_sha256": profile.sha256,
+                           "quick_grid": QUICK_MARK in profile.description}
+    for name, fmt in (("fp32", LayerFormat(weight_bits=32, act_bits=32)),
+                      ("int8", LayerFormat(weight_bits=8, act_bits=8))):
+        predicted = CostModel(profile).estimate(graph, default=fmt).latency_ms
+        real = float(measured[name]["median_ms"])
+        out[name] = {"predicted_ms": predicted, "measured_ms": real,
+                     "error": (predicted - real) / real if real > 0 else None}
+    return out
+
+
+def over_budget(record: dict[str, Any], budgets: list[Any]) -> list[dict[str, Any]]:
+    """The run's budgets (``hardware.budgets``) the record breaks, as the front judges them:
+    a budget's cost over its limit, or a stored constraint above 0."""
+    out: list[dict[str, Any]] = []
+    for b in budgets:
+        value = record.get("cost", {}).get(b.profile, {}).get(b.metric)
+        if value is not None and value > b.limit:
+            out.append({"budget": b.key, "value": float(value), "limit": float(b.limit)})
+    known = {o["budget"] for o in out} | {b.key for b in budgets}
+    for key, excess in (record.get("constraints") or {}).items():
+        if key not in known and isinstance(excess, (int, float)) and excess > 0:
+            out.append({"budget": key, "over_by": float(excess)})
+    return out
+
+
+def _budget_text(o: dict[str, Any]) -> str:
+    if "value" in o:
+        return f"{o['budget']} {o['value']:.2f} > {o['limit']:g}"
+    return f"{o['budget']} over by {o['over_by']:.2f}"
+
+
+def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
+    acc, pred, host = m["accuracy"], m["predicted"][device], m["host_latency_ms"]
+    files = m["files"]
+    lines = [f"exported trial {m['trial']} (plan {m['plan_id']}) to {out}"]
+    if m.get("baseline"):
+        lines.append(f"  baseline   trial {m['trial']} is the '{m['baseline']}' baseline, a "
+                     "reference point, not a searched plan")
+    if m.get("over_budget"):
+        lines.append("  budget     over the run's budget: "
+                     + ", ".join(_budget_text(o) for o in m["over_budget"]))
+    lines += [
+        f"  accuracy   val (search) {acc['val_trial']:.4f} | test torch {acc['test_torch']:.4f}"
+        f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",
+        f"  {device:<10} predicted {pred['latency_ms']:.2f} ms, flash {pred['flash_kb']:.1f} KB,"
+        f" peak SRAM {pred['peak_sram_kb']:.1f} KB",
+        f"  host ORT   fp32 {host['fp32']['median_ms']*1000:.1f} us, "
+        f"int8 {host['int8']['median_ms']*1000:.1f} us (median, 1 thread)",
+        f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
+        f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
+        f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
+    ]
+    check = m.get("host_predicted_vs_measured", {})
+    if "fp32" in check:
+        lines.append("  host model " + ", ".join(
+            f"{k} predicted {check[k]['predicted_ms']*1000:.1f} us ({check[k]['error']:+.0%})"
+            for k in ("fp32", "int8")))
+        if check.get("quick_grid"):
+            lines.append("  host model the host profile is a --quick smoke test (quick grid): "
+                         "rough predictions; run `autocompress profile` without --quick")
+    elif check.get("note"):
+        lines.append(f"  host model {check['note']}")
+    if m["parity_max_abs_diff"] > PARITY_TOL:
+        lines.append(f"  WARNING: ONNX differs from torch by more than {PARITY_TOL}")
+    if acc["test_torch"] - acc["test_onnx_int8"] > INT8_DROP_WARN:
+        lines.append("  WARNING: int8 ONNX loses more than 0.5 points of test accuracy")
+    print("\n".join(lines))

@@ -1,0 +1,70 @@
+"""What export says beside its files: host profile missing, malformed or a --quick one, and
+the summary lines for a baseline or an over-budget trial."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import autocompress.hardware.profile as profile_mod
+from autocompress.export.summary import NO_HOST, host_prediction_error, print_summary
+from autocompress.graph import inspect_model
+
+MEASURED = {"fp32": {"median_ms": 0.02}, "int8": {"median_ms": 0.03}}
+
+
+def _graph():
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 8 * 8, 10))
+    return inspect_model(net.eval(), torch.zeros(1, 1, 8, 8))
+
+
+def test_missing_and_malformed_host_profiles_are_told_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(profile_mod, "PROFILE_DIR", tmp_path)
+    assert host_prediction_error(None, MEASURED) == {"note": NO_HOST}
+    (tmp_path / "host.yaml").write_text("version: 1\nname: [host\n")
+    check = host_prediction_error(None, MEASURED)
+    assert "no host profile" not in check["note"]
+    assert check["note"].startswith(f"malformed host profile {tmp_path / 'host.yaml'}:3: "
+                                    "malformed YAML: expected ',' or ']'")
+    assert check["note"].count("host.yaml") == 2      # where it is, and the fix
+    assert check["note"].endswith(f"`autocompress profile --out {tmp_path / 'host.yaml'}`")
+    assert check["malformed"] == str(tmp_path / "host.yaml")
+
+
+def test_a_quick_host_profile_is_flagged(tmp_path, monkeypatch, capsys):
+    src = (profile_mod.PROFILE_DIR / "stm32f746.yaml").read_text()
+    assert "name: stm32f746\n" in src and "  STM32F746NG MCU" in src
+    text = src.replace("name: stm32f746\n", "name: host\n")
+    monkeypatch.setattr(profile_mod, "PROFILE_DIR", tmp_path)
+    (tmp_path / "host.yaml").write_text(text)
+    assert host_prediction_error(_graph(), MEASURED)["quick_grid"] is False
+    (tmp_path / "host.yaml").write_text(text.replace("  STM32F746NG MCU", "  (quick grid) MCU"))
+    check = host_prediction_error(_graph(), MEASURED)
+    assert check["quick_grid"] is True and "fp32" in check
+    print_summary(tmp_path, _manifest(host_predicted_vs_measured=check), "stm32f746")
+    assert "host profile is a --quick smoke test" in capsys.readouterr().out
+
+
+def _manifest(**extra):
+    cost = {"latency_ms": 1.0, "flash_kb": 1.0, "peak_sram_kb": 1.0}
+    return {"trial": 5, "plan_id": "abc", "baseline": None, "over_budget": [],
+            "accuracy": {"val_trial": 0.9, "test_torch": 0.9, "test_onnx_fp32": 0.9,
+                         "test_onnx_int8": 0.9},
+            "predicted": {"stm32f746": cost}, "host_latency_ms": MEASURED,
+            "files": {"model.onnx": 1024, "model.int8.onnx": 512}, "params": 10,
+            "parity_max_abs_diff": 0.0, "host_predicted_vs_measured": {"note": NO_HOST},
+            **extra}
+
+
+def test_summary_lines_only_when_they_apply(tmp_path, capsys):
+    print_summary(tmp_path, _manifest(), "stm32f746")
+    plain = capsys.readouterr().out
+    assert "baseline" not in plain and "budget" not in plain and "--quick" not in plain
+    print_summary(tmp_path, _manifest(baseline="fp32", over_budget=[
+        {"budget": "stm32f746.max_latency_ms", "value": 10.3, "limit": 2.0},
+        {"budget": "pixel4.max_flash_kb", "over_by": 4.0}]), "stm32f746")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == ("  baseline   trial 5 is the 'fp32' baseline, a reference point, not a "
+                        "searched plan")
+    assert lines[2] == ("  budget     over the run's budget: stm32f746.max_latency_ms 10.30 > 2, "
+                        "pixel4.max_flash_kb over by 4.00")
