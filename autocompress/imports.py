@@ -29,6 +29,13 @@ def load_callable(spec: str, *, loc: str, base_dir: Path | None = None) -> Calla
         raise ConfigError(f"cannot import module '{module_name}': {exc}", loc=loc,
                           hint="check the module path and that it is importable "
                                "(installed, or beside the config)") from None
+    except SyntaxError as exc:
+        raise ConfigError(f"module '{module_name}' has a syntax error: {exc.msg}",
+                          loc=f"{exc.filename}:{exc.lineno}", hint="fix that line") from None
+    except Exception as exc:      # the module's own code failed while it was imported
+        raise ConfigError(f"importing module '{module_name}' raised {type(exc).__name__}: "
+                          f"{exc}", loc=loc, hint="run `python -c 'import "
+                          f"{module_name}'` beside it to see the traceback") from None
     obj = getattr(module, attr, None)
     if obj is None or not callable(obj):
         raise ConfigError(f"'{module_name}' has no callable '{attr}'", loc=loc,

@@ -145,6 +145,16 @@ def test_builder_that_does_not_exist(tmp_path, capsys):
     assert "has no callable 'build'" in run_cli(capsys, "search", str(cfg))
 
 
+def test_builder_module_with_a_syntax_error_or_that_raises(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"mynets.py": ("from torch import nn", "from torch import nn +")})
+    line = run_cli(capsys, "search", str(cfg))
+    assert "mynets.py:7: module 'mynets' has a syntax error" in line
+    cfg = own_config(tmp_path / "b", **{"mynets.py": ("from torch import nn",
+                                                      "from torch import nn\n1 / 0")})
+    assert "importing module 'mynets' raised ZeroDivisionError" in run_cli(capsys, "search",
+                                                                          str(cfg))
+
+
 def test_empty_dataset(tmp_path, capsys):
     cfg = own_config(tmp_path, **{"mydata.py": ('"test": (x[b:], y[b:])',
                                                 '"test": (x[:0], y[:0])')})

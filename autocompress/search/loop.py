@@ -10,12 +10,14 @@ recovers it (records it failed) and fills the gap itself.
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from autocompress.config import SearchConfig, budgets_of, pareto_objectives
+from autocompress.errors import AutocompressError
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
@@ -93,16 +95,24 @@ def show(session: Session, rec: TrialRecord) -> None:
 
 def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None,
                  index: int) -> None:
-    """Entry point of the extra worker process ``index`` (spawned: a fresh interpreter)."""
+    """Entry point of the extra worker process ``index`` (spawned: a fresh interpreter).
+    Like the CLI, it ends a user error with its one-line message (exit 2) and Ctrl-C, which
+    the terminal sends to every worker, quietly (130): no traceback from each process."""
     from autocompress.search.progress import Progress
 
-    torch.set_num_threads(cfg.search.threads)
-    ctx = build_context(cfg, reduction=Reduction.load(run_dir))
-    study = make_study(cfg, ctx.objectives, run_dir, resume=True, worker=index)
-    progress = Progress(total=int(study.user_attrs["target_trials"]),
-                        profile=cfg.hardware.profiles[0], quiet=quiet)
-    work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=load_teacher(cfg, ctx, run_dir),
-                 study=study, progress=progress, deadline=deadline))
+    try:
+        torch.set_num_threads(cfg.search.threads)
+        ctx = build_context(cfg, reduction=Reduction.load(run_dir))
+        study = make_study(cfg, ctx.objectives, run_dir, resume=True, worker=index)
+        progress = Progress(total=int(study.user_attrs["target_trials"]),
+                            profile=cfg.hardware.profiles[0], quiet=quiet)
+        work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, study=study, progress=progress,
+                     teacher=load_teacher(cfg, ctx, run_dir), deadline=deadline))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except AutocompressError as exc:
+        print(f"error (worker {index}): " + " ".join(str(exc).split("\n")), file=sys.stderr)
+        sys.exit(2)
 
 
 def run_workers(session: Session, workers: int) -> None:

@@ -52,6 +52,30 @@ def test_two_optuna_workers_share_one_study(tmp_path):
             assert a["started_at"] + a["duration_s"] <= b["started_at"]
 
 
+def test_a_user_error_in_a_worker_process_is_one_line_not_a_traceback(tmp_path, capfd):
+    """The spawned worker fails to build its context (its model module raises there only):
+    one line on stderr, exit 2 for that process; the main process replaces its share."""
+    folder = tmp_path / "own"
+    shutil.copytree(ROOT / "experiments" / "own_model", folder)
+    nets = (folder / "mynets.py").read_text()
+    (folder / "mynets.py").write_text(nets.replace(
+        "    channels = input_shape[0]\n",
+        "    import multiprocessing\n"
+        "    if multiprocessing.current_process().name != 'MainProcess':\n"
+        "        raise ValueError('no weights here')\n"
+        "    channels = input_shape[0]\n"))
+    text = (folder / "config.yaml").read_text().replace("epochs: 15", "epochs: 1").replace(
+        "epochs: 6, finetune_epochs: 3", "epochs: 1, finetune_epochs: 1").replace(
+        "trials: 12, sampler: tpe", "trials: 2, sampler: random, threads: 1")
+    (folder / "config.yaml").write_text(text)
+    result = run_search(load_config(folder / "config.yaml"), tmp_path / "run", quiet=True,
+                        baselines=False, workers=2)
+    assert len(result.records) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+    assert "error (worker 1): " in err and "raised ValueError: no weights here" in err
+
+
 def test_same_seed_same_parameters(tmp_path, monkeypatch):
     monkeypatch.setattr(objective, "fit", lambda *a, **k: 0.0)   # parameters, not training
     body = FAST.replace("trials: 3", "trials: 12").replace("sampler: random", "sampler: tpe")
