@@ -23,10 +23,11 @@ from typing import Any
 
 from autocompress.errors import AutocompressError
 from autocompress.search.objective import cost_plan, cost_values
+from autocompress.search.sampling import DESIGN_NOTE
 from autocompress.search.setup import SearchContext
 
 POOL_PER_PICK = 16            # random candidates costed per pick
-NOTE = "initial design: spread over {axis}"
+NOTE = DESIGN_NOTE + ": spread over {axis}"   # sampling.py leaves these out
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import ConfigError
 from autocompress.hardware.cost import BUDGET_KEYS
+from autocompress.search.rundir import REDUCTION_FILE
 from autocompress.space import ResolvedSpace
 from autocompress.space.distributions import Choice, Fixed
 
@@ -78,11 +79,11 @@ class Reduction:
                        metrics=tuple(data["metrics"]), layers=data.get("layers", {}))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"unreadable space reduction ({type(exc).__name__}: {exc})",
-                              loc=str(path), hint="restore it from a backup, or delete it to "
-                              "resume with the full space") from None
+                              loc=str(path), hint="restore it from a copy of the run dir: "
+                              "the run's study was sampled from the space it reduces, so the "
+                              "run cannot go on without it") from None
 
 
-REDUCTION_FILE = "space_reduction.json"
 NONE = Reduction(dropped={})
 
 

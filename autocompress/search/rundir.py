@@ -56,6 +56,7 @@ def prepare_run_dir(path: Path, *, resume: bool) -> Path:
 
 
 RUN_FILES = ("config.resolved.yaml", "space.yaml")   # what a resumed run must keep
+REDUCTION_FILE = "space_reduction.json"   # and the space reduction, where the run made one
 
 
 def _sha256(path: Path) -> str:
@@ -64,7 +65,8 @@ def _sha256(path: Path) -> str:
 
 def run_file_hashes(run_dir: Path) -> dict[str, str]:
     """sha256 of the files a resumed run reads its settings from (kept in ``env.json``)."""
-    return {name: _sha256(run_dir / name) for name in RUN_FILES}
+    optional = (REDUCTION_FILE,) if (run_dir / REDUCTION_FILE).is_file() else ()
+    return {name: _sha256(run_dir / name) for name in (*RUN_FILES, *optional)}
 
 
 def check_run_files(run_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """How well the sampler learned the budgets: the fraction of its proposals that were
 infeasible (over budget, never trained), over time. Baselines are not proposals and are
-left out; so are trials interrupted by a crash."""
+left out; so are the ``spread`` start-up design's trials (picked within budget, not by the
+sampler: ``search/initial.py``) and trials interrupted by a crash."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -23,8 +24,19 @@ class InfeasibleTrend:
                 f"(first half {self.first_half:.0%}, second half {self.second_half:.0%})")
 
 
+DESIGN_NOTE = "initial design"    # how search/initial.py's NOTE starts
+
+
 def proposals(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The sampler's own proposals, in trial order.
+
+    >>> [r["number"] for r in proposals([{"number": 1}, {"number": 0, "baseline": "fp32"},
+    ...     {"number": 2, "note": "initial design: spread over x"},
+    ...     {"number": 3, "error": "interrupted (the run was killed)"}])]
+    [1]
+    """
     return sorted((r for r in records if not r.get("baseline")
+                   and not str(r.get("note") or "").startswith(DESIGN_NOTE)
                    and not str(r.get("error") or "").startswith("interrupted")),
                   key=lambda r: int(r["number"]))
 

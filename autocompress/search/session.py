@@ -24,8 +24,9 @@ from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
-from autocompress.search.reduce import REDUCTION_FILE, Reduction
+from autocompress.search.reduce import Reduction
 from autocompress.search.rundir import (
+    REDUCTION_FILE,
     check_run_files,
     environment,
     prepare_run_dir,
@@ -192,10 +193,10 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
-    if not resume:
+    if not resume:        # the reduction first: env.json keeps its hash with the run files'
+        if ctx.reduction is not None:    # every worker process (and a resume) reads it here
+            write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
         _write_run_files(cfg, ctx, run_dir)
-    if ctx.reduction is not None:    # every worker process reads it from here
-        write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
     records_path = run_dir / "records.jsonl"
     progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())

@@ -7,6 +7,7 @@ per trial than SQLite here (an ask, 40 suggestions and a tell: 12 ms against 60 
 made before it, with a ``study.db``, keeps its SQLite study on resume."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,32 @@ def _extreme(dist: Any, *, high: bool) -> Any:
     return values[-1] if high else values[0]
 
 
+def _fewest_clusters(dist: Any) -> int:
+    """The smallest k that clusters (k >= 2), else the smallest k there is.
+
+    >>> from autocompress.space.distributions import Range
+    >>> _fewest_clusters(Choice(choices=(0, 16, 4))), _fewest_clusters(Choice(choices=(0,)))
+    (4, 0)
+    >>> _fewest_clusters(Range(low=0, high=64, step=8))
+    8
+    """
+    if isinstance(dist, Choice):
+        return min((k for k in dist.choices if k >= 2), default=min(dist.choices))
+    low, high = dist.low, dist.high
+    step = dist.step or 1
+    first = low if low >= 2 else low + step * math.ceil((2 - low) / step)
+    return int(first if first <= high else low)
+
+
 def cheapest_params(rspace: ResolvedSpace) -> dict[str, Any]:
     """The smallest candidate: narrowest/shallowest arch, most pruning and sparsity, fewest
-    bits."""
+    bits, fewest weight clusters (k >= 2: k 0 or 1 means no clustering)."""
     out: dict[str, Any] = {}
     for name, dist in rspace.dists.items():
         if isinstance(dist, Fixed):
+            continue
+        if name.split("/")[0] == "cluster.k":
+            out[name] = _fewest_clusters(dist)
             continue
         out[name] = _extreme(dist, high=name.split("/")[0] in ("prune", "sparsity.ratio"))
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from autocompress.config import load_config
 from autocompress.search.baselines import baselines
 from autocompress.search.setup import build_context
@@ -159,7 +161,23 @@ def test_a_resumed_run_keeps_the_reduction_it_started_with(tmp_path):
     res = run_search(load_config(old / "config.resolved.yaml"), old, quiet=True,
                      baselines=False, trials=2, resume=True)   # no 'dynamic value space'
     assert [r["state"] for r in res.records] == ["complete", "complete"]
-    assert json.loads((old / "space_reduction.json").read_text())["dropped"] == {}
+    assert not (old / "space_reduction.json").exists()        # it resumes without one
+
+
+def test_a_run_whose_reduction_file_is_gone_does_not_resume(tmp_path):
+    """Its study was sampled from the reduced space: with the full one Optuna would fail
+    mid-run ('dynamic value space'); refused up front instead."""
+    from autocompress.errors import RunDirError
+    from autocompress.search.runner_optuna import run_search
+
+    context(tmp_path)
+    run = tmp_path / "run"
+    run_search(load_config(tmp_path / "config.yaml"), run, quiet=True, baselines=False,
+               trials=1)
+    (run / "space_reduction.json").unlink()
+    with pytest.raises(RunDirError, match=r"space_reduction.json changed since the run started"):
+        run_search(load_config(run / "config.resolved.yaml"), run, quiet=True, trials=2,
+                   resume=True)
 
 
 def test_a_damaged_reduction_file_is_one_clear_error(tmp_path):
