@@ -180,7 +180,8 @@ class LocalRay:
     Linux ties to the starting *thread*, so they would be killed when it ended."""
 
     def __init__(self, run_dir: Path, cpus: int) -> None:
-        self.run_dir, self.error = run_dir, None
+        self.run_dir, self.error, self.tune_default = run_dir, None, False
+        self.env_set = TUNE_ENV[0] not in os.environ
         self.reaped = reap_previous_ray(run_dir)
         self.temp = ray_temp_dir(run_dir)
         self.started, self.release = threading.Event(), threading.Event()
@@ -205,7 +206,7 @@ class LocalRay:
         self.started.wait()
         if self.error is not None:
             raise self.error
-        tune_on_prestarted()
+        self.tune_default = tune_on_prestarted()
 
     def stop(self) -> None:
         """Shut the Ray down (after its start finished, or failed) and stop stray agents."""
@@ -214,9 +215,15 @@ class LocalRay:
         self.release.set()
         self.thread.join()
         reap_previous_ray(self.run_dir)       # our /tmp folder, stray agents
+        if self.tune_default:    # Tune's default back, for a later Ray in this process
+            from ray.tune.execution import class_cache
+
+            class_cache.DEFAULT_ENV_VARS[TUNE_ENV[0]] = TUNE_ENV[1]
+        if self.env_set:
+            os.environ.pop(TUNE_ENV[0], None)
 
 
-def tune_on_prestarted() -> None:
+def tune_on_prestarted() -> bool:
     """Let Tune's trial actors run in the workers a local Ray started (torch preloaded).
 
     Tune gives its actors a runtime env that sets ``PL_DISABLE_FORK=1`` (for PyTorch
@@ -226,11 +233,13 @@ def tune_on_prestarted() -> None:
     is empty, as the started workers' is (``tests/search/test_local_ray.py`` checks that the
     actors do land on them). Environment variables Tune propagates from the driver (AWS
     keys, ``RAY_CHDIR_TO_TRIAL_DIR``) still give its actors fresh processes: slower, not
-    wrong."""
+    wrong. Returns whether it dropped the default (``LocalRay.stop`` puts it back)."""
     from ray.tune.execution import class_cache
 
     if class_cache.DEFAULT_ENV_VARS.get(TUNE_ENV[0]) == os.environ.get(TUNE_ENV[0]):
         class_cache.DEFAULT_ENV_VARS.pop(TUNE_ENV[0])
+        return True
+    return False
 
 
 def shutdown_ray() -> None:

@@ -41,6 +41,7 @@ from autocompress.search.study import (
     cheapest_params,
     make_study,
     objective_values,
+    relative_constraints,
 )
 from autocompress.stats import binomial_se
 from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
@@ -291,7 +292,7 @@ def tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...]) 
 
     with warnings.catch_warnings():     # telling again after a crash: already set, same value
         warnings.filterwarnings("ignore", message="The constraint value is ignored")
-        for key, value in rec.constraints.items():
+        for key, value in relative_constraints(rec).items():
             trial.set_constraint(key, value)
     if rec.state == "failed" or (rec.baseline and trial.user_attrs.get("baseline_params")):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)   # see search/baselines.py

@@ -95,6 +95,29 @@ def objective_values(rec: TrialRecord, objectives: tuple[str, ...]) -> list[floa
     return out
 
 
+def relative_constraints(rec: TrialRecord) -> dict[str, float]:
+    """The record's constraints (``value - limit`` in the budget's unit) as a fraction of
+    the limit, as the sampler is told them: TPE and NSGA-II rank infeasible trials by the
+    sum of violations, where 1 KB of Flash over must not weigh what 1 ms over does. The sign,
+    so feasibility, is unchanged; the records keep the raw values.
+
+    >>> rec = TrialRecord(number=0, state="infeasible", params={}, seed=0,
+    ...     cost={"m": {"latency_ms": 15.0, "flash_kb": 500.0}},
+    ...     constraints={"m.max_latency_ms": 5.0, "m.max_flash_kb": -500.0})
+    >>> relative_constraints(rec)
+    {'m.max_latency_ms': 0.5, 'm.max_flash_kb': -0.5}
+    """
+    from autocompress.hardware.cost import BUDGET_KEYS
+
+    out: dict[str, float] = {}
+    for key, excess in rec.constraints.items():
+        prof, _, budget = key.partition(".")
+        value = (rec.cost.get(prof) or {}).get(BUDGET_KEYS.get(budget, ""))
+        limit = None if value is None else value - excess
+        out[key] = excess / limit if limit else excess
+    return out
+
+
 def _extreme(dist: Any, *, high: bool) -> Any:
     values = sorted(dist.choices) if isinstance(dist, Choice) else sorted(dist.values())
     return values[-1] if high else values[0]

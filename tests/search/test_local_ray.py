@@ -92,6 +92,7 @@ def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(t
         tune.report({"pid": os.getpid(),
                      "loaded": all(name in sys.modules for name in ray_cluster.PRELOAD)})
 
+    before = os.environ.get("PL_DISABLE_FORK")
     local = ray_cluster.LocalRay(tmp_path, 1)
     try:
         local.wait()
@@ -105,3 +106,7 @@ def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(t
         assert res[0].metrics["loaded"] and res[0].metrics["pid"] in started
     finally:
         local.stop()
+    from ray.tune.execution import class_cache  # left as it was, for a later Ray
+
+    assert class_cache.DEFAULT_ENV_VARS.get("PL_DISABLE_FORK") == "1"
+    assert os.environ.get("PL_DISABLE_FORK") == before
