@@ -8,7 +8,9 @@ recovery and resume are exactly the Optuna backend's. Trials run in reused actor
 with ``search.threads`` CPUs
 and torch threads each. A trial returns its record and baked weights in its result; the
 driver appends the record, writes ``trials/<n>/model.pt`` and tells the study, so worker
-nodes need no access to the run dir. Early-stopping rungs go through one actor on the
+nodes need no access to the run dir (the weights are taken out of the result before Tune
+keeps it in its experiment state). A trial whose worker was lost is recorded interrupted
+and replaced; a user error in a trial stops the search with that error. Early-stopping rungs go through one actor on the
 driver's node that owns ``rungs.jsonl``.
 
 Ray keeps its session files under ``RUN_DIR/ray_tmp`` (or a short ``/tmp/ac-ray-*`` folder
@@ -78,7 +80,22 @@ def _user_error(data: str) -> errors.AutocompressError:
     return kind(err["message"], loc=err["loc"], hint=err["hint"])
 
 
-def _searcher(session: Session, remaining: int) -> Any:
+def _weights_mover(stash: dict[str, str]) -> Any:
+    """A Tune callback that takes each result's weights out before Tune keeps the result
+    (as the trial's ``last_result``, written into its experiment state at every checkpoint:
+    for a large model, megabytes per trial, over and over); the searcher writes them."""
+    from ray.tune import Callback
+
+    class WeightsMover(Callback):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any,
+                            result: dict[str, Any], **info: Any) -> None:
+            if "weights_b64" in result:      # Tune lets callbacks edit the result in place
+                stash[trial.trial_id] = result.pop("weights_b64")
+
+    return WeightsMover()
+
+
+def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
     from ray.tune.search import Searcher
 
     class StudySearcher(Searcher):
@@ -119,13 +136,13 @@ def _searcher(session: Session, remaining: int) -> Any:
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
             trial, result = self.live.pop(trial_id), result or {}
-            seed = session.cfg.seed + trial.number
+            seed, weights = session.cfg.seed + trial.number, stash.pop(trial_id, "")
             if "record" in result:
                 rec = TrialRecord(**json.loads(result["record"]))
-                if result.get("weights_b64"):
+                if weights:
                     out = session.run_dir / "trials" / str(rec.number)
                     out.mkdir(parents=True, exist_ok=True)
-                    (out / "model.pt").write_bytes(base64.b64decode(result["weights_b64"]))
+                    (out / "model.pt").write_bytes(base64.b64decode(weights))
             elif "crash" in result:
                 rec = self._failed(trial, result["crash"])
             elif "user_error" in result or self.lost < remaining:
@@ -230,7 +247,8 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
         payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
                    "reduction": session.ctx.reduction, "ctx": _shared_context(session),
                    "run_id": str(session.run_dir.resolve())}
-        searcher = _searcher(session, remaining)   # it ends the run (num_samples: -1)
+        stash: dict[str, str] = {}                # trial id -> its weights (base64)
+        searcher = _searcher(session, remaining, stash)   # it ends the run (num_samples -1)
         wrapped = tune.with_resources(tune.with_parameters(trainable, payload=payload),
                                         {"cpu": threads})
         tuner = tune.Tuner(
@@ -239,7 +257,7 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
                                         max_concurrent_trials=workers, reuse_actors=True,
                                         trial_name_creator=_trial_name,
                                         trial_dirname_creator=_trial_name),
-            run_config=tune.RunConfig(name="tune", verbose=0,
+            run_config=tune.RunConfig(name="tune", verbose=0, callbacks=[_weights_mover(stash)],
                                       storage_path=str(session.run_dir.resolve() / "ray")))
         tuner.fit()
         if searcher.stop is not None:

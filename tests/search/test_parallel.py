@@ -164,6 +164,8 @@ def test_ray_backend_local_head_two_workers(tmp_path):
         if r["state"] == "complete":
             assert (run / "trials" / str(r["number"]) / "model.pt").is_file()
     assert (run / "rungs.jsonl").is_file() and (run / "ray" / "tune").is_dir()
+    states = list((run / "ray" / "tune").glob("experiment_state*.json"))
+    assert states and not any("weights_b64" in p.read_text() for p in states)  # not kept
     rungs = [json.loads(x) for x in (run / "rungs.jsonl").read_text().splitlines()]
     assert rungs and all(e["margin"] > 0 and e["floor"] > 0 for e in rungs)   # via the actor
     assert (run / "report" / "trials.csv").is_file()
