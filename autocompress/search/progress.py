@@ -37,6 +37,9 @@ class Progress:
         cost = rec.cost.get(self.profile, {})
         if self.first is None:                    # a resumed run starts past 0
             self.first = self.done - 1
+            if rec.started_at:   # the set-up (teacher, Ray) is no trial's time: ETA from here
+                began = time.perf_counter() - (time.time() - rec.started_at)
+                self.start = max(self.start, began)
         elapsed = time.perf_counter() - self.start
         eta = elapsed / (self.done - self.first) * max(0, self.total - self.done)
         width = len(str(self.total))
@@ -48,8 +51,7 @@ class Progress:
                  f"front {front_size}",
                  f"best {self.best:.3f}" if self.best is not None else "best  -  ",
                  f"{rec.duration_s:5.1f}s", f"eta {eta:4.0f}s"]
-        if rec.baseline:
-            parts.insert(1, f"<{rec.baseline}>")
+        parts.insert(1, f"{f'<{rec.baseline}>' if rec.baseline else '':<14}")   # aligned
         if rec.state == "failed" and rec.error:
             parts.append(f"error: {rec.error.splitlines()[0][:80]}")
         self.say("  ".join(p for p in parts if p))

@@ -10,8 +10,8 @@ and torch threads each. A trial returns its record and baked weights in its resu
 driver appends the record, writes ``trials/<n>/model.pt`` and tells the study, so worker
 nodes need no access to the run dir (the weights are taken out of the result before Tune
 keeps it in its experiment state). A trial whose worker was lost is recorded interrupted
-and replaced; a user error in a trial stops the search with that error. Early-stopping rungs go through one actor on the
-driver's node that owns ``rungs.jsonl``.
+and replaced; a user error in a trial stops the search with that error. Early-stopping
+rungs go through one actor on the driver's node that owns ``rungs.jsonl``.
 
 Ray keeps its session files under ``RUN_DIR/ray_tmp`` (or a short ``/tmp/ac-ray-*`` folder
 when that path is too long for a Unix socket) and Tune its experiment state under

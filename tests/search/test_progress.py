@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from types import SimpleNamespace
 
 from autocompress.config import load_config
@@ -45,3 +46,19 @@ def test_eta_after_a_resume_counts_only_this_processes_trials():
     progress.trial(_rec(15, 0.9, 1.0), 1)
     eta = float(out.getvalue().split("eta")[1].strip().rstrip("s"))
     assert 35 <= eta <= 45                                 # 4 left x 10 s, not 4 x 10/16 s
+
+
+def test_eta_leaves_out_the_set_up_and_columns_line_up():
+    import time
+
+    out = io.StringIO()
+    progress = Progress(total=5, profile="stm32f746", stream=out)
+    progress.start -= 100.0                               # 100 s of set-up (the teacher)
+    first = replace(_rec(0, 0.9, 1.0), started_at=time.time() - 10.0)   # then a 10 s trial
+    progress.trial(first, 1)
+    eta = float(out.getvalue().split("eta")[1].strip().rstrip("s"))
+    assert 35 <= eta <= 45                                 # 4 left x 10 s, not 4 x 110 s
+    base = replace(_rec(1, 0.9, 1.0), baseline="uniform-int8")
+    progress.trial(base, 1)
+    plain, tagged = out.getvalue().splitlines()
+    assert "<uniform-int8>" in tagged and plain.index("acc ") == tagged.index("acc ")
