@@ -39,7 +39,7 @@ def ray_temp_dir(run_dir: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     else:
         path = Path(tempfile.mkdtemp(prefix="ac-ray-", dir="/tmp"))
-    (run_dir / ".ray_temp").write_text(str(path))
+    (run_dir / ".ray_temp").write_text(f"{path}\n{run_dir.resolve()}\n")   # folder, owner
     return path
 
 
@@ -81,11 +81,17 @@ def kill_processes_using(folder: Path, *, rounds: int = 1) -> int:
 def reap_previous_ray(run_dir: Path) -> int:
     """After a driver was killed (SIGKILL), some processes of the local Ray it started
     (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
-    files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many."""
+    files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many.
+    A marker written for another run dir (this one is a copy of it, whose Ray may be alive)
+    is dropped without touching that Ray."""
     marker = run_dir / ".ray_temp"
     if not marker.is_file():
         return 0
-    folder = Path(marker.read_text().strip())
+    lines = marker.read_text().split("\n")
+    folder, owner = Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
+    if owner and Path(owner) != run_dir.resolve():
+        marker.unlink()
+        return 0
     killed = kill_processes_using(folder)
     if folder.name.startswith("ac-ray-"):
         shutil.rmtree(folder, ignore_errors=True)

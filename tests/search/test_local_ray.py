@@ -3,6 +3,8 @@ run dir are checked, before the teacher; its errors reach the driver; its thread
 start (Ray's processes die with the thread that started them)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from autocompress.config import load_config
@@ -20,7 +22,7 @@ def test_start_error_is_raised_in_the_driver_and_stop_cleans_up(tmp_path, monkey
     monkeypatch.setattr(ray_cluster, "init_ray", boom)
     monkeypatch.setattr(ray_cluster, "shutdown_ray", lambda: None)
     local = ray_cluster.LocalRay(tmp_path, 2)
-    assert (tmp_path / ".ray_temp").read_text() == str(local.temp)
+    assert (tmp_path / ".ray_temp").read_text().split("\n")[0] == str(local.temp)
     with pytest.raises(RuntimeError, match="raylet did not start"):
         local.wait()
     local.stop()
@@ -110,3 +112,29 @@ def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(t
 
     assert class_cache.DEFAULT_ENV_VARS.get("PL_DISABLE_FORK") == "1"
     assert os.environ.get("PL_DISABLE_FORK") == before
+
+
+def test_a_copied_run_dir_does_not_stop_the_original_runs_ray(tmp_path):
+    """The marker of a killed run's Ray names its run dir: a copy of the run dir resumed
+    while the original still runs must not kill the original's Ray processes."""
+    import shutil
+    import subprocess
+    import sys
+
+    original = tmp_path / "run"
+    original.mkdir()
+    folder = ray_cluster.ray_temp_dir(original)
+    (folder / "session.log").write_text("")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; "
+                               "f = open(sys.argv[1]); time.sleep(60)", str(folder / "session.log")])
+    try:
+        deadline = time.time() + 20
+        while holder.pid not in ray_cluster.processes_using(folder) and time.time() < deadline:
+            time.sleep(0.1)
+        shutil.copytree(original, tmp_path / "copy")
+        assert ray_cluster.reap_previous_ray(tmp_path / "copy") == 0
+        assert holder.poll() is None                     # the original's process lives
+        assert ray_cluster.reap_previous_ray(original) == 1   # its own run dir: reaped
+        assert holder.wait(timeout=10) != 0
+    finally:
+        holder.kill()

@@ -308,7 +308,7 @@ def test_ray_driver_killed_then_resumed_loses_nothing(tmp_path, signame):
     before = {json.loads(x)["number"]: json.loads(x) for x in records.read_text().splitlines()}
     marker = run / ".ray_temp"          # removed by a clean shutdown (SIGTERM), not by SIGKILL
     assert marker.exists() == (signame == "SIGKILL")
-    ray_tmp = Path(marker.read_text().strip()) if marker.exists() else run / "ray_tmp"
+    ray_tmp = Path(marker.read_text().split("\n")[0]) if marker.exists() else run / "ray_tmp"
     res = subprocess.run([*args, "--resume", "run", "--backend", "ray", "--quiet"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
