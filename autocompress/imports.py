@@ -28,7 +28,7 @@ def load_callable(spec: str, *, loc: str, base_dir: Path | None = None) -> Calla
     except ImportError as exc:
         raise ConfigError(f"cannot import module '{module_name}': {exc}", loc=loc,
                           hint="check the module path and that it is importable "
-                               "(installed, or beside the config)") from None
+                               "(installed, or beside the config that names it)") from None
     except SyntaxError as exc:
         raise ConfigError(f"module '{module_name}' has a syntax error: {exc.msg}",
                           loc=f"{exc.filename}:{exc.lineno}", hint="fix that line") from None

@@ -50,7 +50,7 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                               else "the run has no recorded trial yet")
         if rec["state"] != "complete":
             raise ExportError(f"trial {trial} is {rec['state']}, it has no trained model",
-                              loc="--trial", hint="pick a complete trial (see report/trials.csv)")
+                              loc="--trial", hint="pick a complete trial: report/trials.csv lists them")
         return rec
     objectives = [Objective.accuracy(), Objective.latency(device)]
     front = ParetoFront.from_records(records, objectives, budgets)
@@ -147,7 +147,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
             raise ExportError(f"not a valid checkpoint for trial {number}, cannot read the "
                               f"trial's saved weights ({_load_problem(exc)})", loc=str(weights),
                               hint="restore the file from a copy of the run dir, or export "
-                                   "another complete trial (see report/trials.csv)") from None
+                                   "another complete trial: report/trials.csv lists them") from None
         model.eval()
         graph = inspect_model(model, ctx.example())
         costs = estimate(ctx, plan, graph)

@@ -38,13 +38,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from autocompress.search.records import file_lock
+from autocompress.search.records import append_line, file_lock
 from autocompress.stats import binomial_se
 
 
@@ -169,11 +168,5 @@ class FileBoard:
             entry = {"rung": rung, "number": number, "point": point, "passed": go_on,
                      "dominated_by": n_dom, "margin": round(margin, 6),
                      "floor": round(floor, 6)}
-            line = json.dumps(entry) + "\n"
-            with open(self.path, "a+b") as fh:
-                if fh.tell() > 0:                   # after a torn line, start a fresh one
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":
-                        line = "\n" + line
-                fh.write(line.encode("utf-8"))
+            append_line(self.path, json.dumps(entry))
         return go_on

@@ -65,11 +65,19 @@ def append_record(path: Path, record: TrialRecord | Mapping[str, Any]) -> None:
     """Append one record (flushed, fsync'd), under a lock so several worker processes can
     append to the same file without interleaving."""
     data = record.to_dict() if isinstance(record, TrialRecord) else dict(record)
-    line = json.dumps(data, sort_keys=True, allow_nan=False, default=float) + "\n"
-    with file_lock(path.with_name(f".{path.name}.lock")), open(path, "a+b") as fh:
-        if fh.tell() > 0:                       # a kill mid-write leaves no final newline:
-            fh.seek(-1, os.SEEK_END)            # start on a fresh line so only the torn
-            if fh.read(1) != b"\n":             # record is lost, never the next one
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        append_line(path, json.dumps(data, sort_keys=True, allow_nan=False, default=float))
+
+
+def append_line(path: Path, text: str) -> None:
+    """Append one line to a JSON-lines file (flushed, fsync'd); the caller holds its lock.
+    A kill mid-write leaves no final newline: the line then starts on a fresh one, so only
+    the torn line is lost, never the next."""
+    line = text + "\n"
+    with open(path, "a+b") as fh:
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
                 line = "\n" + line
         fh.write(line.encode("utf-8"))
         fh.flush()

@@ -1,5 +1,6 @@
-"""Optuna study set-up (storage in the run dir, seeded sampler) and the parameter sets
-the runner needs besides sampled ones: baselines and the cheapest candidate.
+"""Optuna study set-up (storage in the run dir, each process's seeded sampler), what the
+study is told of a record (objective values; constraints as fractions of their limits), and
+the cheapest candidate of a space.
 
 The storage is Optuna's journal file (``study.journal``, ``search/journal.py``): an
 append-only log under an ``flock``, safe for several worker processes, and about 5x cheaper
@@ -152,10 +153,3 @@ def cheapest_params(rspace: ResolvedSpace) -> dict[str, Any]:
             continue
         out[name] = _extreme(dist, high=name.split("/")[0] in ("prune", "sparsity.ratio"))
     return out
-
-
-def baselines_for(rspace: ResolvedSpace) -> dict[str, dict[str, Any]]:
-    """Parameters of every baseline by name (see ``baselines``), in-space or not."""
-    from autocompress.search.baselines import baselines
-
-    return {b.name: dict(b.params) for b in baselines(rspace)}

@@ -6,9 +6,10 @@ import pytest
 
 from autocompress.config import load_config
 from autocompress.search import objective
+from autocompress.search.baselines import baselines
 from autocompress.search.records import TrialRecord, append_record, read_records
 from autocompress.search.setup import build_context
-from autocompress.search.study import baselines_for, cheapest_params, storage_for
+from autocompress.search.study import cheapest_params, storage_for
 from autocompress.train import accuracy
 
 from ..conftest import TINY, write_config
@@ -26,7 +27,7 @@ def test_infeasible_candidate_trains_nothing(ctx, monkeypatch):
         raise AssertionError("an over-budget candidate must not be trained")
 
     monkeypatch.setattr(objective, "fit", no_training)
-    big = baselines_for(ctx.rspace)["uniform-int8"]
+    big = {b.name: dict(b.params) for b in baselines(ctx.rspace)}["uniform-int8"]
     rec = objective.run_trial(ctx, None, big, number=5, seed=5)
     assert rec.state == "infeasible"
     assert rec.constraints["stm32f746.max_latency_ms"] > 0
