@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autocompress.config_checks import SAMPLERS
-from autocompress.errors import AutocompressError
+from autocompress.errors import AutocompressError, one_line
 from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
 from autocompress.hardware.commands import HANDLERS as HW_HANDLERS
 from autocompress.hardware.commands import add_commands
@@ -136,11 +136,7 @@ def _search(args: argparse.Namespace) -> int:
             raise AutocompressError("a resumed run keeps its sampler", loc="--sampler",
                                     hint="start a new run to change the sampler")
         args.overrides.append(f"search.sampler={args.sampler}")
-    if not args.resume:         # kept in the run's resolved config, so a resume has them
-        if args.trials:
-            args.overrides.append(f"search.trials={args.trials}")
-        if args.no_baselines:
-            args.overrides.append("search.baselines=false")
+    if not args.resume:
         cfg = load_config(Path(args.config), args.overrides)
     run_dir = run_dir or default_run_dir(cfg.name)
     try:
@@ -148,11 +144,12 @@ def _search(args: argparse.Namespace) -> int:
             from autocompress.search.runner_ray import run_search_ray
 
             result = run_search_ray(cfg, run_dir, trials=args.trials, quiet=args.quiet,
-                                    resume=bool(args.resume), workers=args.workers,
-                                    address=args.address)
-        else:
+                                    baselines=not args.no_baselines, resume=bool(args.resume),
+                                    workers=args.workers, address=args.address)
+        else:   # a new run keeps --trials and --no-baselines in its resolved config
             result = run_search(cfg, run_dir, trials=args.trials, quiet=args.quiet,
-                                resume=bool(args.resume), workers=args.workers)
+                                baselines=not args.no_baselines, resume=bool(args.resume),
+                                workers=args.workers)
     except KeyboardInterrupt:
         if (run_dir / "env.json").is_file():        # the run files are written: resumable
             saved = run_dir / "records.jsonl"
@@ -204,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except AutocompressError as exc:
-        print("error: " + " ".join(str(exc).split("\n")), file=sys.stderr)  # one line
+        print(one_line(exc), file=sys.stderr)
         return 2
     except BrokenPipeError:              # `autocompress predict ... | head`: not an error
         sys.stdout = open(os.devnull, "w")    # as the Python docs advise

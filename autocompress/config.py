@@ -264,11 +264,6 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
                                                                 "peak_sram_kb"):
             raise fail(("search", "objectives", i), f"unknown objective '{obj}'",
                        "use 'accuracy' or '<profile>.latency_ms|flash_kb|peak_sram_kb'")
-    if cfg.search.objectives and "accuracy" not in cfg.search.objectives:
-        raise fail(("search", "objectives"), f"the objectives {list(cfg.search.objectives)} "
-                   "leave out accuracy, so the search would pick the cheapest model whatever "
-                   "it scores", "add accuracy, e.g. objectives: [accuracy, "
-                   f"{cfg.hardware.profiles[0]}.latency_ms]")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> SearchConfig:

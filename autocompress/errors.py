@@ -19,6 +19,11 @@ class AutocompressError(Exception):
         super().__init__(text)
 
 
+def one_line(exc: AutocompressError, prefix: str = "error") -> str:
+    """How a user error is printed: one line, ``error: <loc>: <message> (<hint>)``."""
+    return f"{prefix}: " + " ".join(str(exc).split("\n"))
+
+
 class ConfigError(AutocompressError):
     """Bad search config (YAML syntax, unknown key, wrong type, value out of range)."""
 

@@ -35,8 +35,6 @@ CASES = [
     ("max_latency_ms: 50", "max_latncy_ms: 50", ["did you mean 'max_latency_ms'"]),
     ("budgets: {stm32f746:", "budgets: {stm33f746:", ["not in hardware.profiles"]),
     ("sampler: random}", "sampler: random, objectives: [speed]}", ["unknown objective 'speed'"]),
-    ("sampler: random}", "sampler: random, objectives: [stm32f746.latency_ms]}",
-     ["search.objectives", "leave out accuracy", "objectives: [accuracy, stm32f746.latency_ms]"]),
     ("sampler: random}", "sampler: random, baselines: maybe}", ["search.baselines", "true or false"]),
     ("space: SPACE", "space: nope.yaml", ["model.space", "not found"]),
     ("name: tiny", "name: [tiny", ["config.yaml:", "malformed YAML"]),

@@ -145,6 +145,15 @@ def test_builder_that_does_not_exist(tmp_path, capsys):
     assert "has no callable 'build'" in run_cli(capsys, "search", str(cfg))
 
 
+def test_objectives_without_accuracy(tmp_path, capsys):
+    cfg = config(tmp_path, "sampler: random}", "sampler: random, "
+                 "objectives: [stm32f746.latency_ms]}")
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert "search.objectives: the objectives ['stm32f746.latency_ms'] leave out accuracy" in line
+    assert "objectives: [accuracy, stm32f746.latency_ms]" in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_builder_module_with_a_syntax_error_or_that_raises(tmp_path, capsys):
     cfg = own_config(tmp_path, **{"mynets.py": ("from torch import nn", "from torch import nn +")})
     line = run_cli(capsys, "search", str(cfg))

@@ -9,11 +9,10 @@ half-written is left looking complete.
 from __future__ import annotations
 
 import copy
-import os
 import pickle
 import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +64,10 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
         hint = ("the run has no feasible complete trial" if fastest is None
                 else f"the fastest front point needs {fastest:.2f} ms" if not within
                 else f"the most accurate front point within it reaches {max(within):.4f}")
-        raise ExportError(f"no front point meets latency <= {max_latency_ms} ms on {device}"
-                          + ("" if min_accuracy is None else f" and accuracy >= {min_accuracy}"),
-                          loc="--max-latency-ms", hint=hint)
+        wanted = ([] if no_limit else [f"latency <= {max_latency_ms} ms on {device}"]) + \
+            ([] if min_accuracy is None else [f"accuracy >= {min_accuracy}"])
+        raise ExportError(f"no front point meets {' and '.join(wanted) or 'the budgets'}",
+                          loc="--min-accuracy" if no_limit else "--max-latency-ms", hint=hint)
     return dict(choice)
 
 
@@ -133,7 +133,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
                           hint="choose another --out or delete it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp = _fresh_folder(out.parent, f".{out.name}.")
     except OSError as exc:
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
@@ -209,7 +209,6 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
             **environment(int(rec["seed"]), {n: p.sha256 for n, p in ctx.profiles.items()}),
         }
         write_json(tmp / "manifest.json", manifest)
-        tmp.chmod(0o777 & ~_umask())    # mkdtemp makes it 0700; the run dir's folders are not
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -221,10 +220,16 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)   # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
+def _fresh_folder(parent: Path, prefix: str) -> Path:
+    """A new folder with a unique name, made with the umask's permissions like the run dir's
+    other folders (``tempfile.mkdtemp`` makes it 0700)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def _load_problem(exc: BaseException) -> str:

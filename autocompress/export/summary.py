@@ -7,7 +7,6 @@ from typing import Any
 
 PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
 INT8_DROP_WARN = 0.005   # warn when int8 ONNX test accuracy drops more than 0.5 points
-QUICK_MARK = "(quick grid)"   # what `autocompress profile --quick` puts in the description
 
 NO_HOST = ("no host profile: run `autocompress profile --out hardware_profiles/host.yaml` to "
            "compare predicted and measured latency")
@@ -19,6 +18,7 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> di
     a malformed one, says what is wrong with it (the export goes on either way)."""
     from autocompress.errors import ProfileError
     from autocompress.hardware import CostModel, LayerFormat, load_profile
+    from autocompress.hardware.measure import QUICK_MARK
     from autocompress.hardware.profile import profile_path
 
     try:
@@ -51,10 +51,10 @@ def over_budget(record: dict[str, Any], budgets: list[Any]) -> list[dict[str, An
     a budget's cost over its limit, or a stored constraint above 0."""
     out: list[dict[str, Any]] = []
     for b in budgets:
-        value = record.get("cost", {}).get(b.profile, {}).get(b.metric)
-        if value is not None and value > b.limit:
-            out.append({"budget": b.key, "value": float(value), "limit": float(b.limit)})
-    known = {o["budget"] for o in out} | {b.key for b in budgets}
+        if (excess := b.violation(record)) is not None and excess > 0:
+            out.append({"budget": b.key, "value": float(b.limit + excess),
+                        "limit": float(b.limit)})
+    known = {b.key for b in budgets}
     for key, excess in (record.get("constraints") or {}).items():
         if key not in known and isinstance(excess, (int, float)) and excess > 0:
             out.append({"budget": key, "over_by": float(excess)})

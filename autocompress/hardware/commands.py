@@ -274,14 +274,13 @@ def profiles_lines(names: Iterable[str] | None = None) -> list[str]:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    """``autocompress profiles`` (cli.py may dispatch here instead of its own copy)."""
+    """``autocompress profiles``: the known profiles, columns as wide as their entries."""
     for line in profiles_lines():
         print(line)
     return 0
 
 
-# "profiles" (its subparser is cli.py's) is listed here too: cli.py merges HANDLERS last, so
-# this aligned listing replaces cli.py's fixed-width copy.
+# "profiles" has its subparser in cli.py (with search, report and export); its handler is here.
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"profile": _profile,
                                                              "predict": _predict,
                                                              "profiles": _profiles}

@@ -61,6 +61,7 @@ PROBE_CHAIN = 5            # convs in the boundary probe's chain
 FORMAT_PAIRS = (("fp32", "fp32"), ("int8", "int8"), ("int8", "fp32"))   # (weights, activations)
 FAST_MULTIPLE = 4          # ORT CPU NCHWc/NHWC kernels need channel multiples of 4 (measured)
 OVERHEAD_READINGS = 5      # session.run overhead readings; the lowest is kept
+QUICK_MARK = "(quick grid)"   # in a --quick profile's description (export flags it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,7 +262,7 @@ def measure_profile(*, name: str = "host", threads: int = 1, quick: bool = False
     return {
         "version": 1, "name": name,
         "description": f"this machine ({platform.node()}), onnxruntime CPU, {threads} thread(s)"
-                       + (" (quick grid)" if quick else ""),
+                       + (f" {QUICK_MARK}" if quick else ""),
         "device": {"kind": "host", "soc": platform.machine(), "cpu": cpu},
         "runtime": {"name": "onnxruntime-cpu", "version": ort.__version__, "threads": threads,
                     "batch": 1, "overhead_ms": round(overhead, 5)},

@@ -311,6 +311,9 @@ def _place_front_labels(fig: Any, ax: Axes, info: ParetoPlotInfo,
         obstacles.append((front[-1][0], front[-1][1] - 1.0, right, front[-1][1] + 1.0))
     legend = ax.get_legend()
     obstacles += [extent(a) for a in (*texts, *([legend] if legend is not None else []))]
+    if legend is not None:    # pinned where it is: 'best' would move it again at savefig
+        (lx, ly, _, _), (ax0, ay0, ax1, ay1) = extent(legend), extent(ax)
+        legend.set_loc(((lx - ax0) / (ax1 - ax0), (ly - ay0) / (ay1 - ay0)))
 
     anchors = [disp(p.x, float(p.y or 0.0)) for _, p in labels]
     sizes = []

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from autocompress.config import SearchConfig, budgets_of, pareto_objectives
-from autocompress.errors import AutocompressError
+from autocompress.errors import AutocompressError, one_line
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
@@ -111,7 +111,7 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
     except KeyboardInterrupt:
         sys.exit(130)
     except AutocompressError as exc:
-        print(f"error (worker {index}): " + " ".join(str(exc).split("\n")), file=sys.stderr)
+        print(one_line(exc, f"error (worker {index})"), file=sys.stderr)
         sys.exit(2)
 
 

@@ -38,7 +38,7 @@ class Progress:
         if self.first is None:                    # a resumed run starts past 0
             self.first = self.done - 1
             if rec.started_at:   # the set-up (teacher, Ray) is no trial's time: ETA from here
-                began = time.perf_counter() - (time.time() - rec.started_at)
+                began = time.perf_counter() - max(0.0, time.time() - rec.started_at)
                 self.start = max(self.start, began)
         elapsed = time.perf_counter() - self.start
         eta = elapsed / (self.done - self.first) * max(0, self.total - self.done)

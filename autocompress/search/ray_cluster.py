@@ -82,14 +82,15 @@ def reap_previous_ray(run_dir: Path) -> int:
     """After a driver was killed (SIGKILL), some processes of the local Ray it started
     (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
     files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many.
-    A marker written for another run dir (this one is a copy of it, whose Ray may be alive)
-    is dropped without touching that Ray."""
+    A marker written for another run dir that still exists (this one is a copy of it, whose
+    Ray may be alive) is dropped without touching that Ray; one whose run dir is gone (this
+    one was moved) is reaped."""
     marker = run_dir / ".ray_temp"
     if not marker.is_file():
         return 0
     lines = marker.read_text().split("\n")
     folder, owner = Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
-    if owner and Path(owner) != run_dir.resolve():
+    if owner and Path(owner) != run_dir.resolve() and Path(owner).is_dir():
         marker.unlink()
         return 0
     killed = kill_processes_using(folder)

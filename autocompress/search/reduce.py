@@ -80,8 +80,7 @@ class Reduction:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"unreadable space reduction ({type(exc).__name__}: {exc})",
                               loc=str(path), hint="restore it from a copy of the run dir: "
-                              "the run's study was sampled from the space it reduces, so the "
-                              "run cannot go on without it") from None
+                              "the run's study was sampled from the space it reduces") from None
 
 
 NONE = Reduction(dropped={})

@@ -16,8 +16,8 @@ rungs go through one actor on the driver's node that owns ``rungs.jsonl``.
 Ray keeps its session files under ``RUN_DIR/ray_tmp`` (or a short ``/tmp/ac-ray-*`` folder
 when that path is too long for a Unix socket) and Tune its experiment state under
 ``RUN_DIR/ray``; ``RAY_AUTH_MODE=disabled`` stops it writing a token to the home folder.
-ray is imported only here and in ``ray_cluster``, never at ``import autocompress`` or CLI
-start-up.
+ray is imported only here, in ``ray_cluster`` and in ``ray_trial``, never at
+``import autocompress`` or CLI start-up.
 """
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[st
 
 def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
                 seed: int) -> TrialRecord:
-    """Record ``trial`` (told FAIL already) as interrupted, so that it does not count
+    """Record ``trial`` (no longer running in the study) as interrupted, so that it does not count
     towards the target and a new trial replaces it; a baseline or initial-design trial is
     enqueued again, once (a WAITING copy already there is kept, so a kill between the
     enqueue and the record does not enqueue it twice)."""
@@ -181,6 +181,12 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
     the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
     local Ray there)."""
+    objectives = cfg.search.objectives
+    if not resume and objectives and "accuracy" not in objectives:   # (old runs still load)
+        raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
+                          "search would pick the cheapest model whatever it scores",
+                          loc=f"{cfg.path} search.objectives", hint="add accuracy, e.g. "
+                          f"objectives: [accuracy, {cfg.hardware.profiles[0]}.latency_ms]")
     if not resume:   # the resolved config keeps them: a resume (even of a run killed
         #              during set-up, before the study held its target) has the same plan
         cfg = replace(cfg, search=replace(cfg.search, trials=trials or cfg.search.trials,
