@@ -33,10 +33,10 @@ class _RemoteBoard:
 
 def trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
     """One trial in a Ray actor. Its outcome always comes back as a result: the record and
-    weights; a user error (``AutocompressError``: the search stops with it, as on the Optuna
-    backend); or any other error outside the trial's own handling (e.g. the search context
-    failing to build on this node), recorded as the trial's failure. A trial that ends with no
-    result lost its worker process (killed, out of memory, node gone)."""
+    weights; a user error (``AutocompressError``: the driver stops the search with it); or
+    any other error outside the trial's own handling (e.g. the search context failing to
+    build on this node), recorded as the trial's failure. A trial that ends with no result
+    lost its worker process (killed, out of memory, node gone)."""
     import traceback
 
     from ray import tune

@@ -98,6 +98,9 @@ def _weights_mover(stash: dict[str, str]) -> Any:
 def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
     from ray.tune.search import Searcher
 
+    def _seed(trial: Any) -> int:        # the trial's training seed, as on the Optuna backend
+        return session.cfg.seed + trial.number
+
     class StudySearcher(Searcher):
         """Optuna ask/tell from the driver, recording every finished trial. A trial whose
         worker was lost is recorded interrupted and replaced (at most ``remaining`` times
@@ -123,7 +126,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
             trial, params = nxt
             self.live[trial_id] = trial
             return {"number": trial.number, "params": params,
-                    "seed": session.cfg.seed + trial.number,
+                    "seed": _seed(trial),
                     "baseline": trial.user_attrs.get("baseline"),
                     "note": trial.user_attrs.get("note")}
 
@@ -136,7 +139,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
             trial, result = self.live.pop(trial_id), result or {}
-            seed, weights = session.cfg.seed + trial.number, stash.pop(trial_id, "")
+            weights = stash.pop(trial_id, "")
             if "record" in result:
                 rec = TrialRecord(**json.loads(result["record"]))
                 if weights:
@@ -152,7 +155,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
                 else:
                     self.lost += 1
                     why = "its Ray worker was lost; its log is under RUN_DIR/ray"
-                self._interrupted(trial, why, seed)
+                self._interrupted(trial, why)
                 return
             else:
                 rec = self._failed(trial, f"its Ray worker was lost ({self.lost} lost "
@@ -163,15 +166,15 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
 
         def _failed(self, trial: Any, error: str) -> TrialRecord:
             return TrialRecord(number=trial.number, state="failed", params=trial.params,
-                               seed=session.cfg.seed + trial.number, error=error,
+                               seed=_seed(trial), error=error,
                                baseline=trial.user_attrs.get("baseline"))
 
-        def _interrupted(self, trial: Any, why: str, seed: int) -> None:
+        def _interrupted(self, trial: Any, why: str) -> None:
             import optuna
 
             session.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             frozen = session.study.get_trials(deepcopy=False)[trial.number]
-            interrupted(session.study, frozen, why, session.records_path, seed=seed)
+            interrupted(session.study, frozen, why, session.records_path, seed=_seed(trial))
             self.full = False                # a new trial replaces it
             session.progress.say(f"trial {trial.number} interrupted ({why})")
 

@@ -181,14 +181,15 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
     the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
     local Ray there)."""
-    objectives = cfg.search.objectives
-    if not resume and objectives and "accuracy" not in objectives:   # (old runs still load)
-        raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
-                          "search would pick the cheapest model whatever it scores",
-                          loc=f"{cfg.path} search.objectives", hint="add accuracy, e.g. "
-                          f"objectives: [accuracy, {cfg.hardware.profiles[0]}.latency_ms]")
-    if not resume:   # the resolved config keeps them: a resume (even of a run killed
-        #              during set-up, before the study held its target) has the same plan
+    if not resume:
+        objectives = cfg.search.objectives      # checked here, not on load: old runs load
+        if objectives and "accuracy" not in objectives:
+            raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
+                              "search would pick the cheapest model whatever it scores",
+                              loc=f"{cfg.path} search.objectives", hint="add accuracy, e.g. "
+                              f"objectives: [accuracy, {cfg.hardware.profiles[0]}.latency_ms]")
+        # the resolved config keeps them: a resume (even of a run killed during set-up,
+        # before the study held its target) has the same plan
         cfg = replace(cfg, search=replace(cfg.search, trials=trials or cfg.search.trials,
                                           baselines=cfg.search.baselines and baselines))
     timeout = cfg.search.timeout_s
