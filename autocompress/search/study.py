@@ -17,6 +17,7 @@ from autocompress.search.journal import journal_storage
 from autocompress.search.records import TrialRecord
 from autocompress.space import ResolvedSpace
 from autocompress.space.distributions import Choice, Fixed
+from autocompress.space.knobs import cheap_end
 
 STARTUP_TRIALS = 10   # TPE's and GP's random start-up trials (enqueued ones count)
 
@@ -143,13 +144,13 @@ def _fewest_clusters(dist: Any) -> int:
 
 def cheapest_params(rspace: ResolvedSpace) -> dict[str, Any]:
     """The smallest candidate: narrowest/shallowest arch, most pruning and sparsity, fewest
-    bits, fewest weight clusters (k >= 2: k 0 or 1 means no clustering)."""
+    bits, fewest weight clusters (k >= 2: k 0 or 1 means no clustering); each knob's cheap
+    end is in ``space/knobs.py``."""
     out: dict[str, Any] = {}
     for name, dist in rspace.dists.items():
         if isinstance(dist, Fixed):
             continue
-        if name.split("/")[0] == "cluster.k":
-            out[name] = _fewest_clusters(dist)
-            continue
-        out[name] = _extreme(dist, high=name.split("/")[0] in ("prune", "sparsity.ratio"))
+        end = cheap_end(name)
+        out[name] = (_fewest_clusters(dist) if end == "clusters"
+                     else _extreme(dist, high=end == "high"))
     return out

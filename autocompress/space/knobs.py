@@ -23,10 +23,12 @@ from autocompress.compress.plan import (
 # Per-layer knobs. ``param``: prefix of the Optuna parameter name, ``<param>/<fqn>``
 # (prune.ratio and quant.bits keep their v1 names). ``on``: which layers a knob can address
 # ("leaders" = prune-group leaders, else every conv/linear). ``default``: the value meaning
-# "technique off / config default", used by baselines.
+# "technique off / config default", used by baselines. ``cheap``: where the knob's cheapest
+# value lies when it is not the lowest ("high": most pruning; "clusters": the fewest clusters
+# that still cluster, k >= 2), used for the cheapest candidate (budget checks).
 LAYER_KNOBS: dict[str, dict[str, Any]] = {
     "prune.ratio": {"bounds": (0.0, 0.9), "expect": "ratios in 0..0.9", "param": "prune",
-                    "on": "leaders", "default": 0.0},
+                    "on": "leaders", "default": 0.0, "cheap": "high"},
     "prune.criterion": {"allowed": PRUNE_CRITERIA, "expect": f"one of {PRUNE_CRITERIA}",
                         "on": "leaders", "default": "l1"},
     "quant.bits": {"allowed": (2, 3, 4, 5, 6, 7, 8, 32), "expect": "bit-widths in 2..8 or 32",
@@ -39,7 +41,7 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
     "quant.calib": {"allowed": WEIGHT_CALIB, "expect": f"one of {WEIGHT_CALIB}",
                     "default": "minmax"},
     "sparsity.ratio": {"bounds": (0.0, 0.95), "expect": "ratios in 0..0.95 (0 = dense)",
-                       "default": 0.0},
+                       "default": 0.0, "cheap": "high"},
     "sparsity.scope": {"allowed": ("layer", "global"), "expect": "layer or global",
                        "default": "layer"},
     "sparsity.steps": {"bounds": (1, 100), "integer": True,
@@ -49,13 +51,24 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
     "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
                            "default": 1.0},
     "cluster.k": {"bounds": (0, 256), "integer": True,
-                  "expect": "shared values in 2..256 (0 = off)", "default": 0},
+                  "expect": "shared values in 2..256 (0 = off)", "default": 0,
+                  "cheap": "clusters"},
 }
 SPEC_KEYS = ("allowed", "bounds", "integer", "expect")
 
 
 def param_prefix(knob: str) -> str:
     return str(LAYER_KNOBS[knob].get("param", knob))
+
+
+def cheap_end(param: str) -> str:
+    """Where the cheapest value of the Optuna parameter ``<prefix>/<fqn>`` lies: "low"
+    (arch knobs and most technique knobs), "high" or "clusters" (see ``LAYER_KNOBS``)."""
+    prefix = param.split("/")[0]
+    for knob, spec in LAYER_KNOBS.items():
+        if param_prefix(knob) == prefix:
+            return str(spec.get("cheap", "low"))
+    return "low"
 
 
 def layer_configs(v: Mapping[str, Any]) -> list[TechniqueConfig]:

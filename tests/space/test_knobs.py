@@ -77,6 +77,18 @@ def test_baseline_params_switch_other_techniques_off():
     assert plan.layers["stem.conv"] == (QuantConfig(bits=8),)    # act 32, qat, per-channel
 
 
+def test_cheapest_params_take_each_knob_at_its_cheap_end():
+    from autocompress.search.study import cheapest_params
+
+    cheap = cheapest_params(_rs())
+    assert cheap["quant/stem.conv"] == 4 and cheap["quant.act_bits/stem.conv"] == 4
+    assert cheap["sparsity.ratio/head.conv"] == 0.8                 # most sparsity
+    assert cheap["prune/stages.0.0.expand.conv"] == 0.5              # most pruning
+    assert cheap["cluster.k/head.conv"] == 2                         # fewest that cluster
+    assert cheap["lowrank.rank_ratio/head.conv"] == 0.25             # lowest rank
+    assert "quant/classifier" not in cheap                           # fixed: not searched
+
+
 def test_old_plans_keep_their_ids():
     # optional fields at their default are left out of the JSON
     assert QuantConfig(bits=4).to_dict() == {"kind": "quant", "bits": 4, "per_channel": True,
