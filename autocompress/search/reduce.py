@@ -1,5 +1,6 @@
-"""Hardware-aware space reduction: before any trial, drop the values of a per-layer format
-knob that no device in the run rewards.
+"""Before any trial: refuse a budget that even the space's cheapest candidate misses
+(``check_budget_reachable``), and hardware-aware space reduction: drop the values of a
+per-layer format knob that no device in the run rewards.
 
 A value of ``quant.bits``, ``quant.act_bits`` or ``sparsity.ratio`` is dropped when a more
 faithful value of the same knob on the same layer(s) (more bits, less sparsity) gives a
@@ -194,3 +195,24 @@ def reduced(rspace: ResolvedSpace, red: Reduction) -> ResolvedSpace:
         if kept:
             dists[name] = Choice(choices=kept)
     return replace(rspace, dists=dists)
+
+
+def check_budget_reachable(ctx: SearchContext) -> None:
+    """Refuse, before any training or writing, a budget that even the cheapest candidate
+    misses. Costing it also checks the cost path (e.g. a LUT without fallback) up front."""
+    from autocompress.search.objective import cost_plan
+    from autocompress.search.study import cheapest_params
+
+    params = cheapest_params(ctx.rspace)
+    plan = ctx.rspace.to_plan(params)
+    _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
+    over = {k: v for k, v in constraints.items() if v > 0}
+    if over:
+        parts = []
+        for key, excess in over.items():
+            prof, metric = key.split(".", 1)
+            value = costs[prof].summary()[metric.removeprefix("max_")]
+            parts.append(f"{key} needs {value:.2f} > limit {value - excess:.2f}")
+        raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
+                          f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
+                          hint="raise the limits or allow smaller models in the search space")

@@ -21,10 +21,9 @@ from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
-from autocompress.search.objective import cost_plan
 from autocompress.search.progress import Progress
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
-from autocompress.search.reduce import Reduction
+from autocompress.search.reduce import Reduction, check_budget_reachable
 from autocompress.search.rundir import (
     REDUCTION_FILE,
     check_run_files,
@@ -38,7 +37,6 @@ from autocompress.search.sampling import infeasible_trend
 from autocompress.search.setup import SearchContext, build_context
 from autocompress.search.study import (
     STARTUP_TRIALS,
-    cheapest_params,
     make_study,
     objective_values,
     relative_constraints,
@@ -52,24 +50,6 @@ class SearchResult:
     run_dir: Path
     records: list[dict[str, Any]]
     front: ParetoFront
-
-
-def check_budget_reachable(ctx: SearchContext) -> None:
-    """Refuse, before any training or writing, a budget that even the cheapest candidate
-    misses. Costing it also checks the cost path (e.g. a LUT without fallback) up front."""
-    params = cheapest_params(ctx.rspace)
-    plan = ctx.rspace.to_plan(params)
-    _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
-    over = {k: v for k, v in constraints.items() if v > 0}
-    if over:
-        parts = []
-        for key, excess in over.items():
-            prof, metric = key.split(".", 1)
-            value = costs[prof].summary()[metric.removeprefix("max_")]
-            parts.append(f"{key} needs {value:.2f} > limit {value - excess:.2f}")
-        raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
-                          f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
-                          hint="raise the limits or allow smaller models in the search space")
 
 
 def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> None:
