@@ -9,13 +9,13 @@ from typing import Any
 
 from autocompress.pareto import Budget, Objective
 from autocompress.report.info import pareto_plot_infos
+from autocompress.report.labels import place_labels
 from autocompress.report.plots import (
     BASELINE_STYLES,
     baseline_order,
     baseline_style,
     budget_label_side,
     pareto_figure,
-    place_labels,
 )
 from tests.report.sample import BUDGET, rec
 
