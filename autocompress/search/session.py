@@ -68,11 +68,12 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
 
 
 def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
-            records_path: Path) -> int:
+            records_path: Path, *, base_seed: int) -> int:
     """After a crash: a trial the study still shows running either finished (its record was
     written: tell the study) or was interrupted (record it failed). So is a finished trial
     whose record was cut off (a torn last line of records.jsonl, skipped with a warning).
-    An interrupted baseline or initial-design trial is enqueued again. Returns how many."""
+    An interrupted baseline or initial-design trial is enqueued again; the failed record
+    carries the trial's seed (``base_seed + number``, as it ran). Returns how many."""
     import optuna
 
     state = optuna.trial.TrialState
@@ -91,7 +92,8 @@ def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[st
             study.tell(trial, state=state.FAIL)
         why = "the run was killed" if running else "its record was cut off"
         records[frozen.number] = interrupted(study, frozen, why, records_path,
-                                             seed=rec["seed"] if rec else 0).to_dict()
+                                             seed=rec["seed"] if rec else base_seed + frozen.number
+                                             ).to_dict()
     return len(stale) + len(lost)
 
 
@@ -205,7 +207,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
 
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
     by_number = {r["number"]: r for r in read_records(records_path)}
-    interrupted_n = recover(study, by_number, ctx.objectives, records_path) if resume else 0
+    interrupted_n = (recover(study, by_number, ctx.objectives, records_path, base_seed=cfg.seed)
+                     if resume else 0)
     if "target_trials" not in study.user_attrs:
         extra = all_baselines(ctx.rspace) if cfg.search.baselines else []
         n = trials or cfg.search.trials

@@ -70,6 +70,7 @@ def test_an_interrupted_design_trial_is_enqueued_again(tmp_path):
     import optuna
 
     from autocompress.search.initial import NOTE
+    from autocompress.search.records import read_records
     from autocompress.search.session import recover
 
     study = optuna.create_study(directions=["maximize", "minimize"])
@@ -77,8 +78,9 @@ def test_an_interrupted_design_trial_is_enqueued_again(tmp_path):
     study.enqueue_trial({"x": 1.0}, user_attrs={"note": note, "design": "spread"})
     study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})   # running when killed
     assert recover(study, {}, ("accuracy", "stm32f746.latency_ms"),
-                    tmp_path / "records.jsonl") == 1
+                   tmp_path / "records.jsonl", base_seed=7) == 1
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [(t.system_attrs["fixed_params"], t.user_attrs["note"]) for t in waiting] == \
         [({"x": 1.0}, note)]
-    assert "interrupted" in (tmp_path / "records.jsonl").read_text()
+    (rec,) = read_records(tmp_path / "records.jsonl")
+    assert "interrupted" in rec["error"] and rec["seed"] == 7 + 0     # the seed it ran with
