@@ -97,7 +97,10 @@ class CostModel:
         """Cost of ``graph`` with per-layer ``formats`` (fqn -> LayerFormat).
 
         Layers not in ``formats`` use ``default`` (itself defaulting to the profile's
-        preferred native format). Weightless layers take only ``act_bits`` from theirs.
+        preferred native format); a weightless layer (add, pool, ...) not in ``formats``
+        runs in the format of the layer that wrote its input (the widest, for several
+        inputs): an add between int8 convs runs int8 whatever the device's default.
+        Weightless layers take only ``act_bits`` from their format.
         Names in ``formats`` that the graph lacks (a shallower candidate architecture) are
         ignored, or raise ValueError when ``strict``.
         """
@@ -113,10 +116,16 @@ class CostModel:
         act_bits: dict[str, int] = {}
         counts: dict[str, int] = {}
         total_ms = var_ms = sys_std_ms = flash = 0.0
+        written: dict[str, tuple[int, LayerFormat]] = {}   # tensor -> (act bits, format)
         for layer in graph.layers:
-            fmt = formats.get(layer.fqn, default)
+            fmt = formats.get(layer.fqn)
+            if fmt is None:
+                inputs = [written[t] for t in layer.inputs if t in written]
+                fmt = default if layer.compressible or not inputs else max(
+                    inputs, key=lambda w: w[0])[1]
             lat = estimate_layer_latency(self.profile, layer, fmt, fallback=self.fallback)
             act_bits[layer.fqn] = bits_of(executed_formats(self.profile, fmt)[1])
+            written[layer.output] = (act_bits[layer.fqn], fmt)
             layer_flash = layer_flash_bytes(layer, fmt)
             flash += layer_flash
             total_ms += lat.latency_ms

@@ -101,3 +101,20 @@ def test_works_on_inspect_model_output(mcu: HardwareProfile) -> None:
     assert est.peak_at in {layer.fqn for layer in graph.layers}
     # the stem output (8x16x16 int8 = 2 KB) stays live across the body: peak >= 3 tensors
     assert est.peak_sram_kb >= 3 * 2048 / 1024
+
+
+@pytest.mark.parametrize(("profile", "bits"), [("pixel4", 8), ("stm32f746", 32)])
+def test_weightless_layers_run_in_the_format_of_their_inputs(profile: str, bits: int) -> None:
+    """An add or pool is not in the plan's formats: it runs as the layers feeding it do, not
+    in the device's default (pixel4: fp32, stm32f746: int8)."""
+    graph = residual_graph()
+    fmt = LayerFormat(weight_bits=bits, act_bits=8 if bits == 8 else 32)
+    formats = {layer.fqn: fmt for layer in graph.layers if layer.compressible}
+    est = CostModel(profile).estimate(graph, formats)
+    act = "int8" if bits == 8 else "fp32"
+    assert {c.key.rsplit("|a=", 1)[1] for c in est.layers} == {act}
+    # peak SRAM: conv0's output (live until the add) + the add's, at the run format's width
+    assert est.peak_sram_kb * 1024 >= 2 * 512 * bits // 8
+    mixed = {**formats, "conv0": LayerFormat(weight_bits=32, act_bits=32)}
+    add = next(c for c in CostModel(profile).estimate(graph, mixed).layers if c.fqn == "add")
+    assert add.key.endswith("a=fp32")                   # the wider of its two inputs
