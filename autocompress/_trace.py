@@ -52,9 +52,27 @@ def _module_layer(name: str, module: nn.Module, in_shape: tuple[int, ...],
                          macs=rows * module.in_features * module.out_features)
     for cls, op in _POOL_TYPES.items():
         if isinstance(module, cls):
-            return LayerInfo(fqn=name, op=op, in_shape=in_shape, out_shape=out_shape,
-                             macs=math.prod(in_shape))
+            return _pool_layer(name, op, module, in_shape, out_shape)
     return None
+
+
+def _pool_layer(name: str, op: str, module: nn.Module, in_shape: tuple[int, ...],
+                out_shape: tuple[int, ...]) -> LayerInfo:
+    """A pool keyed as the ONNX reader and ``autocompress profile`` key it (so that measured
+    LUT entries match): a global pool (one output pixel) has kernel = stride = the input's
+    width and output (C,); another has its kernel and stride (an adaptive one, the input
+    over the output size) and reads kernel x kernel inputs per output."""
+    if len(in_shape) == 3 and out_shape[1:] == (1, 1):
+        return LayerInfo(fqn=name, op=op, in_shape=in_shape, out_shape=out_shape[:1],
+                         kernel=in_shape[-1], stride=in_shape[-1], macs=math.prod(in_shape))
+    if isinstance(module, nn.AvgPool2d | nn.MaxPool2d):
+        k = module.kernel_size
+        s = module.stride or k
+        kernel, stride = (int(v if isinstance(v, int) else v[0]) for v in (k, s))
+    else:                                   # adaptive, several output pixels
+        kernel = stride = max(1, in_shape[-1] // max(1, out_shape[-1]))
+    return LayerInfo(fqn=name, op=op, in_shape=in_shape, out_shape=out_shape, kernel=kernel,
+                     stride=stride, macs=math.prod(out_shape) * kernel * kernel)
 
 
 def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:

@@ -143,3 +143,23 @@ def test_cli_start_up_is_lean() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert res.stdout.strip() == "[]"
+
+
+def test_traced_pools_have_the_keys_the_profile_grid_measures() -> None:
+    """A student's global pool, traced from PyTorch, finds the LUT entry `profile` measured
+    for its shape (kernel = stride = width, output (C,)), as the ONNX reader keys it."""
+    import torch
+    from torch import nn
+
+    from autocompress.graph import inspect_model
+
+    grid = {layer_key(g, "int8", "int8") for g in grid_layers() if g.op == "avgpool"}
+    pool = next(g for g in grid_layers() if g.op == "avgpool")
+    c, hw = pool.in_shape[0], pool.in_shape[-1]
+    for module in (nn.AdaptiveAvgPool2d(1), nn.AvgPool2d(hw)):
+        (traced,) = inspect_model(nn.Sequential(module), torch.zeros(1, c, hw, hw)).layers
+        assert layer_key(traced, "int8", "int8") in grid
+    layers = inspect_model(nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(3, stride=1)),
+                           torch.zeros(1, 4, 8, 8)).layers
+    assert [(x.kernel, x.stride, x.out_shape, x.macs) for x in layers] == [
+        (2, 2, (4, 4, 4), 4 * 16 * 4), (3, 1, (4, 2, 2), 4 * 4 * 9)]
