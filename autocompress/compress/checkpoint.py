@@ -43,7 +43,7 @@ from autocompress.compress.bitpack import (
     recover_codes,
     unpack_bits,
 )
-from autocompress.compress.plan import CompressionPlan, QuantConfig
+from autocompress.compress.plan import ClusterConfig, CompressionPlan, QuantConfig
 from autocompress.compress.size import layer_config
 from autocompress.hardware.memory import CSR_INDEX_BYTES, CSR_ROWPTR_BYTES
 
@@ -136,10 +136,11 @@ def _symbols(sym: Tensor, bits: int) -> tuple[int, str]:
 
 
 def _pack_weight(blob: _Blob, name: str, w: Tensor, cfg: QuantConfig | None,
-                 report: PackReport) -> list[Any]:
+                 report: PackReport, *, clustered: bool = False) -> list[Any]:
     bits, q = 32, None
     if cfg is not None and cfg.bits < 32:
-        for per_channel in dict.fromkeys((cfg.per_channel, not cfg.per_channel)):
+        order = (False, True) if clustered else (cfg.per_channel, not cfg.per_channel)
+        for per_channel in order:            # a clustered layer is per-tensor: one scale
             q = recover_codes(w, cfg.bits, per_channel, cfg.symmetric)
             if q is not None:
                 bits = cfg.bits
@@ -237,8 +238,10 @@ def pack_state(model: nn.Module, plan: CompressionPlan | None = None
     for key, tensor in state.items():
         if key in weights and tensor.dtype == torch.float32:
             cfg = layer_config(plan, weights[key], QuantConfig)
+            clustered = isinstance(layer_config(plan, weights[key], ClusterConfig),
+                                   ClusterConfig)
             entries.append(_pack_weight(blob, key, tensor, cfg if isinstance(cfg, QuantConfig)
-                                        else None, report))
+                                        else None, report, clustered=clustered))
         else:
             dtype = str(tensor.dtype).removeprefix("torch.")
             if dtype not in DTYPES:

@@ -6,9 +6,9 @@ no padding per element); a clustered layer stores ceil(log2 k)-bit indices plus 
 codebook at the value bit-width; a layer with zeros may store its non-zeros plus the
 cheaper of a bitmask or CSR indices, when that beats dense. Every layer also stores a bias
 (BatchNorm is folded into the conv at export, so each layer has one; 4 B each, int32 or
-fp32) and, when integer, its scales (4 B per channel or per tensor, plus a 1 B zero point
-each when asymmetric: it lies in the code range, 0..255); an activation quantizer stores
-a scale and a zero point (8 B).
+fp32; not the first factor of a low-rank pair, which has none) and, when integer, its
+scales (4 B per channel or per tensor, plus a 1 B zero point each when asymmetric: it lies
+in the code range, 0..255); an activation quantizer stores a scale and a zero point (8 B).
 Other parameters (BatchNorm before folding) are not counted.
 
 >>> stored_bytes(model).total_bytes   # doctest: +SKIP
@@ -24,7 +24,7 @@ from torch import nn
 
 from autocompress.compress.actquant import act_bits
 from autocompress.compress.cluster import Cluster
-from autocompress.compress.plan import ClusterConfig, CompressionPlan, QuantConfig
+from autocompress.compress.plan import ClusterConfig, CompressionPlan, LowRankConfig, QuantConfig
 from autocompress.compress.quantize import FakeQuant
 from autocompress.compress.registry import weight_parametrizations
 from autocompress.hardware.memory import CSR_INDEX_BYTES, CSR_ROWPTR_BYTES
@@ -65,9 +65,12 @@ class SizeReport:
         return sum(t.params for t in self.layers)
 
 
-def encode_bytes(params: int, nonzero: int, bits: float, rows: int) -> tuple[float, str]:
-    """Cheapest of dense, non-zeros + bitmask, non-zeros + CSR: (bytes, encoding)."""
-    options = {"dense": params * bits / 8}
+def encode_bytes(params: int, nonzero: int, bits: float, rows: int,
+                 dense_bits: float | None = None) -> tuple[float, str]:
+    """Cheapest of dense, non-zeros + bitmask, non-zeros + CSR: (bytes, encoding). Dense
+    takes ``dense_bits`` per value when given (codebook indices with zeros: zero needs a
+    code of its own)."""
+    options = {"dense": params * (bits if dense_bits is None else dense_bits) / 8}
     if nonzero < params:
         values = nonzero * bits / 8
         options["bitmask"] = values + params / 8
@@ -107,13 +110,15 @@ def layer_bytes(fqn: str, layer: nn.Module, plan: CompressionPlan | None = None,
     use_codebook = clustered and index_bits < bits
     if use_codebook:
         value_bits = index_bits
-    size, enc = encode_bytes(params, nonzero, value_bits, rows)
-    if use_codebook and enc == "dense" and nonzero < params:   # zero needs its own code
-        size = params * max(1, math.ceil(math.log2(codebook + 1))) / 8
+    zero_code = max(1, math.ceil(math.log2(codebook + 1))) \
+        if use_codebook and nonzero < params else None
+    size, enc = encode_bytes(params, nonzero, value_bits, rows, zero_code)
     if use_codebook:
         size += codebook * bits / 8
         enc += "+codebook"
-    extra = rows * BIAS_BYTES
+    first_factor = plan is not None and fqn.endswith(".0") and \
+        isinstance(plan.configs(LowRankConfig).get(fqn[:-2]), LowRankConfig)
+    extra = 0 if first_factor else rows * BIAS_BYTES     # a low-rank first factor: no bias
     if bits < 32:
         scales = rows if per_channel and weight.dim() > 1 and not clustered else 1
         extra += scales * (SCALE_BYTES + (0 if symmetric else ZERO_POINT_BYTES))

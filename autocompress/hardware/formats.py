@@ -66,6 +66,12 @@ class LayerFormat:
         return format_for_bits(self.weight_bits)
 
     @property
+    def value_bits(self) -> int:
+        """Bits of the weight values the layer computes with: the codebook's entries for a
+        clustered layer (its ``weight_bits`` are then index bits), else ``weight_bits``."""
+        return (self.codebook_bits or self.weight_bits) if self.codebook else self.weight_bits
+
+    @property
     def act_format(self) -> str:
         return format_for_bits(self.act_bits)
 

@@ -36,6 +36,7 @@ from autocompress.hardware.formats import (
     LayerFormat,
     bytes_per_element,
     compute_format,
+    format_for_bits,
     runnable_format,
 )
 from autocompress.hardware.keys import WEIGHTED_OPS, boundary_layer, channels, layer_key
@@ -54,8 +55,9 @@ class LayerLatency:
 
 
 def executed_formats(profile: HardwareProfile, fmt: LayerFormat) -> tuple[str, str]:
-    """(weight, activation) formats the device really runs for the requested ``fmt``."""
-    return (runnable_format(fmt.weight_format, profile.formats.weights),
+    """(weight, activation) formats the device really runs for the requested ``fmt`` (a
+    clustered layer computes with its codebook's values, not its indices)."""
+    return (runnable_format(format_for_bits(fmt.value_bits), profile.formats.weights),
             runnable_format(fmt.act_format, profile.formats.activations))
 
 

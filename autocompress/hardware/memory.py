@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autocompress.graph import LayerInfo, ModelGraph
-from autocompress.hardware.formats import LayerFormat, is_float
+from autocompress.hardware.formats import LayerFormat, format_for_bits, is_float
 from autocompress.hardware.keys import WEIGHTED_OPS, channels
 
 KB = 1024                 # bytes per KB, as MCU datasheets and MCUNet count
@@ -31,15 +31,18 @@ CSR_INDEX_BYTES = 2       # B per non-zero: uint16 column index (rows < 65536 el
 CSR_ROWPTR_BYTES = 4      # B per output row + 1: int32 row pointer
 
 
-def weight_bytes(params: int, bits: int, sparsity: float = 0.0, rows: int = 1) -> float:
+def weight_bytes(params: int, bits: int, sparsity: float = 0.0, rows: int = 1, *,
+                 dense_bits: float | None = None) -> float:
     """Stored bytes of ``params`` weights at ``bits``, packed; sparse if that is smaller.
 
-    Sparse storage = non-zero values + min(bitmask of all positions, CSR indices).
+    Sparse storage = non-zero values + min(bitmask of all positions, CSR indices). Dense
+    storage of sparse weights takes ``dense_bits`` per value when zero needs a code of its
+    own (codebook indices: ceil(log2(k + 1)) bits for k non-zero entries).
 
     >>> weight_bytes(1000, 8), weight_bytes(1000, 4), weight_bytes(1000, 8, sparsity=0.9)
     (1000.0, 500.0, 225.0)
     """
-    dense = params * bits / 8
+    dense = params * (bits if dense_bits is None or sparsity <= 0.0 else dense_bits) / 8
     if sparsity <= 0.0 or params == 0:
         return float(dense)
     nonzero = round(params * (1.0 - sparsity))
@@ -58,13 +61,15 @@ def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
     """
     if layer.op not in WEIGHTED_OPS or (layer.params == 0 and layer.bias == 0):
         return 0.0
-    bits = fmt.weight_bits
+    bits, values = fmt.weight_bits, fmt.value_bits
     out_channels = channels(layer.out_shape)
-    total = weight_bytes(layer.params, bits, fmt.sparsity, rows=out_channels)
+    zero_code = max(1, math.ceil(math.log2(fmt.codebook + 1))) if fmt.codebook else None
+    total = weight_bytes(layer.params, bits, fmt.sparsity, rows=out_channels,
+                         dense_bits=zero_code)
     if fmt.codebook:      # shared values; one scale for the whole codebook
-        total += fmt.codebook * (fmt.codebook_bits or bits) / 8
-    if is_float(fmt.weight_format):
-        total += layer.bias * bits / 8
+        total += fmt.codebook * values / 8
+    if is_float(format_for_bits(values)):
+        total += layer.bias * values / 8
     else:
         scales = out_channels if fmt.per_channel and not fmt.codebook else 1
         zero_point = 0 if fmt.symmetric else ZERO_POINT_BYTES

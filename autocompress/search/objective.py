@@ -41,8 +41,8 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
     """Per-layer weight/activation formats and sparsity the cost model sees (32 bits = float).
 
     Activation bits: the layer's ``act_bits`` when it quantizes activations, else 8 for an
-    integer layer (the export runs it int8) and 32 for a float one. A clustered integer
-    layer stores ceil(log2 k)-bit indices when that is narrower than its bits, plus its
+    integer layer (the export runs it int8) and 32 for a float one. A clustered layer (integer
+    or float) stores ceil(log2 k)-bit indices when that is narrower than its bits, plus its
     codebook (``codebook`` = k entries of ``codebook_bits`` = its bits); either way it has one
     per-tensor scale (``per_channel`` False), as has ``QuantConfig.per_channel=False``
     (``compress.size`` counts the same). A low-rank layer's
@@ -60,7 +60,7 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
         if isinstance(q, QuantConfig) and q.act_bits < 32:
             act = q.act_bits
         codebook = codebook_bits = 0
-        if isinstance(cl, ClusterConfig) and bits < 32:
+        if isinstance(cl, ClusterConfig):
             index_bits = max(1, math.ceil(math.log2(cl.k)))
             if index_bits < bits:
                 codebook, codebook_bits, bits = cl.k, bits, index_bits

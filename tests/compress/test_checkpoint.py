@@ -121,3 +121,19 @@ def test_csr_columns_use_all_16_bits(tmp_path):
     assert report.layers == {"0.weight": "float32 csr"}
     assert report.weights <= 5 * 4 + 5 * 2 + 3 * 4 + 3     # + alignment of the values
     assert torch.equal(load_state(tmp_path / "m.pt")["0.weight"], net[0].weight)
+
+
+def test_a_clustered_layer_is_packed_with_one_scale_as_counted(tmp_path):
+    """Clustering quantizes per tensor: the packed file keeps one scale for the layer (as
+    stored_bytes and the cost model count), though its codes could be recovered per channel."""
+    from autocompress.compress import ClusterConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
+    plan = CompressionPlan(layers={"0": (ClusterConfig(k=16), QuantConfig(bits=8)),
+                                   "2": (QuantConfig(bits=8),)})
+    baked = bake(apply_plan(model, plan, torch.randn(4, 256)))
+    report = save_packed(baked, plan, tmp_path / "m.pt")
+    assert report.layers["0.weight"] == "int8 dense +codebook"
+    assert report.scales == 4 + 10 * 4                      # one scale, then ten per channel
+    assert torch.equal(load_state(tmp_path / "m.pt")["0.weight"], baked[0].weight)

@@ -36,12 +36,26 @@ def test_plan_formats_carry_the_codebook() -> None:
     plan = CompressionPlan(layers={
         "a": (QuantConfig(bits=8), ClusterConfig(k=16)),     # 4-bit indices + 16 int8 values
         "b": (QuantConfig(bits=4), ClusterConfig(k=64)),     # 6-bit indices: not narrower
-        "c": (ClusterConfig(k=16),)})                        # float layer: not costed as codes
+        "c": (ClusterConfig(k=16),)})                        # float: 4-bit indices, fp32 book
     formats = plan_formats(plan)
     assert (formats["a"].weight_bits, formats["a"].codebook, formats["a"].codebook_bits) == \
         (4, 16, 8)
     assert (formats["b"].weight_bits, formats["b"].codebook) == (4, 0)
-    assert (formats["c"].weight_bits, formats["c"].codebook) == (32, 0)
+    assert (formats["c"].weight_bits, formats["c"].codebook, formats["c"].codebook_bits,
+            formats["c"].act_bits) == (4, 16, 32, 32)
+
+
+def test_a_clustered_layer_runs_in_its_codebook_format() -> None:
+    """Latency: the indices are decoded to the codebook's values, so an int8-codebook layer
+    runs int8 and a float one fp32, whatever the index width."""
+    from autocompress.hardware.latency import executed_formats
+    from autocompress.hardware.profile import load_profile
+
+    pixel = load_profile("pixel4")
+    assert executed_formats(pixel, LayerFormat(weight_bits=4, codebook=16, codebook_bits=8,
+                                               act_bits=8)) == ("int8", "int8")
+    assert executed_formats(pixel, LayerFormat(weight_bits=4, codebook=16, codebook_bits=32,
+                                               act_bits=32)) == ("fp32", "fp32")
 
 
 def test_cost_flash_matches_stored_size_of_a_clustered_model() -> None:
@@ -79,3 +93,29 @@ def test_per_tensor_scales_match_stored_size() -> None:
     assert not formats["5"].symmetric and formats["5"].per_channel
     for fqn in ("1", "3", "5"):
         assert flash[fqn] == sizes[fqn].weight_bytes + sizes[fqn].extra_bytes, fqn
+
+
+def test_stored_size_and_cost_agree_for_sparse_clusters_float_clusters_and_low_rank() -> None:
+    """Zeros among clustered weights (zero needs a code of its own when stored dense, so the
+    cheapest of dense, bitmask and CSR is taken on both sides), a clustered float layer
+    (indices + fp32 codebook), and a low-rank pair (the first factor has no bias)."""
+    from autocompress.compress import LowRankConfig, SparsityConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 32),
+                          nn.ReLU(), nn.Linear(32, 10))
+    plan = CompressionPlan(layers={
+        "1": (SparsityConfig(ratio=0.1), ClusterConfig(k=16), QuantConfig(bits=8)),
+        "3": (ClusterConfig(k=16),),
+        "5": (LowRankConfig(rank_ratio=0.5), QuantConfig(bits=8))})
+    example = torch.randn(2, 256)
+    compressed = apply_plan(model, plan, example)
+    sizes = {row.fqn: row for row in stored_bytes(compressed, plan).layers}
+    assert sizes["1"].encoding == "bitmask+codebook" and sizes["3"].codebook == 16
+    est = CostModel("stm32f746").estimate(inspect_model(compressed, example[:1]),
+                                          plan_formats(plan))
+    flash = {layer.fqn: layer.flash_kb * 1024 for layer in est.layers}
+    for fqn in ("1", "3", "5.0", "5.1"):
+        assert flash[fqn] == pytest.approx(sizes[fqn].total_bytes), fqn
+    assert sizes["5.0"].extra_bytes == 5 * 4                  # 5 scales, no bias
+    assert sizes["5.1"].extra_bytes == 10 * 4 + 10 * 4        # bias and scales
