@@ -82,10 +82,15 @@ class Reader:
         return tuple(self.get((*path, i), "str") for i in range(len(value)))
 
     def number_map(self, path: PathKey, default: Any = _MISSING) -> dict[str, float]:
+        """A mapping of positive numbers (throughputs: a 0 would divide by zero)."""
         value = self.raw(path, default)
         if not isinstance(value, dict):
             raise self.error(path, f"expected a mapping of numbers, got {_kind(value)}")
-        return {str(k): self.get((*path, k), "number", minimum=0.0) for k in value}
+        out = {str(k): self.get((*path, k), "number", minimum=0.0) for k in value}
+        for k, v in out.items():
+            if v <= 0:
+                raise self.error((*path, k), f"must be > 0 (a throughput), got {v!r}")
+        return out
 
 
 def _article(kind: str) -> str:
