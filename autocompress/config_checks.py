@@ -1,13 +1,17 @@
 """The config's field checks: one function per field kind, each returning an error text or
 None. :data:`SCHEMA` maps every section's keys to their check; ``config.parse_config`` walks it
-and turns each text into a ``ConfigError`` naming file:line and field.
+and turns each text into a ``ConfigError`` naming file:line and field. ``check_new_run``: what
+only a new search refuses.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autocompress.errors import did_you_mean
+from autocompress.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from autocompress.config import SearchConfig
 
 SAMPLERS = ("tpe", "gp", "nsga2", "random")
 
@@ -106,3 +110,23 @@ SCHEMA: dict[str, dict[str, Check]] = {
                "baselines": _bool},
 }
 TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
+
+
+def check_new_run(cfg: SearchConfig) -> None:
+    """What a new run refuses that an old run dir's config may hold (checked when a search
+    starts, not on load, so that old runs still report, export and resume)."""
+    from autocompress.config import DataConfig
+
+    objectives = cfg.search.objectives
+    if objectives and "accuracy" not in objectives:
+        raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
+                          "search would pick the cheapest model whatever it scores",
+                          loc=f"{cfg.path} search.objectives", hint="add accuracy, e.g. "
+                          f"objectives: [accuracy, {cfg.hardware.profiles[0]}.latency_ms]")
+    if cfg.data.source != "digits":
+        for key in ("val_fraction", "test_fraction"):
+            if getattr(cfg.data, key) != getattr(DataConfig, key):
+                raise ConfigError(f"{key} splits the built-in digits only; "
+                                  f"{cfg.data.source} returns its own train/val/test splits",
+                                  loc=f"{cfg.path} data.{key}",
+                                  hint="remove it, or change the split in your data callable")

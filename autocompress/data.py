@@ -70,18 +70,61 @@ def _to_split(raw: Any, where: str) -> Split:
         items = [raw[i] for i in range(len(raw))]  # type: ignore[arg-type]
         if not items:
             raise DataError("split is empty", loc=where, hint="return at least one sample")
+        first = items[0]
+        if not (isinstance(first, (tuple, list)) and len(first) == 2):
+            what = (f"a dict with keys {', '.join(map(str, first))}"
+                    if isinstance(first, Mapping) else type(first).__name__)
+            raise DataError(f"a Dataset must yield (x, y) pairs; its item 0 is {what}",
+                            loc=where, hint="wrap it so that __getitem__ returns (x, y), "
+                            "e.g. (item['image'], item['label'])")
         raw = (torch.stack([torch.as_tensor(a) for a, _ in items]),
-               torch.as_tensor([int(b) for _, b in items]))
+               torch.as_tensor([_label(b, where) for _, b in items]))
     if not (isinstance(raw, (tuple, list)) and len(raw) == 2):
         raise DataError(f"expected an (x, y) pair or a Dataset, got {type(raw).__name__}",
                         loc=where)
-    x = torch.as_tensor(np.asarray(raw[0]) if not isinstance(raw[0], Tensor) else raw[0])
-    y = torch.as_tensor(np.asarray(raw[1]) if not isinstance(raw[1], Tensor) else raw[1])
+    try:
+        x, y = (v if isinstance(v, Tensor) else torch.as_tensor(np.asarray(v)) for v in raw)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"x and y must be numeric arrays or tensors: {exc}", loc=where) from exc
     if x.shape[0] == 0:
         raise DataError("split is empty", loc=where, hint="return at least one sample")
-    if x.shape[0] != y.shape[0]:
-        raise DataError(f"x has {x.shape[0]} samples but y has {y.shape[0]}", loc=where)
+    if y.dim() != 1 or x.shape[0] != y.shape[0]:
+        raise DataError(f"y must hold one class index per sample, shape ({x.shape[0]},); got "
+                        f"shape {tuple(y.shape)}", loc=where, hint="one-hot labels: pass "
+                        "y.argmax(1)" if y.dim() == 2 and y.shape[0] == x.shape[0] else None)
+    _check_values(x, y, where)
     return Split(x.float(), y.long())
+
+
+def _label(value: Any, where: str) -> int:
+    try:
+        return int(torch.as_tensor(value).item())
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"a Dataset's y must be one class index per item, got {value!r}",
+                        loc=where) from exc
+
+
+def _check_values(x: Tensor, y: Tensor, where: str) -> None:
+    """Labels are class indices 0..K-1 (whole numbers), inputs are finite numbers."""
+    if y.dtype == torch.bool or not (y.is_floating_point() or y.dtype in _INT_TYPES):
+        raise DataError(f"y must hold integer class indices, got dtype {y.dtype}", loc=where)
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        bad = float(y[y != y.round()][0])
+        raise DataError(f"y must hold integer class indices 0..K-1, found {bad:g}", loc=where)
+    if int(y.min()) < 0:
+        raise DataError(f"class indices must be 0..K-1, found {int(y.min())}", loc=where,
+                        hint="map the labels to 0..K-1")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        n = int((~torch.isfinite(x)).sum())
+        raise DataError(f"x holds {n} non-finite value(s) (NaN or inf)", loc=where,
+                        hint="clean or impute them before returning the split")
+    if x.dim() == 4 and x.shape[3] in (1, 3) and x.shape[1] == x.shape[2] >= 8:
+        raise DataError(f"x looks channels-last: shape {tuple(x.shape)} (N x H x W x C)",
+                        loc=where, hint="the models take N x C x H x W: return "
+                        "x.permute(0, 3, 1, 2)")
+
+
+_INT_TYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -> DataBundle:
@@ -98,6 +141,12 @@ def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -
     shapes = {s: tuple(v.x.shape[1:]) for s, v in splits.items()}
     if len(set(shapes.values())) != 1:
         raise DataError(f"splits have different input shapes: {shapes}", loc=loc)
+    seen = set(splits["train"].y.unique().tolist())
+    for name in ("val", "test"):
+        if unseen := sorted(set(splits[name].y.unique().tolist()) - seen):
+            raise DataError(f"{name} has class(es) {unseen} that train never has",
+                            loc=f"{loc} ({spec} -> {name})",
+                            hint="a class must be in train to be learned: check the labels")
     num_classes = int(max(int(v.y.max()) for v in splits.values())) + 1
     return DataBundle(num_classes=num_classes, name=spec, **splits)  # type: ignore[arg-type]
 

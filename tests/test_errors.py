@@ -170,10 +170,57 @@ def test_empty_dataset(tmp_path, capsys):
     assert "split is empty" in run_cli(capsys, "search", str(cfg))
 
 
+RETURN = '    return {"train": (x[:a], y[:a]), "val": (x[a:b], y[a:b]), "test": (x[b:], y[b:])}'
+DATA_CASES = {
+    "negative label": ("    y[a] = -1\n", ["(mydata:make_data -> val)", "class indices must be 0..K-1, "
+                                            "found -1"]),
+    "one-hot labels": ("    y = np.eye(10, dtype=np.float32)[y]\n",
+                       ["(mydata:make_data -> train)", "shape (1257,); got shape (1257, 10)",
+                        "y.argmax(1)"]),
+    "fractional labels": ("    y = y + 0.5\n", ["integer class indices 0..K-1, found "]),
+    "NaN input": ("    x[0, 0, 0, 0] = np.nan\n", ["(mydata:make_data -> train)",
+                                                    "1 non-finite value(s)"]),
+    "channels last": ("    x = x.transpose(0, 2, 3, 1)\n", ["looks channels-last",
+                                                            "x.permute(0, 3, 1, 2)"]),
+    "class only in test": ("    y[-1] = 12\n", ["test has class(es) [12] that train never has"]),
+    "dict dataset": ("    import torch\n    from torch.utils.data import Dataset\n\n"
+                     "    class D(Dataset):\n        def __len__(self): return 4\n"
+                     "        def __getitem__(self, i): return {'image': x[i], 'label': y[i]}\n"
+                     "    return {'train': D(), 'val': D(), 'test': D()}\n",
+                     ["a Dataset must yield (x, y) pairs; its item 0 is a dict with keys image, "
+                      "label"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_data_mistakes(tmp_path, capsys, case):
+    """Labels that are not class indices 0..K-1, non-finite or channels-last inputs, a class
+    only in test, a Dataset of dicts: one line naming the split, before any training."""
+    insert, fragments = DATA_CASES[case]
+    cfg = own_config(tmp_path, **{"mydata.py": (RETURN, insert + RETURN)})
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert "mydata:make_data" in line and all(f in line for f in fragments), line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_split_fraction_with_own_data(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"config.yaml": ("data: mydata:make_data",
+                                                  "data: {source: mydata:make_data, "
+                                                  "val_fraction: 0.3}")})
+    line = run_cli(capsys, "search", str(cfg))
+    assert "data.val_fraction: val_fraction splits the built-in digits only" in line
+
+
+def test_model_with_the_wrong_number_of_outputs(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"mynets.py": ("nn.Linear(64, num_classes)", "nn.Linear(64, 7)")})
+    line = run_cli(capsys, "search", str(cfg))
+    assert "model.builder: the model outputs (1, 7), expected logits of shape (N, 10)" in line
+
+
 def test_input_shape_mismatch(tmp_path, capsys):
     cfg = own_config(tmp_path, **{"mynets.py": ("channels = input_shape[0]", "channels = 3")})
-    assert "forward pass failed on an input of shape (1, 1, 16, 16)" in run_cli(
-        capsys, "search", str(cfg))
+    line = run_cli(capsys, "search", str(cfg))
+    assert "model.builder: forward pass failed on an input of shape (1, 1, 16, 16)" in line
 
 
 def test_arch_knobs_with_own_model(tmp_path, capsys):

@@ -111,7 +111,27 @@ def _resolve(name_or_path: str | Path,
     known = list_profiles(search_dirs)
     raise ProfileError(f"unknown hardware profile '{text}'; known profiles: "
                        f"{', '.join(known) or 'none'}", loc="hardware",
-                       hint=did_you_mean(text, known) or "or give a path to a profile YAML")
+                       hint=did_you_mean(text, known) or _by_device(text, search_dirs)
+                       or "`autocompress profiles` lists them with their devices")
+
+
+def _by_device(text: str, search_dirs: Iterable[str | Path] | None) -> str | None:
+    """A hint naming the profiles whose header mentions ``text`` (a CPU or board name such
+    as cortex-a76 or Orin), matched without case, spaces, dashes or underscores."""
+    def norm(value: str) -> str:
+        return re.sub(r"[\s_-]+", "", value.lower())
+
+    want = norm(text)
+    if len(want) < 3:
+        return None
+    hits = []
+    for name in list_profiles(search_dirs):
+        path = next(d / f"{name}.yaml" for d in profile_dirs(search_dirs)
+                    if (d / f"{name}.yaml").is_file())
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            if want in norm(fh.read(4000)):
+                hits.append(name)
+    return f"profiles for a '{text}' device: {', '.join(hits)}" if hits else None
 
 
 def load_profile(name_or_path: str | Path,

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from autocompress.config import SearchConfig, budgets_of, pareto_objectives
-from autocompress.errors import ConfigError
+from autocompress.config_checks import check_new_run
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
@@ -164,12 +164,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     the teacher: work that may overlap the rest of the set-up (the Ray backend starts a
     local Ray there)."""
     if not resume:
-        objectives = cfg.search.objectives      # checked here, not on load: old runs load
-        if objectives and "accuracy" not in objectives:
-            raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
-                              "search would pick the cheapest model whatever it scores",
-                              loc=f"{cfg.path} search.objectives", hint="add accuracy, e.g. "
-                              f"objectives: [accuracy, {cfg.hardware.profiles[0]}.latency_ms]")
+        check_new_run(cfg)                      # here, not on load: old runs load
         # the resolved config keeps them: a resume (even of a run killed during set-up,
         # before the study held its target) has the same plan
         cfg = replace(cfg, search=replace(cfg.search, trials=trials or cfg.search.trials,

@@ -11,8 +11,8 @@ import torch
 from autocompress.compress.prune import prune_groups
 from autocompress.config import SearchConfig, objectives_of
 from autocompress.data import DataBundle, load_digits_bundle, load_user_bundle
-from autocompress.errors import ConfigError, SpaceError
-from autocompress.graph import inspect_model
+from autocompress.errors import ConfigError, ModelError, SpaceError
+from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostModel, HardwareProfile, load_profile
 from autocompress.models.families import DEFAULT_FAMILY
 from autocompress.models.source import ModelSource
@@ -55,6 +55,27 @@ def load_data(cfg: SearchConfig) -> DataBundle:
                             base_dir=cfg.import_dir())
 
 
+def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, where: str
+             ) -> ModelGraph:
+    """The model's graph, its errors blamed on ``where`` (the builder, or the data the
+    built-in student cannot take); the model must output one logit per class of the data."""
+    try:
+        graph = inspect_model(model, example)
+        with torch.no_grad():
+            out = model.eval()(example)
+    except ModelError as exc:
+        raise ModelError(exc.raw_message, loc=where, hint=exc.hint) from exc
+    finally:
+        model.train()
+    if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"the model outputs {shape}, expected logits of shape (N, "
+                         f"{num_classes}) for the {num_classes} classes in the data", loc=where,
+                         hint="give the last layer num_classes outputs (the builder's second "
+                         "argument)")
+    return graph
+
+
 def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
                   reduction: Reduction | None = None) -> SearchContext:
     """The context of a search. With ``search.reduce_space`` on, the space is reduced by
@@ -80,7 +101,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
         arch = {"depths": [largest.get("depth", 1)] * n, "expands": [largest.get("expand", 4)] * n}
     example = data.example()
     model = source.build(arch, seed=cfg.seed)
-    graph = inspect_model(model, example)
+    graph = _inspect(model, example, data.num_classes,
+                     source.loc if cfg.model.builder else f"{cfg.path} data.source")
     compressible = [layer.fqn for layer in graph.compressible]
     if not compressible:
         raise SpaceError("the model has no conv or linear layer to compress", loc="model")
