@@ -62,7 +62,7 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
         within = [p["metrics"]["accuracy"] for p in front.points
                   if no_limit or p["cost"][device]["latency_ms"] <= float(max_latency_ms)]
         hint = ("the run has no feasible complete trial" if fastest is None
-                else f"the fastest front point needs {fastest:.2f} ms" if not within
+                else f"the fastest front point needs {fastest:.4g} ms" if not within
                 else f"the most accurate front point within it reaches {max(within):.4f}")
         wanted = ([] if no_limit else [f"latency <= {max_latency_ms} ms on {device}"]) + \
             ([] if min_accuracy is None else [f"accuracy >= {min_accuracy}"])
@@ -121,7 +121,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
             over := better_over_budget(records, rec, device, max_latency_ms)):
         print("note: more accurate within the limit, but over the run's budgets: " + ", ".join(
             f"trial {r['number']}" + (f" ({r['baseline']})" if r.get("baseline") else "")
-            + f" {r['metrics']['accuracy']:.4f} at {r['cost'][device]['latency_ms']:.2f} ms"
+            + f" {r['metrics']['accuracy']:.4f} at {r['cost'][device]['latency_ms']:.4g} ms"
             for r in over) + "; export one with --trial N")
     weights = run_dir / "trials" / str(number) / "model.pt"
     if not weights.is_file():

@@ -45,7 +45,7 @@ class Progress:
         width = len(str(self.total))
         parts = [f"[{self.done:>{width}}/{self.total}] trial {rec.number:<3} {rec.state:<10}",
                  f"acc {acc:.3f}" if acc is not None else "acc   -  ",
-                 f"{cost.get('latency_ms', float('nan')):7.2f} ms" if cost else "",
+                 f"{cost.get('latency_ms', float('nan')):7.4g} ms" if cost else "",
                  f"{cost.get('flash_kb', float('nan')):7.1f} KB flash" if cost else "",
                  f"{cost.get('peak_sram_kb', float('nan')):6.1f} KB sram" if cost else "",
                  f"front {front_size}",

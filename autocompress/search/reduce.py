@@ -212,7 +212,7 @@ def check_budget_reachable(ctx: SearchContext) -> None:
         for key, excess in over.items():
             prof, metric = key.split(".", 1)
             value = costs[prof].summary()[metric.removeprefix("max_")]
-            parts.append(f"{key} needs {value:.2f} > limit {value - excess:.2f}")
+            parts.append(f"{key} needs {value:.4g} > limit {value - excess:.4g}")
         raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
                           f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
                           hint="raise the limits or allow smaller models in the search space")

@@ -66,5 +66,22 @@ def test_summary_lines_only_when_they_apply(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("  baseline   trial 5 is the 'fp32' baseline, a reference point, not a "
                         "searched plan")
-    assert lines[2] == ("  budget     over the run's budget: stm32f746.max_latency_ms 10.30 > 2, "
-                        "pixel4.max_flash_kb over by 4.00")
+    assert lines[2] == ("  budget     over the run's budget: stm32f746.max_latency_ms 10.3 > 2, "
+                        "pixel4.max_flash_kb over by 4")
+
+
+def test_phone_latencies_keep_their_digits_and_one_image_is_no_int8_warning(tmp_path, capsys):
+    """A 0.0534 ms phone latency is not printed as 0.05; an int8 file that misses one more
+    test image of 200 (0.795 in float32 vs 0.79) loses 0.5 points: no warning."""
+    acc = {"val_trial": 0.9, "test_torch": float(torch.tensor(159 / 200)),
+           "test_onnx_fp32": 0.795, "test_onnx_int8": 158 / 200}
+    cost = {"latency_ms": 0.0534, "flash_kb": 13.0, "peak_sram_kb": 3.0}
+    print_summary(tmp_path, _manifest(accuracy=acc, predicted={"pixel4": cost},
+                                      over_budget=[{"budget": "pixel4.max_latency_ms",
+                                                    "value": 0.0534, "limit": 0.0515}]),
+                  "pixel4")
+    out = capsys.readouterr().out
+    assert "pixel4.max_latency_ms 0.0534 > 0.0515" in out
+    assert "pixel4     predicted 0.0534 ms" in out and "WARNING" not in out
+    print_summary(tmp_path, _manifest(accuracy={**acc, "test_onnx_int8": 157 / 200}), "stm32f746")
+    assert "WARNING: int8 ONNX loses 1.0 points of test accuracy" in capsys.readouterr().out
