@@ -14,19 +14,21 @@ NO_HOST = ("no host profile: run `autocompress profile --out hardware_profiles/h
 
 def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
-    of the exported files on this machine. Without a host profile, says how to make one; with
+    of the exported files on this machine; ``host`` is looked up in ``./hardware_profiles``,
+    then the repo's. Without a host profile, says how to make one; with
     a malformed one, says what is wrong with it (the export goes on either way)."""
     from autocompress.errors import ProfileError
     from autocompress.hardware import CostModel, LayerFormat, load_profile
     from autocompress.hardware.measure import QUICK_MARK
     from autocompress.hardware.profile import profile_path
 
+    dirs = [Path.cwd() / "hardware_profiles"]    # where NO_HOST says to write it, else the repo's
     try:
-        path = profile_path("host")
+        path = profile_path("host", dirs)
     except ProfileError:
         return {"note": NO_HOST}
     try:
-        profile = load_profile("host")
+        profile = load_profile("host", dirs)
     except (ProfileError, OSError, ValueError) as exc:
         where, problem = str(path), str(exc)
         if isinstance(exc, ProfileError):     # its loc is file:line (or the field)

@@ -85,3 +85,16 @@ def test_phone_latencies_keep_their_digits_and_one_image_is_no_int8_warning(tmp_
     assert "pixel4     predicted 0.0534 ms" in out and "WARNING" not in out
     print_summary(tmp_path, _manifest(accuracy={**acc, "test_onnx_int8": 157 / 200}), "stm32f746")
     assert "WARNING: int8 ONNX loses 1.0 points of test accuracy" in capsys.readouterr().out
+
+
+def test_the_host_profile_is_found_where_the_note_says_to_write_it(tmp_path, monkeypatch):
+    """`autocompress profile --out hardware_profiles/host.yaml` run in your own project
+    folder (not the repo's) is the profile the export then compares against."""
+    src = (profile_mod.PROFILE_DIR / "stm32f746.yaml").read_text()
+    monkeypatch.setattr(profile_mod, "PROFILE_DIR", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    assert host_prediction_error(_graph(), MEASURED) == {"note": NO_HOST}
+    (tmp_path / "hardware_profiles").mkdir()
+    (tmp_path / "hardware_profiles" / "host.yaml").write_text(
+        src.replace("name: stm32f746\n", "name: host\n"))
+    assert "fp32" in host_prediction_error(_graph(), MEASURED)
