@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from autocompress.errors import AutocompressError, ModelError, ProfileError
+from autocompress.hardware.text import align_rows, layer_table
 
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
@@ -39,6 +40,9 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
     q.add_argument("--input-shape", help="C,H,W without batch (required for PyTorch models)")
     q.add_argument("--num-classes", type=int, default=10,
                    help="passed to a model.builder-style build(input_shape, num_classes)")
+    q.add_argument("--format", help="format of every layer of a PyTorch model, e.g. fp32, int8 "
+                                    "(default: the profile's native one; an ONNX file's QDQ "
+                                    "nodes say its own)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -143,11 +147,15 @@ def _call_builder(build: Callable[..., Any], input_shape: tuple[int, ...],
     return build(input_shape, num_classes) if len(required) == 2 else build()
 
 
+def _is_onnx(spec: str) -> bool:
+    return spec.endswith(".onnx") or Path(spec).is_file()
+
+
 def load_graph(spec: str, input_shape: tuple[int, ...] | None,
                num_classes: int = 10) -> tuple[Any, dict[str, Any]]:
     """(ModelGraph, formats) of an ONNX path or a ``module:callable`` torch model: a
     no-argument callable, or ``build(input_shape, num_classes)`` as ``model.builder``."""
-    if spec.endswith(".onnx") or Path(spec).is_file():
+    if _is_onnx(spec):
         from autocompress.hardware.onnx_graph import onnx_to_graph
 
         return onnx_to_graph(spec, input_shape)
@@ -174,16 +182,19 @@ def load_graph(spec: str, input_shape: tuple[int, ...] | None,
     try:
         graph = inspect_model(model.eval(), torch.zeros(1, *input_shape))
     except Exception as exc:
-        raise ModelError(f"tracing with input shape {input_shape} failed: "
-                         f"{type(exc).__name__}: {exc}", loc=spec,
-                         hint="check --input-shape") from exc
+        why = exc.raw_message if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"tracing with input shape {input_shape} failed: {why}", loc=spec,
+                         hint="check --input-shape (C,H,W for images)") from exc
     return graph, {}
 
 
 def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
-            num_classes: int = 10) -> dict[str, Any]:
-    """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows."""
+            num_classes: int = 10, fmt: str | None = None) -> dict[str, Any]:
+    """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows.
+    ``fmt`` (a format name) costs every layer of a PyTorch model in it; default: the
+    profile's native format. An ONNX file's formats come from its QDQ nodes."""
     from autocompress.hardware.cost import CostModel
+    from autocompress.hardware.formats import LayerFormat, bits_of, is_format
 
     try:
         model = CostModel(profile)              # an unknown profile fails before the model
@@ -191,9 +202,19 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
         if exc.loc != "hardware":               # a bad profile file names its own file:line
             raise
         raise ProfileError(exc.raw_message, loc="--profile", hint=exc.hint) from None
+    onnx = _is_onnx(spec)
+    if fmt is not None and (onnx or not is_format(fmt)):
+        raise AutocompressError(f"{fmt!r} is not a format name" if not onnx else "an ONNX "
+                                "file's formats come from its QDQ nodes", loc="--format",
+                                hint="a format name such as fp32, fp16, int8 or int4, for a "
+                                "PyTorch model")
     graph, formats = load_graph(spec, input_shape, num_classes)
-    est = model.estimate(graph, formats)
+    default = fmt and LayerFormat(weight_bits=bits_of(fmt), act_bits=bits_of(fmt))
+    est = model.estimate(graph, formats, default or None)
+    used = "the ONNX graph's" if onnx else fmt or \
+        f"{model.profile.default_format.weight_format} (the profile's native)"
     return {"model": spec, "profile": model.profile.name, "profile_sha256": model.profile.sha256,
+            "format": used,
             "latency_ms": est.latency_ms, "std_ms": est.std_ms, "flash_kb": est.flash_kb,
             "peak_sram_kb": est.peak_sram_kb, "peak_at": est.peak_at,
             "provenance": dict(est.provenance),
@@ -203,60 +224,19 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
 
 
 def _predict(args: argparse.Namespace) -> int:
-    out = predict(args.model, args.profile, parse_shape(args.input_shape), args.num_classes)
+    out = predict(args.model, args.profile, parse_shape(args.input_shape), args.num_classes,
+                  args.format)
     if args.json:
         print(json.dumps(out))
         return 0
     print(f"{out['model']} on {out['profile']}: {out['latency_ms']:.4f} ms "
           f"(± {out['std_ms']:.4f}), flash {out['flash_kb']:.1f} KB, peak SRAM "
           f"{out['peak_sram_kb']:.1f} KB at {out['peak_at']}")
-    print(f"  provenance: {', '.join(f'{k} {v}' for k, v in sorted(out['provenance'].items()))}")
+    print(f"  formats: {out['format']}; provenance: "
+          f"{', '.join(f'{k} {v}' for k, v in sorted(out['provenance'].items()))}")
     for line in layer_table(out["layers"]):
         print(line)
     return 0
-
-
-def elide(text: str, width: int) -> str:
-    """``text`` in at most ``width`` characters: the middle replaced by ``...``, keeping a
-    third of the room for the start and the rest for the end, where ONNX node names say what
-    the node is (``.../expand/conv/Conv`` vs ``.../dw/conv/Conv``).
-
-    >>> elide("/stages/stages.0/stages.0.0/expand/conv/Conv", 40)
-    '/stages/stag...ages.0.0/expand/conv/Conv'
-    """
-    if len(text) <= width:
-        return text
-    if width <= 3:
-        return text[-width:] if width > 0 else ""
-    head = (width - 3) // 3
-    tail = width - 3 - head
-    return text[:head] + "..." + text[len(text) - tail:]
-
-
-def layer_table(layers: Sequence[dict[str, Any]], max_name: int = 60) -> list[str]:
-    """The per-layer lines of ``autocompress predict``: the name column as wide as the
-    longest name (at most ``max_name``; longer names lose their middle, see :func:`elide`)."""
-    width = min(max([len("layer"), *(len(str(r["fqn"])) for r in layers)]), max_name)
-    lines = [f"  {'layer':<{width}} {'op':<8} {'latency_ms':>11} {'flash_kb':>9}  source"]
-    for row in layers:
-        lines.append(f"  {elide(str(row['fqn']), width):<{width}} {row['op']:<8} "
-                     f"{row['latency_ms']:>11.5f} {row['flash_kb']:>9.2f}  {row['provenance']}")
-    return lines
-
-
-def align_rows(rows: Iterable[Sequence[str]], sep: str = " ") -> list[str]:
-    """Rows of cells as text columns, each as wide as its widest cell (the last column
-    unpadded).
-
-    >>> align_rows([("a", "bb", "c"), ("ccc", "d", "e")])
-    ['a   bb c', 'ccc d  e']
-    """
-    table = [list(r) for r in rows]
-    if not table:
-        return []
-    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
-    return [sep.join(c if i == len(r) - 1 else f"{c:<{widths[i]}}" for i, c in enumerate(r))
-            for r in table]
 
 
 def profiles_lines(names: Iterable[str] | None = None) -> list[str]:

@@ -135,6 +135,16 @@ def test_predict_torch_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             str(_write_onnx(tmp_path / "n.onnx", build())), "pixel4")))
     for key in ("latency_ms", "flash_kb", "peak_sram_kb"):
         assert torch_out[key] == pytest.approx(onnx_out[key])
+    assert torch_out["format"] == "fp32 (the profile's native)"
+    assert onnx_out["format"] == "the ONNX graph's"
+    # jetson_nano's native format is fp16: --format fp32 costs the float model as it is
+    args = ["predict", "hw_pred_nets:build", "--input-shape", "1,8,8", "--json"]
+    assert main([*args, "--profile", "jetson_nano"]) == 0
+    native = json.loads(capsys.readouterr().out)
+    assert main([*args, "--profile", "jetson_nano", "--format", "fp32"]) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    assert native["format"].startswith("fp16") and fp32["format"] == "fp32"
+    assert fp32["flash_kb"] > 1.9 * native["flash_kb"]
 
 
 def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -168,6 +178,10 @@ def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (["predict", "tests.hardware.test_hw_predict:ResNetLet.forward", "--profile", "stm32f746",
       "--input-shape", "1,8,8"], "no callable"),
     (["predict", "{onnx}", "--profile", "stm32f746", "--input-shape", "1,8"], "has 2 dims"),
+    (["predict", "{onnx}", "--profile", "stm32f746", "--format", "int8"],
+     "--format: an ONNX file's formats come from its QDQ nodes"),
+    (["predict", "tests.hardware.test_hw_predict:build", "--profile", "stm32f746",
+      "--input-shape", "1,8,8", "--format", "int9x"], "--format: 'int9x' is not a format name"),
     (["profile", "--out", "{tmp}/x.txt", "--quick"], "must end in .yaml"),
 ])
 def test_user_errors_exit_2_with_one_line(argv: list[str], expected: str, onnx_path: Path,
