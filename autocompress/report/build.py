@@ -159,22 +159,25 @@ def summary_markdown(records: Sequence[Record], objectives: Sequence[Objective] 
 
 def _baseline_lines(info: ParetoPlotInfo, front: ParetoFront, y_obj: Objective,
                     percent: bool) -> list[str]:
-    """Each baseline against the best front point that is not slower than it."""
+    """Each baseline against the best front point that is not slower than it: the baseline
+    itself when it is on the front (no other point is both as fast and more accurate)."""
     if not info.baselines:
         return []
     out = ["| baseline | trial | " + y_obj.name + " | latency | best front point not slower "
            "| its " + y_obj.name + " | speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]
     lat = Objective.latency(info.profile)
     for b in info.baselines:
-        rivals = [r for r in front.points if (lat.get(r) or float("inf")) <= b.x
-                  and r.get("number") != b.number]
-        best = max(rivals, key=lambda r: y_obj.get(r) or 0.0, default=None)
+        rivals = [r for r in front.points if (lat.get(r) or float("inf")) <= b.x]
+        best = max(rivals, key=lambda r: (y_obj.get(r) or 0.0, r.get("number") == b.number),
+                   default=None)
         if best is None:
             out.append(f"| {b.name} | {b.number} | {_fmt(b.y, percent=percent)} | {b.x:.3g} ms "
                        "| - | - | - |")
             continue
         best_x = lat.get(best) or float("nan")
+        which = "itself (on the front)" if best.get("number") == b.number else \
+            f"{best.get('number')} ({best_x:.3g} ms)"
         out.append(f"| {b.name} | {b.number} | {_fmt(b.y, percent=percent)} | {b.x:.3g} ms "
-                   f"| {best.get('number')} ({best_x:.3g} ms) "
+                   f"| {which} "
                    f"| {_fmt(y_obj.get(best), percent=percent)} | {b.x / best_x:.2f}x |")
     return [*out, ""]

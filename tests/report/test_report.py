@@ -233,6 +233,9 @@ def test_summary_compares_each_baseline_with_the_best_front_point_not_slower() -
     from autocompress.report.build import summary_markdown
 
     recs = [rec(0, "complete", 0.93, {"mcu": 2.0}), rec(1, "complete", 0.96, {"mcu": 4.0}),
-            rec(2, "complete", 0.97, {"mcu": 12.0}, baseline="uniform-int8")]
+            rec(2, "complete", 0.97, {"mcu": 12.0}, baseline="uniform-int8"),
+            rec(3, "complete", 0.95, {"mcu": 3.0}, baseline="sparse-25")]
     md = summary_markdown(recs, [Objective.accuracy()], [BUDGET])
     assert "| uniform-int8 | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | 3.00x |" in md
+    # on the front: nothing as fast is more accurate (trial 0 is faster, but less accurate)
+    assert "| sparse-25 | 3 | 95.00 % | 3 ms | itself (on the front) | 95.00 % | 1.00x |" in md
