@@ -122,6 +122,7 @@ def test_search_report_export_end_to_end(tmp_path):
         manifest["accuracy"]["test_torch"], abs=0.01)
     assert set(manifest["predicted"]["stm32f746"]) >= {"latency_ms", "flash_kb", "peak_sram_kb"}
     assert len(manifest["profiles_sha256"]["stm32f746"]) == 64
+    assert manifest["run_seed"] == 0 and manifest["seed"] == manifest["trial"]   # 0 + number
     for name in ("plan.json", "model.pt", "model.onnx", "model.int8.onnx"):
         assert (out / name).is_file(), name
     assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size

@@ -174,7 +174,8 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         host = {"fp32": measure_latency(fp32, example), "int8": measure_latency(int8, example)}
         host_check = host_prediction_error(graph, host)
         manifest = {
-            "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],
+            "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],  # the trial's
+            "run_seed": cfg.seed,               # the run's (config) seed; trial seed = it + n
             "baseline": rec.get("baseline"), "over_budget": over_budget(rec, budgets_of(cfg)),
             "accuracy": acc,
             "params": graph.params, "macs": graph.macs,
