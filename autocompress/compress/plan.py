@@ -106,7 +106,7 @@ class SparsityConfig(TechniqueConfig):
     """Unstructured magnitude pruning: the smallest ``ratio`` of the weights become zero
     (a mask parametrization, folded in by ``bake``). ``scope="global"``: one magnitude
     threshold over every layer with a global config (the ratio, steps and schedule are
-    the first such layer's).
+    those of the first such layer by name: ``sparsity.global_lead``).
 
     ``steps=1``: one shot, at ``apply_plan``. ``steps=N > 1``: iterative; ``apply_plan``
     prunes to the schedule's first step and the fine-tune (``train.finetune``) raises the

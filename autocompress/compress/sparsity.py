@@ -91,7 +91,8 @@ def _masks_at(model: nn.Module, configs: Mapping[str, SparsityConfig],
     existing = masks_of(model)
     masks: dict[str, Tensor] = {}
     global_weights: dict[str, Tensor] = {}
-    global_ratio: float | None = None
+    lead = global_lead(configs)
+    global_ratio = None if lead is None else ratio_of(lead)
     for fqn, cfg in configs.items():
         for name, layer in weighted_layers(model, fqn):
             with torch.no_grad():
@@ -100,13 +101,21 @@ def _masks_at(model: nn.Module, configs: Mapping[str, SparsityConfig],
                     weight = weight.clamp_min(torch.finfo(weight.dtype).tiny) \
                         * existing[name].mask
             if cfg.scope == "global":
-                global_ratio = ratio_of(cfg) if global_ratio is None else global_ratio
                 global_weights[name] = weight
             else:
                 masks[name] = magnitude_mask(weight, ratio_of(cfg))
     if global_weights and global_ratio is not None:
         masks.update(_global_masks(global_weights, global_ratio))
     return masks
+
+
+def global_lead(configs: Mapping[str, TechniqueConfig]) -> SparsityConfig | None:
+    """The config whose ratio, steps and schedule every global-scope layer shares: that of
+    the first global layer by name (a plan's layers come in any order: a replayed
+    ``plan.json`` has them sorted, a search in model order)."""
+    glob = {f: c for f, c in configs.items()
+            if isinstance(c, SparsityConfig) and c.scope == "global" and c.ratio > 0}
+    return glob[min(glob)] if glob else None
 
 
 def masks_of(model: nn.Module) -> dict[str, Mask]:
@@ -155,10 +164,10 @@ def tighten(model: nn.Module, configs: Mapping[str, TechniqueConfig], epochs_don
     """Iterative pruning step: raise every iterative config's masks to its scheduled ratio
     (``scheduled_ratio``) by magnitude of the current masked weight; pruned weights stay
     pruned. One-shot configs are left as they are. The global-scope layers are one group
-    with one threshold, on the schedule of the first global config (whose ratio they share):
+    with one threshold, on the schedule of :func:`global_lead` (whose ratio they share):
     all of them are tightened together when it is iterative, none when it is one shot."""
     sparse = {f: c for f, c in configs.items() if isinstance(c, SparsityConfig) and c.ratio > 0}
-    lead = next((c for c in sparse.values() if c.scope == "global"), None)
+    lead = global_lead(sparse)
     iterative = {f: c for f, c in sparse.items()
                  if (c.scope == "global" and lead is not None and lead.steps > 1)
                  or (c.scope != "global" and c.steps > 1)}

@@ -25,6 +25,7 @@ from autocompress.compress import (
     bake,
 )
 from autocompress.compress.checkpoint import save_packed
+from autocompress.compress.sparsity import global_lead
 from autocompress.errors import AutocompressError
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostEstimate, LayerFormat, check_budget
@@ -48,10 +49,14 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
     (``compress.size`` counts the same). A low-rank layer's
     formats also go to its two factors (``<fqn>.0``, ``<fqn>.1``); names a graph lacks are
     ignored by the cost model.
-    Global-scope sparsity is costed at its ratio on every layer it covers.
+    Global-scope sparsity is costed at the ratio it applies (``global_lead``'s) on every
+    layer it covers.
     """
     out: dict[str, LayerFormat] = {}
     quant, sparse = plan.configs(QuantConfig), plan.configs(SparsityConfig)
+    if (lead := global_lead(sparse)) is not None:
+        sparse = {f: lead if isinstance(c, SparsityConfig) and c.scope == "global"
+                  and c.ratio > 0 else c for f, c in sparse.items()}
     cluster, lowrank = plan.configs(ClusterConfig), plan.configs(LowRankConfig)
     for fqn in sorted(set(quant) | set(sparse) | set(cluster)):
         q, sp, cl = quant.get(fqn), sparse.get(fqn), cluster.get(fqn)

@@ -119,3 +119,27 @@ def test_stored_size_and_cost_agree_for_sparse_clusters_float_clusters_and_low_r
         assert flash[fqn] == pytest.approx(sizes[fqn].total_bytes), fqn
     assert sizes["5.0"].extra_bytes == 5 * 4                  # 5 scales, no bias
     assert sizes["5.1"].extra_bytes == 10 * 4 + 10 * 4        # bias and scales
+
+
+def test_global_sparsity_is_applied_and_costed_at_one_ratio_whatever_the_layer_order() -> None:
+    """Global-scope layers share the ratio of the first one by name: a plan replayed from
+    plan.json (layers sorted) prunes as the search did, and the cost model counts what is
+    applied (it costed each layer at its own ratio)."""
+    from autocompress.compress import SparsityConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 128),
+                          nn.ReLU(), nn.Linear(128, 10))
+    layers = {"3": (SparsityConfig(ratio=0.9, scope="global"), QuantConfig(bits=8)),
+              "1": (SparsityConfig(ratio=0.25, scope="global"), QuantConfig(bits=8)),
+              "5": (QuantConfig(bits=8),)}
+    example = torch.randn(2, 256)
+    plan = CompressionPlan(layers=layers)
+    replayed = CompressionPlan.from_dict(plan.to_dict())
+    a, b = apply_plan(model, plan, example), apply_plan(model, replayed, example)
+    zeros = [sum(int((m.weight == 0).sum()) for m in (n[1], n[3])) for n in (a, b)]
+    assert zeros[0] == zeros[1] == round(0.25 * (256 * 128 + 128 * 128))     # layer "1" leads
+    sizes = {row.fqn: row for row in stored_bytes(a, plan).layers}
+    est = CostModel("stm32f746").estimate(inspect_model(model, example[:1]), plan_formats(plan))
+    cost = sum(layer.flash_kb * 1024 for layer in est.layers if layer.fqn in ("1", "3"))
+    assert cost == pytest.approx(sizes["1"].total_bytes + sizes["3"].total_bytes, rel=0.03)
