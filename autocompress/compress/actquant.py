@@ -75,8 +75,12 @@ class ActQuant(nn.Module):
         levels = 2 ** self.bits - 1
         scale = torch.clamp(self.hi - self.lo, min=1e-8) / levels
         zero = torch.round(-self.lo / scale)
-        q = (torch.clamp(torch.round(x / scale) + zero, 0, levels) - zero) * scale
-        return x + (q - x).detach()
+        code = x / scale + zero
+        q = (torch.clamp(torch.round(code), 0, levels) - zero) * scale
+        # straight-through inside the range, no gradient where the clamp cuts (as torch's
+        # FakeQuantize): a value past the range does not move the output
+        inside = ((code >= -0.5) & (code <= levels + 0.5)).to(x.dtype)
+        return q.detach() + (x - x.detach()) * inside
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, calib={self.calib}, mode={self.mode}"

@@ -58,3 +58,15 @@ def test_bake_on_a_copy_leaves_the_original_intact():
     assert torch.equal(baked.weight, conv.weight)          # the quantized value, frozen
     assert parametrize.is_parametrized(conv, "weight")
     assert conv(torch.randn(1, 2, 4, 4)).shape[1] == 3      # the original still runs
+
+
+def test_activation_fake_quant_passes_gradients_inside_its_range_only():
+    from autocompress.compress.actquant import ActQuant
+
+    quant = ActQuant(4)
+    quant.observe(torch.tensor([0.0, 1.0]))
+    x = torch.tensor([-0.5, 0.2, 0.5, 0.99, 1.5], requires_grad=True)
+    y = quant.eval()(x)
+    y.sum().backward()
+    assert y[0] == 0.0 and y[-1] == 1.0                       # clamped to the range
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
