@@ -89,9 +89,11 @@ def peak_sram(graph: ModelGraph, act_bits: Mapping[str, int] | None = None,
               default_bits: int = 8) -> PeakSram:
     """Peak live activation memory over execution steps.
 
-    ``act_bits`` maps layer fqn to the bit-width of the activations it writes (what the
-    device stores, i.e. the executed format); the model input takes its first reader's.
-    A graph without ``tensors`` is treated as a chain (each step holds its input + output).
+    ``act_bits`` maps layer fqn to the bit-width of the activations it runs in (the
+    executed format); a tensor is held at the widest of its writer's and its readers'
+    (an fp32 layer reading an int8 layer's output holds it as fp32), the model input at
+    its readers'. A graph without ``tensors`` is treated as a chain (each step holds its
+    input + output).
 
     >>> from autocompress.graph import LayerInfo, ModelGraph
     >>> g = ModelGraph(input_shape=(4,), layers=(
@@ -107,15 +109,15 @@ def peak_sram(graph: ModelGraph, act_bits: Mapping[str, int] | None = None,
         live = [(math.prod(layer.in_shape) + math.prod(layer.out_shape)) * per_layer[i]
                 for i, layer in enumerate(graph.layers)]
     else:
-        first_reader: dict[str, int] = {}
+        readers: dict[str, list[int]] = {}
         for i, layer in enumerate(graph.layers):
             for name in layer.inputs:
-                first_reader.setdefault(name, i)
+                readers.setdefault(name, []).append(i)
         live = [0.0] * len(graph.layers)
         for tensor in graph.tensors:
-            owner = tensor.produced_at if tensor.produced_at >= 0 else \
-                first_reader.get(tensor.name, 0)
-            size = tensor.numel * per_layer[min(owner, len(per_layer) - 1)]
+            users = [*([tensor.produced_at] if tensor.produced_at >= 0 else []),
+                     *readers.get(tensor.name, [])] or [0]
+            size = tensor.numel * max(per_layer[min(u, len(per_layer) - 1)] for u in users)
             for step in range(max(0, tensor.produced_at),
                               min(tensor.last_used_at, len(live) - 1) + 1):
                 live[step] += size

@@ -70,3 +70,13 @@ def test_weight_bytes_storage_choices() -> None:
     assert weight_bytes(1000, 8, sparsity=0.1) == 1000          # dense is smaller
     assert weight_bytes(1000, 8, 0.99, rows=10) == 10 + (10 * 2 + 11 * 4)   # CSR beats bitmask
     assert weight_bytes(1000, 8, 0.9) == 100 + 125                # bitmask beats CSR
+
+
+def test_a_tensor_is_held_at_the_widest_format_of_its_writer_and_readers() -> None:
+    """An fp32 classifier reading an int8 pool's output holds it as fp32."""
+    graph = residual_graph()
+    bits = {layer.fqn: 8 for layer in graph.layers}
+    fc = [layer.fqn for layer in graph.layers].index("fc")
+    assert peak_sram(graph, bits).live_bytes[fc] == 8 * 1 + 10 * 1
+    assert peak_sram(graph, {**bits, "fc": 32}).live_bytes[fc] == 8 * 4 + 10 * 4
+    assert peak_sram(graph, {**bits, "conv0": 32}).live_bytes[0] == 192 * 4 + 512 * 4
