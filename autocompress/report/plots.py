@@ -78,7 +78,7 @@ def pareto_figure(info: ParetoPlotInfo, *, size: tuple[float, float] = (8.0, 5.5
     ys = [p.y for p in (*info.front, *info.dominated, *info.infeasible) if p.y is not None]
     _set_xlim(ax, info)
     budget_texts = _draw_budgets(ax, info)
-    labels = _draw_front(ax, info.front)  # legend follows drawing order: front first
+    labels = _draw_front(ax, info)  # legend follows drawing order: front first
     _draw_baselines(ax, info)
     _draw_scatter(ax, info)
     _draw_errorbars(ax, info)
@@ -136,14 +136,14 @@ def _draw_scatter(ax: Axes, info: ParetoPlotInfo) -> None:
                    label=f"infeasible, not trained ({len(untrained)})", zorder=2, clip_on=False)
 
 
-def _draw_front(ax: Axes, front: tuple[PlotPoint, ...]) -> list[tuple[Any, PlotPoint]]:
+def _draw_front(ax: Axes, info: ParetoPlotInfo) -> list[tuple[Any, PlotPoint]]:
     """The step line and markers; returns the ``#number`` annotations (placed later by
     :func:`_place_front_labels`, once the layout is known)."""
-    pts = [p for p in front if p.y is not None]
+    pts = [p for p in info.front if p.y is not None]
     if not pts:
         return []
     xs, ys = [p.x for p in pts], [float(p.y) for p in pts if p.y is not None]
-    right = max(ax.get_xlim()[1], xs[-1])  # best accuracy holds for any larger budget
+    right = _step_end(info, max(ax.get_xlim()[1], xs[-1]))
     ax.step([*xs, right], [*ys, ys[-1]], where="post", color=FRONT_COLOR, linewidth=1.6,
             alpha=0.85, zorder=3)
     ax.scatter(xs, ys, s=55, color=FRONT_COLOR, edgecolors="white", linewidths=0.8,
@@ -152,6 +152,13 @@ def _draw_front(ax: Axes, front: tuple[PlotPoint, ...]) -> list[tuple[Any, PlotP
                          textcoords="offset points", fontsize=8, color=FRONT_COLOR, zorder=5,
                          annotation_clip=True), p)
             for p in pts if p.number is not None]
+
+
+def _step_end(info: ParetoPlotInfo, edge: float) -> float:
+    """Where the front's step line ends: the best accuracy holds for any larger latency, up
+    to the first budget line past the last front point (else ``edge``)."""
+    last = max((p.x for p in info.front if p.y is not None), default=edge)
+    return min((b.x for b in info.budget_lines if b.x >= last), default=edge)
 
 
 def baseline_style(name: str) -> tuple[str, str]:
@@ -260,7 +267,7 @@ def _place_front_labels(fig: Any, ax: Axes, info: ParetoPlotInfo,
         obstacles.append((x0, y0 - 1.0, x1, y0 + 1.0))
         obstacles.append((x1 - 1.0, min(y0, y1), x1 + 1.0, max(y0, y1)))
     if front:
-        right = extent(ax)[2]
+        right = disp(_step_end(info, ax.get_xlim()[1]), 0.0)[0]
         obstacles.append((front[-1][0], front[-1][1] - 1.0, right, front[-1][1] + 1.0))
     legend = ax.get_legend()
     obstacles += [extent(a) for a in (*texts, *([legend] if legend is not None else []))]

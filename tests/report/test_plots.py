@@ -114,6 +114,17 @@ def test_budget_label_stays_inside_the_axes() -> None:
     assert outer[0] <= inner[0] and inner[2] <= outer[2] + 0.5
 
 
+def test_the_front_step_line_stops_at_the_budget_line() -> None:
+    """Past the budget is the shaded over-budget area: the front's 'best so far' line ended
+    at the axes edge, through it."""
+    recs = [rec(0, "complete", 0.90, {"mcu": 1.0}), rec(1, "complete", 0.95, {"mcu": 2.0}),
+            rec(2, "complete", 0.97, {"mcu": 30.0})]                 # over the 10 ms budget
+    (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [BUDGET])
+    ax = pareto_figure(info).axes[0]
+    (step,) = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    assert max(step.get_xdata()) == BUDGET.limit < ax.get_xlim()[1]
+
+
 # ------------------------------------------------------------------- front labels
 
 
