@@ -83,9 +83,12 @@ class ParetoPlotInfo:
     @property
     def title(self) -> str:
         name = self.profile or "no device"
+        off = sum(not b.on_front for b in self.baselines)
+        extra = "".join(f", {n} {what}" for n, what in ((off, "baselines off the front"),
+                                                       (self.n_pruned, "stopped early")) if n)
         return (f"{name}: {self.y_label} vs {self.x_label.split(' (')[0]} — "
                 f"{len(self.front)} on front, {len(self.dominated)} dominated, "
-                f"{len(self.infeasible)} infeasible, {self.n_failed} failed "
+                f"{len(self.infeasible)} infeasible{extra}, {self.n_failed} failed "
                 f"({self.n_total} trials)")
 
     @property

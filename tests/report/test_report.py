@@ -48,7 +48,9 @@ def test_one_info_per_profile_and_where_trials_land(records: list[dict[str, Any]
     assert [(b.x, b.label) for b in mcu.budget_lines] == [(10.0, "budget 10 ms")]
     assert (mcu.n_total, mcu.n_failed, mcu.n_pruned) == (8, 1, 1)
     assert mcu.x_label == "latency (ms)" and mcu.y_label == "accuracy"
-    assert "3 on front, 1 dominated, 1 infeasible, 1 failed (8 trials)" in mcu.title
+    # every trial counted once: 3 + 1 + 1 + 1 baseline off the front + 1 pruned + 1 failed
+    assert ("3 on front, 1 dominated, 1 infeasible, 1 baselines off the front, 1 stopped "
+            "early, 1 failed (8 trials)") in mcu.title
 
     phone = infos["phone"]
     assert [p.number for p in phone.front] == [1, 0, 5, 2]
