@@ -156,10 +156,11 @@ def _infeasible_panel(ax: Any, trace: InfeasibleTrace) -> None:
     from matplotlib.ticker import PercentFormatter
 
     numbers, trend = trace
-    ax.step(numbers, trend.windowed, where="post", color="#d62728", linewidth=1.6,
+    ax.step(numbers, trend.windowed, where="post", color="#d62728", linewidth=2.2, alpha=0.55,
             label="last 10 proposals")
-    ax.plot(numbers, trend.cumulative, color="#d62728", linewidth=1.0, linestyle="--",
-            alpha=0.7, label="all so far")
+    # on top and darker: where the two agree (often both 0) the dashes still show
+    ax.plot(numbers, trend.cumulative, color="#5a0000", linewidth=1.3, linestyle="--",
+            zorder=3, label="all so far")
     ax.set_ylim(-0.03, 1.03)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_ylabel("proposals\nover budget")
