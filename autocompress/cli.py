@@ -160,8 +160,9 @@ def _search(args: argparse.Namespace) -> int:
             return _interrupt_code()
         raise
     paths = write_report_for(run_dir, result.records, cfg)
-    n = len(result.front.points)
-    print(f"front: {n} point{'s' * (n != 1)}; report: "      # --quiet too: the one
+    n, objs = len(result.front.points), [o.name for o in result.front.objectives]
+    over = f" over {', '.join(objs)}" if len(objs) > 2 else ""   # a plot shows 2 of them
+    print(f"front: {n} point{'s' * (n != 1)}{over}; report: "      # --quiet too: the one
           f"{', '.join(str(p) for p in paths)}")                     # line saying where
     return 0
 
