@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from autocompress.config_checks import SAMPLERS
 from autocompress.errors import AutocompressError, one_line
@@ -41,8 +42,16 @@ def _interrupt_code() -> int:
     return 143 if _TERMINATED else 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command-line mistake is one line, like every other user mistake (argparse prints
+    the whole usage first); exit code 2 as argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: command line: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autocompress",
         description="Hardware-aware compression search: prune, quantize and shrink a student "
                     "with distillation, under device latency/memory budgets.")

@@ -285,3 +285,16 @@ def test_existing_run_dir_and_changed_config_on_resume(finished_run, capsys):
     assert "--set seed=1 would change it" in line and "search.threads" in line
     line = run_cli(capsys, "search", "--resume", str(finished_run), "--set", "search.threads=0")
     assert "search.threads" in line, line          # the value is still checked
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["export"], "autocompress export: the following arguments are required: run_dir"),
+    (["serch"], "invalid choice: 'serch'"),
+    (["search", "x.yaml", "--workers", "two"], "argument --workers: invalid int value"),
+])
+def test_command_line_mistakes_are_one_line(capsys, argv, fragment):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
+    assert err.startswith("error: command line: ") and fragment in err and "--help)" in err
