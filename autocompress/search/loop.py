@@ -105,7 +105,8 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
         ctx = build_context(cfg, reduction=Reduction.load(run_dir))
         study = make_study(cfg, ctx.objectives, run_dir, resume=True, worker=index)
         progress = Progress(total=int(study.user_attrs["target_trials"]),
-                            profile=cfg.hardware.profiles[0], quiet=quiet)
+                            profile=cfg.hardware.profiles[0], quiet=quiet,
+                            label=len(cfg.hardware.profiles) > 1)
         work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, study=study, progress=progress,
                      teacher=load_teacher(cfg, ctx, run_dir), deadline=deadline))
     except KeyboardInterrupt:

@@ -13,8 +13,9 @@ from autocompress.search.records import TrialRecord
 @dataclass
 class Progress:
     total: int
-    profile: str
+    profile: str                # whose cost the lines show (the first of the run's)
     quiet: bool = False
+    label: bool = False         # name it on each line (the run has several profiles)
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     start: float = field(default_factory=time.perf_counter)
     done: int = 0
@@ -45,7 +46,8 @@ class Progress:
         width = len(str(self.total))
         parts = [f"[{self.done:>{width}}/{self.total}] trial {rec.number:<3} {rec.state:<10}",
                  f"acc {acc:.3f}" if acc is not None else "acc   -  ",
-                 f"{cost.get('latency_ms', float('nan')):7.4g} ms" if cost else "",
+                 f"{self.profile} " * (self.label and bool(cost))
+                 + (f"{cost.get('latency_ms', float('nan')):7.4g} ms" if cost else ""),
                  f"{cost.get('flash_kb', float('nan')):7.1f} KB flash" if cost else "",
                  f"{cost.get('peak_sram_kb', float('nan')):6.1f} KB sram" if cost else "",
                  f"front {front_size}",

@@ -183,7 +183,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
             write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
         _write_run_files(cfg, ctx, run_dir)
     records_path = run_dir / "records.jsonl"
-    progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet)
+    progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet,
+                        label=len(cfg.hardware.profiles) > 1)
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
     progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
                  f"profiles {', '.join(ctx.profiles)})")

@@ -62,3 +62,15 @@ def test_eta_leaves_out_the_set_up_and_columns_line_up():
     progress.trial(base, 1)
     plain, tagged = out.getvalue().splitlines()
     assert "<uniform-int8>" in tagged and plain.index("acc ") == tagged.index("acc ")
+
+
+def test_the_line_names_the_profile_when_the_run_has_several():
+    """A 0.0534 ms phone latency keeps its digits; with several profiles the line says whose
+    cost it shows."""
+    rec = TrialRecord(number=0, state="complete", params={}, seed=0,
+                      metrics={"accuracy": 0.9}, cost={"pixel4": {"latency_ms": 0.0534}})
+    one, two = io.StringIO(), io.StringIO()
+    Progress(total=1, profile="pixel4", stream=one).trial(rec, 1)
+    Progress(total=1, profile="pixel4", stream=two, label=True).trial(rec, 1)
+    assert " 0.0534 ms" in one.getvalue() and "pixel4" not in one.getvalue()
+    assert "pixel4  0.0534 ms" in two.getvalue()
