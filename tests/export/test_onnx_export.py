@@ -262,3 +262,50 @@ def test_modules_import_lean():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_int8_file_keeps_the_trained_sub_8_bit_grid(tmp_path):
+    """A 4-bit layer (BatchNorm folded into it by the export) goes into the int8 file with
+    its own codes: the weights ORT dequantizes are the fp32 file's, not re-rounded onto
+    max|w| / 127. A float layer is left to onnxruntime."""
+    import onnx
+    from onnx import numpy_helper
+
+    from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake
+    from autocompress.export import quant_ort
+
+    torch.manual_seed(0)
+    net = nn.Sequential(ConvBNAct(1, 8, 3), ConvBNAct(8, 16, 3), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(16, 10))
+    x = torch.rand(64, 1, 8, 8)
+    net(x)                                                    # BatchNorm statistics
+    plan = CompressionPlan(layers={"0.0": (QuantConfig(bits=4),), "1.0": (QuantConfig(bits=4),)})
+    model = bake(apply_plan(net.eval(), plan, x[:1])).eval()
+    fp32 = export_onnx(model, x[:1], tmp_path / "m.onnx")
+    folded = quant_ort.grid_overrides(fp32)                  # BN not folded yet: still on grid
+    assert len(folded) == 2 and all(len(v) in (8, 16) for v in folded.values())
+
+    def weight_errors(path: Path) -> list[float]:
+        proto = onnx.load(str(path))
+        inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+        by_output = {n.output[0]: n for n in proto.graph.node}
+        out = []
+        for conv in (n for n in proto.graph.node if n.op_type == "Conv"):
+            dq = by_output[conv.input[1]]
+            q, scale = inits[dq.input[0]].astype(np.float64), inits[dq.input[1]]
+            w = q * scale.reshape(-1, *[1] * (q.ndim - 1))
+            s = np.abs(w).max(axis=tuple(range(1, w.ndim)), keepdims=True) / 7
+            out.append(float(np.abs(w / s - np.round(w / s)).max()))   # off the 4-bit grid
+        return out
+
+    kept = quantize_int8(fp32, tmp_path / "kept.int8.onnx", x.numpy())
+    assert max(weight_errors(kept)) < 1e-3
+    patch = pytest.MonkeyPatch()
+    patch.setattr(quant_ort, "grid_overrides", lambda path: {})
+    try:
+        plain = quantize_int8(fp32, tmp_path / "plain.int8.onnx", x.numpy())
+    finally:
+        patch.undo()
+    assert max(weight_errors(plain)) > 0.01          # up to half an int8 step: 7 / 254
+    np.testing.assert_allclose(onnx_predict(kept, x[:8].numpy()),
+                               onnx_predict(plain, x[:8].numpy()), atol=0.5)
