@@ -142,6 +142,9 @@ def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -
     if len(set(shapes.values())) != 1:
         raise DataError(f"splits have different input shapes: {shapes}", loc=loc)
     seen = set(splits["train"].y.unique().tolist())
+    if len(seen) < 2:
+        raise DataError(f"train has a single class ({min(seen)}): there is nothing to classify",
+                        loc=f"{loc} ({spec} -> train)", hint="check the labels")
     for name in ("val", "test"):
         if unseen := sorted(set(splits[name].y.unique().tolist()) - seen):
             raise DataError(f"{name} has class(es) {unseen} that train never has",

@@ -182,6 +182,7 @@ DATA_CASES = {
                                                     "1 non-finite value(s)"]),
     "channels last": ("    x = x.transpose(0, 2, 3, 1)\n", ["looks channels-last",
                                                             "x.permute(0, 3, 1, 2)"]),
+    "one class": ("    y = y * 0\n", ["train has a single class (0)"]),
     "class only in test": ("    y[-1] = 12\n", ["test has class(es) [12] that train never has"]),
     "dict dataset": ("    import torch\n    from torch.utils.data import Dataset\n\n"
                      "    class D(Dataset):\n        def __len__(self): return 4\n"
