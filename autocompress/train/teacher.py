@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -25,11 +25,16 @@ class Teacher:
 
 def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
                 settings: TrainSettings, seed: int) -> Teacher:
-    """Load the cached teacher for this data/recipe/seed, or train and cache it."""
+    """Load the cached teacher for this data/recipe/seed, or train and cache it. The key
+    hashes the train split's bytes in order (its cached logits are indexed by position: a
+    reordered or relabelled split must not reuse them) and every training setting."""
+    train = hashlib.sha256()
+    for tensor in (data.train.x, data.train.y):
+        train.update(tensor.detach().contiguous().cpu().numpy().tobytes())
     key = hashlib.sha256(json.dumps({
-        "data": data.name, "n": len(data.train), "shape": data.input_shape,
-        "widths": list(widths), "epochs": settings.epochs, "lr": settings.lr, "seed": seed,
-        "x": float(data.train.x.sum()), "y": int(data.train.y.sum()),
+        "data": data.name, "shape": data.input_shape, "classes": data.num_classes,
+        "widths": list(widths), "settings": asdict(settings), "seed": seed,
+        "train": train.hexdigest(),
     }, sort_keys=True).encode()).hexdigest()[:12]
     path = run_dir / f"teacher-{key}.pt"
     torch.manual_seed(seed)
