@@ -9,7 +9,7 @@ from autocompress.data import Split
 from autocompress.models import StudentArch, build_student
 from autocompress.models.teacher import TeacherCNN
 from autocompress.train import TrainSettings, fit
-from autocompress.train.features import FeatureDistiller, last_conv
+from autocompress.train.features import FeatureDistiller, feature_source
 
 GEN = torch.Generator().manual_seed(0)
 TRAIN = Split(torch.randn(64, 1, 8, 8, generator=GEN), torch.randint(0, 10, (64,), generator=GEN))
@@ -36,14 +36,31 @@ def test_feature_weight_is_left_out_of_plans_at_zero():
 def test_adapter_maps_student_features_onto_the_teacher_and_trains_the_student():
     student, teacher = _nets()
     fd = FeatureDistiller(student, teacher, TRAIN.x[:1])
-    assert fd.adapter.in_channels == last_conv(student, TRAIN.x[:1]).out_channels
-    assert fd.adapter.out_channels == last_conv(teacher, TRAIN.x[:1]).out_channels
+    assert fd.adapter.in_channels == student.head.conv.out_channels      # the head's map
+    assert fd.adapter.out_channels == 64                                  # the teacher's last
     student(TRAIN.x[:8])
     loss = fd.loss(TRAIN.x[:8])
     loss.backward()
     assert loss > 0 and fd.adapter.weight.grad is not None
-    assert last_conv(student, TRAIN.x[:1]).weight.grad.abs().sum() > 0
+    assert student.head.conv.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
+    fd.close()
+
+
+def test_a_resnet_student_distills_its_last_block_output_not_its_shortcut():
+    """In a ResNet block the shortcut conv runs after conv2: the last conv to run is a
+    projection of the block's input. The map distilled is what the pool reads."""
+    from autocompress.models import ResNetArch, build_resnet
+
+    torch.manual_seed(0)
+    net = build_resnet(ResNetArch(), in_channels=1, num_classes=10).eval()
+    module, on_input, channels = feature_source(net, TRAIN.x[:1])
+    assert on_input and isinstance(module, torch.nn.AdaptiveAvgPool2d) and channels == 64
+    pooled = []
+    module.register_forward_hook(lambda _m, i, _o: pooled.append(i[0]))
+    fd = FeatureDistiller(net, TeacherCNN(1, 10, (16, 32, 64)).eval(), TRAIN.x[:1])
+    net(TRAIN.x[:4])
+    assert torch.equal(fd._maps["student"], pooled[-1])
     fd.close()
 
 
@@ -58,8 +75,8 @@ def test_fit_with_feature_distillation_needs_the_teacher_and_removes_its_hooks()
     fit(plain, TRAIN, settings, seed=0, distill=DistillConfig(alpha=0.5))
     loss = fit(student, TRAIN, settings, seed=0, distill=distill, teacher=teacher)
     assert loss == loss                                     # finite
-    conv = last_conv(student, TRAIN.x[:1])
-    assert not conv._forward_hooks and not last_conv(teacher, TRAIN.x[:1])._forward_hooks
+    hooked = [feature_source(m, TRAIN.x[:1])[0] for m in (student, teacher)]
+    assert not any(m._forward_hooks for m in hooked)
     changed = student.state_dict()
     assert any(not torch.equal(before[k], changed[k]) for k in before)
     assert any(not torch.equal(plain.state_dict()[k], changed[k]) for k in before
