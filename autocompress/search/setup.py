@@ -41,8 +41,12 @@ class SearchContext:
         return self.data.example()
 
     def calibration(self) -> torch.Tensor:
-        """Inputs for data-aware compression steps (activation ranges, importance)."""
-        return self.data.train.x[:256]
+        """Inputs for data-aware compression steps (activation ranges, importance): 256
+        training samples drawn with the run's seed (the first 256 of a class-sorted split
+        would be one or two classes)."""
+        n = len(self.data.train)
+        pick = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed))[:256]
+        return self.data.train.x[pick.sort().values]
 
 
 def load_data(cfg: SearchConfig) -> DataBundle:

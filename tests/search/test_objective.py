@@ -178,3 +178,19 @@ def test_more_threads_than_cpus_is_flagged(monkeypatch):
     runner_session.check_cpus(session, 2)
     assert said == ["warning: 2 workers x 2 threads = 4 > 2 CPUs here, so trials will slow "
                     "each other down (add --set search.threads=1)"]
+
+
+def test_calibration_samples_come_from_across_a_class_sorted_train_split():
+    from types import SimpleNamespace
+
+    import torch
+
+    from autocompress.data import Split
+    from autocompress.search.setup import SearchContext
+
+    y = torch.arange(10).repeat_interleave(100)                # sorted by class
+    data = SimpleNamespace(train=Split(y[:, None].float(), y))
+    calib = SearchContext.calibration(SimpleNamespace(data=data, cfg=SimpleNamespace(seed=0)))
+    assert len(calib) == 256 and len(calib[:, 0].unique()) == 10
+    again = SearchContext.calibration(SimpleNamespace(data=data, cfg=SimpleNamespace(seed=0)))
+    assert torch.equal(calib, again)                            # seeded
