@@ -25,7 +25,7 @@ from autocompress.compress import (
     bake,
 )
 from autocompress.compress.checkpoint import save_packed
-from autocompress.compress.sparsity import global_lead
+from autocompress.compress.sparsity import global_lead, tighten
 from autocompress.errors import AutocompressError
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostEstimate, LayerFormat, check_budget
@@ -200,7 +200,8 @@ def _rung_check(ctx: SearchContext, board: Board | None, plan: CompressionPlan, 
                 ) -> Callable[[nn.Module, int], None] | None:
     """The per-epoch hook of the dense phase: at each rung, evaluate and ask the board. With
     ``rung_score: compressed`` the score is a compressed copy's accuracy (the plan applied to
-    the weights so far, no fine-tuning), else the dense student's."""
+    the weights so far, iterative sparsity at its final ratio, no fine-tuning), else the
+    dense student's."""
     policy = EarlyStopping.from_config(ctx.cfg.search.early_stopping)
     if board is None or policy is None:
         return None
@@ -211,9 +212,11 @@ def _rung_check(ctx: SearchContext, board: Board | None, plan: CompressionPlan, 
     def hook(model: nn.Module, epochs_done: int) -> None:
         if epochs_done not in policy.rungs:
             return
-        probe = model if policy.rung_score == "dense" else apply_plan(
-            model, plan, ctx.example(), round_to=ctx.round_to, ignored=ctx.ignored,
-            calibration=ctx.calibration())
+        probe = model
+        if policy.rung_score != "dense":
+            probe = apply_plan(model, plan, ctx.example(), round_to=ctx.round_to,
+                               ignored=ctx.ignored, calibration=ctx.calibration())
+            tighten(probe, plan.configs(SparsityConfig), 1, 1)   # iterative: its full ratio
         acc = accuracy(probe, val)
         out[f"rung_accuracy/{epochs_done}"] = acc
         margin = policy.margin(acc, len(val))

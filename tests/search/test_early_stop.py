@@ -187,3 +187,38 @@ def test_compressed_rung_score_probes_a_copy_and_leaves_training_alone(ctx, tmp_
     assert [c[2] for c in board.calls] != [c[2] for c in dense.calls]  # another score
     with pytest.raises(ConfigError, match="rung_score"):
         load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "rung_score: pruned")))
+
+
+def test_compressed_rung_score_takes_iterative_sparsity_at_its_final_ratio(ctx, tmp_path,
+                                                                          monkeypatch):
+    """An iterative plan's probe is as sparse as the one-shot plan of the same ratio (and
+    cost): apply_plan alone prunes it to its schedule's first step."""
+    from dataclasses import replace
+
+    from torch import nn
+
+    from autocompress.compress import CompressionPlan, SparsityConfig
+    from autocompress.hardware import CostEstimate
+
+    cfg = load_config(write_config(tmp_path, STOP.replace("chance_se: 3", "rung_score: "
+                                                          "compressed")))
+    probed = replace(ctx, cfg=cfg)
+    model = ctx.source.build({}, seed=0)
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)][:3]
+    zeros = []
+
+    def measure(probe, _val):
+        ws = [probe.get_submodule(n).weight for n in convs]
+        zeros.append(sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws))
+        return 0.5
+
+    monkeypatch.setattr(objective, "accuracy", measure)
+    for steps in (1, 3):
+        plan = CompressionPlan(layers={n: (SparsityConfig(ratio=0.8, steps=steps),)
+                                       for n in convs})
+        cost = CostEstimate(profile="stm32f746", latency_ms=1.0, std_ms=0.0, flash_kb=1.0,
+                            peak_sram_kb=1.0, peak_at="stem.conv")
+        hook = objective._rung_check(probed, _Board(stop_at=None), plan, 1,
+                                     {"stm32f746": cost}, {}, protected=False)
+        hook(model, 1)
+    assert zeros[0] == pytest.approx(0.8, abs=0.01) and zeros[1] == pytest.approx(zeros[0])
