@@ -1,6 +1,7 @@
 """Training with knowledge distillation from cached teacher logits.
 
-KD loss (Hinton et al.): ``alpha * T^2 * KL(softmax(s/T) || softmax(t/T)) + (1-alpha) * CE``.
+KD loss (Hinton et al.): ``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1-alpha) * CE``
+(the teacher's distribution first: ``kl_div(log_softmax(s/T), log_softmax(t/T))``).
 Teacher logits are computed once per run and indexed by sample, so a KD epoch costs the
 same as a plain one.
 """
