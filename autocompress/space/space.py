@@ -188,12 +188,13 @@ class ResolvedSpace:
             cfgs = layer_configs({k: values[name] for k, name in knobs.items()})
             if cfgs:
                 layers[fqn] = tuple(cfgs)
-        distill = None
-        if any(name.startswith("distill/") for name in values):
-            distill = DistillConfig(temperature=float(values.get("distill/temperature", 4.0)),
-                                    alpha=float(values.get("distill/alpha", 0.5)),
-                                    feature_weight=float(values.get("distill/feature_weight",
-                                                                    0.0)))
+        # candidates always learn from the teacher: a space without ``distill:`` gets the
+        # defaults (T 4, alpha 0.5); ``distill: {alpha: 0}`` switches KD off
+        default = DistillConfig()
+        distill = DistillConfig(
+            temperature=float(values.get("distill/temperature", default.temperature)),
+            alpha=float(values.get("distill/alpha", default.alpha)),
+            feature_weight=float(values.get("distill/feature_weight", default.feature_weight)))
         return CompressionPlan(arch=arch, layers=layers, distill=distill)
 
     def uniform_params(self, *, bits: int | None = None, ratio: float = 0.0,

@@ -89,6 +89,16 @@ def test_cheapest_params_take_each_knob_at_its_cheap_end():
     assert "quant/classifier" not in cheap                           # fixed: not searched
 
 
+def test_a_space_without_distill_still_distills_at_the_defaults():
+    from autocompress.compress import DistillConfig
+
+    rs = _rs()
+    assert "distill:" not in SPACE
+    assert rs.to_plan(rs.uniform_params(bits=8)).distill == DistillConfig()
+    off = _rs(SPACE.replace("rules:", "distill: {alpha: 0.0}\nrules:"))
+    assert off.to_plan(off.uniform_params(bits=8)).distill.alpha == 0.0
+
+
 def test_old_plans_keep_their_ids():
     # optional fields at their default are left out of the JSON
     assert QuantConfig(bits=4).to_dict() == {"kind": "quant", "bits": 4, "per_channel": True,
