@@ -112,6 +112,14 @@ def test_unknown_name_lists_known_profiles() -> None:
     assert "unknown hardware profile 'stm32f74'" in str(info.value)
     assert "known profiles: " in str(info.value) and "stm32f746" in str(info.value)
     assert "did you mean 'stm32f746'?" in str(info.value)
+    for device, names in (("cortex-a76", "pixel4"), ("Orin", "jetson_orin_nano"),
+                          ("cortex_m7", "stm32f746, stm32h743")):
+        with pytest.raises(ProfileError) as info:          # a device, not a profile name
+            load_profile(device)
+        assert info.value.hint == f"profiles for a '{device}' device: {names}"
+    with pytest.raises(ProfileError) as info:
+        load_profile("xyz")
+    assert "path" not in (info.value.hint or "")          # a config refuses paths
 
 
 def test_missing_file() -> None:
