@@ -50,6 +50,8 @@ from autocompress.search.session import (
     tell,
 )
 
+TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
+
 
 def _shared_context(session: Session) -> Any:
     """The driver's search context in Ray's object store: each actor gets the same data,
@@ -262,7 +264,18 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
                                         trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(name="tune", verbose=0, callbacks=[_weights_mover(stash)],
                                       storage_path=str(session.run_dir.resolve() / "ray")))
-        tuner.fit()
+        # Tune takes a first Ctrl-C as "end the run gracefully" and returns normally: the
+        # search then looked finished (exit 0, a partial report, no --resume line). Without
+        # its handler Ctrl-C interrupts the search as on the Optuna backend.
+        sigint = os.environ.get(TUNE_SIGINT)
+        os.environ[TUNE_SIGINT] = "1"
+        try:
+            tuner.fit()
+        finally:
+            if sigint is None:
+                os.environ.pop(TUNE_SIGINT, None)
+            else:
+                os.environ[TUNE_SIGINT] = sigint
         if searcher.stop is not None:
             raise searcher.stop
     finally:
