@@ -56,4 +56,8 @@ class Progress:
         parts.insert(1, f"{f'<{rec.baseline}>' if rec.baseline else '':<14}")   # aligned
         if rec.state == "failed" and rec.error:
             parts.append(f"error: {rec.error.splitlines()[0][:80]}")
+        if rec.state == "pruned" and rec.rung is not None:
+            at = rec.metrics.get(f"rung_accuracy/{rec.rung}")
+            parts.append(f"stopped at rung {rec.rung}"
+                         + (f" (acc {at:.3f})" if at is not None else ""))
         self.say("  ".join(p for p in parts if p))

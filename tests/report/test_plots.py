@@ -195,3 +195,18 @@ def test_render_still_writes_the_png(tmp_path: Any) -> None:
             rec(1, "complete", 0.95, {"mcu": 7.0}, baseline="uniform-int8")]
     (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [BUDGET])
     assert render_pareto(info, tmp_path / "p.png").stat().st_size > 0
+
+
+def test_a_long_title_wraps_inside_the_figure() -> None:
+    """With baselines off the front and stopped trials the counts line ran past the edge."""
+    recs = [rec(0, "complete", 0.90, {"mcu": 1.0}), rec(1, "complete", 0.95, {"mcu": 2.0}),
+            *(rec(n, "complete", 0.80, {"mcu": 3.0}, baseline=f"b{n}") for n in range(2, 7)),
+            *(rec(n, "pruned", None, {"mcu": 1.5}) for n in range(7, 10)),
+            *(rec(n, "failed", None, {}) for n in range(10, 12))]
+    (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [BUDGET])
+    fig = pareto_figure(info)
+    fig.draw_without_rendering()
+    title = fig.axes[0].title
+    assert title.get_text().count("\n") >= 2 and "(12 trials)" in title.get_text()
+    inner = box(title.get_window_extent(fig.canvas.get_renderer()))
+    assert 0 <= inner[0] and inner[2] <= fig.bbox.width

@@ -74,3 +74,11 @@ def test_the_line_names_the_profile_when_the_run_has_several():
     Progress(total=1, profile="pixel4", stream=two, label=True).trial(rec, 1)
     assert " 0.0534 ms" in one.getvalue() and "pixel4" not in one.getvalue()
     assert "pixel4  0.0534 ms" in two.getvalue()
+
+
+def test_a_stopped_trial_says_at_which_rung_and_with_what_accuracy():
+    rec = TrialRecord(number=9, state="pruned", params={}, seed=9, rung=1,
+                      metrics={"rung_accuracy/1": 0.141}, cost={"pixel4": {"latency_ms": 1.59}})
+    out = io.StringIO()
+    Progress(total=10, profile="pixel4", stream=out).trial(rec, 1)
+    assert out.getvalue().rstrip().endswith("stopped at rung 1 (acc 0.141)")
