@@ -10,6 +10,7 @@ recovers it (records it failed) and fills the gap itself.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,30 @@ def show(session: Session, rec: TrialRecord) -> None:
                            best=None if best is None else Objective.accuracy().get(best))
 
 
+def _die_with(parent: int) -> None:
+    """Linux: this process is killed when ``parent`` dies (a ``kill -9`` of the search left
+    its workers running trials on their own, beside a ``--resume`` started at once)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:          # it died before the call
+        os._exit(1)
+
+
 def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None,
-                 index: int) -> None:
-    """Entry point of the extra worker process ``index`` (spawned: a fresh interpreter).
-    Like the CLI, it ends a user error with its one-line message (exit 2) and Ctrl-C, which
-    the terminal sends to every worker, quietly (130): no traceback from each process."""
+                 index: int, parent: int) -> None:
+    """Entry point of the extra worker process ``index`` (spawned: a fresh interpreter),
+    which dies with the main process ``parent``. Like the CLI, it ends a user error with its
+    one-line message (exit 2) and Ctrl-C, which the terminal sends to every worker, quietly
+    (130): no traceback from each process."""
     from autocompress.search.progress import Progress
 
+    _die_with(parent)
     try:
         torch.set_num_threads(cfg.search.threads)
         ctx = build_context(cfg, reduction=Reduction.load(run_dir))
@@ -125,7 +143,7 @@ def run_workers(session: Session, workers: int) -> None:
         for index in range(1, workers):
             proc = spawn.Process(target=_worker_main, daemon=True,
                                  args=(session.cfg, session.run_dir, session.progress.quiet,
-                                       session.deadline, index))
+                                       session.deadline, index, os.getpid()))
             proc.start()
             procs.append(proc)
     try:

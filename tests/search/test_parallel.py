@@ -369,3 +369,43 @@ def test_ray_cluster_address_started_by_hand(tmp_path):
         kill_processes_using(temp, rounds=20)
         shutil.rmtree(temp, ignore_errors=True)
     assert processes_using(temp) == []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found += [int(c) for c in text.split()]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_process_dies_with_the_killed_search(tmp_path):
+    """kill -9 of the search left its spawned worker running trials on its own."""
+    import signal
+    import time
+
+    cfg = write_config(tmp_path, FAST.replace("trials: 3", "trials: 500"))   # minutes
+    proc = subprocess.Popen([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                             "--run-dir", str(tmp_path / "run"), "--workers", "2",
+                             "--no-baselines", "--quiet"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not workers:
+        workers = [c for c in _children(proc.pid) if "spawn_main" in
+                   Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+        time.sleep(0.1)
+    assert workers and proc.poll() is None, "no worker seen before the search ended"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() and "Z" not in
+                                         Path(f"/proc/{w}/stat").read_text().split()[2]
+                                         for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]]
+    assert alive == []
