@@ -118,6 +118,16 @@ def global_lead(configs: Mapping[str, TechniqueConfig]) -> SparsityConfig | None
     return glob[min(glob)] if glob else None
 
 
+def iterative_configs(configs: Mapping[str, TechniqueConfig]) -> dict[str, SparsityConfig]:
+    """The sparsity configs pruned step by step: a layer-scope one with ``steps > 1``, every
+    global-scope one when :func:`global_lead` has ``steps > 1``."""
+    sparse = {f: c for f, c in configs.items() if isinstance(c, SparsityConfig) and c.ratio > 0}
+    lead = global_lead(sparse)
+    return {f: c for f, c in sparse.items()
+            if (c.scope == "global" and lead is not None and lead.steps > 1)
+            or (c.scope != "global" and c.steps > 1)}
+
+
 def masks_of(model: nn.Module) -> dict[str, Mask]:
     """fqn -> the sparsity mask of every masked layer."""
     return parametrized(model, Mask)
@@ -166,11 +176,7 @@ def tighten(model: nn.Module, configs: Mapping[str, TechniqueConfig], epochs_don
     pruned. One-shot configs are left as they are. The global-scope layers are one group
     with one threshold, on the schedule of :func:`global_lead` (whose ratio they share):
     all of them are tightened together when it is iterative, none when it is one shot."""
-    sparse = {f: c for f, c in configs.items() if isinstance(c, SparsityConfig) and c.ratio > 0}
-    lead = global_lead(sparse)
-    iterative = {f: c for f, c in sparse.items()
-                 if (c.scope == "global" and lead is not None and lead.steps > 1)
-                 or (c.scope != "global" and c.steps > 1)}
+    iterative = iterative_configs(configs)
     current = masks_of(model)
     for name, mask in _masks_at(model, iterative,
                                 lambda c: scheduled_ratio(c, epochs_done, epochs)).items():

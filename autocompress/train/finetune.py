@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from autocompress.compress import CompressionPlan, QuantConfig, SparsityConfig, apply_plan
 from autocompress.compress.plan import TechniqueConfig
 from autocompress.compress.registry import weighted_layers
-from autocompress.compress.sparsity import tighten
+from autocompress.compress.sparsity import iterative_configs, tighten
 from autocompress.data import Split
 from autocompress.train.fit import TrainSettings, fit
 
@@ -40,7 +40,7 @@ class FinetuneInfo:
 
     epochs: int
     ptq_layers: tuple[str, ...] = ()
-    iterative_sparsity: int = 0   # layer configs pruned iteratively (steps > 1)
+    iterative_sparsity: int = 0   # layer configs pruned iteratively (``iterative_configs``)
     sparsity_by_epoch: tuple[float, ...] = ()   # zero fraction of the sparse layers' weights
                                                 # before fine-tuning and after each epoch
 
@@ -89,7 +89,7 @@ def compress_and_finetune(model: nn.Module, plan: CompressionPlan, train: Split,
     tunes = any(not _no_op(c) for cfgs in trained_plan.layers.values() for c in cfgs)
     epochs = settings.epochs if tunes or not ptq_plan.layers else 0
     sparse = plan.configs(SparsityConfig)
-    steps = sum(1 for c in sparse.values() if isinstance(c, SparsityConfig) and c.steps > 1)
+    steps = len(iterative_configs(sparse))
 
     history: list[float] = []
 

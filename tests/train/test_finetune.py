@@ -172,3 +172,4 @@ def test_global_layers_reach_the_global_ratio_whatever_their_own_steps(lead_step
     zeros, total = sum(int((m.mask == 0).sum()) for m in masks), sum(m.mask.numel() for m in masks)
     assert zeros == round(0.8 * total)
     assert (info.sparsity_by_epoch[0] < 0.79) == (lead_steps > 1)   # iterative only with the lead
+    assert info.iterative_sparsity == (2 if lead_steps > 1 else 0)   # both follow the lead
