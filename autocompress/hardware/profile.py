@@ -126,9 +126,7 @@ def _by_device(text: str, search_dirs: Iterable[str | Path] | None) -> str | Non
         return None
     hits = []
     for name in list_profiles(search_dirs):
-        path = next(d / f"{name}.yaml" for d in profile_dirs(search_dirs)
-                    if (d / f"{name}.yaml").is_file())
-        with path.open(encoding="utf-8", errors="replace") as fh:
+        with profile_path(name, search_dirs).open(encoding="utf-8", errors="replace") as fh:
             if want in norm(fh.read(4000)):
                 hits.append(name)
     return f"profiles for a '{text}' device: {', '.join(hits)}" if hits else None
