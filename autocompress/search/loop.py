@@ -94,19 +94,31 @@ def show(session: Session, rec: TrialRecord) -> None:
                            best=None if best is None else Objective.accuracy().get(best))
 
 
-def _die_with(parent: int) -> None:
-    """Linux: this process is killed when ``parent`` dies (a ``kill -9`` of the search left
-    its workers running trials on their own, beside a ``--resume`` started at once)."""
-    if sys.platform.startswith("linux"):
+def _die_with(parent: int, prctl: bool = sys.platform.startswith("linux")) -> None:
+    """This process ends when ``parent`` dies (a ``kill -9`` of the search left its workers
+    running trials on their own, beside a ``--resume`` started at once): on Linux the kernel
+    kills it (``PR_SET_PDEATHSIG``); elsewhere, or where that call fails, a daemon thread
+    sees it re-parented within half a second and exits."""
+    if prctl:
         import ctypes
         import signal
 
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
-            return
+            prctl = False
     if os.getppid() != parent:          # it died before the call
         os._exit(1)
+    if not prctl:
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None,

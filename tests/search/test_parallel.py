@@ -409,3 +409,42 @@ def test_a_worker_process_dies_with_the_killed_search(tmp_path):
     alive = [w for w in workers if Path(f"/proc/{w}").exists()
              and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]]
     assert alive == []
+
+
+@pytest.mark.parametrize("prctl", [True, False], ids=["pdeathsig", "watch-thread"])
+def test_die_with_ends_the_process_when_its_parent_is_killed(tmp_path, prctl):
+    """Both ways a worker follows the search: Linux's PR_SET_PDEATHSIG and the thread that
+    watches for re-parenting (macOS, or where prctl fails), which had none before."""
+    import signal
+    import time
+
+    if prctl and not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    child = (f"import sys, time; from autocompress.search.loop import _die_with; "
+             f"_die_with(int(sys.argv[1]), prctl={prctl}); time.sleep(60)")
+    parent = ("import os, subprocess, sys, time; "
+              f"c = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())]); "
+              "print(c.pid, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", parent], cwd=ROOT, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    pid = int(proc.stdout.readline())
+    time.sleep(3)                            # the child imports and calls _die_with
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def running() -> bool:                   # a zombie waiting for init to reap it is dead
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        stat = Path(f"/proc/{pid}/stat")
+        return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if not running():
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the child outlived its killed parent by 10 s")
