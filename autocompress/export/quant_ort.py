@@ -66,12 +66,12 @@ def _data_reader(input_name: str, calibration: np.ndarray, batch: int) -> Any:
 InputRange = tuple[tuple[int, ...], float, float] | None
 
 
-def range_overrides(path: Path, ranges: Sequence[InputRange]) -> dict[str, list[dict[str, Any]]]:
+def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model"
+                    ) -> dict[str, list[dict[str, Any]]]:
     """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th Conv/Gemm node (graph
-    order) the range ``ranges[i]`` = (weight shape, lo, hi), or nothing for None. The torch
-    layers and the ONNX nodes are matched by order and checked by weight shape."""
-    onnx = _require("onnx")
-    proto = onnx.load(str(path))
+    order) of the ONNX ``proto`` the range ``ranges[i]`` = (weight shape, lo, hi), or nothing
+    for None. The torch layers and the ONNX nodes are matched by order and checked by weight
+    shape; ``loc`` names the file in the error when they do not match."""
     dims = {t.name: tuple(int(d) for d in t.dims) for t in proto.graph.initializer}
     nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
     shapes = [dims.get(n.input[1]) for n in nodes]
@@ -79,21 +79,21 @@ def range_overrides(path: Path, ranges: Sequence[InputRange]) -> dict[str, list[
     if len(nodes) != len(ranges) or any(w is not None and w != s for w, s in
                                         zip(wanted, shapes, strict=True)):
         raise ExportError("cannot match the torch layers with activation ranges to the ONNX "
-                          f"Conv/Gemm nodes (torch {wanted}, onnx {shapes})", loc=str(path))
+                          f"Conv/Gemm nodes (torch {wanted}, onnx {shapes})", loc=loc)
     return {n.input[0]: [{"rmin": np.float32(r[1]), "rmax": np.float32(r[2])}]
             for n, r in zip(nodes, ranges, strict=True) if r is not None}
 
 
-def grid_overrides(path: Path) -> dict[str, list[dict[str, Any]]]:
+def grid_overrides(proto: Any) -> dict[str, list[dict[str, Any]]]:
     """onnxruntime ``TensorQuantOverrides`` keeping each trained weight grid: a Conv (or a
     Gemm with ``transB``) weight whose every output channel lies on a symmetric b-bit grid
     (b <= 8; w = k * s, s = max|w| / (2**(b-1) - 1)) is quantized with that s, so the int8
     codes are the trained ones. onnxruntime alone re-rounds onto max|w| / 127, off the grid
-    of a sub-8-bit layer. Other weights (float, asymmetric) are left to onnxruntime."""
-    onnx = _require("onnx")
+    of a sub-8-bit layer. Other weights (float, asymmetric) are left to onnxruntime.
+    ``proto``: the ONNX ModelProto to be quantized."""
+    _require("onnx")
     from onnx import numpy_helper
 
-    proto = onnx.load(str(path))
     inits = {t.name: t for t in proto.graph.initializer}
     out: dict[str, list[dict[str, Any]]] = {}
     for node in proto.graph.node:
@@ -153,10 +153,11 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                 if preprocess:
                     src = Path(tmp) / "pre.onnx"
                     quant.quant_pre_process(str(fp32_path), str(src), skip_symbolic_shape=True)
-                overrides = range_overrides(src, input_ranges) if input_ranges and \
-                    any(input_ranges) else {}
+                proto = _require("onnx").load(str(src))
+                overrides = range_overrides(proto, input_ranges, str(fp32_path)) \
+                    if input_ranges and any(input_ranges) else {}
                 if per_channel:                      # the overrides are per channel
-                    overrides.update(grid_overrides(src))
+                    overrides.update(grid_overrides(proto))
                 quant.quantize_static(
                     str(src), str(dst),
                     calibration_data_reader=_data_reader(name, calib, CALIB_BATCH),

@@ -282,7 +282,7 @@ def test_int8_file_keeps_the_trained_sub_8_bit_grid(tmp_path):
     plan = CompressionPlan(layers={"0.0": (QuantConfig(bits=4),), "1.0": (QuantConfig(bits=4),)})
     model = bake(apply_plan(net.eval(), plan, x[:1])).eval()
     fp32 = export_onnx(model, x[:1], tmp_path / "m.onnx")
-    folded = quant_ort.grid_overrides(fp32)                  # BN not folded yet: still on grid
+    folded = quant_ort.grid_overrides(onnx.load(str(fp32)))  # BN not folded yet: on grid
     assert len(folded) == 2 and all(len(v) in (8, 16) for v in folded.values())
 
     def weight_errors(path: Path) -> list[float]:
@@ -301,7 +301,7 @@ def test_int8_file_keeps_the_trained_sub_8_bit_grid(tmp_path):
     kept = quantize_int8(fp32, tmp_path / "kept.int8.onnx", x.numpy())
     assert max(weight_errors(kept)) < 1e-3
     patch = pytest.MonkeyPatch()
-    patch.setattr(quant_ort, "grid_overrides", lambda path: {})
+    patch.setattr(quant_ort, "grid_overrides", lambda proto: {})
     try:
         plain = quantize_int8(fp32, tmp_path / "plain.int8.onnx", x.numpy())
     finally:
