@@ -89,8 +89,12 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
                                        32)
             continue
         acts = [alias[n] for n in node.input if n in alias]
-        if node.op_type == "DequantizeLinear" and node.input[0] in weights:
-            weights[node.output[0]] = weights[node.input[0]]
+        if not acts and node.input and node.input[0] in weights:
+            # a weight computed from a weight: DQ of an int8 initializer, or the Identity
+            # torch.onnx.export puts before an initializer it shares between layers; a float
+            # weight quantized in the graph (Q then DQ, as QAT exports write) is int8
+            shape, bits = weights[node.input[0]]
+            weights[node.output[0]] = (shape, 8 if node.op_type == "QuantizeLinear" else bits)
             continue
         if node.op_type in ALIAS_OPS or not acts:
             if acts:
@@ -108,12 +112,12 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
         if node.op_type == "Conv" and w is not None:
             k = int(attrs.get("kernel_shape", w[0][2:])[0])
             groups = int(attrs.get("group", 1))
-            bias = math.prod(weights[node.input[2]][0]) if len(node.input) > 2 else 0
+            bias = _numel(weights, node.input[2:])
             fields = {"op": "conv2d", "kernel": k, "stride": int(attrs.get("strides", [1])[0]),
                       "groups": groups, "params": math.prod(w[0]), "bias": bias,
                       "macs": math.prod(out_shape) * math.prod(w[0][1:])}
         elif node.op_type in ("Gemm", "MatMul") and w is not None:
-            bias = math.prod(weights[node.input[2]][0]) if len(node.input) > 2 else 0
+            bias = _numel(weights, node.input[2:])
             fields = {"op": "linear", "params": math.prod(w[0]), "bias": bias,
                       "macs": math.prod(w[0])}
         elif node.op_type in ("Add", "Sum", "Mul") and len(acts) >= 2:
@@ -145,6 +149,11 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
         raise ModelError("no costable layer found in the ONNX graph", loc=str(path))
     return ModelGraph(input_shape=shapes[x_name], layers=tuple(layers),
                       tensors=_tensors(layers, shapes, x_name)), formats
+
+
+def _numel(weights: dict[str, tuple[tuple[int, ...], int]], names: Any) -> int:
+    """Elements of the optional weight input named first in ``names`` (0 when it is absent)."""
+    return math.prod(weights[names[0]][0]) if names and names[0] in weights else 0
 
 
 def _tensors(layers: list[LayerInfo], shapes: dict[str, tuple[int, ...]],

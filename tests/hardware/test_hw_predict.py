@@ -199,3 +199,30 @@ def test_help_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -
         main([command, "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "example:" in out and f"autocompress {command}" in out
+
+
+def test_onnx_reader_follows_weights_through_identity_and_q_dq(onnx_path: Path,
+                                                               tmp_path: Path) -> None:
+    """torch.onnx.export shares equal initializers through Identity nodes (the zero biases of
+    an untrained BN net): `predict` raised KeyError on the bias, and a weight reached that
+    way was not costed as a conv. A float weight with Q -> DQ in the graph runs int8."""
+    model = onnx.load(str(onnx_path))
+    g = model.graph
+    conv2 = next(n for n in g.node if n.op_type == "Conv" and n.input[1] == "c2.weight")
+    gemm = next(n for n in g.node if n.op_type == "Gemm")
+    g.node.insert(0, helper.make_node("Identity", ["c2.weight"], ["shared_w"]))
+    g.node.insert(0, helper.make_node("Identity", ["c2.bias"], ["shared_b"]))
+    conv2.input[1], conv2.input[2] = "shared_w", "shared_b"
+    g.initializer.extend([numpy_helper.from_array(np.float32(0.01), "s"),
+                          numpy_helper.from_array(np.int8(0), "z")])
+    g.node.insert(0, helper.make_node("QuantizeLinear", ["fc.weight", "s", "z"], ["fc_q"]))
+    g.node.insert(1, helper.make_node("DequantizeLinear", ["fc_q", "s", "z"], ["fc_dq"]))
+    gemm.input[1] = "fc_dq"
+    onnx.save(model, str(tmp_path / "shared.onnx"))
+    plain, _ = onnx_to_graph(onnx_path)
+    shared, formats = onnx_to_graph(tmp_path / "shared.onnx")
+    assert [(x.op, x.params, x.bias, x.macs) for x in shared.layers] == \
+        [(x.op, x.params, x.bias, x.macs) for x in plain.layers]
+    fc = next(x for x in shared.layers if x.op == "linear")
+    assert formats[fc.fqn].weight_bits == 8
+    assert main(["predict", str(tmp_path / "shared.onnx"), "--profile", "stm32f746"]) == 0
