@@ -177,7 +177,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def write_report_for(run_dir: Path, records: list, cfg) -> list[Path]:  # type: ignore[no-untyped-def]
-    from autocompress.config import budgets_of, objectives_of, pareto_objectives
+    from autocompress.budgets import budgets_of
+    from autocompress.config import objectives_of, pareto_objectives
     from autocompress.report import write_report
 
     return write_report(run_dir, records, pareto_objectives(objectives_of(cfg)), budgets_of(cfg))

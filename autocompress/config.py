@@ -17,7 +17,7 @@ import yaml
 
 from autocompress.config_checks import SCHEMA, TOP
 from autocompress.errors import ConfigError, ProfileError, did_you_mean
-from autocompress.pareto import Budget, Objective
+from autocompress.pareto import Objective
 from autocompress.yamlio import Located, PathKey, format_path, load_yaml
 
 BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
@@ -285,9 +285,3 @@ def pareto_objectives(names: Sequence[str]) -> list[Objective]:
             prof, metric = name.split(".", 1)
             out.append(Objective(name=name, sense="min", path=f"cost.{prof}.{metric}"))
     return out
-
-
-def budgets_of(cfg: SearchConfig) -> list[Budget]:
-    """The config's ``hardware.budgets`` as one Budget per (profile, metric)."""
-    return [Budget(profile=prof, metric=key.removeprefix("max_"), limit=float(limit))
-            for prof, limits in cfg.hardware.budgets.items() for key, limit in limits.items()]

@@ -115,8 +115,10 @@ TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
 def check_new_run(cfg: SearchConfig) -> None:
     """What a new run refuses that an old run dir's config may hold (checked when a search
     starts, not on load, so that old runs still report, export and resume)."""
+    from autocompress.budgets import check_within_device
     from autocompress.config import DataConfig
 
+    check_within_device(cfg)
     objectives = cfg.search.objectives
     if objectives and "accuracy" not in objectives:
         raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "

@@ -86,7 +86,7 @@ def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], de
 def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
                device: str | None = None, min_accuracy: float | None = None,
                out: Path | None = None, quiet: bool = False) -> Path:
-    from autocompress.config import budgets_of
+    from autocompress.budgets import budgets_of
     from autocompress.export.onnx_io import (
         count_onnx_params,
         export_onnx,

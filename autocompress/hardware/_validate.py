@@ -56,8 +56,9 @@ class Reader:
         return node
 
     def get(self, path: PathKey, kind: str, default: Any = _MISSING, *,
-            minimum: float | None = None) -> Any:
-        """A scalar of ``kind`` (``str``, ``int``, ``number``, ``bool``) at ``path``."""
+            minimum: float | None = None, positive: bool = False) -> Any:
+        """A scalar of ``kind`` (``str``, ``int``, ``number``, ``bool``) at ``path``;
+        ``positive``: above 0 (a size, a clock, a rate)."""
         value = self.raw(path, default)
         if value is default and default is not _MISSING:
             return default
@@ -69,6 +70,8 @@ class Reader:
         }[kind]
         if not ok:
             raise self.error(path, f"expected {_article(kind)}, got {_kind(value)} {value!r}")
+        if positive and value <= 0:
+            raise self.error(path, f"must be > 0, got {value!r}")
         if minimum is not None and value < minimum:
             raise self.error(path, f"must be >= {minimum}, got {value!r}")
         if kind == "str":

@@ -174,8 +174,8 @@ def parse_profile(r: Reader) -> HardwareProfile:
     r.section(("device",), required=("kind", "soc", "cpu"), optional=("sram_kb", "flash_kb"))
     device = DeviceSpec(kind=r.get(("device", "kind"), "str"), soc=r.get(("device", "soc"), "str"),
                         cpu=r.get(("device", "cpu"), "str"),
-                        sram_kb=r.get(("device", "sram_kb"), "number", None, minimum=0),
-                        flash_kb=r.get(("device", "flash_kb"), "number", None, minimum=0))
+                        sram_kb=r.get(("device", "sram_kb"), "number", None, positive=True),
+                        flash_kb=r.get(("device", "flash_kb"), "number", None, positive=True))
     r.section(("runtime",), required=("name",), optional=("version", "threads", "batch",
                                                           "overhead_ms"))
     runtime = RuntimeSpec(name=r.get(("runtime", "name"), "str"),
@@ -236,10 +236,10 @@ def _analytic(r: Reader, formats: FormatSpec) -> AnalyticSpec:
     path: PathKey = ("analytic",)
     r.section(path, required=("mem_bw_gbps", "per_op_overhead_us"), optional=_ANALYTIC_KEYS)
     tables = {k: r.number_map((*path, k), {}) for k in _ANALYTIC_KEYS if "macs" in k}
-    spec = AnalyticSpec(clock_mhz=r.get((*path, "clock_mhz"), "number", None, minimum=1e-9),
-                        mem_bw_gbps=r.get((*path, "mem_bw_gbps"), "number", minimum=1e-9),
+    spec = AnalyticSpec(clock_mhz=r.get((*path, "clock_mhz"), "number", None, positive=True),
+                        mem_bw_gbps=r.get((*path, "mem_bw_gbps"), "number", positive=True),
                         act_bw_gbps=r.get((*path, "act_bw_gbps"), "number", None,
-                                          minimum=1e-9),
+                                          positive=True),
                         per_op_overhead_us=r.get((*path, "per_op_overhead_us"), "number",
                                                  minimum=0),
                         rel_std=r.get((*path, "rel_std"), "number", 0.25, minimum=0), **tables)

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from autocompress.config import SearchConfig, budgets_of, pareto_objectives
+from autocompress.budgets import budgets_of
+from autocompress.config import SearchConfig, pareto_objectives
 from autocompress.errors import AutocompressError, one_line
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all

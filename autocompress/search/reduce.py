@@ -87,11 +87,22 @@ class Reduction:
 NONE = Reduction(dropped={})
 
 
-def cared_metrics(ctx: SearchContext) -> tuple[str, ...]:
-    """``<profile>.<metric>`` of every cost objective and every budgeted quantity."""
+def cared_metrics(ctx: SearchContext, largest: Mapping[str, Any] | None = None
+                  ) -> tuple[str, ...]:
+    """``<profile>.<metric>`` of every cost objective and every budgeted quantity. A limit
+    that only a device's own size sets (no budget in the config) counts where the largest
+    candidate's cost ``largest`` (profile -> CostEstimate) breaks it: a 1 MB Flash that every
+    candidate fits leaves the 2- and 4-bit values nothing to buy."""
+    from autocompress.budgets import device_only
+
     out = [o for o in ctx.objectives if o != "accuracy"]
+    device = device_only(ctx.cfg.hardware.budgets, ctx.device_limits)
     for prof, budget in ctx.budgets.items():
-        out += [f"{prof}.{BUDGET_KEYS[k]}" for k in budget if k in BUDGET_KEYS]
+        for key, limit in budget.items():
+            metric = f"{prof}.{BUDGET_KEYS[key]}"
+            if metric not in device or (largest is not None and
+                                        largest[prof].summary()[BUDGET_KEYS[key]] > limit):
+                out.append(metric)
     return tuple(dict.fromkeys(out))
 
 
@@ -142,20 +153,26 @@ def _global_sparsity(rs: ResolvedSpace) -> bool:
 def dominated(ctx: SearchContext) -> Reduction:
     """Values of format knobs that a more faithful value dominates on cost (see module doc)."""
     from autocompress.graph import inspect_model
-    from autocompress.search.objective import build_compressed
+    from autocompress.search.objective import build_compressed, estimate
 
-    rs, metrics, owners = ctx.rspace, cared_metrics(ctx), _owners(ctx.rspace)
+    rs, owners = ctx.rspace, _owners(ctx.rspace)
     skip = {"sparsity.ratio"} if _global_sparsity(rs) else set()
     probed = {name: d for name, d in rs.dists.items() if isinstance(d, Choice)
               and len(d.choices) > 1 and name in owners
               and owners[name][0] in FAITHFUL and owners[name][0] not in skip}
-    if not probed or not metrics:
+    if not probed:
+        return Reduction(dropped={}, metrics=cared_metrics(ctx))
+    refs = []
+    for params in _references(rs, owners):
+        plan = rs.to_plan(params)
+        refs.append((params, plan, inspect_model(build_compressed(ctx, plan, ctx.cfg.seed),
+                                                 ctx.example())))
+    metrics = cared_metrics(ctx, largest=estimate(ctx, refs[0][1], refs[0][2]))
+    if not metrics:
         return Reduction(dropped={}, metrics=metrics)
     probes: dict[str, list[dict[Any, tuple[tuple[Any, ...], tuple[float, ...]]]]] = \
         {n: [] for n in probed}
-    for params in _references(rs, owners):
-        plan = rs.to_plan(params)
-        graph = inspect_model(build_compressed(ctx, plan, ctx.cfg.seed), ctx.example())
+    for params, _, graph in refs:
         present = {layer.fqn for layer in graph.layers}
         for name, dist in probed.items():
             fqns = owners[name][1]
@@ -206,13 +223,19 @@ def check_budget_reachable(ctx: SearchContext) -> None:
     params = cheapest_params(ctx.rspace)
     plan = ctx.rspace.to_plan(params)
     _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
+    from autocompress.budgets import device_only
+
     over = {k: v for k, v in constraints.items() if v > 0}
     if over:
+        device = device_only(ctx.cfg.hardware.budgets, ctx.device_limits)
         parts = []
         for key, excess in over.items():
             prof, metric = key.split(".", 1)
             value = costs[prof].summary()[metric.removeprefix("max_")]
-            parts.append(f"{key} needs {value:.4g} > limit {value - excess:.4g}")
+            own = " (the device's own size)" if key.replace(".max_", ".", 1) in device else ""
+            parts.append(f"{key} needs {value:.4g} > limit {value - excess:.4g}{own}")
         raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
                           f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
-                          hint="raise the limits or allow smaller models in the search space")
+                          hint="allow smaller models in the search space, or a smaller input"
+                          if all(k.replace(".max_", ".", 1) in device for k in over)
+                          else "raise the limits or allow smaller models in the search space")

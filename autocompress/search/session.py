@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from autocompress.config import SearchConfig, budgets_of, pareto_objectives
+from autocompress.budgets import budgets_of
+from autocompress.config import SearchConfig, pareto_objectives
 from autocompress.config_checks import check_new_run
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines

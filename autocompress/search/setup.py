@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from autocompress.budgets import device_limits, effective_budgets
 from autocompress.compress.prune import prune_groups
 from autocompress.config import SearchConfig, objectives_of
 from autocompress.data import DataBundle, load_digits_bundle, load_user_bundle
@@ -35,7 +36,13 @@ class SearchContext:
 
     @property
     def budgets(self) -> Mapping[str, Mapping[str, float]]:
-        return self.cfg.hardware.budgets
+        """``hardware.budgets`` plus each profile's own memory (``autocompress.budgets``)."""
+        return effective_budgets(self.cfg.hardware.budgets, self.device_limits)
+
+    @property
+    def device_limits(self) -> Mapping[str, Mapping[str, float]]:
+        return {name: limits for name, p in self.profiles.items()
+                if (limits := device_limits(p.device))}
 
     def example(self) -> torch.Tensor:
         return self.data.example()

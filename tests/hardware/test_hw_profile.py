@@ -88,7 +88,11 @@ def test_bad_values(tmp_path: Path) -> None:
     err = _error(tmp_path, TINY_PROFILE.replace("{int8: 1.0}", "{int4: 1.0}"))
     assert "tiny.yaml:8 analytic: no compute throughput for native format 'int8'" in str(err)
     err = _error(tmp_path, TINY_PROFILE.replace("mem_bw_gbps: 1.0", "mem_bw_gbps: -1"))
-    assert "tiny.yaml:12 analytic.mem_bw_gbps: must be >=" in str(err)
+    assert "tiny.yaml:12 analytic.mem_bw_gbps: must be > 0, got -1" in str(err)
+    err = _error(tmp_path, TINY_PROFILE.replace("sram_kb: 64", "sram_kb: 0"))
+    assert "tiny.yaml:3 device.sram_kb: must be > 0, got 0" in str(err)     # was accepted
+    err = _error(tmp_path, TINY_PROFILE.replace("mem_bw_gbps: 1.0", "mem_bw_gbps: 0"))
+    assert "tiny.yaml:12 analytic.mem_bw_gbps: must be > 0, got 0" in str(err)
     err = _error(tmp_path, TINY_PROFILE.replace("{int8: 1.0}", "{int8: 0}"))
     assert "tiny.yaml:10 analytic.macs_per_cycle.int8: must be > 0" in str(err)
 

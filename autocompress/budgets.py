@@ -1,0 +1,83 @@
+"""The budgets a search holds its candidates to: ``hardware.budgets`` as the config writes
+them, plus each profile's own memory. A microcontroller profile names its chip's SRAM and
+Flash (``device.sram_kb``, ``device.flash_kb``); a candidate that does not fit them cannot
+run there whatever the user asked, so they act as ``max_peak_sram_kb`` / ``max_flash_kb``
+wherever ``hardware.budgets`` sets none (a tighter one written there wins; a looser one is
+refused when a search starts). Such a limit is rejected before training, told to the sampler
+and drawn on the plots like any budget. Phones and Jetsons name no sizes and get none.
+
+>>> effective_budgets({"m": {"max_latency_ms": 5.0}}, {"m": {"max_flash_kb": 1024.0}})
+{'m': {'max_flash_kb': 1024.0, 'max_latency_ms': 5.0}}
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from autocompress.errors import ConfigError
+from autocompress.pareto import Budget
+
+if TYPE_CHECKING:
+    from autocompress.config import SearchConfig
+    from autocompress.hardware.spec import DeviceSpec
+
+# budget key -> the DeviceSpec field it defaults to
+DEVICE_KEYS = {"max_peak_sram_kb": "sram_kb", "max_flash_kb": "flash_kb"}
+
+Budgets = Mapping[str, Mapping[str, float]]    # profile -> {budget key: limit}
+
+
+def device_limits(device: DeviceSpec) -> dict[str, float]:
+    """The budgets a device's own sizes set (none for a device without them)."""
+    return {key: float(getattr(device, attr)) for key, attr in DEVICE_KEYS.items()
+            if getattr(device, attr) is not None}
+
+
+def effective_budgets(user: Budgets, devices: Budgets) -> dict[str, dict[str, float]]:
+    """Per profile, the device's limits overridden by the user's."""
+    out = {}
+    for prof in dict.fromkeys([*devices, *user]):
+        if merged := {**devices.get(prof, {}), **user.get(prof, {})}:
+            out[prof] = merged
+    return out
+
+
+@lru_cache(maxsize=64)
+def _limits(name: str, dirs: tuple[str, ...]) -> dict[str, float]:
+    from autocompress.hardware.profile import load_profile
+
+    return device_limits(load_profile(name, dirs).device)
+
+
+def config_device_limits(cfg: SearchConfig) -> dict[str, dict[str, float]]:
+    """The device limits of every profile the config names."""
+    dirs = tuple(str(d) for d in cfg.profile_dirs())
+    return {name: limits for name in cfg.hardware.profiles if (limits := _limits(name, dirs))}
+
+
+def budgets_of(cfg: SearchConfig) -> list[Budget]:
+    """Every budget of the run, the devices' own sizes included, one per (profile, metric)."""
+    merged = effective_budgets(cfg.hardware.budgets, config_device_limits(cfg))
+    return [Budget(profile=prof, metric=key.removeprefix("max_"), limit=float(limit))
+            for prof, limits in merged.items() for key, limit in limits.items()]
+
+
+def device_only(user: Budgets, devices: Budgets) -> set[str]:
+    """``<profile>.<metric>`` of the limits that come from a device, not from the config."""
+    return {f"{prof}.{key.removeprefix('max_')}" for prof, limits in devices.items()
+            for key in limits if key not in user.get(prof, {})}
+
+
+def check_within_device(cfg: SearchConfig) -> None:
+    """Refuse a budget looser than the device it is for (it could never be used)."""
+    for prof, limits in config_device_limits(cfg).items():
+        for key, size in limits.items():
+            asked = cfg.hardware.budgets.get(prof, {}).get(key)
+            if asked is not None and asked > size:
+                attr = DEVICE_KEYS[key]
+                raise ConfigError(f"{asked:g} KB is more than the device has ({prof}: "
+                                  f"device.{attr} {size:g} KB)",
+                                  loc=f"{cfg.path} hardware.budgets.{prof}.{key}",
+                                  hint=f"lower it to at most {size:g}, or leave it out: the "
+                                  "device's own size is the default limit")
