@@ -25,6 +25,7 @@ from autocompress.compress.size import stored_bytes
 from autocompress.errors import ExportError
 from autocompress.export.summary import (
     host_prediction_error,
+    int8_file_cost,
     over_budget,
     print_summary,
 )
@@ -191,6 +192,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
             "onnx_params": count_onnx_params(fp32),
             "parity_max_abs_diff": diff,
             "predicted": {n: c.summary() for n, c in costs.items()},
+            "predicted_int8_onnx": int8_file_cost(int8, ctx.cost_models),
             "predicted_at_search": {n: {k: v for k, v in c.items() if k in
                                         ("latency_ms", "flash_kb", "peak_sram_kb")}
                                     for n, c in rec.get("cost", {}).items()},

@@ -48,6 +48,19 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> di
     return out
 
 
+def int8_file_cost(int8: Path, cost_models: Any) -> dict[str, dict[str, float]]:
+    """Predicted cost of ``model.int8.onnx`` as written (read back from the file: every
+    quantized layer int8, sub-8-bit ones included), per profile. The plan's own prediction
+    stores sub-8-bit weights packed, which needs a runtime with such kernels (e.g. CMSIS-NN's
+    int4 ones); this is the figure for a flow fed the int8 file."""
+    from autocompress.hardware.onnx_graph import onnx_to_graph
+
+    graph, formats = onnx_to_graph(int8)
+    return {name: {k: float(v) for k, v in cm.estimate(graph, formats).summary().items()
+                   if k in ("latency_ms", "flash_kb", "peak_sram_kb")}
+            for name, cm in cost_models.items()}
+
+
 def over_budget(record: dict[str, Any], budgets: list[Any]) -> list[dict[str, Any]]:
     """The run's budgets (``hardware.budgets``) the record breaks, as the front judges them:
     a budget's cost over its limit, or a stored constraint above 0."""
@@ -84,6 +97,7 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
         f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",
         f"  {device:<10} predicted {pred['latency_ms']:.4g} ms, flash {pred['flash_kb']:.1f} KB,"
         f" peak SRAM {pred['peak_sram_kb']:.1f} KB",
+        *_int8_line(m, device),
         f"  host ORT   fp32 {host['fp32']['median_ms']*1000:.1f} us, "
         f"int8 {host['int8']['median_ms']*1000:.1f} us (median, 1 thread)",
         f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
@@ -107,3 +121,14 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
         lines.append(f"  WARNING: int8 ONNX loses {100 * drop:.1f} points of test accuracy "
                      "(more than 0.5)")
     print("\n".join(lines))
+
+
+def _int8_line(m: dict[str, Any], device: str) -> list[str]:
+    """The int8 file's own predicted cost, where the plan stores sub-8-bit weights packed."""
+    as_int8 = m.get("predicted_int8_onnx", {}).get(device)
+    if not as_int8 or not any(b is not None and b < 8 for b in m.get("weight_bits", {}).values()):
+        return []
+    return [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
+            f"{as_int8['flash_kb']:.1f} KB (sub-8-bit layers at int8; the packed flash above "
+            "needs a runtime with sub-8-bit kernels)"]
+

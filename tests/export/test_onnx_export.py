@@ -309,3 +309,45 @@ def test_int8_file_keeps_the_trained_sub_8_bit_grid(tmp_path):
     assert max(weight_errors(plain)) > 0.01          # up to half an int8 step: 7 / 254
     np.testing.assert_allclose(onnx_predict(kept, x[:8].numpy()),
                                onnx_predict(plain, x[:8].numpy()), atol=0.5)
+
+
+def test_the_int8_file_is_costed_as_written_beside_the_packed_plan(tmp_path, capsys):
+    """The plan's predicted Flash stores 4-bit weights packed; an MCU flow fed
+    model.int8.onnx stores them as int8, so the manifest also costs the file as written
+    (the walkthrough's int8 file needed 33% more Flash than the manifest said)."""
+    from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake
+    from autocompress.export.summary import int8_file_cost, print_summary
+    from autocompress.graph import inspect_model
+    from autocompress.hardware import CostModel
+    from autocompress.search.objective import plan_formats
+
+    torch.manual_seed(0)
+    net = nn.Sequential(ConvBNAct(1, 16, 3), ConvBNAct(16, 32, 3), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(32, 10))
+    x = torch.rand(64, 1, 8, 8)
+    net(x)
+    costs = {}
+    for bits in (4, 8):
+        plan = CompressionPlan(layers={f: (QuantConfig(bits=bits),) for f in ("0.0", "1.0", "4")})
+        model = bake(apply_plan(net.eval(), plan, x[:1])).eval()
+        int8 = quantize_int8(export_onnx(model, x[:1], tmp_path / f"m{bits}.onnx"),
+                             tmp_path / f"m{bits}.int8.onnx", x.numpy())
+        cm = CostModel("stm32f746")
+        costs[bits] = (cm.estimate(inspect_model(model, x[:1]), plan_formats(plan)).flash_kb,
+                       int8_file_cost(int8, {"stm32f746": cm})["stm32f746"])
+    (packed4, file4), (plain8, file8) = costs[4], costs[8]
+    assert packed4 < 0.7 * plain8                           # the plan: 4-bit weights packed
+    assert file4["flash_kb"] == pytest.approx(file8["flash_kb"], rel=0.01)  # the file: int8
+    assert file8["flash_kb"] == pytest.approx(plain8, rel=0.1)
+    manifest = {"trial": 1, "plan_id": "p", "over_budget": [], "params": 1,
+                "accuracy": dict.fromkeys(("val_trial", "test_torch", "test_onnx_fp32",
+                                           "test_onnx_int8"), 0.9),
+                "predicted": {"stm32f746": {"latency_ms": 1.0, "flash_kb": packed4,
+                                            "peak_sram_kb": 1.0}},
+                "predicted_int8_onnx": {"stm32f746": file4}, "parity_max_abs_diff": 0.0,
+                "host_latency_ms": {"fp32": {"median_ms": 1.0}, "int8": {"median_ms": 1.0}},
+                "files": {"model.onnx": 1, "model.int8.onnx": 1},
+                "weight_bits": {"0.0": 4, "1.0": 4, "4": 4}}
+    print_summary(tmp_path, manifest, "stm32f746")
+    line = next(x for x in capsys.readouterr().out.splitlines() if "as model.int8.onnx" in x)
+    assert f"flash {file4['flash_kb']:.1f} KB (sub-8-bit layers at int8" in line
