@@ -40,9 +40,9 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
     q.add_argument("--input-shape", help="C,H,W without batch (required for PyTorch models)")
     q.add_argument("--num-classes", type=int, default=10,
                    help="passed to a model.builder-style build(input_shape, num_classes)")
-    q.add_argument("--format", help="format of every layer of a PyTorch model, e.g. fp32, int8 "
-                                    "(default: the profile's native one; an ONNX file's QDQ "
-                                    "nodes say its own)")
+    q.add_argument("--format", help="format of every layer of a PyTorch model or a float "
+                                    "ONNX file, e.g. fp32, int8 (default: the profile's "
+                                    "native one; a QDQ file's nodes say its own)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -191,8 +191,9 @@ def load_graph(spec: str, input_shape: tuple[int, ...] | None,
 def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
             num_classes: int = 10, fmt: str | None = None) -> dict[str, Any]:
     """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows.
-    ``fmt`` (a format name) costs every layer of a PyTorch model in it; default: the
-    profile's native format. An ONNX file's formats come from its QDQ nodes."""
+    ``fmt`` (a format name) costs every layer of a PyTorch model or a float ONNX file in it;
+    default: the profile's native format (a Jetson builds its fp16 engine from the fp32
+    file). A quantized (QDQ) ONNX file's formats come from its QDQ nodes."""
     from autocompress.hardware.cost import CostModel
     from autocompress.hardware.formats import LayerFormat, bits_of, is_format
 
@@ -202,16 +203,18 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
         if exc.loc != "hardware":               # a bad profile file names its own file:line
             raise
         raise ProfileError(exc.raw_message, loc="--profile", hint=exc.hint) from None
-    onnx = _is_onnx(spec)
-    if fmt is not None and (onnx or not is_format(fmt)):
-        raise AutocompressError(f"{fmt!r} is not a format name" if not onnx else "an ONNX "
-                                "file's formats come from its QDQ nodes", loc="--format",
-                                hint="a format name such as fp32, fp16, int8 or int4, for a "
-                                "PyTorch model")
+    if fmt is not None and not is_format(fmt):
+        raise AutocompressError(f"{fmt!r} is not a format name", loc="--format",
+                                hint="a format name such as fp32, fp16, int8 or int4")
     graph, formats = load_graph(spec, input_shape, num_classes)
+    qdq = any(f.weight_bits < 32 or f.act_bits < 32 for f in formats.values())
+    if qdq and fmt is not None:
+        raise AutocompressError("a quantized (QDQ) ONNX file's formats come from its QDQ "
+                                "nodes", loc="--format", hint="leave --format out, or give "
+                                "the float model.onnx to cost it in another format")
     default = fmt and LayerFormat(weight_bits=bits_of(fmt), act_bits=bits_of(fmt))
-    est = model.estimate(graph, formats, default or None)
-    used = "the ONNX graph's" if onnx else fmt or \
+    est = model.estimate(graph, formats if qdq else {}, default or None)
+    used = "the ONNX graph's QDQ formats" if qdq else fmt or \
         f"{model.profile.default_format.weight_format} (the profile's native)"
     return {"model": spec, "profile": model.profile.name, "profile_sha256": model.profile.sha256,
             "format": used,
