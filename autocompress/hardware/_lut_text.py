@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from autocompress.errors import ProfileError
-from autocompress.hardware.keys import parse_key
+from autocompress.hardware.keys import check_canonical
 from autocompress.hardware.spec import LutEntry
 
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"
@@ -47,7 +47,7 @@ def split_entries(text: str, file: str) -> tuple[str, dict[str, LutEntry] | None
         key, mean, std, n = match.groups()
         loc = f"{file}:{start + 2 + offset}"
         try:
-            parse_key(key)
+            check_canonical(key)
         except ValueError as exc:
             raise ProfileError(f"entries: malformed LUT key: {exc}", loc=loc) from None
         if key in entries:

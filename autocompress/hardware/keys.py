@@ -110,6 +110,28 @@ def _parse_key(key: str) -> dict[str, Any]:
     return out
 
 
+def check_canonical(key: str) -> None:
+    """Raise ValueError unless ``key`` is written exactly as :func:`layer_key` writes it (the
+    cost model looks keys up as text: a reordered field, a left-out ``g=1`` or ``conv`` for
+    ``conv2d`` validated but never matched). The message gives the form to write.
+
+    >>> check_canonical("conv2d|out=8x4x4|in=8x4x4|k=3|s=1|g=1|w=int8|a=int8")
+    Traceback (most recent call last):
+    ...
+    ValueError: not the form the cost model looks up; write it 'conv2d|in=8x4x4|out=8x4x4|k=3|s=1|g=1|w=int8|a=int8'
+    """
+    p = parse_key(key)
+    windowed = any(f.split("=")[0] in ("k", "s", "g") for f in key.split("|")[1:])
+    if windowed and p["op"] not in WINDOWED_OPS:
+        raise ValueError(f"op '{p['op']}' takes no k/s/g fields; the ops with a window are "
+                         f"{', '.join(sorted(WINDOWED_OPS))}")
+    layer = LayerInfo(fqn="key", op=p["op"], in_shape=p["in"], out_shape=p["out"],
+                      kernel=p["k"], stride=p["s"], groups=p["g"])
+    want = layer_key(layer, p["w"], p["a"])
+    if key != want:
+        raise ValueError(f"not the form the cost model looks up; write it '{want}'")
+
+
 def channels(shape: tuple[int, ...]) -> int:
     """The channel count of an activation shape: C of (C, H, W), F of (F,)."""
     return int(shape[0]) if len(shape) >= 3 else int(shape[-1])

@@ -21,7 +21,7 @@ from autocompress.errors import ProfileError, did_you_mean
 from autocompress.hardware._lut_text import split_entries
 from autocompress.hardware._validate import Reader
 from autocompress.hardware.formats import format_for_bits, is_format
-from autocompress.hardware.keys import parse_key
+from autocompress.hardware.keys import check_canonical
 from autocompress.hardware.spec import (
     AlignSpec,
     AnalyticSpec,
@@ -276,7 +276,7 @@ def _entries(r: Reader) -> dict[str, LutEntry]:
     for key in keys:
         p: PathKey = ("entries", key)
         try:
-            parse_key(key)
+            check_canonical(key)
         except ValueError as exc:
             raise r.error(p, f"malformed LUT key: {exc}",
                           hint="keys look like conv2d|in=16x32x32|out=32x32x32|k=3|s=1|g=1|"

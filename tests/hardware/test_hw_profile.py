@@ -149,3 +149,32 @@ def test_format_helpers() -> None:
     assert runnable_format("int16", ["int8", "fp32"]) == "fp32"
     assert runnable_format("int8", ["int8"]) == "int8"
     assert runnable_format("fp32", ["int8"]) == "int8"     # nothing wider: the widest native
+
+
+KEY = "conv2d|in=16x8x8|out=16x8x8|k=3|s=1|g=1|w=int8|a=int8"
+
+
+@pytest.mark.parametrize("written", [
+    "conv2d|out=16x8x8|in=16x8x8|k=3|s=1|g=1|w=int8|a=int8",      # fields reordered
+    "conv2d|in=16x8x8|out=16x8x8|k=3|s=1|w=int8|a=int8",          # g=1 left out
+    "conv2d|in=16x8x8|out=16x8x8|g=1|k=3|s=1|w=int8|a=int8",
+])
+@pytest.mark.parametrize("block", [False, True], ids=["flow", "block"])
+def test_a_lut_key_the_cost_model_would_never_look_up_is_refused(tmp_path: Path, written: str,
+                                                                 block: bool) -> None:
+    """Such keys validated and were silently never matched (the analytic estimate ran)."""
+    line = f'  "{KEY}": {{mean_ms: 1.0, std_ms: 0.1, n: 10}}'
+    assert line in TINY_PROFILE
+    new = (f'  "{written}":\n    mean_ms: 1.0\n    std_ms: 0.1\n    n: 10' if block
+           else line.replace(KEY, written))
+    err = _error(tmp_path, TINY_PROFILE.replace(line, new))
+    assert "tiny.yaml:15" in str(err) and f"write it '{KEY}'" in str(err)
+
+
+def test_a_lut_op_without_a_window_cannot_take_k_s_g(tmp_path: Path) -> None:
+    err = _error(tmp_path, TINY_PROFILE.replace(f'"{KEY}"', f'"{KEY.replace("conv2d", "conv")}"'))
+    assert "op 'conv' takes no k/s/g fields; the ops with a window are avgpool, conv2d, " \
+        "maxpool" in str(err)
+    err = _error(tmp_path, TINY_PROFILE.replace('"linear|in=64|out=10|w=int8|a=int8"',
+                                                '"add|in=64|out=64|w=int8|a=int8"'))
+    assert "write it 'add|in=64|out=64|w=none|a=int8'" in str(err)
