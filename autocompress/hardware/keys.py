@@ -115,10 +115,10 @@ def check_canonical(key: str) -> None:
     cost model looks keys up as text: a reordered field, a left-out ``g=1`` or ``conv`` for
     ``conv2d`` validated but never matched). The message gives the form to write.
 
-    >>> check_canonical("conv2d|out=8x4x4|in=8x4x4|k=3|s=1|g=1|w=int8|a=int8")
+    >>> check_canonical("linear|out=10|in=64|w=int8|a=int8")
     Traceback (most recent call last):
     ...
-    ValueError: not the form the cost model looks up; write it 'conv2d|in=8x4x4|out=8x4x4|k=3|s=1|g=1|w=int8|a=int8'
+    ValueError: not the form the cost model looks up; write it 'linear|in=64|out=10|w=int8|a=int8'
     """
     p = parse_key(key)
     windowed = any(f.split("=")[0] in ("k", "s", "g") for f in key.split("|")[1:])
