@@ -12,17 +12,17 @@ NO_HOST = ("no host profile: run `autocompress profile --out hardware_profiles/h
            "compare predicted and measured latency")
 
 
-def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]],
+                          dirs: Any = ()) -> dict[str, Any]:
     """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
-    of the exported files on this machine; ``host`` is looked up in ``./hardware_profiles``,
-    then the repo's. Without a host profile, says how to make one; with
-    a malformed one, says what is wrong with it (the export goes on either way)."""
+    of the exported files on this machine; ``host`` is looked up in ``dirs`` (the run's
+    profiles), ``./hardware_profiles``, then the repo's. Without a host profile, says how to
+    make one; with a malformed one, says what is wrong with it (the export goes on either
+    way)."""
     from autocompress.errors import ProfileError
     from autocompress.hardware import CostModel, LayerFormat, load_profile
-    from autocompress.hardware.measure import QUICK_MARK
     from autocompress.hardware.profile import profile_path
 
-    dirs = [Path.cwd() / "hardware_profiles"]    # where NO_HOST says to write it, else the repo's
     try:
         path = profile_path("host", dirs)
     except ProfileError:
@@ -38,7 +38,7 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]]) -> di
                         f"with `autocompress profile --out {path}`",
                 "malformed": str(path), "problem": problem}
     out: dict[str, Any] = {"profile_sha256": profile.sha256,
-                           "quick_grid": QUICK_MARK in profile.description}
+                           "quick_grid": profile.quick_note() is not None}
     for name, fmt in (("fp32", LayerFormat(weight_bits=32, act_bits=32)),
                       ("int8", LayerFormat(weight_bits=8, act_bits=8))):
         predicted = CostModel(profile).estimate(graph, default=fmt).latency_ms

@@ -220,7 +220,7 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
             "format": used,
             "latency_ms": est.latency_ms, "std_ms": est.std_ms, "flash_kb": est.flash_kb,
             "peak_sram_kb": est.peak_sram_kb, "peak_at": est.peak_at,
-            "provenance": dict(est.provenance),
+            "provenance": dict(est.provenance), "note": model.profile.quick_note(),
             "layers": [{"fqn": c.fqn, "op": c.op, "latency_ms": c.latency_ms,
                         "flash_kb": c.flash_kb, "provenance": c.provenance, "key": c.key}
                        for c in est.layers]}
@@ -239,6 +239,8 @@ def _predict(args: argparse.Namespace) -> int:
           f"{', '.join(f'{k} {v}' for k, v in sorted(out['provenance'].items()))}")
     for line in layer_table(out["layers"]):
         print(line)
+    if out["note"]:
+        print(out["note"])
     return 0
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from autocompress.graph import LayerInfo
 from autocompress.hardware.keys import WEIGHTED_OPS, boundary_layer, layer_key
 from autocompress.hardware.onnx_ops import op_model
+from autocompress.hardware.spec import QUICK_MARK
 
 # Grid (see module doc). Resolutions: 32/24/16-pixel inputs down to 2x2 after stride-2
 # stages. Channels up to 256 (the widest expand conv of search_spaces/mobilenet_digits.yaml:
@@ -61,7 +62,6 @@ PROBE_CHAIN = 5            # convs in the boundary probe's chain
 FORMAT_PAIRS = (("fp32", "fp32"), ("int8", "int8"), ("int8", "fp32"))   # (weights, activations)
 FAST_MULTIPLE = 4          # ORT CPU NCHWc/NHWC kernels need channel multiples of 4 (measured)
 OVERHEAD_READINGS = 5      # session.run overhead readings; the lowest is kept
-QUICK_MARK = "(quick grid)"   # in a --quick profile's description (export flags it)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,8 +60,13 @@ _PROFILE_HEAD = re.compile(r"^device:", re.MULTILINE)   # what tells a profile f
 
 
 def profile_dirs(search_dirs: Iterable[str | Path] | None = None) -> list[Path]:
-    """Folders searched for ``<name>.yaml``: the caller's first, then the repo's."""
-    return [*(Path(d) for d in (search_dirs or ())), PROFILE_DIR]
+    """Folders searched for ``<name>.yaml``: the caller's first, then ``hardware_profiles/``
+    under the working folder (where ``autocompress profile`` says to write the host's), then
+    the repo's."""
+    dirs = [*(Path(d) for d in (search_dirs or ())), Path.cwd() / "hardware_profiles",
+            PROFILE_DIR]
+    return [d for i, d in enumerate(dirs) if d.resolve() not in
+            {e.resolve() for e in dirs[:i]}]
 
 
 def list_profiles(search_dirs: Iterable[str | Path] | None = None) -> list[str]:

@@ -122,6 +122,9 @@ class LutEntry:
     n: int = 1
 
 
+QUICK_MARK = "(quick grid)"   # in a --quick profile's description
+
+
 @dataclass(frozen=True, kw_only=True)
 class HardwareProfile:
     """One device + runtime: native formats, alignment, LUT entries and analytic constants."""
@@ -152,3 +155,11 @@ class HardwareProfile:
 
     def supports(self, fmt: str) -> bool:
         return fmt in self.formats.weights or fmt in self.formats.activations
+
+    def quick_note(self) -> str | None:
+        """A warning for a ``profile --quick`` smoke-test profile (its small grid leaves the
+        analytic fallback's rates at defaults: latencies off by up to 50x), else None."""
+        if QUICK_MARK not in self.description:
+            return None
+        return (f"warning: profile '{self.name}' is a --quick smoke test (quick grid): its "
+                "latencies are rough; build it with `autocompress profile` without --quick")

@@ -191,6 +191,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                  f"profiles {', '.join(ctx.profiles)})")
     if ctx.reduction is not None and ctx.reduction.dropped:
         progress.say(ctx.reduction.summary())
+    for note in filter(None, (p.quick_note() for p in ctx.profiles.values())):
+        progress.say(note)
     if on_ready is not None:
         on_ready(progress)
     teacher = load_teacher(cfg, ctx, run_dir)

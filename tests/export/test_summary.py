@@ -98,3 +98,33 @@ def test_the_host_profile_is_found_where_the_note_says_to_write_it(tmp_path, mon
     (tmp_path / "hardware_profiles" / "host.yaml").write_text(
         src.replace("name: stm32f746\n", "name: host\n"))
     assert "fp32" in host_prediction_error(_graph(), MEASURED)
+
+
+def test_the_host_profile_is_found_by_name_where_the_profile_command_writes_it(
+        tmp_path, monkeypatch, capsys):
+    """`profile --out hardware_profiles/host.yaml` then `predict --profile host` in the same
+    folder said 'unknown profile'; a run costed on its own host profile exported with 'no
+    host profile'. Both find it now, and predict warns that a --quick one is rough."""
+    from autocompress.cli import main
+
+    src = (profile_mod.PROFILE_DIR / "stm32f746.yaml").read_text()
+    host = src.replace("name: stm32f746\n", "name: host\n").replace("  STM32F746NG MCU",
+                                                                     "  (quick grid) MCU")
+    (tmp_path / "hardware_profiles").mkdir()
+    (tmp_path / "hardware_profiles" / "host.yaml").write_text(host)
+    (tmp_path / "run" / "profiles").mkdir(parents=True)
+    (tmp_path / "run" / "profiles" / "host.yaml").write_text(host)
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "tests.export.test_summary:_net", "--profile", "host",
+                 "--input-shape", "1,8,8"]) == 0
+    out = capsys.readouterr().out
+    assert "on host:" in out and "warning: profile 'host' is a --quick smoke test" in out
+    (tmp_path / "hardware_profiles" / "host.yaml").unlink()
+    assert host_prediction_error(_graph(), MEASURED) == {"note": NO_HOST}
+    run_dirs = [tmp_path / "run", tmp_path / "run" / "profiles"]
+    assert host_prediction_error(_graph(), MEASURED, run_dirs)["quick_grid"] is True
+
+
+def _net():
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 8 * 8, 10))
