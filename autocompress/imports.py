@@ -17,6 +17,12 @@ def load_callable(spec: str, *, loc: str, base_dir: Path | None = None) -> Calla
         raise ConfigError(f"expected 'module:callable', got {spec!r}", loc=loc,
                           hint="e.g. mypkg.nets:build_model")
     module_name, attr = spec.split(":")
+    if "/" in module_name or "\\" in module_name or module_name.endswith(".py"):
+        dotted = module_name.removesuffix(".py").replace("\\", "/").strip("./").replace("/", ".")
+        raise ConfigError(f"expected a module name before the colon, got the file path "
+                          f"'{module_name}'", loc=loc, hint=f"write it as a dotted module "
+                          f"name importable from the config's (or the working) folder, e.g. "
+                          f"{dotted or 'mynets'}:{attr}")
     if base_dir is not None:
         base = Path(base_dir).resolve()
         if str(base) in sys.path:

@@ -65,9 +65,14 @@ def _profile(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     if args.threads < 1:
-        raise AutocompressError(f"--threads must be >= 1, got {args.threads}", loc="--threads")
+        raise AutocompressError(f"must be >= 1, got {args.threads}", loc="--threads")
     if out.suffix not in (".yaml", ".yml"):
         raise AutocompressError("the profile file must end in .yaml", loc=str(out))
+    if args.name is not None and args.name != out.stem:
+        raise AutocompressError(f"the name '{args.name}' differs from the file name "
+                                f"'{out.name}', so the profile could not be found by name",
+                                loc="--name", hint=f"leave --name out, or write to "
+                                f"{out.with_name(args.name + out.suffix)}")
 
     progress, finish = progress_printer(sys.stderr)
     data = measure_profile(name=args.name or out.stem, threads=args.threads, quick=args.quick,

@@ -175,7 +175,8 @@ def parse_profile(r: Reader) -> HardwareProfile:
     version = r.get(("version",), "int")
     if version not in SUPPORTED_VERSIONS:
         raise r.error(("version",), f"unsupported profile version {version}",
-                      hint=f"this autocompress reads versions {SUPPORTED_VERSIONS}")
+                      hint="this autocompress reads version "
+                      f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
     r.section(("device",), required=("kind", "soc", "cpu"), optional=("sram_kb", "flash_kb"))
     device = DeviceSpec(kind=r.get(("device", "kind"), "str"), soc=r.get(("device", "soc"), "str"),
                         cpu=r.get(("device", "cpu"), "str"),

@@ -193,6 +193,13 @@ def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (["predict", "tests.hardware.test_hw_predict:build", "--profile", "stm32f746",
       "--input-shape", "1,8,8", "--format", "int9x"], "--format: 'int9x' is not a format name"),
     (["profile", "--out", "{tmp}/x.txt", "--quick"], "must end in .yaml"),
+    (["profile", "--out", "{tmp}/prof/myhost.yaml", "--name", "host", "--quick"],
+     "--name: the name 'host' differs from the file name 'myhost.yaml'"),
+    (["profile", "--out", "{tmp}/host.yaml", "--threads", "0"], "--threads: must be >= 1, got 0"),
+    (["predict", "../nets.py:build", "--profile", "stm32f746", "--input-shape", "1,8,8"],
+     "expected a module name before the colon, got the file path '../nets.py' (write it as a "
+     "dotted module name importable from the config's (or the working) folder, e.g. "
+     "nets:build)"),
 ])
 def test_user_errors_exit_2_with_one_line(argv: list[str], expected: str, onnx_path: Path,
                                           tmp_path: Path,
