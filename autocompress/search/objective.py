@@ -38,8 +38,13 @@ from autocompress.train.finetune import FinetuneInfo, compress_and_finetune
 REPEAT_SEED_STRIDE = 10_000   # train.repeats: training j of a trial with seed s uses s + j * this
 
 
-def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
+def plan_formats(plan: CompressionPlan, default: LayerFormat | None = None
+                 ) -> dict[str, LayerFormat]:
     """Per-layer weight/activation formats and sparsity the cost model sees (32 bits = float).
+
+    A layer the plan does not quantize runs in ``default`` (the device's native format, as
+    for a layer the plan leaves alone; float when None): sparsity or clustering alone does
+    not move it off int8 on an MCU (it did: a 50%-sparse layer cost fp32 time and Flash).
 
     Activation bits: the layer's ``act_bits`` when it quantizes activations, else 8 for an
     integer layer (the export runs it int8) and 32 for a float one. A clustered layer (integer
@@ -64,6 +69,8 @@ def plan_formats(plan: CompressionPlan) -> dict[str, LayerFormat]:
         act = 32 if bits == 32 else 8
         if isinstance(q, QuantConfig) and q.act_bits < 32:
             act = q.act_bits
+        if not isinstance(q, QuantConfig) and default is not None:
+            bits, act = default.weight_bits, default.act_bits
         codebook = codebook_bits = 0
         if isinstance(cl, ClusterConfig):
             index_bits = max(1, math.ceil(math.log2(cl.k)))
@@ -90,8 +97,8 @@ def build_compressed(ctx: SearchContext, plan: CompressionPlan, seed: int) -> nn
 
 def estimate(ctx: SearchContext, plan: CompressionPlan, graph: ModelGraph
              ) -> dict[str, CostEstimate]:
-    formats = plan_formats(plan)
-    return {name: cm.estimate(graph, formats) for name, cm in ctx.cost_models.items()}
+    return {name: cm.estimate(graph, plan_formats(plan, cm.profile.default_format))
+            for name, cm in ctx.cost_models.items()}
 
 
 def constraints_of(ctx: SearchContext, costs: Mapping[str, CostEstimate]) -> dict[str, float]:
