@@ -168,6 +168,8 @@ def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
     raw = doc.data
     if not isinstance(raw, dict):
         raise doc.error((), f"a config must be a mapping of sections, got {type(raw).__name__}")
+    if isinstance(raw.get("data"), str):        # shorthand data: digits, before any --set
+        raw = {**raw, "data": {"source": raw["data"]}}
     data, touched = apply_overrides(raw, overrides)
 
     def fail(path: PathKey, msg: str, hint: str | None = None) -> ConfigError:
@@ -188,7 +190,7 @@ def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
                 raise fail((key,), err)
             values[key] = data[key]
     sections = dict(data)
-    if isinstance(sections.get("data"), str):          # shorthand: data: digits
+    if isinstance(sections.get("data"), str):          # data: digits given by --set data=...
         sections["data"] = {"source": sections["data"]}
     for name, fields_ in SCHEMA.items():
         section = sections.get(name, {}) or {}
@@ -205,6 +207,8 @@ def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
                 if (err := check(section[key])) is not None:
                     raise fail((name, key), err)
                 value = section[key]
+                if value is None and key == "budgets":    # every budget commented out
+                    value = {}
                 kwargs[key] = tuple(value) if isinstance(value, list) else value
         values[name] = SECTION_TYPES[name](**kwargs)
     cfg = SearchConfig(**values, path=doc.file,          # absolute: a Ray actor's working

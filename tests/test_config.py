@@ -84,3 +84,15 @@ def test_an_empty_config_says_so(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_an_empty_budgets_section_and_set_into_the_data_shorthand(tmp_path):
+    """`budgets:` with every line commented out crashed the search (AttributeError in the
+    space reduction); `--set data.val_fraction=...` on `data: digits` was refused."""
+    assert "budgets: {stm32f746: {max_latency_ms: 50}}" in TINY and "data: digits" in TINY
+    path = write_config(tmp_path, TINY.replace("budgets: {stm32f746: {max_latency_ms: 50}}",
+                                               "budgets:\n    # stm32f746: {}"))
+    assert load_config(path).hardware.budgets == {}
+    cfg = load_config(path, ["data.val_fraction=0.2", "hardware.budgets="])
+    assert cfg.data.source == "digits" and cfg.data.val_fraction == 0.2
+    assert cfg.hardware.budgets == {}
