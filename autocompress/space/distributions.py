@@ -82,13 +82,23 @@ def parse_distribution(doc: Located, path: PathKey, value: Any, *,
             raise bad(f"range bounds must be numbers, got low={low!r} high={high!r}")
         if low > high:
             raise bad(f"range low {low} is above high {high}")
-        dist = Range(low=low, high=high, step=value.get("step"), log=bool(value.get("log", False)),
-                     integer=isinstance(low, int) and isinstance(high, int))
+        integral = isinstance(low, int) and isinstance(high, int)
+        step, log = value.get("step"), value.get("log", False)
+        _check_step(bad, low, high, step, log, integral)
+        dist = Range(low=low, high=high, step=step, log=log, integer=integral)
     else:
         dist = Fixed(value=value)
-    for v in dist.values():
+    checked = dist.values()
+    if isinstance(dist, Range) and allowed is not None:   # a set of values: all must be valid
+        if not dist.integer:
+            raise bad(f"a range of {dist.low}..{dist.high} takes fractional values; this knob "
+                      "takes a list, e.g. [4, 8]")
+        checked = tuple(range(int(dist.low), int(dist.high) + 1, int(dist.step or 1)))
+    for v in checked:
         if allowed is not None and v not in allowed:
-            raise bad(f"value {v!r} is not supported")
+            raise bad(f"value {v!r} is not supported" + (
+                f" (the range {dist.low}..{dist.high} takes it; give a list instead)"
+                if isinstance(dist, Range) else ""))
         if bounds is not None:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise bad(f"value {v!r} is not a number")
@@ -97,6 +107,27 @@ def parse_distribution(doc: Located, path: PathKey, value: Any, *,
         if integer and (isinstance(v, bool) or not isinstance(v, int)):
             raise bad(f"value {v!r} is not a whole number")
     return dist
+
+
+def _check_step(bad: Any, low: float, high: float, step: Any, log: Any, integral: bool) -> None:
+    """A range's ``step`` and ``log``: Optuna would refuse them mid-search, after the teacher
+    trained (a step of 0), or quietly cut the range (a step that does not divide it)."""
+    if not isinstance(log, bool):
+        raise bad(f"range log must be true or false, got {log!r}")
+    if log and low <= 0:
+        raise bad(f"a log range needs low > 0, got {low}")
+    if step is None:
+        return
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0:
+        raise bad(f"range step must be a positive number, got {step!r}")
+    if integral and not isinstance(step, int):
+        raise bad(f"a range of whole numbers takes a whole step, got {step!r}")
+    if log:
+        raise bad("a range takes step or log, not both")
+    count = (high - low) / step
+    if abs(count - round(count)) > 1e-9:
+        raise bad(f"step {step} does not divide the range {low}..{high} (high - low = "
+                  f"{high - low:g}); pick a step that does, or move high")
 
 
 def takes(dist: Distribution, value: Any) -> bool:

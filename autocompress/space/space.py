@@ -106,6 +106,11 @@ class SearchSpace:
                 raise doc.error(path, "each rule needs a 'match' key", cls=SpaceError,
                                 hint="e.g. match: 're:stages\\..*\\.expand\\.conv'")
             _check_keys(doc, path, raw, RULE_KEYS)
+            for flag in ("skip", "share"):
+                if flag in raw and not isinstance(raw[flag], bool):
+                    raise doc.error((*path, flag), f"expected true or false, got "
+                                    f"{raw[flag]!r}", cls=SpaceError,
+                                    hint=f"{flag}: true (a quoted 'no' or 'false' is a string)")
             pattern = str(raw["match"])
             if pattern.startswith("re:"):
                 try:

@@ -74,8 +74,37 @@ def test_shared_rule_makes_one_parameter():
     (SPACE.replace("quant.bits: 8", "quant.bitz: 8"), "space.yaml:9", "unknown key"),
     (SPACE.replace("{low: 1.0, high: 8.0}", "{low: 9.0, high: 8.0}"), "space.yaml:6", "above"),
     (SPACE + "  - {quant.bits: 4}\n", "space.yaml:16", "'match'"),
+    # ranges were checked at their two ends only; steps not at all (Optuna failed mid-search)
+    (SPACE.replace("[2, 4, 8]", "{low: 4, high: 32}"), "space.yaml:11",
+     "value 9 is not supported (the range 4..32 takes it; give a list instead)"),
+    (SPACE.replace("[2, 4, 8]", "{low: 2.0, high: 8.0}"), "space.yaml:11",
+     "a range of 2.0..8.0 takes fractional values; this knob takes a list"),
+    (SPACE.replace("depth: [1, 2]", "depth: [1, 2]\n  kernel: {low: 3, high: 7}"),
+     "space.yaml:5", "value 4 is not supported"),
+    (SPACE.replace("width_mult: [0.5, 1.0]", "width_mult: {low: 0.5, high: 1.0, step: 0}"),
+     "space.yaml:3", "range step must be a positive number, got 0"),
+    (SPACE.replace("depth: [1, 2]", "depth: {low: 1, high: 3, step: 0.5}"),
+     "space.yaml:4", "a range of whole numbers takes a whole step, got 0.5"),
+    (SPACE.replace("width_mult: [0.5, 1.0]", "width_mult: {low: 0.5, high: 1.0, step: 0.3}"),
+     "space.yaml:3", "step 0.3 does not divide the range 0.5..1.0"),
+    (SPACE.replace("{low: 1.0, high: 8.0}", "{low: 1.0, high: 8.0, log: yes please}"),
+     "space.yaml:6", "range log must be true or false"),
+    (SPACE.replace("skip: true", "skip: 'no'"), "space.yaml:15",
+     "skip: expected true or false, got 'no'"),
+    (SPACE.replace("[2, 4, 8]", "[2, 4, 8]\n    share: 'false'"), "space.yaml:12",
+     "share: expected true or false"),
 ])
 def test_errors_name_file_line(text, where, what):
     with pytest.raises(SpaceError) as err:
         resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS, num_stages=2)
     assert where in str(err.value) and what in str(err.value)
+
+
+def test_ranges_that_every_value_of_passes():
+    text = (SPACE.replace("depth: [1, 2]", "depth: [1, 2]\n  kernel: {low: 3, high: 7, step: 2}")
+            .replace("[2, 4, 8]", "{low: 2, high: 8}")
+            .replace("width_mult: [0.5, 1.0]", "width_mult: {low: 0.5, high: 1.0, step: 0.25}"))
+    rs = resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS, num_stages=2)
+    assert rs.dists["arch/kernel/0"] == Range(low=3, high=7, step=2, integer=True)
+    assert rs.dists["quant/stem.conv"] == Range(low=2, high=8, integer=True)
+
