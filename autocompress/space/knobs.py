@@ -49,6 +49,7 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
     "sparsity.schedule": {"allowed": SPARSITY_SCHEDULES,
                           "expect": f"one of {SPARSITY_SCHEDULES}", "default": "cubic"},
     "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
+                           "on": "factorizable",
                            "default": 1.0},
     "cluster.k": {"bounds": (0, 256), "integer": True,
                   "expect": "shared values in 2..256 (0 = off)", "default": 0,

@@ -229,8 +229,11 @@ class ResolvedSpace:
 
 def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[str],
             num_stages: int = 0,
-            layer_names: Callable[[Mapping[str, Any]], list[str]] | None = None) -> ResolvedSpace:
-    """Bind ``space`` to a model's layers (names from the largest architecture)."""
+            layer_names: Callable[[Mapping[str, Any]], list[str]] | None = None,
+            factorizable: list[str] | None = None) -> ResolvedSpace:
+    """Bind ``space`` to a model's layers (names from the largest architecture).
+    ``factorizable``: the layers low-rank applies to (not grouped or depthwise convs;
+    default: every quantizable layer)."""
     dists: dict[str, Distribution] = {}
     for knob, ref in space.reference.items():
         if isinstance(ref, list) and len(ref) != num_stages:
@@ -245,8 +248,9 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
                 dists[f"arch/{knob}/{s}"] = dist
     for knob, dist in space.distill.items():
         dists[f"distill/{knob}"] = dist
-    eligible = {k: prune_leaders if spec.get("on") == "leaders" else quant_layers
-                for k, spec in LAYER_KNOBS.items()}
+    on = {"leaders": prune_leaders, "factorizable": quant_layers if factorizable is None
+          else factorizable}
+    eligible = {k: on.get(spec.get("on", ""), quant_layers) for k, spec in LAYER_KNOBS.items()}
     skipped = {fqn for fqn in quant_layers + prune_leaders
                if any(r.skip and r.matches(fqn) for r in space.rules)}
     layer_params: dict[str, dict[str, str]] = {}

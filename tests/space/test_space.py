@@ -108,3 +108,18 @@ def test_ranges_that_every_value_of_passes():
     assert rs.dists["arch/kernel/0"] == Range(low=3, high=7, step=2, integer=True)
     assert rs.dists["quant/stem.conv"] == Range(low=2, high=8, integer=True)
 
+
+
+def test_low_rank_applies_to_ungrouped_layers_only():
+    """Low-rank on a depthwise or grouped conv was accepted and did nothing (searched
+    parameters with no effect); like pruning on a non-leader, it is refused there."""
+    plain = [f for f in LAYERS if ".dw." not in f]
+    text = SPACE + '  - match: "re:.*"\n    lowrank.rank_ratio: [0.25, 1.0]\n'
+    rs = resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS, factorizable=plain)
+    assert {n for n in rs.dists if n.startswith("lowrank.rank_ratio/")} == \
+        {f"lowrank.rank_ratio/{f}" for f in plain if f != "head.conv"}   # head: skipped
+    only_dw = SPACE + '  - match: "re:.*dw\\\\.conv"\n    lowrank.rank_ratio: [0.25, 1.0]\n'
+    with pytest.raises(SpaceError) as err:
+        resolve(_space(only_dw), quant_layers=LAYERS, prune_leaders=LEADERS, factorizable=plain)
+    assert str(err.value).startswith("space.yaml:17 rules[4].lowrank.rank_ratio: 're:.*dw\\.conv' "
+                                     "matches no layer lowrank.rank_ratio applies to")
