@@ -1,0 +1,38 @@
+"""Structured pruning keeps the multiple of the device's channel alignment nearest to what
+the ratio asks for (Torch-Pruning's own round_to rounded down, and per group after rounding
+the whole layer for grouped convs)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autocompress.compress import CompressionPlan, PruneConfig, apply_plan
+
+
+class Net(nn.Module):
+    def __init__(self, width: int, groups: int = 1) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, width, 3, padding=1)
+        self.c2 = nn.Conv2d(width, width, 3, padding=1, groups=groups)
+        self.fc = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.c2(torch.relu(self.c1(x))).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("width, groups, ratio, kept", [
+    (12, 1, 0.25, 8),      # 9 asked: 8 is nearer than 12 (it was 8 by rounding down too)
+    (12, 1, 0.5, 8),       # 6 asked: a tie keeps more (it was 4: 67% pruned for 50%)
+    (24, 1, 0.25, 20),     # 18 asked: a tie keeps more (it was 16)
+    (32, 4, 0.25, 24),     # feeding a groups=4 conv (it was 16: 50% pruned for 25%)
+    (32, 4, 0.5, 16),
+    (64, 1, 0.5, 32),
+])
+def test_pruning_keeps_the_nearest_aligned_channel_count(width, groups, ratio, kept):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 8)
+    plan = CompressionPlan(layers={"c1": (PruneConfig(ratio=ratio),)})
+    pruned = apply_plan(Net(width, groups).eval(), plan, x, round_to=4, ignored=("fc",))
+    assert pruned.c1.out_channels == kept and pruned.c2.in_channels == kept
+    assert pruned(x).shape == (2, 10)
