@@ -96,6 +96,14 @@ class SearchSpace:
                             hint=did_you_mean(str(family), FAMILY_ARCH_KNOBS)
                             or f"families: {', '.join(FAMILY_ARCH_KNOBS)}")
         knobs = FAMILY_ARCH_KNOBS[family or "mobilenet_v2"]
+        base = data.get("base") or {}
+        if not isinstance(base, dict):
+            raise doc.error(("base",), "'base' must be a mapping of architecture fields",
+                            cls=SpaceError)
+        from autocompress.models.families import base_problem   # torch: on use
+
+        if (problem := base_problem(family, base)) is not None:
+            raise doc.error(("base", *problem[0]), problem[1], hint=problem[2], cls=SpaceError)
         arch = _parse_section(doc, "arch", data.get("arch") or {},
                               {k: v for k, v in ARCH_KNOBS.items() if k in knobs})
         distill = _parse_section(doc, "distill", data.get("distill") or {}, DISTILL_KNOBS)
@@ -123,7 +131,7 @@ class SearchSpace:
                      for k in LAYER_KNOBS if k in raw}
             rules.append(Rule(index=i, pattern=pattern, knobs=knobs, skip=bool(raw.get("skip")),
                               share=bool(raw.get("share"))))
-        return cls(doc=doc, family=data.get("family"), base=data.get("base") or {}, arch=arch,
+        return cls(doc=doc, family=data.get("family"), base=base, arch=arch,
                    distill=distill, rules=tuple(rules),
                    reference=parse_reference(doc, data.get("reference") or {}, arch))
 

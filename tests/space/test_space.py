@@ -123,3 +123,38 @@ def test_low_rank_applies_to_ungrouped_layers_only():
         resolve(_space(only_dw), quant_layers=LAYERS, prune_leaders=LEADERS, factorizable=plain)
     assert str(err.value).startswith("space.yaml:17 rules[4].lowrank.rank_ratio: 're:.*dw\\.conv' "
                                      "matches no layer lowrank.rank_ratio applies to")
+
+
+BASE = """\
+version: 1
+family: mobilenet_v2
+base: {stem_channels: 16, stage_channels: [16, 24, 32], strides: [1, 2, 2], head_channels: 64}
+rules:
+  - match: "re:.*"
+    quant.bits: [4, 8]
+"""
+
+
+@pytest.mark.parametrize("old, new, what", [
+    ("head_channels: 64", "head_channels: big", "base.head_channels: expected a positive whole "
+     "number, got 'big' (e.g. head_channels: 64)"),                      # was a TypeError
+    ("stem_channels: 16", "stem_channels: -16", "base.stem_channels: expected a positive "
+     "whole number, got -16"),                                           # was accepted
+    ("stem_channels: 16", "stem_chanels: 16", "base.stem_chanels: unknown field"),
+    ("strides: [1, 2, 2]", "strides: [1, 2]", "base.strides: strides has 2 entries for 3 stages"),
+    ("stage_channels: [16, 24, 32]", "stage_channels: [16, 24, 32, 64]",
+     "base.stage_channels: depths has 3 entries for 4 stages (give depths with 4 entries in "
+     "base (the defaults are for 3 stages))"),
+])
+def test_base_fields_are_checked_at_their_line(old, new, what):
+    assert old in BASE
+    with pytest.raises(SpaceError) as err:
+        _space(BASE.replace(old, new))
+    assert str(err.value).startswith("space.yaml:3 ") and what in str(err.value), str(err.value)
+
+
+def test_a_four_stage_base_with_its_per_stage_lists():
+    text = BASE.replace("stage_channels: [16, 24, 32], strides: [1, 2, 2]",
+                        "stage_channels: [16, 24, 32, 64], strides: [1, 2, 2, 2], "
+                        "depths: [1, 1, 1, 1], kernels: [3, 3, 3, 3], expands: [2, 2, 2, 2]")
+    assert _space(text).base["stage_channels"] == [16, 24, 32, 64]
