@@ -100,7 +100,7 @@ class SearchSpace:
         if not isinstance(base, dict):
             raise doc.error(("base",), "'base' must be a mapping of architecture fields",
                             cls=SpaceError)
-        from autocompress.models.families import base_problem   # torch: on use
+        from autocompress.models.families import base_problem  # torch: on use
 
         if (problem := base_problem(family, base)) is not None:
             raise doc.error(("base", *problem[0]), problem[1], hint=problem[2], cls=SpaceError)
