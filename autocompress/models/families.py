@@ -32,6 +32,17 @@ FAMILIES: Mapping[str, Family] = {
 }
 
 
+def check_base(doc: Any, family: str | None, base: Any) -> None:
+    """Raise SpaceError at the line of what is wrong with a search space's ``base:``."""
+    from autocompress.errors import SpaceError
+
+    if not isinstance(base, dict):
+        raise doc.error(("base",), "'base' must be a mapping of architecture fields",
+                        cls=SpaceError)
+    if (problem := base_problem(family, base)) is not None:
+        raise doc.error(("base", *problem[0]), problem[1], hint=problem[2], cls=SpaceError)
+
+
 def base_problem(family: str | None, base: Mapping[str, Any]
                  ) -> tuple[tuple[str, ...], str, str] | None:
     """What is wrong with a search space's ``base:`` for ``family`` (key path, problem, hint),

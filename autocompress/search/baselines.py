@@ -54,6 +54,8 @@ def outside_reason(rspace: ResolvedSpace, params: Mapping[str, Any]) -> str | No
     """Why ``params`` cannot be an Optuna trial of this space (None: it can)."""
     for name, value in params.items():
         dist = rspace.dists.get(name)
+        if dist is None and name.startswith("quant/"):
+            return f"no rule quantizes {name.removeprefix('quant/')}; a uniform baseline does"
         if dist is None:
             return f"{name} is not a parameter of the space"
         if isinstance(dist, Choice) and value not in dist.choices:

@@ -97,13 +97,9 @@ class SearchSpace:
                             or f"families: {', '.join(FAMILY_ARCH_KNOBS)}")
         knobs = FAMILY_ARCH_KNOBS[family or "mobilenet_v2"]
         base = data.get("base") or {}
-        if not isinstance(base, dict):
-            raise doc.error(("base",), "'base' must be a mapping of architecture fields",
-                            cls=SpaceError)
-        from autocompress.models.families import base_problem  # torch: on use
+        from autocompress.models.families import check_base  # torch: on use
 
-        if (problem := base_problem(family, base)) is not None:
-            raise doc.error(("base", *problem[0]), problem[1], hint=problem[2], cls=SpaceError)
+        check_base(doc, family, base)
         arch = _parse_section(doc, "arch", data.get("arch") or {},
                               {k: v for k, v in ARCH_KNOBS.items() if k in knobs})
         distill = _parse_section(doc, "distill", data.get("distill") or {}, DISTILL_KNOBS)
@@ -165,6 +161,8 @@ class ResolvedSpace:
     num_stages: int = 0
     layer_names: Callable[[Mapping[str, Any]], list[str]] | None = field(default=None,
                                                                           compare=False)
+    # every quantizable layer no rule skips: a uniform baseline quantizes each of them
+    quant_layers: tuple[str, ...] = ()
 
     def distributions(self) -> dict[str, Any]:
         """Optuna distributions of every searched parameter (fixed ones excluded)."""
@@ -195,10 +193,14 @@ class ResolvedSpace:
         arch = self.arch_from(values)
         present = set(self.layer_names(arch)) if self.layer_names else None
         layers: dict[str, tuple[TechniqueConfig, ...]] = {}
-        for fqn, knobs in self.layer_params.items():
+        extra = {n.split("/", 1)[1]: v for n, v in params.items()       # a uniform baseline's
+                 if n.startswith("quant/") and n not in self.dists}     # bits on layers no
+        for fqn in dict.fromkeys([*self.layer_params, *extra]):         # rule quantizes
             if present is not None and fqn not in present:
                 continue
-            cfgs = layer_configs({k: values[name] for k, name in knobs.items()})
+            knobs = self.layer_params.get(fqn, {})
+            cfgs = layer_configs({**{k: values[name] for k, name in knobs.items()},
+                                  **({"quant.bits": extra[fqn]} if fqn in extra else {})})
             if cfgs:
                 layers[fqn] = tuple(cfgs)
         # candidates always learn from the teacher: a space without ``distill:`` gets the
@@ -215,6 +217,9 @@ class ResolvedSpace:
         """Parameters for a baseline: every layer at ``bits`` / ``ratio``, others from ``base``
         (or the last choice / the middle of a range)."""
         out: dict[str, Any] = {}
+        if bits is not None and bits != 32:         # layers no rule quantizes: these bits too
+            out.update({f"quant/{f}": bits for f in self.quant_layers
+                        if "quant.bits" not in self.layer_params.get(f, {})})
         for name, dist in self.dists.items():
             if isinstance(dist, Fixed):
                 continue
@@ -285,7 +290,8 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
                     dists[name] = dist
                     layer_params.setdefault(fqn, {})[knob] = name
     return ResolvedSpace(space=space, dists=dists, layer_params=layer_params,
-                         num_stages=num_stages, layer_names=layer_names)
+                         num_stages=num_stages, layer_names=layer_names,
+                         quant_layers=tuple(f for f in quant_layers if f not in skipped))
 
 
 def _exact_rule_sets(space: SearchSpace, fqn: str, knob: str) -> bool:
