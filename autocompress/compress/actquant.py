@@ -158,6 +158,25 @@ def input_ranges(model: nn.Module, example: Tensor
     return out
 
 
+def layer_order(model: nn.Module, example: Tensor) -> list[str]:
+    """Names of the conv/linear layers in execution order on ``example`` (the order of the
+    exported graph's Conv/Gemm nodes, as for ``input_ranges``)."""
+    names = {m: n for n, m in model.named_modules()}
+    out: list[str] = []
+    handles = [m.register_forward_pre_hook(lambda mod, _a: out.append(names[mod]))
+               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return out
+
+
 def remove_act_quant(model: nn.Module) -> nn.Module:
     """Drop every activation quantizer (module and hook) in place; returns ``model``.
 

@@ -119,10 +119,23 @@ def _grid_scales(w: np.ndarray, tol: float = 1e-3) -> np.ndarray | None:
     return None
 
 
+def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model") -> list[str]:
+    """Names of the Conv/Gemm nodes (graph order) whose ``keep_float`` entry is True: the
+    layers the plan keeps float stay float in the int8 file (``nodes_to_exclude``)."""
+    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    if len(nodes) != len(keep_float):
+        raise ExportError(f"cannot match {len(keep_float)} torch layers to {len(nodes)} ONNX "
+                          "Conv/Gemm nodes", loc=loc)
+    names = [n.name for n, keep in zip(nodes, keep_float, strict=True) if keep]
+    if not all(names):
+        raise ExportError("a Conv/Gemm node to keep float has no name", loc=loc)
+    return names
+
+
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                   per_channel: bool = True, activation: ActivationType = "quint8",
-                  preprocess: bool = True, input_ranges: Sequence[InputRange] | None = None
-                  ) -> Path:
+                  preprocess: bool = True, input_ranges: Sequence[InputRange] | None = None,
+                  keep_float: Sequence[bool] | None = None) -> Path:
     """Write a static int8 QDQ copy of ``fp32_path`` to ``out_path`` and return ``out_path``.
 
     ``calibration``: representative inputs (N, ...) float32; a few hundred rows are plenty.
@@ -130,6 +143,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
     ``input_ranges``: per Conv/Gemm in graph order, (weight shape, lo, hi) of its input as
     calibrated in torch (``actquant.input_ranges``), or None; those inputs are quantized
     over the torch range instead of onnxruntime's own calibration (all None: none is).
+    ``keep_float``: per Conv/Gemm in graph order, True to leave it float (a layer the plan
+    keeps at 32 bits).
 
     >>> quantize_int8(Path("m.onnx"), Path("m.int8.onnx"), x_train[:256], per_channel=True)
     PosixPath('m.int8.onnx')
@@ -158,6 +173,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                     if input_ranges and any(input_ranges) else {}
                 if per_channel:                      # the overrides are per channel
                     overrides.update(grid_overrides(proto))
+                exclude = float_nodes(proto, keep_float, str(fp32_path)) \
+                    if keep_float and any(keep_float) else []
                 quant.quantize_static(
                     str(src), str(dst),
                     calibration_data_reader=_data_reader(name, calib, CALIB_BATCH),
@@ -166,6 +183,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                     weight_type=quant.QuantType.QInt8,
                     activation_type=act,
                     calibrate_method=quant.CalibrationMethod.MinMax,
+                    nodes_to_exclude=exclude,
                     extra_options={"WeightSymmetric": True,
                                    "ActivationSymmetric": act == quant.QuantType.QInt8,
                                    "TensorQuantOverrides": overrides},

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from autocompress.compress import CompressionPlan, bake
-from autocompress.compress.actquant import input_ranges, remove_act_quant
+from autocompress.compress import CompressionPlan, QuantConfig, bake
+from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.errors import ExportError
@@ -166,7 +166,12 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
         fp32 = export_onnx(deploy, ctx.example(), tmp / "model.onnx")
         calib = ctx.data.train.x[:1024].numpy()   # calibration: training data only
         ranges = input_ranges(model, ctx.example())   # activation ranges calibrated in torch
-        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges)
+        float_layers = {f for f, c in plan.configs(QuantConfig).items()
+                        if isinstance(c, QuantConfig) and c.bits == 32}
+        keep = [f in float_layers or f.rsplit(".", 1)[0] in float_layers   # low-rank factors
+                for f in layer_order(deploy, ctx.example())]
+        int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges,
+                             keep_float=keep)
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),

@@ -351,3 +351,39 @@ def test_the_int8_file_is_costed_as_written_beside_the_packed_plan(tmp_path, cap
     print_summary(tmp_path, manifest, "stm32f746")
     line = next(x for x in capsys.readouterr().out.splitlines() if "as model.int8.onnx" in x)
     assert f"flash {file4['flash_kb']:.1f} KB (sub-8-bit layers at int8" in line
+
+
+def test_layers_the_plan_keeps_float_stay_float_in_the_int8_file(tmp_path):
+    """The int8 file quantized every conv, also those the plan keeps at 32 bits (the
+    walkthrough's trial 3: three float layers int8 in the file, its predicted cost for a
+    model that was not exported)."""
+    import onnx
+
+    from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake
+    from autocompress.compress.actquant import layer_order
+
+    torch.manual_seed(0)
+    net = nn.Sequential(ConvBNAct(1, 8, 3), ConvBNAct(8, 16, 3), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(16, 10))
+    x = torch.rand(64, 1, 8, 8)
+    net(x)
+    plan = CompressionPlan(layers={"0.0": (QuantConfig(bits=8),), "1.0": (QuantConfig(bits=32),),
+                                   "4": (QuantConfig(bits=4),)})
+    model = bake(apply_plan(net.eval(), plan, x[:1])).eval()
+    order = layer_order(model, x[:1])
+    assert order == ["0.0", "1.0", "4"]
+    fp32 = export_onnx(model, x[:1], tmp_path / "m.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", x.numpy(),
+                         keep_float=[f == "1.0" for f in order])
+    proto = onnx.load(str(int8))
+    by_output = {n.output[0]: n for n in proto.graph.node}
+    weight_dq = [n.input[1] in by_output and by_output[n.input[1]].op_type == "DequantizeLinear"
+                 for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    assert weight_dq == [True, False, True]
+    everything = quantize_int8(fp32, tmp_path / "f.int8.onnx", x.numpy(),
+                               keep_float=[True] * 3)           # the fp32 baseline's plan
+    proto = onnx.load(str(everything))
+    inits = {t.name for t in proto.graph.initializer}
+    assert all(n.input[1] in inits for n in proto.graph.node if n.op_type in ("Conv", "Gemm"))
+    np.testing.assert_allclose(onnx_predict(everything, x[:8].numpy()),
+                               onnx_predict(fp32, x[:8].numpy()), atol=2e-3)
