@@ -35,6 +35,8 @@ CASES = [
     ("max_latency_ms: 50", "max_latncy_ms: 50", ["did you mean 'max_latency_ms'"]),
     ("budgets: {stm32f746:", "budgets: {stm33f746:", ["not in hardware.profiles"]),
     ("sampler: random}", "sampler: random, objectives: [speed]}", ["unknown objective 'speed'"]),
+    ("sampler: random}", "sampler: random, objectives: [accuracy, accuracy]}",
+     ["search.objectives[1]", "objective 'accuracy' is listed twice"]),
     ("sampler: random}", "sampler: random, baselines: maybe}", ["search.baselines", "true or false"]),
     ("space: SPACE", "space: nope.yaml", ["model.space", "not found"]),
     ("name: tiny", "name: [tiny", ["config.yaml:", "malformed YAML"]),

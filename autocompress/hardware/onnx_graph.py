@@ -44,6 +44,12 @@ def _load(path: Path, input_shape: tuple[int, ...] | None) -> Any:
         if len(input_shape) != len(dims) - 1:
             raise ModelError(f"--input-shape has {len(input_shape)} dims, the model input has "
                              f"{len(dims) - 1} (batch excluded)", loc=str(path))
+        fixed = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims[1:])
+        if any(f is not None and f != v for f, v in zip(fixed, input_shape, strict=True)):
+            raise ModelError(f"--input-shape {','.join(map(str, input_shape))} does not fit the "
+                             f"model input {','.join(str(f or '?') for f in fixed)}",
+                             loc=str(path), hint="leave --input-shape out for a fixed-shape "
+                             "model, or give its own shape")
         for dim, value in zip(dims[1:], input_shape, strict=True):
             dim.ClearField("dim_param")
             dim.dim_value = value

@@ -55,6 +55,17 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
                   "expect": "shared values in 2..256 (0 = off)", "default": 0,
                   "cheap": "clusters"},
 }
+ARCH_KNOBS: dict[str, dict[str, Any]] = {
+    "width_mult": {"bounds": (0.05, 4.0), "expect": "multipliers in 0.05..4.0"},
+    "depth": {"bounds": (1, 8), "integer": True, "expect": "block counts in 1..8"},
+    "kernel": {"allowed": (1, 3, 5, 7), "expect": "odd kernel sizes 1, 3, 5 or 7"},
+    "expand": {"bounds": (1, 8), "integer": True, "expect": "expansion ratios in 1..8"},
+}
+DISTILL_KNOBS: dict[str, dict[str, Any]] = {
+    "temperature": {"bounds": (0.5, 32.0), "expect": "temperatures in 0.5..32"},
+    "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
+    "feature_weight": {"bounds": (0.0, 100.0), "expect": "weights in 0..100 (0 = logits only)"},
+}
 SPEC_KEYS = ("allowed", "bounds", "integer", "expect")
 
 

@@ -25,6 +25,8 @@ from autocompress.space.distributions import (
     takes,
 )
 from autocompress.space.knobs import (
+    ARCH_KNOBS,
+    DISTILL_KNOBS,
     FAMILY_ARCH_KNOBS,
     LAYER_KNOBS,
     SPEC_KEYS,
@@ -34,17 +36,6 @@ from autocompress.space.knobs import (
 from autocompress.space.reference import parse_reference
 from autocompress.yamlio import Located, load_yaml
 
-ARCH_KNOBS: dict[str, dict[str, Any]] = {
-    "width_mult": {"bounds": (0.05, 4.0), "expect": "multipliers in 0.05..4.0"},
-    "depth": {"bounds": (1, 8), "integer": True, "expect": "block counts in 1..8"},
-    "kernel": {"allowed": (1, 3, 5, 7), "expect": "odd kernel sizes 1, 3, 5 or 7"},
-    "expand": {"bounds": (1, 8), "integer": True, "expect": "expansion ratios in 1..8"},
-}
-DISTILL_KNOBS: dict[str, dict[str, Any]] = {
-    "temperature": {"bounds": (0.5, 32.0), "expect": "temperatures in 0.5..32"},
-    "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
-    "feature_weight": {"bounds": (0.0, 100.0), "expect": "weights in 0..100 (0 = logits only)"},
-}
 RULE_KEYS = ("match", "skip", "share", *LAYER_KNOBS)
 TOP_KEYS = ("version", "family", "base", "arch", "reference", "distill", "rules")
 
@@ -83,7 +74,7 @@ class SearchSpace:
 
     @classmethod
     def parse(cls, doc: Located) -> SearchSpace:
-        data = doc.data
+        data = doc.data or {}
         if not isinstance(data, dict):
             raise doc.error((), "a search space must be a mapping", cls=SpaceError)
         _check_keys(doc, (), data, TOP_KEYS)
@@ -95,6 +86,10 @@ class SearchSpace:
             raise doc.error(("family",), f"unknown student family {family!r}", cls=SpaceError,
                             hint=did_you_mean(str(family), FAMILY_ARCH_KNOBS)
                             or f"families: {', '.join(FAMILY_ARCH_KNOBS)}")
+        if not any(data.get(k) for k in ("arch", "rules")):
+            raise doc.error((), "the search space searches nothing: it needs rules (per-layer "
+                            "knobs) or arch", cls=SpaceError,
+                            hint="see search_spaces/mobilenet_digits.yaml")
         knobs = FAMILY_ARCH_KNOBS[family or "mobilenet_v2"]
         base = data.get("base") or {}
         from autocompress.models.families import check_base  # torch: on use

@@ -190,6 +190,8 @@ def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (["predict", "tests.hardware.test_hw_predict:ResNetLet.forward", "--profile", "stm32f746",
       "--input-shape", "1,8,8"], "no callable"),
     (["predict", "{onnx}", "--profile", "stm32f746", "--input-shape", "1,8"], "has 2 dims"),
+    (["predict", "{onnx}", "--profile", "stm32f746", "--input-shape", "3,32,32"],
+     "--input-shape 3,32,32 does not fit the model input 1,8,8"),      # was costed as given
     (["predict", "tests.hardware.test_hw_predict:build", "--profile", "stm32f746",
       "--input-shape", "1,8,8", "--format", "int9x"], "--format: 'int9x' is not a format name"),
     (["profile", "--out", "{tmp}/x.txt", "--quick"], "must end in .yaml"),

@@ -158,3 +158,11 @@ def test_a_four_stage_base_with_its_per_stage_lists():
                         "stage_channels: [16, 24, 32, 64], strides: [1, 2, 2, 2], "
                         "depths: [1, 1, 1, 1], kernels: [3, 3, 3, 3], expands: [2, 2, 2, 2]")
     assert _space(text).base["stage_channels"] == [16, 24, 32, 64]
+
+
+@pytest.mark.parametrize("text", ["", "version: 1\n", "version: 1\nrules: []\n"])
+def test_a_space_that_searches_nothing_is_refused(text):
+    """An empty space (or one with only version: 1) ran a whole search of 0 parameters."""
+    with pytest.raises(SpaceError, match="the search space searches nothing"):
+        _space(text)
+
