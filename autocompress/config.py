@@ -292,3 +292,10 @@ def pareto_objectives(names: Sequence[str]) -> list[Objective]:
             prof, metric = name.split(".", 1)
             out.append(Objective(name=name, sense="min", path=f"cost.{prof}.{metric}"))
     return out
+
+
+def lead_profile(cfg: SearchConfig) -> str:
+    """The profile of the first cost objective (the one progress lines show), else the first."""
+    return next((o.split(".")[0] for o in objectives_of(cfg) if o != "accuracy"),
+                cfg.hardware.profiles[0])
+

@@ -98,3 +98,13 @@ def test_an_empty_budgets_section_and_set_into_the_data_shorthand(tmp_path):
     cfg = load_config(path, ["data.val_fraction=0.2", "hardware.budgets="])
     assert cfg.data.source == "digits" and cfg.data.val_fraction == 0.2
     assert cfg.hardware.budgets == {}
+
+
+def test_progress_shows_the_profile_the_objectives_cost(tmp_path):
+    from autocompress.config import lead_profile
+
+    path = write_config(tmp_path, TINY)
+    assert lead_profile(load_config(path)) == "stm32f746"
+    cfg = load_config(path, ["hardware.profiles=[stm32f746, pixel4]",
+                             "search.objectives=[accuracy, pixel4.latency_ms]"])
+    assert lead_profile(cfg) == "pixel4"          # it showed stm32f746's latency

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from autocompress.budgets import budgets_of
-from autocompress.config import SearchConfig, pareto_objectives
+from autocompress.config import SearchConfig, lead_profile, pareto_objectives
 from autocompress.errors import AutocompressError, one_line
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all
@@ -136,7 +136,7 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
         ctx = build_context(cfg, reduction=Reduction.load(run_dir))
         study = make_study(cfg, ctx.objectives, run_dir, resume=True, worker=index)
         progress = Progress(total=int(study.user_attrs["target_trials"]),
-                            profile=cfg.hardware.profiles[0], quiet=quiet,
+                            profile=lead_profile(cfg), quiet=quiet,
                             label=len(cfg.hardware.profiles) > 1)
         work(Session(cfg=cfg, run_dir=run_dir, ctx=ctx, study=study, progress=progress,
                      teacher=load_teacher(cfg, ctx, run_dir), deadline=deadline))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from autocompress.budgets import budgets_of
-from autocompress.config import SearchConfig, pareto_objectives
+from autocompress.config import SearchConfig, lead_profile, pareto_objectives
 from autocompress.config_checks import check_new_run
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
@@ -184,7 +184,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
             write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
         _write_run_files(cfg, ctx, run_dir)
     records_path = run_dir / "records.jsonl"
-    progress = Progress(total=0, profile=cfg.hardware.profiles[0], quiet=quiet,
+    progress = Progress(total=0, profile=lead_profile(cfg), quiet=quiet,
                         label=len(cfg.hardware.profiles) > 1)
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
     progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
