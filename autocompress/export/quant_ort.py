@@ -66,20 +66,33 @@ def _data_reader(input_name: str, calibration: np.ndarray, batch: int) -> Any:
 InputRange = tuple[tuple[int, ...], float, float] | None
 
 
+def weighted_nodes(proto: Any) -> list[Any]:
+    """The nodes of the torch conv/linear layers, in graph (= execution) order: Conv, Gemm,
+    and MatMul by a weight initializer (a Linear without bias, e.g. a low-rank first factor)."""
+    inits = {t.name for t in proto.graph.initializer}
+    return [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")
+            or (n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in inits)]
+
+
+def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
+    shape = dims.get(node.input[1])          # MatMul holds W transposed: (in, out)
+    return tuple(reversed(shape)) if shape and node.op_type == "MatMul" else shape
+
+
 def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model"
                     ) -> dict[str, list[dict[str, Any]]]:
-    """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th Conv/Gemm node (graph
-    order) of the ONNX ``proto`` the range ``ranges[i]`` = (weight shape, lo, hi), or nothing
+    """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th ``weighted_nodes``
+    node of the ONNX ``proto`` the range ``ranges[i]`` = (weight shape, lo, hi), or nothing
     for None. The torch layers and the ONNX nodes are matched by order and checked by weight
     shape; ``loc`` names the file in the error when they do not match."""
     dims = {t.name: tuple(int(d) for d in t.dims) for t in proto.graph.initializer}
-    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
-    shapes = [dims.get(n.input[1]) for n in nodes]
+    nodes = weighted_nodes(proto)
+    shapes = [_weight_shape(n, dims) for n in nodes]
     wanted = [r[0] if r else None for r in ranges]
     if len(nodes) != len(ranges) or any(w is not None and w != s for w, s in
                                         zip(wanted, shapes, strict=True)):
         raise ExportError("cannot match the torch layers with activation ranges to the ONNX "
-                          f"Conv/Gemm nodes (torch {wanted}, onnx {shapes})", loc=loc)
+                          f"Conv/Gemm/MatMul nodes (torch {wanted}, onnx {shapes})", loc=loc)
     return {n.input[0]: [{"rmin": np.float32(r[1]), "rmax": np.float32(r[2])}]
             for n, r in zip(nodes, ranges, strict=True) if r is not None}
 
@@ -120,15 +133,15 @@ def _grid_scales(w: np.ndarray, tol: float = 1e-3) -> np.ndarray | None:
 
 
 def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model") -> list[str]:
-    """Names of the Conv/Gemm nodes (graph order) whose ``keep_float`` entry is True: the
+    """Names of the weighted nodes (graph order) whose ``keep_float`` entry is True: the
     layers the plan keeps float stay float in the int8 file (``nodes_to_exclude``)."""
-    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")]
+    nodes = weighted_nodes(proto)
     if len(nodes) != len(keep_float):
         raise ExportError(f"cannot match {len(keep_float)} torch layers to {len(nodes)} ONNX "
-                          "Conv/Gemm nodes", loc=loc)
+                          "Conv/Gemm/MatMul nodes", loc=loc)
     names = [n.name for n, keep in zip(nodes, keep_float, strict=True) if keep]
     if not all(names):
-        raise ExportError("a Conv/Gemm node to keep float has no name", loc=loc)
+        raise ExportError("a node to keep float has no name", loc=loc)
     return names
 
 
@@ -140,10 +153,10 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
 
     ``calibration``: representative inputs (N, ...) float32; a few hundred rows are plenty.
     ``activation``: ``"quint8"`` (default, asymmetric) or ``"qint8"`` (symmetric).
-    ``input_ranges``: per Conv/Gemm in graph order, (weight shape, lo, hi) of its input as
+    ``input_ranges``: per weighted node in graph order, (weight shape, lo, hi) of its input as
     calibrated in torch (``actquant.input_ranges``), or None; those inputs are quantized
     over the torch range instead of onnxruntime's own calibration (all None: none is).
-    ``keep_float``: per Conv/Gemm in graph order, True to leave it float (a layer the plan
+    ``keep_float``: per weighted node in graph order, True to leave it float (a layer the plan
     keeps at 32 bits).
 
     >>> quantize_int8(Path("m.onnx"), Path("m.int8.onnx"), x_train[:256], per_channel=True)

@@ -178,7 +178,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
                "test_onnx_fp32": onnx_accuracy(fp32, x_test, y_test),
                "test_onnx_int8": onnx_accuracy(int8, x_test, y_test)}
         host = {"fp32": measure_latency(fp32, example), "int8": measure_latency(int8, example)}
-        host_check = host_prediction_error(graph, host, cfg.profile_dirs())
+        host_check = host_prediction_error(graph, host, cfg.profile_dirs(), int8)
         manifest = {
             "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],  # the trial's
             "run_seed": cfg.seed,               # the run's (config) seed; trial seed = it + n

@@ -13,12 +13,13 @@ NO_HOST = ("no host profile: run `autocompress profile --out hardware_profiles/h
 
 
 def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]],
-                          dirs: Any = ()) -> dict[str, Any]:
+                          dirs: Any = (), int8: Path | None = None) -> dict[str, Any]:
     """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
     of the exported files on this machine; ``host`` is looked up in ``dirs`` (the run's
     profiles), ``./hardware_profiles``, then the repo's. Without a host profile, says how to
     make one; with a malformed one, says what is wrong with it (the export goes on either
-    way)."""
+    way). ``int8``: the int8 file, costed as written (its float layers float); without it,
+    ``graph`` with every layer int8."""
     from autocompress.errors import ProfileError
     from autocompress.hardware import CostModel, LayerFormat, load_profile
     from autocompress.hardware.profile import profile_path
@@ -41,24 +42,37 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]],
                            "quick_grid": profile.quick_note() is not None}
     for name, fmt in (("fp32", LayerFormat(weight_bits=32, act_bits=32)),
                       ("int8", LayerFormat(weight_bits=8, act_bits=8))):
-        predicted = CostModel(profile).estimate(graph, default=fmt).latency_ms
+        if name == "int8" and int8 is not None:
+            from autocompress.hardware.onnx_graph import onnx_to_graph
+
+            predicted = CostModel(profile).estimate(*onnx_to_graph(int8)).latency_ms
+        else:
+            predicted = CostModel(profile).estimate(graph, default=fmt).latency_ms
         real = float(measured[name]["median_ms"])
         out[name] = {"predicted_ms": predicted, "measured_ms": real,
                      "error": (predicted - real) / real if real > 0 else None}
     return out
 
 
-def int8_file_cost(int8: Path, cost_models: Any) -> dict[str, dict[str, float]]:
+def int8_file_cost(int8: Path, cost_models: Any) -> dict[str, dict[str, Any]]:
     """Predicted cost of ``model.int8.onnx`` as written (read back from the file: every
     quantized layer int8, sub-8-bit ones included), per profile. The plan's own prediction
     stores sub-8-bit weights packed, which needs a runtime with such kernels (e.g. CMSIS-NN's
     int4 ones); this is the figure for a flow fed the int8 file."""
     from autocompress.hardware.onnx_graph import onnx_to_graph
 
-    graph, formats = onnx_to_graph(int8)
-    return {name: {k: float(v) for k, v in cm.estimate(graph, formats).summary().items()
-                   if k in ("latency_ms", "flash_kb", "peak_sram_kb")}
-            for name, cm in cost_models.items()}
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        graph, formats = onnx_to_graph(int8)
+    except Exception as exc:  # a note in the manifest, not a failed export
+        return {name: {"error": f"{type(exc).__name__}: {exc}"} for name in cost_models}
+    for name, cm in cost_models.items():
+        try:
+            out[name] = {k: float(v) for k, v in cm.estimate(graph, formats).summary().items()
+                         if k in ("latency_ms", "flash_kb", "peak_sram_kb")}
+        except Exception as exc:  # e.g. a LUT miss on a profile without fallback
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
 
 
 def over_budget(record: dict[str, Any], budgets: list[Any]) -> list[dict[str, Any]]:
@@ -126,7 +140,8 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
 def _int8_line(m: dict[str, Any], device: str) -> list[str]:
     """The int8 file's own predicted cost, where the plan stores sub-8-bit weights packed."""
     as_int8 = m.get("predicted_int8_onnx", {}).get(device)
-    if not as_int8 or not any(b is not None and b < 8 for b in m.get("weight_bits", {}).values()):
+    if not as_int8 or "error" in as_int8 or not any(
+            b is not None and b < 8 for b in m.get("weight_bits", {}).values()):
         return []
     return [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
             f"{as_int8['flash_kb']:.1f} KB (sub-8-bit layers at int8; the packed flash above "

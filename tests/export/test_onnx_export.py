@@ -387,3 +387,29 @@ def test_layers_the_plan_keeps_float_stay_float_in_the_int8_file(tmp_path):
     assert all(n.input[1] in inits for n in proto.graph.node if n.op_type in ("Conv", "Gemm"))
     np.testing.assert_allclose(onnx_predict(everything, x[:8].numpy()),
                                onnx_predict(fp32, x[:8].numpy()), atol=2e-3)
+
+
+def test_a_linear_without_bias_is_matched_as_its_matmul(tmp_path):
+    """torch exports a Linear without bias (a low-rank first factor) as MatMul: matching the
+    torch layers to Conv/Gemm nodes only failed the export whenever a layer was kept float."""
+    import onnx
+
+    from autocompress.compress.actquant import layer_order
+    from autocompress.export.quant_ort import range_overrides, weighted_nodes
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(144, 8, bias=False),
+                        nn.Linear(8, 10)).eval()
+    x = torch.rand(32, 1, 8, 8)
+    fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
+    proto = onnx.load(str(fp32))
+    assert [n.op_type for n in weighted_nodes(proto)] == ["Conv", "MatMul", "Gemm"]
+    assert layer_order(net, x[:1]) == ["0", "2", "3"]
+    ranges = [(tuple(m.weight.shape), 0.0, 1.0) for m in (net[0], net[2], net[3])]
+    assert len(range_overrides(proto, ranges)) == 3                 # shapes match, MatMul too
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", x.numpy(),
+                         keep_float=[False, True, False])
+    q = onnx.load(str(int8))
+    inits = {t.name for t in q.graph.initializer}
+    assert [(n.op_type, n.input[1] in inits) for n in weighted_nodes(q)] == \
+        [("Conv", False), ("MatMul", True), ("Gemm", False)]          # the MatMul stays float

@@ -128,3 +128,28 @@ def test_the_host_profile_is_found_by_name_where_the_profile_command_writes_it(
 def _net():
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
                          nn.Linear(8 * 8 * 8, 10))
+
+
+def test_the_host_check_costs_the_int8_file_as_written(tmp_path, monkeypatch):
+    """The int8 file keeps a plan's float layers float; the host check predicted it with
+    every layer int8 (for the fp32 baseline: an all-int8 prediction against a float file)."""
+    import pytest
+
+    from autocompress.export.onnx_io import export_onnx
+    from autocompress.export.quant_ort import quantize_int8
+
+    src = (profile_mod.PROFILE_DIR / "pixel4.yaml").read_text()
+    (tmp_path / "host.yaml").write_text(src.replace("name: pixel4\n", "name: host\n"))
+    net = _net().eval()
+    x = torch.rand(16, 1, 8, 8)
+    fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
+    all_float = quantize_int8(fp32, tmp_path / "f.int8.onnx", x.numpy(), keep_float=[True] * 2)
+    int8 = quantize_int8(fp32, tmp_path / "q.int8.onnx", x.numpy())
+    graph = inspect_model(net, x[:1])
+    plain = host_prediction_error(graph, MEASURED, [tmp_path])
+    as_written = host_prediction_error(graph, MEASURED, [tmp_path], all_float)
+    assert as_written["fp32"] == plain["fp32"]
+    assert as_written["int8"]["predicted_ms"] == pytest.approx(plain["fp32"]["predicted_ms"])
+    assert plain["int8"]["predicted_ms"] < 0.95 * plain["fp32"]["predicted_ms"]
+    quantized = host_prediction_error(graph, MEASURED, [tmp_path], int8)
+    assert quantized["int8"]["predicted_ms"] == pytest.approx(plain["int8"]["predicted_ms"])
