@@ -11,8 +11,10 @@ and drawn on the plots like any budget. Phones and Jetsons name no sizes and get
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autocompress.errors import ConfigError
@@ -20,7 +22,10 @@ from autocompress.pareto import Budget
 
 if TYPE_CHECKING:
     from autocompress.config import SearchConfig
-    from autocompress.hardware.spec import DeviceSpec
+    from autocompress.hardware.spec import DeviceSpec, HardwareProfile
+
+RUN_CONFIG = "config.resolved.yaml"     # a run directory's config (search/rundir.py)
+DEVICE_FILE = "device_limits.json"      # the device limits a run was searched with
 
 # budget key -> the DeviceSpec field it defaults to
 DEVICE_KEYS = {"max_peak_sram_kb": "sram_kb", "max_flash_kb": "flash_kb"}
@@ -44,16 +49,34 @@ def effective_budgets(user: Budgets, devices: Budgets) -> dict[str, dict[str, fl
 
 
 @lru_cache(maxsize=64)
-def _limits(name: str, dirs: tuple[str, ...]) -> dict[str, float]:
+def _limits(path: str, mtime_ns: int) -> dict[str, float]:
     from autocompress.hardware.profile import load_profile
 
-    return device_limits(load_profile(name, dirs).device)
+    return device_limits(load_profile(Path(path)).device)
 
 
-def config_device_limits(cfg: SearchConfig) -> dict[str, dict[str, float]]:
-    """The device limits of every profile the config names."""
-    dirs = tuple(str(d) for d in cfg.profile_dirs())
-    return {name: limits for name in cfg.hardware.profiles if (limits := _limits(name, dirs))}
+def config_device_limits(cfg: SearchConfig, profiles: Mapping[str, HardwareProfile] | None
+                         = None) -> dict[str, dict[str, float]]:
+    """The device limits of every profile the config names (from ``profiles`` when given). A
+    run directory's config takes the ones its search started with (``device_limits.json``;
+    none for a run made before device limits existed), so that report, export and resume
+    judge its trials by the budgets they were searched with."""
+    if Path(cfg.path).name == RUN_CONFIG:
+        try:
+            return dict(json.loads((Path(cfg.base_dir) / DEVICE_FILE).read_text()))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"unreadable device limits: {exc}",
+                              loc=str(Path(cfg.base_dir) / DEVICE_FILE)) from None
+    if profiles is None:
+        from autocompress.hardware.profile import profile_path
+
+        paths = {n: profile_path(n, cfg.profile_dirs()) for n in cfg.hardware.profiles}
+        found = {n: _limits(str(p), p.stat().st_mtime_ns) for n, p in paths.items()}
+    else:
+        found = {n: device_limits(p.device) for n, p in profiles.items()}
+    return {name: limits for name, limits in found.items() if limits}
 
 
 def budgets_of(cfg: SearchConfig) -> list[Budget]:

@@ -262,9 +262,6 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
                    "the dense training phase", "e.g. rungs: [1, 3] with train.epochs: 10")
     for i, obj in enumerate(cfg.search.objectives):
         prof, _, metric = obj.partition(".")
-        if obj in cfg.search.objectives[:i]:
-            raise fail(("search", "objectives", i), f"objective '{obj}' is listed twice",
-                       "list each objective once")
         if obj == "accuracy":
             continue
         if prof not in cfg.hardware.profiles or metric not in ("latency_ms", "flash_kb",

@@ -120,6 +120,10 @@ def check_new_run(cfg: SearchConfig) -> None:
 
     check_within_device(cfg)
     objectives = cfg.search.objectives
+    if len(set(objectives)) < len(objectives):
+        twice = next(o for i, o in enumerate(objectives) if o in objectives[:i])
+        raise ConfigError(f"objective '{twice}' is listed twice", loc=f"{cfg.path} "
+                          "search.objectives", hint="list each objective once")
     if objectives and "accuracy" not in objectives:
         raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
                           "search would pick the cheapest model whatever it scores",

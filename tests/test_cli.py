@@ -94,6 +94,8 @@ def test_search_report_export_end_to_end(tmp_path):
         assert (run / name).is_file(), name
     env = json.loads((run / "env.json").read_text())
     assert env["seed"] == 0 and len(env["profiles_sha256"]["stm32f746"]) == 64
+    assert json.loads((run / "device_limits.json").read_text()) == {
+        "stm32f746": {"max_peak_sram_kb": 320.0, "max_flash_kb": 1024.0}}
     assert env["packages"]["torch"].startswith("2.13")
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
     assert [r["number"] for r in records] == list(range(8))

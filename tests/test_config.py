@@ -35,8 +35,6 @@ CASES = [
     ("max_latency_ms: 50", "max_latncy_ms: 50", ["did you mean 'max_latency_ms'"]),
     ("budgets: {stm32f746:", "budgets: {stm33f746:", ["not in hardware.profiles"]),
     ("sampler: random}", "sampler: random, objectives: [speed]}", ["unknown objective 'speed'"]),
-    ("sampler: random}", "sampler: random, objectives: [accuracy, accuracy]}",
-     ["search.objectives[1]", "objective 'accuracy' is listed twice"]),
     ("sampler: random}", "sampler: random, baselines: maybe}", ["search.baselines", "true or false"]),
     ("space: SPACE", "space: nope.yaml", ["model.space", "not found"]),
     ("name: tiny", "name: [tiny", ["config.yaml:", "malformed YAML"]),
@@ -108,3 +106,13 @@ def test_progress_shows_the_profile_the_objectives_cost(tmp_path):
     cfg = load_config(path, ["hardware.profiles=[stm32f746, pixel4]",
                              "search.objectives=[accuracy, pixel4.latency_ms]"])
     assert lead_profile(cfg) == "pixel4"          # it showed stm32f746's latency
+
+
+def test_duplicate_objectives_are_refused_when_a_search_starts(tmp_path):
+    from autocompress.config_checks import check_new_run
+
+    cfg = load_config(write_config(tmp_path, TINY), ["search.objectives=[accuracy, accuracy]"])
+    with pytest.raises(ConfigError, match=r"search.objectives: objective 'accuracy' is listed "
+                       "twice"):
+        check_new_run(cfg)                     # on load it is not: old run dirs still load
+

@@ -104,8 +104,8 @@ def _die_with(parent: int, prctl: bool = sys.platform.startswith("linux")) -> No
         import ctypes
         import signal
 
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        try:                                       # PR_SET_PDEATHSIG; -1 when it fails
+            prctl = ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0
         except (OSError, AttributeError):
             prctl = False
     if os.getppid() != parent:          # it died before the call

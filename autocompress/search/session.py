@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from autocompress.budgets import budgets_of
+from autocompress.budgets import DEVICE_FILE, budgets_of
 from autocompress.config import SearchConfig, lead_profile, pareto_objectives
 from autocompress.config_checks import check_new_run
 from autocompress.pareto import ParetoFront
@@ -59,6 +59,7 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     resolved["model"]["space"] = "space.yaml"
     write_yaml(run_dir / "config.resolved.yaml", resolved,
                header=f"# resolved from {cfg.path}; every default filled in\n")
+    write_json(run_dir / DEVICE_FILE, dict(ctx.device_limits))
     (run_dir / "profiles").mkdir(exist_ok=True)
     for name, prof in ctx.profiles.items():
         shutil.copyfile(prof.path, run_dir / "profiles" / f"{name}.yaml")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from autocompress.budgets import device_limits, effective_budgets
+from autocompress.budgets import config_device_limits, effective_budgets
 from autocompress.compress.prune import prune_groups
 from autocompress.config import SearchConfig, objectives_of
 from autocompress.data import DataBundle, load_digits_bundle, load_user_bundle
@@ -41,8 +41,7 @@ class SearchContext:
 
     @property
     def device_limits(self) -> Mapping[str, Mapping[str, float]]:
-        return {name: limits for name, p in self.profiles.items()
-                if (limits := device_limits(p.device))}
+        return config_device_limits(self.cfg, self.profiles)
 
     def example(self) -> torch.Tensor:
         return self.data.example()

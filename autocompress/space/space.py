@@ -86,9 +86,9 @@ class SearchSpace:
             raise doc.error(("family",), f"unknown student family {family!r}", cls=SpaceError,
                             hint=did_you_mean(str(family), FAMILY_ARCH_KNOBS)
                             or f"families: {', '.join(FAMILY_ARCH_KNOBS)}")
-        if not any(data.get(k) for k in ("arch", "rules")):
+        if not any(data.get(k) for k in ("arch", "rules", "distill")):
             raise doc.error((), "the search space searches nothing: it needs rules (per-layer "
-                            "knobs) or arch", cls=SpaceError,
+                            "knobs), arch or distill", cls=SpaceError,
                             hint="see search_spaces/mobilenet_digits.yaml")
         knobs = FAMILY_ARCH_KNOBS[family or "mobilenet_v2"]
         base = data.get("base") or {}

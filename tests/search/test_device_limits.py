@@ -115,3 +115,21 @@ def test_sparsity_or_clustering_alone_keeps_the_device_format(tmp_path, profile)
         assert compressed.latency_ms <= dense.latency_ms * 1.001
         assert compressed.flash_kb <= dense.flash_kb
         assert compressed.peak_sram_kb <= dense.peak_sram_kb
+
+
+def test_a_run_dir_keeps_the_device_limits_it_was_searched_with(tmp_path):
+    """report, export and resume judge a run by the limits its search started with: none
+    for a run made before device limits existed (it would be judged by budgets it never had,
+    and a resume refused), the recorded ones otherwise."""
+    import json
+
+    from autocompress.budgets import DEVICE_FILE, RUN_CONFIG, config_device_limits
+
+    ctx = context(tmp_path, profile=small_mcu(tmp_path, flash_kb=10))
+    (tmp_path / RUN_CONFIG).write_text((tmp_path / "config.yaml").read_text())
+    old = load_config(tmp_path / RUN_CONFIG)
+    assert config_device_limits(old) == {}
+    assert budgets_of(old) == [Budget(profile="small_mcu", metric="latency_ms", limit=50.0)]
+    (tmp_path / DEVICE_FILE).write_text(json.dumps(dict(ctx.device_limits)))
+    assert config_device_limits(load_config(tmp_path / RUN_CONFIG)) == \
+        {"small_mcu": {"max_peak_sram_kb": 320.0, "max_flash_kb": 10.0}}
