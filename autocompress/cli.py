@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--min-accuracy", type=float, help="require at least this accuracy")
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
 
-    add("profiles", "List the known hardware profiles.")
+    add("profiles", "List the known hardware profiles, or show and validate the named ones."
+        ).add_argument("names", nargs="*", metavar="NAME",
+                       help="profile names or files: load (validate) each and show its details")
     add_commands(sub, add)
     return parser
 

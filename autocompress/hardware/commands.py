@@ -264,9 +264,25 @@ def profiles_lines(names: Iterable[str] | None = None) -> list[str]:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    """``autocompress profiles``: the known profiles, columns as wide as their entries."""
-    for line in profiles_lines():
+    """``autocompress profiles [NAME ...]``: the known profiles, columns as wide as their
+    entries; with names, each one loaded (validated) and shown in detail."""
+    from autocompress.hardware.profile import load_profile
+
+    for line in profiles_lines(args.names or None):
         print(line)
+    for name in args.names:
+        prof = load_profile(name)
+        dev, rt, fmt = prof.device, prof.runtime, prof.formats
+        memory = ", ".join(f"{v:g} KB {k}" for k, v in (("SRAM", dev.sram_kb),
+                                                       ("Flash", dev.flash_kb)) if v)
+        print(f"{prof.name}: {prof.path}\n  device   {dev.cpu}" + (f"; {memory}" if memory else "")
+              + f"\n  runtime  {rt.name} {rt.version}, {rt.threads} thread(s)\n  formats  "
+              f"weights {', '.join(fmt.weights)}; activations {', '.join(fmt.activations)}"
+              f"{'; sparse kernels' if fmt.sparse_kernels else ''}\n  costs    "
+              f"{len(prof.entries)} measured LUT entries, {len(prof.calibration)} published "
+              f"figures, {'analytic fallback' if prof.fallback and prof.analytic else 'LUT only'}")
+        if (note := prof.quick_note()) is not None:
+            print(f"  {note}")
     return 0
 
 

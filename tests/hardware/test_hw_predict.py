@@ -245,3 +245,19 @@ def test_onnx_reader_follows_weights_through_identity_and_q_dq(onnx_path: Path,
     fc = next(x for x in shared.layers if x.op == "linear")
     assert formats[fc.fqn].weight_bits == 8
     assert main(["predict", str(tmp_path / "shared.onnx"), "--profile", "stm32f746"]) == 0
+
+
+def test_profiles_shows_and_validates_named_profiles(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`profiles NAME` was an argparse error: there was no way to check one profile."""
+    assert main(["profiles", "stm32f746"]) == 0
+    out = capsys.readouterr().out
+    assert "320 KB SRAM, 1024 KB Flash" in out and "6 published figures" in out
+    src = Path(__file__).parents[2] / "hardware_profiles" / "stm32f746.yaml"
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(src.read_text().replace("name: stm32f746", "name: mine")
+                   .replace("sram_kb: 320", "sram_kb: 0"))
+    assert main(["profiles", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mine.yaml:" in err and "device.sram_kb: must be > 0" in err and \
+        len(err.splitlines()) == 1
