@@ -167,3 +167,23 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
                                last_used_at=last_use.get(n, produced[n])) for n in produced)
     return ModelGraph(input_shape=tuple(int(d) for d in example.shape[1:]),
                       layers=tuple(layers), tensors=tensors)
+
+
+@torch.no_grad()
+def forward_calls(model: nn.Module, example: torch.Tensor, types: tuple[type, ...]
+                  ) -> list[tuple[nn.Module, tuple[object, ...], object]]:
+    """(module, inputs, output) of every call of a module of ``types``, in the order one
+    forward pass on ``example`` runs them (eval mode, no grad; the model's mode restored)."""
+    calls: list[tuple[nn.Module, tuple[object, ...], object]] = []
+    handles = [m.register_forward_hook(lambda mod, i, o: calls.append((mod, i, o)))
+               for m in model.modules() if isinstance(m, types)]
+    was = model.training
+    try:
+        model.eval()
+        model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return calls
+

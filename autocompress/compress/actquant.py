@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autocompress._trace import forward_calls
+
 ATTR = "act_quant"
 EMA = 0.9            # weight of the old range per training step (QAT), as torch's observers
 PERCENTILE = 0.999   # quantile kept by ``act_calib: percentile`` (both tails)
@@ -132,49 +134,24 @@ def act_bits(model: nn.Module) -> dict[str, int]:
             if isinstance(getattr(m, ATTR, None), ActQuant)}
 
 
-@torch.no_grad()
 def input_ranges(model: nn.Module, example: Tensor
                  ) -> list[tuple[tuple[int, ...], float, float] | None]:
     """Per conv/linear layer, in execution order on ``example``: (weight shape, lo, hi) of
     its calibrated input range, or None when it has no activation quantizer. Hands the
     ranges calibrated in torch to the int8 ONNX export (``quant_ort.quantize_int8``)."""
     out: list[tuple[tuple[int, ...], float, float] | None] = []
-
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+    for module, _, _ in forward_calls(model, example, (nn.Conv2d, nn.Linear)):
         q = getattr(module, ATTR, None)
         out.append((tuple(module.weight.shape), float(q.lo), float(q.hi))
                    if isinstance(q, ActQuant) else None)
-
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was = model.training
-    try:
-        model.eval()
-        model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
     return out
 
 
 def layer_order(model: nn.Module, example: Tensor) -> list[str]:
     """Names of the conv/linear layers in execution order on ``example`` (the order of the
-    exported graph's Conv/Gemm nodes, as for ``input_ranges``)."""
+    exported graph's weighted nodes, as for ``input_ranges``)."""
     names = {m: n for n, m in model.named_modules()}
-    out: list[str] = []
-    handles = [m.register_forward_pre_hook(lambda mod, _a: out.append(names[mod]))
-               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
-    return out
+    return [names[m] for m, _, _ in forward_calls(model, example, (nn.Conv2d, nn.Linear))]
 
 
 def remove_act_quant(model: nn.Module) -> nn.Module:

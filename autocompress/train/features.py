@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autocompress._trace import forward_calls
 from autocompress.errors import ModelError
 
 POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
@@ -30,25 +31,12 @@ def feature_source(model: nn.Module, example: Tensor) -> tuple[nn.Module, bool, 
     """(module, its input?, channels) of the last feature map of ``model(example)``: the
     input of the last pool whose output is one pixel, else the output of the last conv."""
     seen: list[tuple[nn.Module, bool, int]] = []
-
-    def pool_hook(mod: nn.Module, inputs: tuple[Any, ...], out: Tensor) -> None:
-        if out.dim() == 4 and out.shape[-2:] == (1, 1) and inputs[0].dim() == 4:
+    for mod, inputs, out in forward_calls(model, example, (*POOLS, nn.Conv2d)):
+        assert isinstance(out, Tensor)
+        if not isinstance(mod, POOLS):
+            seen.append((mod, False, int(out.shape[1])))
+        elif out.dim() == 4 and out.shape[-2:] == (1, 1) and inputs[0].dim() == 4:
             seen.append((mod, True, int(inputs[0].shape[1])))
-
-    def conv_hook(mod: nn.Module, _i: tuple[Any, ...], out: Tensor) -> None:
-        seen.append((mod, False, int(out.shape[1])))
-
-    handles = [m.register_forward_hook(pool_hook if isinstance(m, POOLS) else conv_hook)
-               for m in model.modules() if isinstance(m, (*POOLS, nn.Conv2d))]
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
     pools = [s for s in seen if s[1]]
     if pools:
         return pools[-1]
