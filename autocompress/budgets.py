@@ -7,7 +7,7 @@ refused when a search starts). Such a limit is rejected before training, told to
 and drawn on the plots like any budget. Phones and Jetsons name no sizes and get none.
 
 >>> effective_budgets({"m": {"max_latency_ms": 5.0}}, {"m": {"max_flash_kb": 1024.0}})
-{'m': {'max_flash_kb': 1024.0, 'max_latency_ms': 5.0}}
+{'m': {'max_latency_ms': 5.0, 'max_flash_kb': 1024.0}}
 """
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ def device_limits(device: DeviceSpec) -> dict[str, float]:
 
 
 def effective_budgets(user: Budgets, devices: Budgets) -> dict[str, dict[str, float]]:
-    """Per profile, the device's limits overridden by the user's."""
+    """Per profile, the user's budgets, then the device's limits the user sets none for."""
     out = {}
     for prof in dict.fromkeys([*devices, *user]):
-        if merged := {**devices.get(prof, {}), **user.get(prof, {})}:
+        mine = dict(user.get(prof, {}))             # the config's order, then the device's
+        if merged := {**mine, **{k: v for k, v in devices.get(prof, {}).items() if k not in mine}}:
             out[prof] = merged
     return out
 
