@@ -101,6 +101,7 @@ def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(t
         deadline = time.time() + 60
         while not idle() and time.time() < deadline:   # the worker registers once imported
             time.sleep(0.2)
+        time.sleep(2.0)    # named IDLE before the raylet counts it as free (seen once under load)
         started = idle()
         res = tune.Tuner(tune.with_resources(trial, {"cpu": 1}),
                          run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"),
