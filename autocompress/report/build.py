@@ -78,7 +78,7 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
     md_path.write_text(summary_markdown(recs, objectives, budgets), encoding="utf-8")
     html_path = out_dir / "index.html"
     page = build_page(Path(run_dir).resolve().name, recs, objectives, budgets, pngs,
-                      read_provenance(run_dir))
+                      read_provenance(run_dir), run_dir=str(run_dir))
     _write_atomic(html_path, page)
     return [*written, csv_path, md_path, html_path]
 

@@ -56,6 +56,12 @@ pre { background:#f3f5f8; border:1px solid var(--line); border-radius:4px; paddi
       font-size:12.5px; max-height:420px; overflow:auto; }
 details summary { cursor:pointer; color:var(--accent); margin:8px 0; }
 code { font-size:12.5px; }
+@media (max-width: 760px) {        /* a phone: one column, wide tables scroll in place */
+  header, nav { padding-left:14px; padding-right:14px; } main { padding:4px 8px 32px; }
+  section { padding:4px 10px 12px; } .grid2 { grid-template-columns:1fr; }
+  section table { display:block; overflow-x:auto; max-width:100%; }
+  dl.kv { grid-template-columns:1fr; } dl.kv dd { margin-bottom:6px; }
+}
 """
 
 # Click a header to sort (numbers numerically, blanks last; click again to reverse).

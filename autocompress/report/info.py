@@ -22,7 +22,8 @@ _UNITS = {"ms": "ms", "kb": "KB", "mb": "MB", "us": "µs", "s": "s"}
 _AXIS_NAMES = {"latency_ms": "latency", "flash_kb": "flash", "peak_sram_kb": "peak SRAM",
                "std_ms": "latency std"}
 _COST_ORDER = ("latency_ms", "std_ms", "flash_kb", "peak_sram_kb", "provenance")
-_FIXED_COLUMNS = ("number", "state", "baseline", "duration_s", "seed", "plan_id", "error")
+_FIXED_COLUMNS = ("number", "state", "baseline", "duration_s", "seed", "plan_id", "rung", "note",
+                  "error")
 
 
 def unit_of(metric: str) -> str:

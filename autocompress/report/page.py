@@ -38,9 +38,10 @@ def _num(v: float | None) -> str:
 
 def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Objective],
                budgets: Sequence[Budget], pngs: Mapping[str, Path],
-               provenance: Provenance) -> str:
+               provenance: Provenance, run_dir: str = "RUN_DIR") -> str:
     """``pngs`` maps a figure key (``pareto:<p>``, ``flash:<p>``, ``sram:<p>``, ``layers``,
-    ``hypervolume``) to its file; missing keys are simply left out of the page."""
+    ``hypervolume``) to its file; missing keys are simply left out of the page. ``run_dir``
+    goes into the export commands the page suggests."""
     y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
     profiles = [p for p in profiles_in(records, budgets) if p]
     states = Counter(str(r.get("state")) for r in records)
@@ -52,7 +53,8 @@ def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Ob
     hv = hypervolume_infos(records, objectives, budgets)
     sections = [
         Section(id="pareto", title="Pareto fronts",
-                body="".join(_device(p, records, y_obj, budgets, pngs) for p in profiles)
+                body=_lead(objectives, budgets, y_obj) + "".join(
+                    _device(p, records, y_obj, budgets, pngs, run_dir) for p in profiles)
                 or '<p class="note">No trial has a cost estimate.</p>'),
         Section(id="layers", title="Per-layer compression of the front", body=_layers(
             records, objectives, budgets, pngs)),
@@ -79,8 +81,10 @@ def _fig(pngs: Mapping[str, Path], key: str, caption: str) -> str:
 
 def _cards(records: Sequence[Record], y_obj: Objective, budgets: Sequence[Budget],
            profiles: Sequence[str], hv: Sequence[Any], states: Counter[str]) -> list[tuple[str, str]]:
+    stopped = f", {states['pruned']} stopped early" if states.get("pruned") else ""
     cards = [(f"{len(records)} trials", f"{states.get('complete', 0)} complete, "
-              f"{states.get('infeasible', 0)} infeasible, {states.get('failed', 0)} failed")]
+              f"{states.get('infeasible', 0)} infeasible, {states.get('failed', 0)} failed"
+              + stopped)]
     for p in profiles:
         front = ParetoFront.from_records(records, [y_obj, Objective.latency(p)], budgets)
         best = front.select()
@@ -97,14 +101,33 @@ def _cards(records: Sequence[Record], y_obj: Objective, budgets: Sequence[Budget
     return cards
 
 
+def _lead(objectives: Sequence[Objective], budgets: Sequence[Budget], y_obj: Objective) -> str:
+    """What the plots show, said once: validation accuracy, the run's budgets, the run's
+    front when it has more than two objectives."""
+    text = (f"{escape(y_obj.name)} = validation accuracy (the split the search optimizes; the "
+            "export measures test accuracy). ")
+    if budgets:
+        text += ("A front holds only points within every budget of the run, every device's: a "
+                 "point or baseline over any budget is drawn but kept off every front. ")
+    if len(objectives) > 2:
+        names = ", ".join(o.name for o in objectives)
+        text += (f"The run's front is over {escape(names)}; each device's plot and table show "
+                 "the two-dimensional front of accuracy against that device's cost, the Trials "
+                 "table's ✓ and the per-layer panel the run's. ")
+    return f'<p class="note">{text.strip()}</p>'
+
+
 def _device(profile: str, records: Sequence[Record], y_obj: Objective,
-            budgets: Sequence[Budget], pngs: Mapping[str, Path]) -> str:
+            budgets: Sequence[Budget], pngs: Mapping[str, Path], run_dir: str) -> str:
     front = ParetoFront.from_records(records, [y_obj, Objective.latency(profile)], budgets)
     parts = [f"<h3>{escape(profile)}</h3>",
              _fig(pngs, f"pareto:{profile}", f"{profile}: {y_obj.name} vs latency "
                   "(bars: ±1 std of the latency estimate; dashed: budget)")]
     side = [_fig(pngs, f"{k}:{profile}", f"{profile}: {y_obj.name} vs {name}")
-            for k, name in (("flash", "Flash"), ("sram", "peak SRAM"))]
+            for k, name in (("flash", "Flash (2- to 7-bit weights packed at their bit-width, "
+                             "which needs sub-8-bit kernels; an int8-only flow stores them at 8 "
+                             "bits: `autocompress export` prints that figure)"),
+                            ("sram", "peak SRAM"))]
     if any(side):
         parts.append(f'<div class="grid2">{"".join(side)}</div>')
     if not front.points:
@@ -118,6 +141,13 @@ def _device(profile: str, records: Sequence[Record], y_obj: Objective,
     parts.append(f"<p class=note>Front on {escape(profile)} ({len(rows)} points, fastest first)"
                  "</p>" + simple_table(cols, rows, table_id=f"front-{_slug(profile)}",
                                        left=(cols.index("plan_id"),)))
+    best = front.select()
+    if best is not None:
+        parts.append(f'<p class="note">To ship a point: <code>autocompress export '
+                     f'{escape(run_dir)} --trial {best.get("number")} --device '
+                     f'{escape(profile)}</code> (the most accurate here), or <code>--max-latency-ms'
+                     " X</code> for the most accurate under X ms; it writes the ONNX files and "
+                     "measures test accuracy.</p>")
     return "".join(parts)
 
 
@@ -153,8 +183,8 @@ def _trials(records: Sequence[Record], objectives: Sequence[Objective],
     for p in profiles:
         prefix = f"{p} " if len(profiles) > 1 else ""
         wanted |= {f"cost/{p}/{k}": prefix + n for k, n in _COST_KEYS}
-    wanted |= {"metrics/params": "params", "duration_s": "time s", "plan_id": "plan_id",
-               "error": "error"}
+    wanted |= {"metrics/params": "params", "duration_s": "time s", "rung": "stopped at rung",
+               "plan_id": "plan_id", "note": "note", "error": "error"}
     compact = df[[c for c in wanted if c in df.columns]].copy()
     for col in compact.columns:
         if col == "metrics/accuracy":
@@ -163,11 +193,12 @@ def _trials(records: Sequence[Record], objectives: Sequence[Objective],
             compact[col] = compact[col].map(_sig3)
     compact = compact.rename(columns=wanted)
     compact, df = _blank_missing(compact), _blank_missing(df)
-    compact = compact.drop(columns=[c for c in ("baseline", "error")
+    compact = compact.drop(columns=[c for c in ("baseline", "stopped at rung", "note", "error")
                                     if c in compact and not compact[c].astype(bool).any()])
-    if "error" in compact:
-        compact["error"] = compact["error"].map(
-            lambda e: e if not isinstance(e, str) or len(e) <= 60 else e[:59] + "…")
+    for col in ("note", "error"):
+        if col in compact:
+            compact[col] = compact[col].map(
+                lambda e: e if not isinstance(e, str) or len(e) <= 60 else e[:59] + "…")
     fmt = dict(index=False, border=0, na_rep="", float_format=_float, classes="sortable")
     return ('<p class="note">Click a column header to sort. All columns (parameters, '
             'constraints, cost provenance) are below and in '

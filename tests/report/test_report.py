@@ -86,9 +86,9 @@ def test_axis_labels() -> None:
 
 def test_trials_table_columns(records: list[dict[str, Any]]) -> None:
     table = TrialsTable.from_records(records)
-    assert table.columns[:7] == ("number", "state", "baseline", "duration_s", "seed",
-                                 "plan_id", "error")
-    assert table.columns[7:] == (
+    assert table.columns[:9] == ("number", "state", "baseline", "duration_s", "seed",
+                                 "plan_id", "rung", "note", "error")
+    assert table.columns[9:] == (
         "params/arch/width_mult", "params/quant/stem",
         "metrics/accuracy", "metrics/params",
         "cost/mcu/latency_ms", "cost/mcu/std_ms", "cost/mcu/flash_kb", "cost/mcu/peak_sram_kb",
@@ -204,7 +204,7 @@ def test_write_report_zero_trials(tmp_path: Path) -> None:
                                              "trials.csv"]
     assert_png(tmp_path / "b" / "report" / "pareto.png")
     header = (tmp_path / "b" / "report" / "trials.csv").read_text().strip()
-    assert header == "number,state,baseline,duration_s,seed,plan_id,error"
+    assert header == "number,state,baseline,duration_s,seed,plan_id,rung,note,error"
 
 
 def test_import_is_lean() -> None:
@@ -241,3 +241,25 @@ def test_summary_compares_each_baseline_with_the_best_front_point_not_slower() -
     assert "| uniform-int8 | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | 3.00x |" in md
     # on the front: nothing as fast is more accurate (trial 0 is faster, but less accurate)
     assert "| sparse-25 | 3 | 95.00 % | 3 ms | itself (on the front) | 95.00 % | 1.00x |" in md
+
+
+def test_the_page_says_what_accuracy_is_how_to_ship_and_what_stopped(tmp_path: Path) -> None:
+    """A reader could not get from the report to a shipped model (no export command), the
+    card left stopped trials out of its sum, and stop rungs and baseline notes were only in
+    records.jsonl (walkthrough of the report)."""
+    from autocompress.report.page import build_page
+    from autocompress.report.provenance import Provenance
+
+    records = [rec(0, "complete", 0.9, {"mcu": 4.0}, baseline="fp32", note="outside the space"),
+               rec(1, "complete", 0.8, {"mcu": 2.0}), rec(2, "pruned", None, {"mcu": 3.0}, rung=1),
+               rec(3, "infeasible", None, {"mcu": 12.0})]
+    objectives = [Objective.accuracy(), Objective.latency("mcu")]
+    page = build_page("demo", records, objectives, [BUDGET], {}, Provenance(run_name="demo"),
+                      run_dir="runs/demo")
+    assert "2 complete, 1 infeasible, 0 failed, 1 stopped early" in page
+    assert "<code>autocompress export runs/demo --trial 0 --device mcu</code>" in page
+    assert "accuracy = validation accuracy" in page and "kept off every front" in page
+    assert "stopped at rung" in page and "outside the space" in page
+    three = build_page("demo", records, [*objectives, Objective.latency("phone")], [BUDGET], {},
+                       Provenance(run_name="demo"))
+    assert "The run's front is over accuracy, mcu.latency_ms, phone.latency_ms" in three
