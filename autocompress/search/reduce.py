@@ -217,25 +217,25 @@ def reduced(rspace: ResolvedSpace, red: Reduction) -> ResolvedSpace:
 def check_budget_reachable(ctx: SearchContext) -> None:
     """Refuse, before any training or writing, a budget that even the cheapest candidate
     misses. Costing it also checks the cost path (e.g. a LUT without fallback) up front."""
+    from autocompress.budgets import device_only
     from autocompress.search.objective import cost_plan
     from autocompress.search.study import cheapest_params
 
     params = cheapest_params(ctx.rspace)
     plan = ctx.rspace.to_plan(params)
     _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
-    from autocompress.budgets import device_only
-
     over = {k: v for k, v in constraints.items() if v > 0}
     if over:
         device = device_only(ctx.cfg.hardware.budgets, ctx.device_limits)
+        own = {k for k in over if k.replace(".max_", ".", 1) in device}   # the chip's size
         parts = []
         for key, excess in over.items():
             prof, metric = key.split(".", 1)
             value = costs[prof].summary()[metric.removeprefix("max_")]
-            own = " (the device's own size)" if key.replace(".max_", ".", 1) in device else ""
-            parts.append(f"{key} needs {value:.4g} > limit {value - excess:.4g}{own}")
+            parts.append(f"{key} needs {value:.4g} > limit {value - excess:.4g}"
+                         + (" (the device's own size)" if key in own else ""))
         raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
                           f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
                           hint="allow smaller models in the search space, or a smaller input"
-                          if all(k.replace(".max_", ".", 1) in device for k in over)
+                          if own == set(over)
                           else "raise the limits or allow smaller models in the search space")
