@@ -80,6 +80,7 @@ class ParetoPlotInfo:
     n_total: int
     n_failed: int
     n_pruned: int
+    stopped: tuple[PlotPoint, ...] = ()   # early-stopped trials, y = accuracy at their rung
 
     @property
     def title(self) -> str:
@@ -148,13 +149,18 @@ def _info(records: Sequence[Record], profile: str, y_obj: Objective,
         and (x := x_obj.get(r)) is not None and (y := y_obj.get(r)) is not None)
     lines = tuple(BudgetLine(x=b.limit, label=f"budget {b.limit:g} {unit_of(x_metric)}".rstrip())
                   for b in budgets if b.profile == profile and b.metric == x_metric)
+    stopped = tuple(sorted((PlotPoint(x=x, y=float(y), number=r.get("number"))
+                            for r in front.pruned if (x := x_obj.get(r)) is not None and
+                            (y := (r.get("metrics") or {}).get(f"rung_accuracy/{r.get('rung')}"))
+                            is not None), key=lambda p: p.x))
     return ParetoPlotInfo(
         profile=profile, x_metric=x_metric, x_label=axis_label(x_metric),
         y_label=y_obj.name, front=points(front.points, skip_baselines=False),
         dominated=points(front.dominated, skip_baselines=True),
         infeasible=points(front.infeasible, skip_baselines=True),
         baselines=tuple(sorted(baselines, key=lambda b: b.x)), budget_lines=lines,
-        n_total=len(records), n_failed=len(front.failed), n_pruned=len(front.pruned))
+        n_total=len(records), n_failed=len(front.failed), n_pruned=len(front.pruned),
+        stopped=stopped)
 
 
 # ---------------------------------------------------------------- trials table

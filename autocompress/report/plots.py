@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 FRONT_COLOR = "#1f5fbf"
 DOMINATED_COLOR = "#9a9a9a"
+STOPPED_COLOR = "#c77c02"       # early-stopped trials (hollow)
 INFEASIBLE_COLOR = "#d62728"
 BUDGET_COLOR = "#8b0000"
 # One (marker, colour) per baseline name, the same in every plot of every run; the built-in
@@ -76,7 +77,8 @@ def pareto_figure(info: ParetoPlotInfo, *, size: tuple[float, float] = (8.0, 5.5
 
     fig = _figure(*size)
     ax = fig.add_subplot()
-    ys = [p.y for p in (*info.front, *info.dominated, *info.infeasible) if p.y is not None]
+    ys = [p.y for p in (*info.front, *info.dominated, *info.infeasible, *info.stopped)
+          if p.y is not None]
     _set_xlim(ax, info)
     budget_texts = _draw_budgets(ax, info)
     labels = _draw_front(ax, info)  # legend follows drawing order: front first
@@ -126,6 +128,10 @@ def _draw_scatter(ax: Axes, info: ParetoPlotInfo) -> None:
         ax.scatter([p.x for p in info.dominated], [float(p.y or 0.0) for p in info.dominated], s=22,
                    color=DOMINATED_COLOR, alpha=0.7, label=f"dominated ({len(info.dominated)})",
                    zorder=2)
+    if info.stopped:      # their accuracy after fewer epochs: hollow, below the others
+        ax.scatter([p.x for p in info.stopped], [float(p.y or 0.0) for p in info.stopped], s=26,
+                   facecolors="none", edgecolors=STOPPED_COLOR, linewidths=1.2, zorder=2,
+                   label=f"stopped early ({len(info.stopped)}; accuracy at its rung)")
     trained = [p for p in info.infeasible if p.y is not None]
     untrained = [p for p in info.infeasible if p.y is None]
     if trained:
@@ -226,7 +232,7 @@ def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> list[Any]:
 
 def _set_xlim(ax: Axes, info: ParetoPlotInfo) -> None:
     """x range: every point with its error bar and every budget line, plus 6% each side."""
-    pts = (*info.front, *info.dominated, *info.infeasible, *info.baselines)
+    pts = (*info.front, *info.dominated, *info.infeasible, *info.baselines, *info.stopped)
     xs = [p.x + s * (p.xerr or 0.0) for p in pts for s in (-1.0, 1.0)]
     xs += [line.x for line in info.budget_lines]
     if xs:

@@ -263,3 +263,24 @@ def test_the_page_says_what_accuracy_is_how_to_ship_and_what_stopped(tmp_path: P
     three = build_page("demo", records, [*objectives, Objective.latency("phone")], [BUDGET], {},
                        Provenance(run_name="demo"))
     assert "The run's front is over accuracy, mcu.latency_ms, phone.latency_ms" in three
+
+
+def test_early_stopped_trials_are_drawn_at_their_rung_accuracy(tmp_path: Path) -> None:
+    """Stopped trials were only counted in the title: no marker, no legend entry."""
+    from autocompress.report.info import pareto_plot_infos
+    from autocompress.report.plots import render_pareto
+
+    records = [rec(0, "complete", 0.9, {"mcu": 4.0}), rec(1, "complete", 0.8, {"mcu": 2.0}),
+               rec(2, "pruned", None, {"mcu": 3.0}, rung=1),
+               rec(3, "pruned", None, {"mcu": 5.0}, rung=2)]
+    records[2]["metrics"] = {"rung_accuracy/1": 0.4}
+    records[3]["metrics"] = {"rung_accuracy/1": 0.3, "rung_accuracy/2": 0.5}
+    (info,) = pareto_plot_infos(records, [], [BUDGET])
+    assert [(p.number, p.x, p.y) for p in info.stopped] == [(2, 3.0, 0.4), (3, 5.0, 0.5)]
+    assert info.n_pruned == 2 and "2 stopped early" in info.title
+    fig_path = render_pareto(info, tmp_path / "p.png")
+    assert fig_path.read_bytes().startswith(PNG_MAGIC)
+    from autocompress.report.plots import pareto_figure
+
+    labels = pareto_figure(info).axes[0].get_legend_handles_labels()[1]
+    assert "stopped early (2; accuracy at its rung)" in labels
