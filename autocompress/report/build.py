@@ -164,7 +164,8 @@ def _baseline_lines(info: ParetoPlotInfo, front: ParetoFront, y_obj: Objective,
     if not info.baselines:
         return []
     out = ["| baseline | trial | " + y_obj.name + " | latency | best front point not slower "
-           "| its " + y_obj.name + " | speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]
+           "| its " + y_obj.name + " | difference | speed-up |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lat = Objective.latency(info.profile)
     for b in info.baselines:
         rivals = [r for r in front.points if (lat.get(r) or float("inf")) <= b.x]
@@ -172,12 +173,14 @@ def _baseline_lines(info: ParetoPlotInfo, front: ParetoFront, y_obj: Objective,
                    default=None)
         if best is None:
             out.append(f"| {b.name} | {b.number} | {_fmt(b.y, percent=percent)} | {b.x:.3g} ms "
-                       "| - | - | - |")
+                       "| - | - | - | - |")
             continue
         best_x = lat.get(best) or float("nan")
         which = "itself (on the front)" if best.get("number") == b.number else \
             f"{best.get('number')} ({best_x:.3g} ms)"
+        gap = (y_obj.get(best) or 0.0) - (b.y or 0.0)     # a speed-up may cost accuracy
+        diff = f"{100 * gap:+.2f} points" if percent else f"{gap:+.4g}"
         out.append(f"| {b.name} | {b.number} | {_fmt(b.y, percent=percent)} | {b.x:.3g} ms "
                    f"| {which} "
-                   f"| {_fmt(y_obj.get(best), percent=percent)} | {b.x / best_x:.2f}x |")
+                   f"| {_fmt(y_obj.get(best), percent=percent)} | {diff} | {b.x / best_x:.2f}x |")
     return [*out, ""]

@@ -98,14 +98,17 @@ class ParetoPlotInfo:
         return not self.front
 
 
-def profiles_in(records: Iterable[Record], budgets: Sequence[Budget] = ()) -> list[str]:
-    """Device names in records' ``cost`` and in ``budgets``, first-seen order."""
-    seen: dict[str, None] = {}
+def profiles_in(records: Iterable[Record], budgets: Sequence[Budget] = (),
+                objectives: Sequence[Objective] = ()) -> list[str]:
+    """Device names in the run's order: those its cost objectives name, then its budgets,
+    then any other in records' ``cost`` (stored with sorted keys)."""
+    seen: dict[str, None] = {o.name.split(".")[0]: None for o in objectives
+                             if o.path.startswith("cost.")}
+    for b in budgets:
+        seen.setdefault(b.profile, None)
     for rec in records:
         for name in rec.get("cost") or {}:
             seen.setdefault(name, None)
-    for b in budgets:
-        seen.setdefault(b.profile, None)
     return list(seen)
 
 
@@ -118,7 +121,7 @@ def pareto_plot_infos(records: Sequence[Any], objectives: Sequence[Objective] = 
     recs = [as_record(r) for r in records]
     y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
     return [_info(recs, profile, y_obj, budgets, x_metric)
-            for profile in profiles_in(recs, budgets) or [""]]
+            for profile in profiles_in(recs, budgets, objectives) or [""]]
 
 
 def _info(records: Sequence[Record], profile: str, y_obj: Objective,

@@ -43,7 +43,7 @@ def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Ob
     ``hypervolume``) to its file; missing keys are simply left out of the page. ``run_dir``
     goes into the export commands the page suggests."""
     y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
-    profiles = [p for p in profiles_in(records, budgets) if p]
+    profiles = [p for p in profiles_in(records, budgets, objectives) if p]
     states = Counter(str(r.get("state")) for r in records)
     counts = ", ".join(f"{states.get(s, 0)} {s}" for s in STATES)
     budget_text = "; ".join(f"{b.profile} {axis_label(b.metric).split(' (')[0]} ≤ {b.limit:g} "
@@ -179,7 +179,7 @@ def _trials(records: Sequence[Record], objectives: Sequence[Objective],
     df.insert(3, "front", ["✓" if n in on_front else "" for n in df["number"]])
     wanted = {"number": "trial", "state": "state", "baseline": "baseline", "front": "front",
               "metrics/accuracy": "accuracy %"}
-    profiles = profiles_in(records, budgets)
+    profiles = profiles_in(records, budgets, objectives)
     for p in profiles:
         prefix = f"{p} " if len(profiles) > 1 else ""
         wanted |= {f"cost/{p}/{k}": prefix + n for k, n in _COST_KEYS}

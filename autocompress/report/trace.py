@@ -66,7 +66,7 @@ def hypervolume_infos(records: Sequence[Any], objectives: Sequence[Objective] = 
     recs = sorted((as_record(r) for r in records), key=_number)
     y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
     out = []
-    for profile in profiles_in(recs, budgets):
+    for profile in profiles_in(recs, budgets, objectives):
         lat = Objective.latency(profile)
         seen = [v for r in recs if (v := lat.get(r)) is not None]
         limits = [b.limit for b in budgets if b.profile == profile and b.metric == "latency_ms"]

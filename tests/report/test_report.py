@@ -238,9 +238,9 @@ def test_summary_compares_each_baseline_with_the_best_front_point_not_slower() -
             rec(2, "complete", 0.97, {"mcu": 12.0}, baseline="uniform-int8"),
             rec(3, "complete", 0.95, {"mcu": 3.0}, baseline="sparse-25")]
     md = summary_markdown(recs, [Objective.accuracy()], [BUDGET])
-    assert "| uniform-int8 | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | 3.00x |" in md
+    assert "| uniform-int8 | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | -1.00 points | 3.00x |" in md
     # on the front: nothing as fast is more accurate (trial 0 is faster, but less accurate)
-    assert "| sparse-25 | 3 | 95.00 % | 3 ms | itself (on the front) | 95.00 % | 1.00x |" in md
+    assert "| sparse-25 | 3 | 95.00 % | 3 ms | itself (on the front) | 95.00 % | +0.00 points | 1.00x |" in md
 
 
 def test_the_page_says_what_accuracy_is_how_to_ship_and_what_stopped(tmp_path: Path) -> None:
@@ -284,3 +284,15 @@ def test_early_stopped_trials_are_drawn_at_their_rung_accuracy(tmp_path: Path) -
 
     labels = pareto_figure(info).axes[0].get_legend_handles_labels()[1]
     assert "stopped early (2; accuracy at its rung)" in labels
+
+
+def test_devices_follow_the_runs_order_not_the_records_sorted_keys() -> None:
+    """Records store cost with sorted keys, so pixel4 came before the first profile."""
+    from autocompress.report.info import profiles_in
+
+    records = [rec(0, "complete", 0.9, {"mcu": 4.0, "aphone": 1.0})]
+    assert profiles_in(records) == ["aphone", "mcu"]
+    assert profiles_in(records, [BUDGET]) == ["mcu", "aphone"]
+    objectives = [Objective.accuracy(), Objective(name="zz.latency_ms", sense="min",
+                                                  path="cost.zz.latency_ms")]
+    assert profiles_in(records, [BUDGET], objectives) == ["zz", "mcu", "aphone"]
