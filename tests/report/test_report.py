@@ -290,7 +290,7 @@ def test_devices_follow_the_runs_order_not_the_records_sorted_keys() -> None:
     """Records store cost with sorted keys, so pixel4 came before the first profile."""
     from autocompress.report.info import profiles_in
 
-    records = [rec(0, "complete", 0.9, {"mcu": 4.0, "aphone": 1.0})]
+    records = [rec(0, "complete", 0.9, {"aphone": 1.0, "mcu": 4.0})]     # sorted, as stored
     assert profiles_in(records) == ["aphone", "mcu"]
     assert profiles_in(records, [BUDGET]) == ["mcu", "aphone"]
     objectives = [Objective.accuracy(), Objective(name="zz.latency_ms", sense="min",
