@@ -224,10 +224,14 @@ def test_input_shape_mismatch(tmp_path, capsys):
     assert "model.builder: forward pass failed on an input of shape (1, 1, 16, 16)" in line
 
 
-def test_arch_knobs_with_own_model(tmp_path, capsys):
-    cfg = own_config(tmp_path, **{"space.yaml": ("distill:", "arch: {width_mult: [0.5]}\n"
-                                                 "distill:")})
-    assert "arch knobs need the built-in student family" in run_cli(capsys, "search", str(cfg))
+@pytest.mark.parametrize("key, text", [("arch", "arch: {width_mult: [0.5]}"),
+                                       ("base", "base: {stem_channels: 8}"),
+                                       ("family", "family: resnet")])
+def test_family_keys_with_own_model(tmp_path, capsys, key, text):
+    """base and family were silently ignored with model.builder; arch was refused."""
+    cfg = own_config(tmp_path, **{"space.yaml": ("distill:", f"{text}\ndistill:")})
+    assert f"'{key}' shapes the built-in student family, but the config names its own model" \
+        in run_cli(capsys, "search", str(cfg))
 
 
 def test_rule_matching_no_layer_of_own_model(tmp_path, capsys):

@@ -93,10 +93,12 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     computed here (``reduce.dominated``)."""
     data = data or load_data(cfg)
     space = SearchSpace.load(cfg.space_path())
-    if cfg.model.builder and space.arch:
-        raise space.doc.error(("arch",), "arch knobs need the built-in student family, but the "
-                              "config names its own model (model.builder)", cls=SpaceError,
-                              hint="remove 'arch' from the space or drop model.builder")
+    for key, present in (("arch", space.arch), ("base", space.base), ("family", space.family)):
+        if cfg.model.builder and present:      # base and family were silently ignored
+            raise space.doc.error((key,), f"'{key}' shapes the built-in student family, but "
+                                  "the config names its own model (model.builder)",
+                                  cls=SpaceError,
+                                  hint=f"remove '{key}' from the space or drop model.builder")
     source = ModelSource(input_shape=data.input_shape, num_classes=data.num_classes,
                          base=space.base, builder=cfg.model.builder, base_dir=cfg.import_dir(),
                          family=space.family or DEFAULT_FAMILY,
