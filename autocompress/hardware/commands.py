@@ -225,7 +225,10 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
             "format": used,
             "latency_ms": est.latency_ms, "std_ms": est.std_ms, "flash_kb": est.flash_kb,
             "peak_sram_kb": est.peak_sram_kb, "peak_at": est.peak_at,
-            "provenance": dict(est.provenance), "note": model.profile.quick_note(),
+            "provenance": dict(est.provenance), "note": "; ".join(filter(None, (
+                model.profile.quick_note(), None if fmt is None or model.profile.supports(fmt)
+                else f"note: {fmt} is not a format {model.profile.name} runs: costed at the "
+                "next format it runs in time, at its own size in Flash"))) or None,
             "layers": [{"fqn": c.fqn, "op": c.op, "latency_ms": c.latency_ms,
                         "flash_kb": c.flash_kb, "provenance": c.provenance, "key": c.key}
                        for c in est.layers]}

@@ -149,6 +149,9 @@ def test_predict_torch_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     fp32 = json.loads(capsys.readouterr().out)
     assert native["format"].startswith("fp16") and fp32["format"] == "fp32"
     assert fp32["flash_kb"] > 1.9 * native["flash_kb"]
+    assert native["note"] is None and fp32["note"] is None
+    assert main([*args, "--profile", "stm32f746", "--format", "fp16"]) == 0   # int8 + fp32 MCU
+    assert "fp16 is not a format stm32f746 runs" in json.loads(capsys.readouterr().out)["note"]
     # a float ONNX file too (it was costed fp32 on the Jetson, 80% over the published fp16
     # figure, and --format was refused for it)
     onnx_file = str(_write_onnx(tmp_path / "n.onnx", build()))
