@@ -147,6 +147,7 @@ def _plan_layers(rec: Record) -> Mapping[str, Any]:
 
 def _row_label(rec: Record, objectives: Sequence[Objective]) -> str:
     parts = [f"#{rec.get('number')}"]
+    devices = {o.name.split(".")[0] for o in objectives if "." in o.name}
     for o in objectives:
         v = o.get(rec)
         if v is None:
@@ -154,7 +155,9 @@ def _row_label(rec: Record, objectives: Sequence[Objective]) -> str:
         if o.name == "accuracy" and 0.0 <= v <= 1.0:
             parts.append(f"{100 * v:.1f}%")
         else:
-            parts.append(f"{v:.3g} {o.name.rsplit('_', 1)[-1]}" if "_" in o.name else f"{v:.3g}")
+            text = f"{v:.3g} {o.name.rsplit('_', 1)[-1]}" if "_" in o.name else f"{v:.3g}"
+            # two devices' latencies side by side: say which is which
+            parts.append(f"{o.name.split('.')[0]} {text}" if len(devices) > 1 else text)
     if rec.get("baseline"):
         parts.append(f"({rec['baseline']})")
     return "  ".join(parts)

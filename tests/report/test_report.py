@@ -296,3 +296,12 @@ def test_devices_follow_the_runs_order_not_the_records_sorted_keys() -> None:
     objectives = [Objective.accuracy(), Objective(name="zz.latency_ms", sense="min",
                                                   path="cost.zz.latency_ms")]
     assert profiles_in(records, [BUDGET], objectives) == ["zz", "mcu", "aphone"]
+
+
+def test_heatmap_rows_name_the_device_of_each_latency_in_a_two_device_run() -> None:
+    from autocompress.report.layers import _row_label
+
+    r = rec(4, "complete", 0.95, {"mcu": 1.47, "phone": 0.183})
+    two = [Objective.accuracy(), Objective.latency("mcu"), Objective.latency("phone")]
+    assert _row_label(r, two) == "#4  95.0%  mcu 1.47 ms  phone 0.183 ms"   # "1.47 ms 0.183 ms"
+    assert _row_label(r, two[:2]) == "#4  95.0%  1.47 ms"
