@@ -201,9 +201,11 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     val = ctx.data.val
     chance = chance_level(val.y)
     if teacher.val_accuracy < chance + 3 * binomial_se(chance, len(val)):
+        alpha = ctx.rspace.dists.get("distill/alpha")
+        kd_off = alpha is not None and max(alpha.values()) == 0     # it teaches nothing
         progress.say(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
-                     "its soft targets carry no knowledge: raise teacher.epochs (or search "
-                     "a lower distill alpha in the space)")
+                     "its soft targets carry no knowledge: raise teacher.epochs"
+                     + ("" if kd_off else " (or search a lower distill alpha in the space)"))
 
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
     by_number = {r["number"]: r for r in read_records(records_path)}

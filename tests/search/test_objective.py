@@ -150,7 +150,20 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
 
     body = TINY.replace("trials: 3", "trials: 1").replace("epochs: 3}", "epochs: 0}")
     run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", baselines=False)
-    assert "warning: the teacher is not measurably above chance" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: the teacher is not measurably above chance" in out
+    assert "lower distill alpha" in out
+    from ..conftest import SPACE
+
+    text = SPACE.read_text()
+    assert "alpha: {low: 0.1, high: 0.9}" in text           # KD off: no alpha to lower
+    (tmp_path / "nokd.yaml").write_text(text.replace("alpha: {low: 0.1, high: 0.9}", "alpha: 0"))
+    (tmp_path / "b").mkdir()
+    cfg = write_config(tmp_path / "b", body.replace("space: SPACE",
+                                                    f"space: {tmp_path / 'nokd.yaml'}"))
+    run_search(load_config(cfg), tmp_path / "run2", baselines=False)
+    out = capsys.readouterr().out
+    assert "not measurably above chance" in out and "lower distill alpha" not in out
 
 
 def test_a_teacher_below_its_students_is_flagged_at_the_end(tmp_path, capsys):
