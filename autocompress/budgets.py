@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from autocompress.hardware.spec import DeviceSpec, HardwareProfile
 
 RUN_CONFIG = "config.resolved.yaml"     # a run directory's config (search/rundir.py)
-DEVICE_FILE = "device_limits.json"      # the device limits a run was searched with
+DEVICE_FILE = "device_limits.json"      # the device limits a run was searched with (rundir.py)
 
 # budget key -> the DeviceSpec field it defaults to
 DEVICE_KEYS = {"max_peak_sram_kb": "sram_kb", "max_flash_kb": "flash_kb"}

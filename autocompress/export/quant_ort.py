@@ -133,13 +133,35 @@ def _grid_scales(w: np.ndarray, tol: float = 1e-3) -> np.ndarray | None:
 
 
 def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model") -> list[str]:
-    """Names of the weighted nodes (graph order) whose ``keep_float`` entry is True: the
-    layers the plan keeps float stay float in the int8 file (``nodes_to_exclude``)."""
+    """Names of the nodes to leave float in the int8 file (``nodes_to_exclude``): the weighted
+    nodes (graph order) whose ``keep_float`` entry is True, the layers the plan keeps float,
+    and the weightless ops any of them feeds."""
     nodes = weighted_nodes(proto)
     if len(nodes) != len(keep_float):
         raise ExportError(f"cannot match {len(keep_float)} torch layers to {len(nodes)} ONNX "
                           "Conv/Gemm/MatMul nodes", loc=loc)
-    names = [n.name for n, keep in zip(nodes, keep_float, strict=True) if keep]
+    floats = {id(n) for n, keep in zip(nodes, keep_float, strict=True) if keep}
+    weighted = {id(n) for n in nodes}
+    producer = {out: n for n in proto.graph.node for out in n.output}
+
+    def fed_by_float(node: Any) -> bool:
+        """A weightless op (add, pool, ...) runs in the widest format of the layers feeding
+        it, as the cost model has it: float when any of them is."""
+        stack, seen = list(node.input), set()
+        while stack:
+            src = producer.get(stack.pop())
+            if src is None or id(src) in seen:
+                continue
+            seen.add(id(src))
+            if id(src) in weighted:
+                if id(src) in floats:
+                    return True
+            else:
+                stack.extend(src.input)
+        return False
+
+    names = [n.name for n in proto.graph.node if id(n) in floats
+             or (id(n) not in weighted and floats and fed_by_float(n))]
     if not all(names):
         raise ExportError("a node to keep float has no name", loc=loc)
     return names

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from autocompress.budgets import DEVICE_FILE  # and the device limits it was searched with
 from autocompress.errors import RunDirError
 
 PACKAGES = ("autocompress", "torch", "torch-pruning", "optuna", "numpy", "scikit-learn",
@@ -65,7 +66,7 @@ def _sha256(path: Path) -> str:
 
 def run_file_hashes(run_dir: Path) -> dict[str, str]:
     """sha256 of the files a resumed run reads its settings from (kept in ``env.json``)."""
-    optional = (REDUCTION_FILE,) if (run_dir / REDUCTION_FILE).is_file() else ()
+    optional = tuple(n for n in (REDUCTION_FILE, DEVICE_FILE) if (run_dir / n).is_file())
     return {name: _sha256(run_dir / name) for name in (*RUN_FILES, *optional)}
 
 

@@ -385,8 +385,11 @@ def test_layers_the_plan_keeps_float_stay_float_in_the_int8_file(tmp_path):
     proto = onnx.load(str(everything))
     inits = {t.name for t in proto.graph.initializer}
     assert all(n.input[1] in inits for n in proto.graph.node if n.op_type in ("Conv", "Gemm"))
+    # the pool and flatten they feed stay float too (they were quantized: Q/DQ between float
+    # layers, slower than the fp32 file and not what the cost model costed)
+    assert not [n.op_type for n in proto.graph.node if "Quantize" in n.op_type]
     np.testing.assert_allclose(onnx_predict(everything, x[:8].numpy()),
-                               onnx_predict(fp32, x[:8].numpy()), atol=2e-3)
+                               onnx_predict(fp32, x[:8].numpy()), atol=1e-5)
 
 
 def test_a_linear_without_bias_is_matched_as_its_matmul(tmp_path):

@@ -135,7 +135,8 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
     run = tmp_path / "run"
     run_search(cfg, run, quiet=True, baselines=False)
-    for name in ("space.yaml", "config.resolved.yaml", "profiles/stm32f746.yaml"):
+    for name in ("space.yaml", "config.resolved.yaml", "profiles/stm32f746.yaml",
+                 "device_limits.json"):
         original = (run / name).read_text()
         (run / name).write_text(original + "\n# edited\n")
         with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
