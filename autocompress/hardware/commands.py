@@ -227,7 +227,7 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
             "peak_sram_kb": est.peak_sram_kb, "peak_at": est.peak_at,
             "provenance": dict(est.provenance), "note": "; ".join(filter(None, (
                 model.profile.quick_note(), None if fmt is None or model.profile.supports(fmt)
-                else f"note: {fmt} is not a format {model.profile.name} runs: costed at the "
+                else f"{fmt} is not a format {model.profile.name} runs: costed at the "
                 "next format it runs in time, at its own size in Flash"))) or None,
             "layers": [{"fqn": c.fqn, "op": c.op, "latency_ms": c.latency_ms,
                         "flash_kb": c.flash_kb, "provenance": c.provenance, "key": c.key}
