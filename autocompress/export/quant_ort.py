@@ -140,8 +140,11 @@ def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model") -> l
     if len(nodes) != len(keep_float):
         raise ExportError(f"cannot match {len(keep_float)} torch layers to {len(nodes)} ONNX "
                           "Conv/Gemm/MatMul nodes", loc=loc)
-    floats = {id(n) for n, keep in zip(nodes, keep_float, strict=True) if keep}
-    weighted = {id(n) for n in nodes}
+    def key(node: Any) -> str:          # a node's first output names it (SSA)
+        return str(node.output[0])
+
+    floats = {key(n) for n, keep in zip(nodes, keep_float, strict=True) if keep}
+    weighted = {key(n) for n in nodes}
     producer = {out: n for n in proto.graph.node for out in n.output}
 
     def fed_by_float(node: Any) -> bool:
@@ -150,18 +153,18 @@ def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model") -> l
         stack, seen = list(node.input), set()
         while stack:
             src = producer.get(stack.pop())
-            if src is None or id(src) in seen:
+            if src is None or key(src) in seen:
                 continue
-            seen.add(id(src))
-            if id(src) in weighted:
-                if id(src) in floats:
+            seen.add(key(src))
+            if key(src) in weighted:
+                if key(src) in floats:
                     return True
             else:
                 stack.extend(src.input)
         return False
 
-    names = [n.name for n in proto.graph.node if id(n) in floats
-             or (id(n) not in weighted and floats and fed_by_float(n))]
+    names = [n.name for n in proto.graph.node if key(n) in floats
+             or (key(n) not in weighted and floats and fed_by_float(n))]
     if not all(names):
         raise ExportError("a node to keep float has no name", loc=loc)
     return names
