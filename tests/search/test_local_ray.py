@@ -77,36 +77,29 @@ def test_a_finished_run_resumed_on_ray_starts_no_ray(tmp_path, monkeypatch):
 
 def test_tune_runs_its_trials_in_the_workers_ray_started_with_the_imports_done(tmp_path):
     """The raylet starts one worker per CPU, each importing torch and Ray Tune as it starts
-    (during the driver's set-up); Tune's trial actor must land on one of them, imports done,
-    rather than start a process of its own after the set-up."""
+    (during the driver's set-up). Tune gave its trial actors a runtime env of their own
+    (``PL_DISABLE_FORK``), which no started worker has, so each actor started a fresh process
+    after the set-up. Now the actor runs with an empty runtime env, in a worker the raylet
+    started with the imports done. (Whether it lands on the very worker started first is
+    Ray's scheduling: it did in most runs, not in every one, so that is not asserted.)"""
     import os
-    import subprocess
     import sys
-    import time
 
+    import ray
     from ray import tune
 
-    def idle() -> set[int]:                 # this Ray's idle workers (its logs are open)
-        out = subprocess.run(["pgrep", "-f", "ray::IDLE"], capture_output=True, text=True)
-        return {int(p) for p in out.stdout.split()} & set(ray_cluster.processes_using(local.temp))
-
     def trial(config: dict) -> None:
-        tune.report({"pid": os.getpid(),
+        tune.report({"env": ray.get_runtime_context().get_runtime_env_string(),
                      "loaded": all(name in sys.modules for name in ray_cluster.PRELOAD)})
 
     before = os.environ.get("PL_DISABLE_FORK")
     local = ray_cluster.LocalRay(tmp_path, 1)
     try:
         local.wait()
-        deadline = time.time() + 60
-        while not idle() and time.time() < deadline:   # the worker registers once imported
-            time.sleep(0.2)
-        time.sleep(2.0)    # named IDLE before the raylet counts it as free (seen once under load)
-        started = idle()
         res = tune.Tuner(tune.with_resources(trial, {"cpu": 1}),
                          run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"),
                                                    verbose=0)).fit()
-        assert res[0].metrics["loaded"] and res[0].metrics["pid"] in started
+        assert res[0].metrics["loaded"] and res[0].metrics["env"] in ("{}", "")
     finally:
         local.stop()
     from ray.tune.execution import class_cache  # left as it was, for a later Ray
