@@ -286,6 +286,10 @@ def _profiles(args: argparse.Namespace) -> int:
               f"figures, {'analytic fallback' if prof.fallback and prof.analytic else 'LUT only'}")
         if (note := prof.quick_note()) is not None:
             print(f"  {note}")
+        if prof.path and prof.name != Path(prof.path).stem:
+            print(f"  note: its name '{prof.name}' differs from its file name: a search finds "
+                  f"profiles by file name and refuses this one (set name: {Path(prof.path).stem}"
+                  " or rename the file)")
     return 0
 
 

@@ -48,7 +48,7 @@ table.sortable thead th::after { content:" \\2195"; color:#a3acbb; font-size:11p
 table.sortable thead th[aria-sort=ascending]::after { content:" \\25B2"; color:var(--accent); }
 table.sortable thead th[aria-sort=descending]::after { content:" \\25BC"; color:var(--accent); }
 tbody tr:nth-child(even) { background:#fafbfc; } tbody tr:hover { background:#eef4ff; }
-tr.front td { font-weight:600; } td.left, th.left { text-align:left; }
+td.left, th.left { text-align:left; }
 dl.kv { display:grid; grid-template-columns:max-content 1fr; gap:3px 16px; margin:8px 0; }
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-family:ui-monospace,monospace;
         font-size:13px; overflow-wrap:anywhere; }
@@ -131,8 +131,7 @@ def key_values(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def simple_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, table_id: str = "",
-                 sortable: bool = True, left: Sequence[int] = (),
-                 row_classes: Sequence[str] = ()) -> str:
+                 sortable: bool = True, left: Sequence[int] = ()) -> str:
     """A small escaped table; ``left`` are column indexes aligned left."""
     cls = ' class="sortable"' if sortable else ""
     tid = f' id="{escape(table_id)}"' if table_id else ""
@@ -142,7 +141,5 @@ def simple_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, table
 
     head = "".join(cell("th", j, c) for j, c in enumerate(columns))
     body = "".join(
-        f'<tr{f" class={row_classes[i]}" if i < len(row_classes) and row_classes[i] else ""}>'
-        + "".join(cell("td", j, v) for j, v in enumerate(row)) + "</tr>"
-        for i, row in enumerate(rows))
+        "<tr>" + "".join(cell("td", j, v) for j, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table{tid}{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

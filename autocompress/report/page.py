@@ -122,7 +122,8 @@ def _device(profile: str, records: Sequence[Record], y_obj: Objective,
     front = ParetoFront.from_records(records, [y_obj, Objective.latency(profile)], budgets)
     parts = [f"<h3>{escape(profile)}</h3>",
              _fig(pngs, f"pareto:{profile}", f"{profile}: {y_obj.name} vs latency "
-                  "(bars: ±1 std of the latency estimate; dashed: budget)")]
+                  "(bars: ±1 std of the latency estimate: the measured spread of LUT entries, or the "
+                  "profile's analytic rel_std where a layer is costed analytically; dashed: budget)")]
     side = [_fig(pngs, f"{k}:{profile}", f"{profile}: {y_obj.name} vs {name}")
             for k, name in (("flash", "Flash (2- to 7-bit weights packed at their bit-width, "
                              "which needs sub-8-bit kernels; an int8-only flow stores them at 8 "

@@ -264,3 +264,17 @@ def test_profiles_shows_and_validates_named_profiles(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert "mine.yaml:" in err and "device.sram_kb: must be > 0" in err and \
         len(err.splitlines()) == 1
+
+
+def test_profiles_file_whose_name_differs_from_its_file_name_is_flagged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A search finds profiles by file name and refuses one whose ``name:`` differs; `profiles
+    FILE` validated such a file silently."""
+    src = Path(__file__).parents[2] / "hardware_profiles" / "stm32f746.yaml"
+    other = tmp_path / "mine.yaml"
+    other.write_text(src.read_text())      # name: stm32f746 in mine.yaml
+    assert main(["profiles", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "differs from its file name" in out and "set name: mine" in out
+    assert main(["profiles", "stm32f746"]) == 0
+    assert "differs" not in capsys.readouterr().out
