@@ -86,6 +86,9 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         ax.grid(which="minor", color="white", linewidth=1.2)
         ax.tick_params(which="minor", length=0)
         bar = fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
+        if panel.kind == "quant":  # bit-widths are few and whole: tick exactly those shown
+            shown = np.unique(np.clip(data[np.isfinite(data)], vmin, vmax))
+            bar.set_ticks(shown, labels=[f"{v:g}" for v in shown])
         bar.ax.tick_params(labelsize=7)
     axes[-1].set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="right",
                         fontsize=8)
