@@ -7,6 +7,7 @@ address leaders.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -94,12 +95,14 @@ class PruneHandler:
         make_importance, needs_grad = CRITERIA[criterion]
         modules = dict(model.named_modules())
         ignored = [modules[n] for n in ctx.ignored if n in modules]
+        groups = _channel_groups(model, [modules[f] for f in ratios], ctx.example)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pruner = tp.pruner.MagnitudePruner(
                 model, ctx.example, importance=make_importance(tp), pruning_ratio=0.0,
                 pruning_ratio_dict={modules[f]: aligned_ratio(_channels(modules[f]), r,
-                                                              ctx.round_to)
+                                                              ctx.round_to,
+                                                              groups.get(modules[f], 1))
                                     for f, r in ratios.items()},
                 ignored_layers=ignored)
             if needs_grad:
@@ -112,18 +115,49 @@ def _channels(layer: nn.Module) -> int:
     return int(layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features)
 
 
-def aligned_ratio(channels: int, ratio: float, round_to: int) -> float:
+def aligned_ratio(channels: int, ratio: float, round_to: int, channel_groups: int = 1) -> float:
     """The ratio to give Torch-Pruning so that it keeps the multiple of ``round_to`` nearest
     to ``channels * (1 - ratio)`` (ties keep more; at least ``round_to``, at most all).
     Torch-Pruning's own ``round_to`` rounds the kept channels down, and per channel group
     for a grouped conv after rounding the whole layer: a 12-channel layer kept 8 at 25% and
     4 at 50%, and a conv feeding a groups=4 conv lost half its channels at 25%.
 
+    ``channel_groups``: the group count of a (not depthwise) grouped conv coupled with the
+    layer. Torch-Pruning removes the same number of channels from every group, so the kept
+    count is a multiple of both the groups and ``round_to`` (of the groups alone where that
+    common multiple leaves nothing to prune).
+
     >>> [round(12 * (1 - aligned_ratio(12, r, 4))) for r in (0.25, 0.5, 0.9)]
     [8, 8, 4]
+    >>> round(48 * (1 - aligned_ratio(48, 0.5, 8, channel_groups=3)))   # lcm(8, 3) = 24
+    24
     """
     step = max(1, round_to)
+    if channel_groups > 1:
+        both = step * channel_groups // math.gcd(step, channel_groups)
+        step = both if both < channels else channel_groups
     kept = step * int(channels * (1 - ratio) / step + 0.5)
     kept = min(channels, max(step, kept)) if ratio > 0 else channels
     return 1 - (kept + 0.5) / channels if kept < channels else 0.0
 
+
+def _channel_groups(model: nn.Module, layers: list[nn.Module],
+                    example: torch.Tensor) -> dict[nn.Module, int]:
+    """layer -> the largest group count of a grouped (not depthwise) conv coupled with its
+    output channels, as Torch-Pruning counts them; {} (no tracing) for a model without one."""
+    def grouped(m: nn.Module) -> bool:
+        return isinstance(m, nn.Conv2d) and 1 < m.groups != m.out_channels
+
+    if not any(grouped(m) for m in model.modules()):
+        return {}
+    tp = _tp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    out: dict[nn.Module, int] = {}
+    for layer in layers:
+        fn = graph.get_pruner_of_module(layer).prune_out_channels
+        group = graph.get_pruning_group(layer, fn, idxs=list(range(_channels(layer))))
+        sizes = [m.groups for m in (item.dep.target.module for item in group) if grouped(m)]
+        out[layer] = max(sizes, default=1)
+    return out

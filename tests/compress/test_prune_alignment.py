@@ -30,9 +30,24 @@ class Net(nn.Module):
     (64, 1, 0.5, 32),
 ])
 def test_pruning_keeps_the_nearest_aligned_channel_count(width, groups, ratio, kept):
+    _check_kept(width, groups, ratio, kept, round_to=4)
+
+
+@pytest.mark.parametrize("width, groups, ratio, kept", [
+    (48, 3, 0.5, 24),      # lcm(8, 3) = 24
+    (48, 3, 0.25, 48),     # 36 asked: 48 is as near as 24, a tie keeps more (it was 39)
+    (24, 3, 0.5, 12),      # lcm 24 leaves nothing to prune: a multiple of 3 (it was 15)
+    (24, 3, 0.75, 6),
+])
+def test_pruning_next_to_a_grouped_conv_whose_groups_do_not_divide_the_alignment(
+        width, groups, ratio, kept):
+    _check_kept(width, groups, ratio, kept, round_to=8)
+
+
+def _check_kept(width: int, groups: int, ratio: float, kept: int, round_to: int) -> None:
     torch.manual_seed(0)
     x = torch.rand(2, 3, 8, 8)
     plan = CompressionPlan(layers={"c1": (PruneConfig(ratio=ratio),)})
-    pruned = apply_plan(Net(width, groups).eval(), plan, x, round_to=4, ignored=("fc",))
+    pruned = apply_plan(Net(width, groups).eval(), plan, x, round_to=round_to, ignored=("fc",))
     assert pruned.c1.out_channels == kept and pruned.c2.in_channels == kept
     assert pruned(x).shape == (2, 10)
