@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 PLAN_VERSION = 1
@@ -106,7 +106,8 @@ class SparsityConfig(TechniqueConfig):
     """Unstructured magnitude pruning: the smallest ``ratio`` of the weights become zero
     (a mask parametrization, folded in by ``bake``). ``scope="global"``: one magnitude
     threshold over every layer with a global config (the ratio, steps and schedule are
-    those of the first such layer by name: ``sparsity.global_lead``).
+    those of the first such layer by name: ``global_lead``; a plan from a search space
+    already carries them on every such layer, see ``CompressionPlan.with_global_lead``).
 
     ``steps=1``: one shot, at ``apply_plan``. ``steps=N > 1``: iterative; ``apply_plan``
     prunes to the schedule's first step and the fine-tune (``train.finetune``) raises the
@@ -205,6 +206,17 @@ class CompressionPlan:
                     out[fqn] = cfg
         return out
 
+    def with_global_lead(self) -> CompressionPlan:
+        """This plan with every global-scope sparsity config at the ratio, steps and schedule
+        of :func:`global_lead`, which is what applying it does: the plan (``plan.json``, the
+        report's per-layer panel) then says the sparsity each layer gets."""
+        lead = global_lead(self.configs(SparsityConfig))
+        if lead is None:
+            return self
+        layers = {fqn: tuple(lead if isinstance(c, SparsityConfig) and c.scope == "global"
+                             else c for c in cfgs) for fqn, cfgs in self.layers.items()}
+        return replace(self, layers=layers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
@@ -235,3 +247,12 @@ class CompressionPlan:
         """Content hash: equal plans have equal ids."""
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def global_lead(configs: Mapping[str, TechniqueConfig]) -> SparsityConfig | None:
+    """The config whose ratio, steps and schedule every global-scope layer shares: that of
+    the first global layer by name (a plan's layers come in any order: a replayed
+    ``plan.json`` has them sorted, a search in model order)."""
+    glob = {f: c for f, c in configs.items()
+            if isinstance(c, SparsityConfig) and c.scope == "global" and c.ratio > 0}
+    return glob[min(glob)] if glob else None

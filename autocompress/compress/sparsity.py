@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from autocompress.compress.plan import SparsityConfig, TechniqueConfig
+from autocompress.compress.plan import SparsityConfig, TechniqueConfig, global_lead
 from autocompress.compress.registry import (
     ApplyContext,
     parametrized,
@@ -107,15 +107,6 @@ def _masks_at(model: nn.Module, configs: Mapping[str, SparsityConfig],
     if global_weights and global_ratio is not None:
         masks.update(_global_masks(global_weights, global_ratio))
     return masks
-
-
-def global_lead(configs: Mapping[str, TechniqueConfig]) -> SparsityConfig | None:
-    """The config whose ratio, steps and schedule every global-scope layer shares: that of
-    the first global layer by name (a plan's layers come in any order: a replayed
-    ``plan.json`` has them sorted, a search in model order)."""
-    glob = {f: c for f, c in configs.items()
-            if isinstance(c, SparsityConfig) and c.scope == "global" and c.ratio > 0}
-    return glob[min(glob)] if glob else None
 
 
 def iterative_configs(configs: Mapping[str, TechniqueConfig]) -> dict[str, SparsityConfig]:

@@ -3,7 +3,9 @@
 Rules address layers by exact fqn or ``re:`` regex. For each (layer, knob), an exact rule
 that sets the knob wins, else the first regex rule that sets it. ``skip: true`` on a
 matching rule removes every knob of that layer. ``share: true`` makes one parameter for
-all the layers a rule matches. A rule that matches no eligible layer is an error at its line.
+all the layers a rule matches (implied for the sparsity knobs of a rule that fixes
+``sparsity.scope: global``: those layers share one threshold and the lead's ratio). A rule
+that matches no eligible layer is an error at its line.
 
 ``ResolvedSpace.to_plan(params)`` is the only way sampled parameters become a plan.
 """
@@ -205,7 +207,7 @@ class ResolvedSpace:
             temperature=float(values.get("distill/temperature", default.temperature)),
             alpha=float(values.get("distill/alpha", default.alpha)),
             feature_weight=float(values.get("distill/feature_weight", default.feature_weight)))
-        return CompressionPlan(arch=arch, layers=layers, distill=distill)
+        return CompressionPlan(arch=arch, layers=layers, distill=distill).with_global_lead()
 
     def uniform_params(self, *, bits: int | None = None, ratio: float = 0.0,
                        base: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -281,7 +283,9 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
                     continue
                 if not rule.is_regex or not _exact_rule_sets(space, fqn, knob):
                     prefix = param_prefix(knob)
-                    name = f"{prefix}/rule{rule.index}" if rule.share else f"{prefix}/{fqn}"
+                    shared = rule.share or (knob.startswith("sparsity.") and  # one global
+                                            rule.knobs.get("sparsity.scope") == Fixed(value="global"))
+                    name = f"{prefix}/rule{rule.index}" if shared else f"{prefix}/{fqn}"
                     dists[name] = dist
                     layer_params.setdefault(fqn, {})[knob] = name
     return ResolvedSpace(space=space, dists=dists, layer_params=layer_params,

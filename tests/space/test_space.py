@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from autocompress.compress.plan import SparsityConfig
 from autocompress.errors import SpaceError
 from autocompress.space import SearchSpace, resolve
 from autocompress.space.distributions import Choice, Fixed, Range
@@ -65,6 +66,31 @@ def test_shared_rule_makes_one_parameter():
     text = SPACE.replace('quant.bits: [2, 4, 8]', 'quant.bits: [2, 4, 8]\n    share: true')
     rs = resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS)
     assert [n for n in rs.dists if n.startswith("quant/rule")] == ["quant/rule1"]
+
+
+def test_global_scope_sparsity_is_one_parameter_and_the_plan_says_the_ratio_applied():
+    """Global-scope layers share one threshold at the first global layer's ratio, steps and
+    schedule: a rule searched one ratio per layer of which only the first counted, and its
+    plan (plan.json, the report's per-layer panel) showed ratios that were never applied."""
+    text = SPACE.replace("""  - match: head.conv
+    skip: true
+""", """  - match: "re:stages.*conv"
+    sparsity.ratio: [0.3, 0.6]
+    sparsity.scope: global
+    sparsity.steps: [1, 3]
+  - match: classifier
+    sparsity.ratio: [0.5, 0.9]
+    sparsity.scope: global
+""")
+    rs = resolve(_space(text), quant_layers=LAYERS, prune_leaders=LEADERS)
+    assert sorted(n for n in rs.distributions() if n.startswith("sparsity")) == \
+        ["sparsity.ratio/rule3", "sparsity.ratio/rule4", "sparsity.steps/rule3"]
+    params = {**rs.uniform_params(bits=8), "sparsity.ratio/rule3": 0.3, "sparsity.steps/rule3": 3,
+              "sparsity.ratio/rule4": 0.9}
+    sparse = rs.to_plan(params).configs(SparsityConfig)
+    # classifier sorts first: its 0.9, one shot, is what every global layer gets
+    assert {f: (c.ratio, c.steps) for f, c in sparse.items()} == {
+        f: (0.9, 1) for f in ("classifier", "stages.0.0.dw.conv", "stages.0.0.expand.conv")}
 
 
 @pytest.mark.parametrize("text,where,what", [
