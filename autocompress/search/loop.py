@@ -47,10 +47,14 @@ def next_trial(session: Session) -> tuple[Any, dict[str, Any]] | None:
         return None
     study = session.study
     with file_lock(session.run_dir / ".ask.lock"):
+        # the study before the records: a trial is recorded before it is told, so one that
+        # another worker finishes between the two reads is in the records (read the other
+        # way round, it was in neither and one trial too many ran)
+        live = {t.number for t in study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
         records = read_records(session.records_path, warn=False)
         recorded = {r["number"] for r in records}
-        running = {t.number for t in study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))} - recorded
+        running = live - recorded
         if counted(records) + len(running) >= session.target:
             return None
         trial = study.ask()

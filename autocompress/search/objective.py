@@ -174,7 +174,7 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         raise  # user errors (e.g. a missing LUT entry with fallback off) stop the search
     except Exception as exc:  # a failing candidate is recorded, the search goes on
         err = f"{type(exc).__name__}: {exc}"
-        tb = traceback.format_exc(limit=3)
+        tb = traceback.format_exc(limit=-4)
         return TrialRecord(state="failed", error=f"{err}\n{tb}",
                            duration_s=time.perf_counter() - start, **common)
 

@@ -47,7 +47,7 @@ def trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
         tune.report({"user_error": json.dumps({"kind": type(exc).__name__, "loc": exc.loc,
                                                "message": exc.raw_message, "hint": exc.hint})})
     except Exception as exc:
-        tune.report({"crash": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"})
+        tune.report({"crash": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-4)}"})
 
 
 def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:

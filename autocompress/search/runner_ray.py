@@ -107,14 +107,15 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
         """Optuna ask/tell from the driver, recording every finished trial. A trial whose
         worker was lost is recorded interrupted and replaced (at most ``remaining`` times
         in a run, so a candidate that kills every worker cannot loop); a user error stops
-        the search (``stop``, raised once Tune has ended)."""
+        the search (``stop``, raised once Tune has ended), as does an error handling a
+        result."""
 
         def __init__(self) -> None:
             super().__init__()
             self.live: dict[str, Any] = {}
             self.full = False          # the target is reached counting running trials
             self.lost = 0
-            self.stop: errors.AutocompressError | None = None
+            self.stop: Exception | None = None
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             if self.stop is not None:
@@ -140,7 +141,16 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
 
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
-            trial, result = self.live.pop(trial_id), result or {}
+            trial = self.live.pop(trial_id, None)
+            if trial is None:   # Tune calls again (error=True) when this raised: done already
+                return
+            try:
+                self._complete(trial_id, trial, result or {})
+            except Exception as exc:  # e.g. a full disk: Tune only logs it; the driver raises it
+                self.stop = self.stop or exc
+                raise
+
+        def _complete(self, trial_id: str, trial: Any, result: dict[str, Any]) -> None:
             weights = stash.pop(trial_id, "")
             if "record" in result:
                 rec = TrialRecord(**json.loads(result["record"]))

@@ -36,11 +36,16 @@ def test_infeasible_candidate_trains_nothing(ctx, monkeypatch):
 
 def test_failing_candidate_is_recorded_failed(ctx, monkeypatch):
     def boom(*args, **kwargs):
-        raise FloatingPointError("non-finite training loss nan")
+        def deep_in_training(depth: int) -> None:
+            if depth:
+                deep_in_training(depth - 1)
+            raise FloatingPointError("non-finite training loss nan")
+        deep_in_training(3)
 
     monkeypatch.setattr(objective, "fit", boom)
     rec = objective.run_trial(ctx, None, cheapest_params(ctx.rspace), number=1, seed=1)
     assert rec.state == "failed" and "non-finite" in rec.error
+    assert "raise FloatingPointError" in rec.error   # the traceback ends where it raised
     assert rec.plan_id and rec.cost                                  # costed before failing
 
 

@@ -109,3 +109,43 @@ def test_lock_pickles_without_its_file(tmp_path):
     lock.release()
     assert copy.acquire() and copy.path == lock.path
     copy.release()
+
+
+def test_next_trial_counts_a_trial_another_worker_finishes_while_it_reads(tmp_path, monkeypatch):
+    """Read the records first and the running trials second, and a trial another worker
+    records and tells in between is in neither: one trial too many ran near a run's end."""
+    import types
+
+    from autocompress.search import loop
+    from autocompress.search.journal import journal_storage
+    from autocompress.search.records import TrialRecord, append_record, counted, read_records
+    from autocompress.search.session import tell
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=journal_storage(tmp_path), directions=["maximize"])
+    dists = {"x": optuna.distributions.IntDistribution(0, 100)}
+    records_path = tmp_path / "records.jsonl"
+    session = types.SimpleNamespace(
+        timed_out=lambda: False, study=study, run_dir=tmp_path, records_path=records_path,
+        target=2, ctx=types.SimpleNamespace(rspace=types.SimpleNamespace(
+            distributions=lambda: dists)))
+
+    def finish(trial: optuna.trial.Trial) -> None:         # what a worker does: record, tell
+        rec = TrialRecord(number=trial.number, state="complete", params=trial.params,
+                          metrics={"accuracy": 0.5})
+        append_record(records_path, rec)
+        tell(study, trial, rec, ("accuracy",))
+
+    finish(study.ask(dists))                   # trial 0 done
+    other = study.ask(dists)                   # trial 1 running in another worker
+    real = loop.read_records
+
+    def racing(*args, **kwargs):               # ... which finishes it as this one reads
+        out = real(*args, **kwargs)
+        if other.number not in {r["number"] for r in real(records_path, warn=False)}:
+            finish(other)
+        return out
+
+    monkeypatch.setattr(loop, "read_records", racing)
+    assert loop.next_trial(session) is None    # 1 done + 1 running = the target of 2
+    assert counted(read_records(records_path)) == 2
