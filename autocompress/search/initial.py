@@ -38,13 +38,17 @@ class Design:
     pool: int                                 # random candidates drawn
     feasible: int                             # of those, within every budget
     seconds: float
+    errors: int = 0                           # of those, could not be built or costed
+    first_error: str = ""
 
     def summary(self) -> str:
         if not self.axis:
             return "initial design: the sampler's own (no cost objective, or no trial to pick)"
         if not self.picks:
-            return f"initial design: the sampler's own (none of {self.pool} candidates costed " \
-                   "was within budget)"
+            why = (f"{self.errors} could not be built or costed, the first: {self.first_error}"
+                   if self.errors else "")
+            return (f"initial design: the sampler's own (none of {self.pool} candidates "
+                    f"costed was within budget{'; ' + why if why else ''})")
         return (f"initial design: {len(self.picks)} trials spread over {self.axis} "
                 f"{self.costs[0]:.3g}..{self.costs[-1]:.3g} ({self.feasible} of {self.pool} "
                 f"random candidates within budget, costed in {self.seconds:.1f} s)")
@@ -62,6 +66,7 @@ def spread_design(ctx: SearchContext, n: int, seed: int) -> Design:
     pool_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     pool: list[tuple[float, dict[str, Any]]] = []
     seen: list[dict[str, Any]] = []               # a small space repeats candidates
+    errors: list[str] = []
     for _ in range(POOL_PER_PICK * n):
         params = pool_study.ask(dists).params
         if params in seen:
@@ -71,14 +76,16 @@ def spread_design(ctx: SearchContext, n: int, seed: int) -> Design:
             _, costs, constraints = cost_plan(ctx, ctx.rspace.to_plan(params), seed)
         except AutocompressError:
             raise                  # a user error (e.g. a LUT entry missing): stop, as trials do
-        except Exception:          # a candidate that cannot be built is left to the sampler
+        except Exception as exc:   # a candidate that cannot be built is left to the sampler
+            errors.append(f"{type(exc).__name__}: {exc}")
             continue
         value = cost_values(costs, [axis])[0]
         if value > 0 and all(v <= 0 for v in constraints.values()):
             pool.append((value, params))
     picks = _closest_to_targets(sorted(pool, key=lambda p: p[0]), n)
     return Design(axis, tuple(p for _, p in picks), tuple(v for v, _ in picks),
-                  POOL_PER_PICK * n, len(pool), time.perf_counter() - start)
+                  POOL_PER_PICK * n, len(pool), time.perf_counter() - start, len(errors),
+                  errors[0] if errors else "")
 
 
 def _closest_to_targets(pool: list[tuple[float, dict[str, Any]]], n: int

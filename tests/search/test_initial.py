@@ -52,6 +52,20 @@ def test_design_is_feasible_spread_and_seeded(ctx):
     assert spread_design(ctx, 0, seed=1).picks == ()
 
 
+def test_a_design_whose_candidates_all_fail_to_cost_says_why(ctx, monkeypatch):
+    """Every costing error was swallowed: the summary blamed the budget."""
+    from autocompress.search import initial
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported op: aten::foo")
+
+    monkeypatch.setattr(initial, "cost_plan", broken)
+    design = spread_design(ctx, 3, seed=1)
+    assert design.picks == () and design.errors == design.pool == 48
+    assert "48 could not be built or costed, the first: RuntimeError: unsupported op" \
+        in design.summary()
+
+
 @pytest.mark.parametrize("sampler,design,expected", [
     ("tpe", "spread", 3), ("tpe", "random", 0), ("random", "spread", 0)])
 def test_search_enqueues_the_design_after_the_baselines(tmp_path, sampler, design, expected):
