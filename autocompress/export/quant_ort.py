@@ -66,12 +66,28 @@ def _data_reader(input_name: str, calibration: np.ndarray, batch: int) -> Any:
 InputRange = tuple[tuple[int, ...], float, float] | None
 
 
-def weighted_nodes(proto: Any) -> list[Any]:
-    """The nodes of the torch conv/linear layers, in graph (= execution) order: Conv, Gemm,
-    and MatMul by a weight initializer (a Linear without bias, e.g. a low-rank first factor)."""
+def weighted_nodes(proto: Any, order: Sequence[str] | None = None) -> list[Any]:
+    """The nodes of the torch conv/linear layers: Conv, Gemm, and MatMul by a weight
+    initializer (a Linear without bias, e.g. a low-rank first factor), in graph order, which
+    is torch's execution order in the exported file. ``order``: the first outputs of those
+    nodes in that order (:func:`node_keys` of the exported file), for a graph that lists them
+    otherwise: ``quant_pre_process`` puts a ResNet block's shortcut conv before its convs."""
     inits = {t.name for t in proto.graph.initializer}
-    return [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")
-            or (n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in inits)]
+    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")
+             or (n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in inits)]
+    if order is None:
+        return nodes
+    by_key = {str(n.output[0]): n for n in nodes}
+    if sorted(by_key) != sorted(order):
+        raise ExportError("the pre-processed ONNX graph's Conv/Gemm/MatMul nodes are not the "
+                          "exported file's", loc="quant_pre_process")
+    return [by_key[k] for k in order]
+
+
+def node_keys(proto: Any) -> list[str]:
+    """The first output of each of ``proto``'s :func:`weighted_nodes` (what names a node
+    through ``quant_pre_process``, which keeps tensor and node names but not node order)."""
+    return [str(n.output[0]) for n in weighted_nodes(proto)]
 
 
 def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
@@ -79,14 +95,15 @@ def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...
     return tuple(reversed(shape)) if shape and node.op_type == "MatMul" else shape
 
 
-def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model"
-                    ) -> dict[str, list[dict[str, Any]]]:
+def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model",
+                    order: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th ``weighted_nodes``
     node of the ONNX ``proto`` the range ``ranges[i]`` = (weight shape, lo, hi), or nothing
     for None. The torch layers and the ONNX nodes are matched by order and checked by weight
-    shape; ``loc`` names the file in the error when they do not match."""
+    shape; ``loc`` names the file in the error when they do not match; ``order``: see
+    :func:`weighted_nodes`."""
     dims = {t.name: tuple(int(d) for d in t.dims) for t in proto.graph.initializer}
-    nodes = weighted_nodes(proto)
+    nodes = weighted_nodes(proto, order)
     shapes = [_weight_shape(n, dims) for n in nodes]
     wanted = [r[0] if r else None for r in ranges]
     if len(nodes) != len(ranges) or any(w is not None and w != s for w, s in
@@ -132,11 +149,12 @@ def _grid_scales(w: np.ndarray, tol: float = 1e-3) -> np.ndarray | None:
     return None
 
 
-def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model") -> list[str]:
+def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model",
+                order: Sequence[str] | None = None) -> list[str]:
     """Names of the nodes to leave float in the int8 file (``nodes_to_exclude``): the weighted
-    nodes (graph order) whose ``keep_float`` entry is True, the layers the plan keeps float,
-    and the weightless ops any of them feeds."""
-    nodes = weighted_nodes(proto)
+    nodes (execution order, see :func:`weighted_nodes`) whose ``keep_float`` entry is True,
+    the layers the plan keeps float, and the weightless ops any of them feeds."""
+    nodes = weighted_nodes(proto, order)
     if len(nodes) != len(keep_float):
         raise ExportError(f"cannot match {len(keep_float)} torch layers to {len(nodes)} ONNX "
                           "Conv/Gemm/MatMul nodes", loc=loc)
@@ -203,15 +221,16 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
         src, dst = fp32_path, Path(tmp) / "int8.onnx"
         try:
             with quiet() as log:
+                order = node_keys(_require("onnx").load(str(fp32_path)))  # torch's order
                 if preprocess:
                     src = Path(tmp) / "pre.onnx"
                     quant.quant_pre_process(str(fp32_path), str(src), skip_symbolic_shape=True)
                 proto = _require("onnx").load(str(src))
-                overrides = range_overrides(proto, input_ranges, str(fp32_path)) \
+                overrides = range_overrides(proto, input_ranges, str(fp32_path), order) \
                     if input_ranges and any(input_ranges) else {}
                 if per_channel:                      # the overrides are per channel
                     overrides.update(grid_overrides(proto))
-                exclude = float_nodes(proto, keep_float, str(fp32_path)) \
+                exclude = float_nodes(proto, keep_float, str(fp32_path), order) \
                     if keep_float and any(keep_float) else []
                 quant.quantize_static(
                     str(src), str(dst),

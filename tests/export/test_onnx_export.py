@@ -416,3 +416,32 @@ def test_a_linear_without_bias_is_matched_as_its_matmul(tmp_path):
     inits = {t.name for t in q.graph.initializer}
     assert [(n.op_type, n.input[1] in inits) for n in weighted_nodes(q)] == \
         [("Conv", False), ("MatMul", True), ("Gemm", False)]          # the MatMul stays float
+
+
+def test_residual_shortcut_is_matched_by_name_not_by_the_preprocessed_order(tmp_path):
+    """quant_pre_process lists a ResNet block's shortcut conv before its convs: matched by
+    position there, every ResNet plan with activation ranges failed to export, and a shortcut
+    kept at 32 bits left conv2 float instead (exit 0, wrong file)."""
+    import onnx
+
+    from autocompress.compress.actquant import layer_order
+    from autocompress.export.quant_ort import weighted_nodes
+    from autocompress.models.resnet import ResNetArch, build_resnet
+
+    torch.manual_seed(0)
+    net = build_resnet(ResNetArch(width_mult=0.5, stage_channels=(16, 32), strides=(1, 2),
+                                  depths=(1, 1), kernels=(3, 3)),
+                       in_channels=1, num_classes=10).eval()
+    x = torch.rand(32, 1, 8, 8)
+    fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
+    order = layer_order(net, x[:1])
+    short = "stages.1.0.shortcut.conv"
+    assert order.index(short) == order.index("stages.1.0.conv2.conv") + 1   # torch: last
+    modules = dict(net.named_modules())
+    ranges = [(tuple(modules[f].weight.shape), 0.0, 2.0) for f in order]
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", x.numpy(), input_ranges=ranges,
+                         keep_float=[f == short for f in order])
+    q = onnx.load(str(int8))
+    inits = {t.name for t in q.graph.initializer}
+    floats = [n.name for n in weighted_nodes(q) if n.input[1] in inits]
+    assert len(floats) == 1 and "shortcut" in floats[0]              # that one, not conv2
