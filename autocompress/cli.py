@@ -104,14 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Settings a resumed run may change: they set how fast trials run (CPU threads per trial,
-# e.g. on a machine with other cores) or how long this command may run, not what the study
-# samples or what a trial scores.
-RESUME_SETTABLE = ("search.threads", "search.timeout_s")
-
-
 def _search(args: argparse.Namespace) -> int:
     from autocompress.config import load_config, split_override
+    from autocompress.search.entry import RESUME_SETTABLE
     from autocompress.search.rundir import default_run_dir, load_run_config
     from autocompress.search.runner_optuna import run_search
 
@@ -170,7 +165,7 @@ def _search(args: argparse.Namespace) -> int:
                   f"{run_dir}", file=sys.stderr)
             return _interrupt_code()
         raise
-    paths = write_report_for(run_dir, result.records, cfg)
+    paths = result.report
     n, objs = len(result.front.points), [o.name for o in result.front.objectives]
     over = f" over {', '.join(objs)}" if len(objs) > 2 else ""   # a plot shows 2 of them
     print(f"front: {n} point{'s' * (n != 1)}{over}; report: "      # --quiet too: the one
@@ -178,19 +173,10 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report_for(run_dir: Path, records: list, cfg) -> list[Path]:  # type: ignore[no-untyped-def]
-    from autocompress.budgets import budgets_of
-    from autocompress.config import objectives_of, pareto_objectives
-    from autocompress.report import write_report
-
-    return write_report(run_dir, records, pareto_objectives(objectives_of(cfg)), budgets_of(cfg))
-
-
 def _report(args: argparse.Namespace) -> int:
-    from autocompress.search.rundir import load_run
+    from autocompress.search.entry import report_run
 
-    cfg, records = load_run(args.run_dir)
-    for path in write_report_for(args.run_dir, records, cfg):
+    for path in report_run(args.run_dir):
         print(path)
     return 0
 

@@ -160,8 +160,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dic
     return out, touched
 
 
-def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
-    """Validate a parsed YAML document into a SearchConfig."""
+def parse_config(doc: Located, overrides: Sequence[str] = (), *,
+                 base_dir: str | None = None) -> SearchConfig:
+    """Validate a parsed YAML document into a SearchConfig (paths relative to ``base_dir``,
+    by default the document's folder)."""
     if not doc.data:
         raise doc.error((), "the config is empty", hint="a config needs at least model.space "
                         "and hardware.profiles; see experiments/digits_mcu/config.yaml")
@@ -212,7 +214,7 @@ def parse_config(doc: Located, overrides: Sequence[str] = ()) -> SearchConfig:
                 kwargs[key] = tuple(value) if isinstance(value, list) else value
         values[name] = SECTION_TYPES[name](**kwargs)
     cfg = SearchConfig(**values, path=doc.file,          # absolute: a Ray actor's working
-                       base_dir=str(Path(doc.file).parent.resolve()))   # folder is Tune's
+                       base_dir=base_dir or str(Path(doc.file).parent.resolve()))  # is Tune's
     _check_semantics(cfg, data, fail)
     return cfg
 

@@ -107,7 +107,7 @@ def measure(cfg_path: Path, run_dir: Path, workers: int, address: str | None = N
     runner_ray._run_tune, runner_ray.open_session = timed, opened
     try:
         res = runner_ray.run_search_ray(load_config(cfg_path), run_dir, quiet=True,
-                                        baselines=False, workers=workers, address=address)
+                                        baselines=False, workers=workers, address=address, report=False)
     finally:
         runner_ray._run_tune, runner_ray.open_session = inner, session
     busy = sum(r["duration_s"] for r in res.records)

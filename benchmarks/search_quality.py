@@ -161,7 +161,7 @@ def run(args: argparse.Namespace, seed: int, sampler: str, *, stop: bool, baseli
     shutil.rmtree(out / name, ignore_errors=True)
     path.write_text(body)
     start = time.perf_counter()
-    res = run_search(load_config(path), out / name, quiet=True, baselines=baselines)
+    res = run_search(load_config(path), out / name, quiet=True, baselines=baselines, report=False)
     print(f"  {name}: {len(res.records)} records in {time.perf_counter() - start:.0f} s",
           flush=True)
     return res.records

@@ -84,9 +84,14 @@ def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], de
             <= max_latency_ms]
 
 
-def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float | None = None,
-               device: str | None = None, min_accuracy: float | None = None,
-               out: Path | None = None, quiet: bool = False) -> Path:
+def export_run(run_dir: str | Path, *, trial: int | None = None,
+               max_latency_ms: float | None = None, device: str | None = None,
+               min_accuracy: float | None = None, out: str | Path | None = None,
+               quiet: bool = False) -> Path:
+    """Export a trial of the run in ``run_dir`` (``trial``, or the most accurate front point
+    within ``max_latency_ms`` on ``device`` with at least ``min_accuracy``; neither: the most
+    accurate front point) to ``out`` (default ``run_dir/export/<trial>``): plan.json,
+    model.pt, model.onnx, model.int8.onnx and manifest.json. Returns ``out``."""
     from autocompress.budgets import budgets_of
     from autocompress.export.onnx_io import (
         count_onnx_params,
@@ -97,6 +102,7 @@ def export_run(run_dir: Path, *, trial: int | None = None, max_latency_ms: float
     )
     from autocompress.export.quant_ort import quantize_int8
 
+    run_dir, out = Path(run_dir), None if out is None else Path(out)
     if trial is not None and (min_accuracy is not None or device is not None):
         flag = "--min-accuracy" if min_accuracy is not None else "--device"
         raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",

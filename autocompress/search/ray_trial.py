@@ -71,3 +71,12 @@ def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
         weights = Path(tmp, "model.pt")
         blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
     return {"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob}
+
+
+def user_error(data: str) -> errors.AutocompressError:
+    """The user error ``trainable`` reported, rebuilt in the driver (same class, place, hint)."""
+    err = json.loads(data)
+    kind = getattr(errors, err["kind"], errors.AutocompressError)
+    if not (isinstance(kind, type) and issubclass(kind, errors.AutocompressError)):
+        kind = errors.AutocompressError
+    return kind(err["message"], loc=err["loc"], hint=err["hint"])

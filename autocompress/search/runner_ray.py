@@ -27,9 +27,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from autocompress import errors
 from autocompress.config import SearchConfig
 from autocompress.search.early_stop import EarlyStopping, FileBoard
+from autocompress.search.entry import entry
 from autocompress.search.loop import next_trial, show
 from autocompress.search.progress import Progress
 from autocompress.search.ray_cluster import (
@@ -38,7 +38,7 @@ from autocompress.search.ray_cluster import (
     connect,
     shutdown_ray,
 )
-from autocompress.search.ray_trial import trainable
+from autocompress.search.ray_trial import trainable, user_error
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.session import (
     SearchResult,
@@ -71,15 +71,6 @@ def _shared_context(session: Session) -> Any:
 
 def _trial_name(trial: Any) -> str:
     return f"trial_{trial.config.get('number', trial.trial_id)}"
-
-
-def _user_error(data: str) -> errors.AutocompressError:
-    """The user error a trial reported, rebuilt in the driver (same class, place and hint)."""
-    err = json.loads(data)
-    kind = getattr(errors, err["kind"], errors.AutocompressError)
-    if not (isinstance(kind, type) and issubclass(kind, errors.AutocompressError)):
-        kind = errors.AutocompressError
-    return kind(err["message"], loc=err["loc"], hint=err["hint"])
 
 
 def _weights_mover(stash: dict[str, str]) -> Any:
@@ -162,7 +153,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
                 rec = self._failed(trial, result["crash"])
             elif "user_error" in result or self.lost < remaining:
                 if "user_error" in result:
-                    self.stop = self.stop or _user_error(result["user_error"])
+                    self.stop = self.stop or user_error(result["user_error"])
                     why = "stopped by a user error"
                 else:
                     self.lost += 1
@@ -193,12 +184,19 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
     return StudySearcher()
 
 
-def run_search_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
-                   baselines: bool = True, quiet: bool = False, resume: bool = False,
-                   workers: int = 1, address: str | None = None) -> SearchResult:
-    """Run (or resume) a search on Ray: ``workers`` concurrent trials, on a local Ray
-    started with ``workers * search.threads`` CPUs while the driver sets up, or on the
-    cluster at ``address``."""
+def run_search_ray(cfg: SearchConfig | None, run_dir: str | Path, *,
+                   trials: int | None = None, baselines: bool = True, quiet: bool = False,
+                   resume: bool = False, workers: int = 1, address: str | None = None,
+                   report: bool = True) -> SearchResult:
+    """``run_search`` on Ray: ``workers`` concurrent trials, on a local Ray started with
+    ``workers * search.threads`` CPUs while the driver sets up, or on the cluster at
+    ``address``."""
+    return entry(_run_ray, cfg, run_dir, trials=trials, workers=workers, resume=resume,
+                 report=report, baselines=baselines, quiet=quiet, address=address)
+
+
+def _run_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None, workers: int,
+             resume: bool, baselines: bool, quiet: bool, address: str | None) -> SearchResult:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # records are ours
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables

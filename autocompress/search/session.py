@@ -49,8 +49,13 @@ from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher
 @dataclass(frozen=True)
 class SearchResult:
     run_dir: Path
-    records: list[dict[str, Any]]
-    front: ParetoFront
+    records: list[dict[str, Any]]     # records.jsonl's, latest per trial number
+    front: ParetoFront                # select(), knee(), points, to_dataframe()
+    report: tuple[Path, ...] = ()     # the report files written
+
+    def __repr__(self) -> str:        # the records hold per-layer costs: hundreds of KB
+        return (f"SearchResult(run_dir={str(self.run_dir)!r}, {len(self.records)} records, "
+                f"front: {[p.get('number') for p in self.front.points]})")
 
 
 def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> None:

@@ -19,7 +19,7 @@ import confirm_gain as bench
 def test_retraining_reproduces_the_run_and_picks_the_best_within_int8(tmp_path):
     cfg = write_config(tmp_path, TINY)
     run_dir = tmp_path / "tpe-s0"
-    run_search(load_config(cfg), run_dir, quiet=True)
+    run_search(load_config(cfg), run_dir, quiet=True, report=False)
     records = read_records(run_dir / "records.jsonl")
     int8 = next(r for r in records if r.get("baseline") == "uniform-int8")
     again = bench.retrain(run_dir, [int8["params"]], [int8["seed"]])
@@ -39,7 +39,7 @@ def test_retraining_trains_once_per_seed_when_the_run_repeated_trainings(tmp_pat
     body = body.replace("trials: 3", "trials: 1")
     run_dir = tmp_path / "tpe-s0"
     run_search(load_config(write_config(tmp_path, body)), run_dir, quiet=True,
-               baselines=False)
+               baselines=False, report=False)
     [trial] = read_records(run_dir / "records.jsonl")
     assert trial["state"] == "complete", trial
     again = bench.retrain(run_dir, [trial["params"]], [trial["seed"]])

@@ -50,7 +50,7 @@ def test_search_records_baselines(tmp_path):
 
     body = TINY.replace("trials: 3", "trials: 1")
     cfg = load_config(write_config(tmp_path, body))
-    result = run_search(cfg, tmp_path / "run", quiet=True)
+    result = run_search(cfg, tmp_path / "run", quiet=True, report=False)
     by_base = {r["baseline"]: r for r in result.records}
     assert set(by_base) == {"uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50",
                             None}

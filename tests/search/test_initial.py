@@ -72,7 +72,7 @@ def test_search_enqueues_the_design_after_the_baselines(tmp_path, sampler, desig
     from autocompress.search.runner_optuna import run_search
 
     body = TINY.replace("sampler: random}", f"sampler: {sampler}, initial_design: {design}}}")
-    result = run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", quiet=True)
+    result = run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", quiet=True, report=False)
     notes = [r.get("note") or "" for r in result.records]
     spread = [i for i, n in enumerate(notes) if n.startswith("initial design")]
     assert len(spread) == expected                   # min(3 trials, 10 - 3 in-space baselines)

@@ -65,13 +65,13 @@ def test_a_finished_run_resumed_on_ray_starts_no_ray(tmp_path, monkeypatch):
     from autocompress.search.runner_optuna import run_search
 
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
-    run_search(cfg, tmp_path / "run", quiet=True, baselines=False)
+    run_search(cfg, tmp_path / "run", quiet=True, baselines=False, report=False)
 
     def no_ray(*a: object) -> None:
         raise AssertionError("a local Ray was started with no trial left to run")
 
     monkeypatch.setattr(runner_ray, "LocalRay", no_ray)
-    res = runner_ray.run_search_ray(cfg, tmp_path / "run", quiet=True, resume=True)
+    res = runner_ray.run_search_ray(cfg, tmp_path / "run", quiet=True, resume=True, report=False)
     assert len(res.records) == 1
 
 

@@ -95,13 +95,13 @@ def test_resume_replaces_an_interrupted_trial(tmp_path):
 
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 2")))
     run = tmp_path / "run"
-    first = run_search(cfg, run, quiet=True)
+    first = run_search(cfg, run, quiet=True, report=False)
     n = len(first.records)
     assert n == 2 + 5                                               # 2 + 5 baselines
     study = optuna.load_study(study_name="tiny", storage=storage_for(run))
     study.set_user_attr("target_trials", n + 1)                     # as if one was still due
     stuck = study.ask()                                             # ... and running at the kill
-    result = run_search(cfg, run, quiet=True, resume=True)
+    result = run_search(cfg, run, quiet=True, resume=True, report=False)
     latest = {r["number"]: r for r in result.records}
     assert latest[stuck.number]["state"] == "failed"
     assert latest[stuck.number]["error"].startswith("interrupted")
@@ -120,11 +120,11 @@ def test_resume_replaces_a_trial_whose_record_was_cut_off(tmp_path, capsys):
 
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 2")))
     run = tmp_path / "run"
-    first = run_search(cfg, run, quiet=True, baselines=False)
+    first = run_search(cfg, run, quiet=True, baselines=False, report=False)
     path = run / "records.jsonl"
     text = path.read_text()
     path.write_text(text[:len(text) - 40])                          # cut the last record
-    result = run_search(cfg, run, quiet=True, resume=True)
+    result = run_search(cfg, run, quiet=True, resume=True, report=False)
     assert "skipping corrupted record" in capsys.readouterr().err
     latest = {r["number"]: r for r in result.records}
     assert latest[1]["state"] == "failed" and "record was cut off" in latest[1]["error"]
@@ -139,15 +139,15 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
 
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
     run = tmp_path / "run"
-    run_search(cfg, run, quiet=True, baselines=False)
+    run_search(cfg, run, quiet=True, baselines=False, report=False)
     for name in ("space.yaml", "config.resolved.yaml", "profiles/stm32f746.yaml",
                  "device_limits.json"):
         original = (run / name).read_text()
         (run / name).write_text(original + "\n# edited\n")
         with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
-            run_search(cfg, run, quiet=True, resume=True)
+            run_search(cfg, run, quiet=True, resume=True, report=False)
         (run / name).write_text(original)
-    run_search(cfg, run, resume=True)                                # restored: resumes
+    run_search(cfg, run, resume=True, report=False)                                # restored: resumes
     assert "so none is left to run (raise --trials" in capsys.readouterr().out
 
 
@@ -155,7 +155,7 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
     from autocompress.search.runner_optuna import run_search
 
     body = TINY.replace("trials: 3", "trials: 1").replace("epochs: 3}", "epochs: 0}")
-    run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", baselines=False)
+    run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", baselines=False, report=False)
     out = capsys.readouterr().out
     assert "warning: the teacher is not measurably above chance" in out
     assert "lower distill alpha" in out
@@ -167,7 +167,7 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
     (tmp_path / "b").mkdir()
     cfg = write_config(tmp_path / "b", body.replace("space: SPACE",
                                                     f"space: {tmp_path / 'nokd.yaml'}"))
-    run_search(load_config(cfg), tmp_path / "run2", baselines=False)
+    run_search(load_config(cfg), tmp_path / "run2", baselines=False, report=False)
     out = capsys.readouterr().out
     assert "not measurably above chance" in out and "lower distill alpha" not in out
 
@@ -177,7 +177,7 @@ def test_a_teacher_below_its_students_is_flagged_at_the_end(tmp_path, capsys):
 
     body = TINY.replace("epochs: 3}", "epochs: 0}")              # an untrained teacher
     res = run_search(load_config(write_config(tmp_path, body)), tmp_path / "run",
-                     baselines=False)
+                     baselines=False, report=False)
     out = capsys.readouterr().out
     assert sum(r["state"] == "complete" for r in res.records) >= 3
     assert "warning: the teacher (val accuracy" in out and "below most students" in out

@@ -35,7 +35,7 @@ def _check_run(run: Path, expected: int) -> list[dict]:
 
 def test_two_optuna_workers_share_one_study(tmp_path):
     cfg = load_config(write_config(tmp_path, FAST.replace("trials: 3", "trials: 4")))
-    result = run_search(cfg, tmp_path / "run", quiet=True, workers=2)
+    result = run_search(cfg, tmp_path / "run", quiet=True, workers=2, report=False)
     lines = _check_run(tmp_path / "run", 4 + 5)
     assert len(result.records) == 9
     assert sorted(r["baseline"] for r in lines if r["baseline"]) == sorted(
@@ -69,7 +69,7 @@ def test_a_user_error_in_a_worker_process_is_one_line_not_a_traceback(tmp_path, 
         "trials: 12, sampler: tpe", "trials: 2, sampler: random, threads: 1")
     (folder / "config.yaml").write_text(text)
     result = run_search(load_config(folder / "config.yaml"), tmp_path / "run", quiet=True,
-                        baselines=False, workers=2)
+                        baselines=False, workers=2, report=False)
     assert len(result.records) == 2
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
@@ -80,12 +80,12 @@ def test_same_seed_same_parameters(tmp_path, monkeypatch):
     monkeypatch.setattr(objective, "fit", lambda *a, **k: 0.0)   # parameters, not training
     body = FAST.replace("trials: 3", "trials: 12").replace("sampler: random", "sampler: tpe")
     cfg = load_config(write_config(tmp_path, body))
-    runs = [run_search(cfg, tmp_path / f"run{i}", quiet=True, baselines=False)
+    runs = [run_search(cfg, tmp_path / f"run{i}", quiet=True, baselines=False, report=False)
             for i in range(2)]
     first, second = ([r["params"] for r in res.records] for res in runs)
     assert len(first) == 12 and first == second
     other = load_config(write_config(tmp_path, body.replace("seed: 0", "seed: 1"), "c1.yaml"))
-    third = run_search(other, tmp_path / "run2", quiet=True, baselines=False)
+    third = run_search(other, tmp_path / "run2", quiet=True, baselines=False, report=False)
     assert [r["params"] for r in third.records] != first
 
 
@@ -135,7 +135,7 @@ def test_gp_sampler_proposes_past_its_startup_trials(tmp_path, monkeypatch):
     monkeypatch.setattr(optuna.samplers.GPSampler, "sample_relative", spy)
     body = FAST.replace("trials: 3", "trials: 12").replace("sampler: random", "sampler: gp")
     res = run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", quiet=True,
-                     baselines=False)
+                     baselines=False, report=False)
     assert len(res.records) == 12 and all(r["state"] != "failed" for r in res.records)
     assert guided.count(True) == 2                   # trials 10 and 11: the GP proposed them
     assert len({json.dumps(r["params"], sort_keys=True) for r in res.records}) == 12

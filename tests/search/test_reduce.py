@@ -140,18 +140,18 @@ def test_a_resumed_run_keeps_the_reduction_it_started_with(tmp_path):
     ctx = context(tmp_path)                          # writes space.yaml and config.yaml
     run = tmp_path / "run"
     run_search(load_config(tmp_path / "config.yaml"), run, quiet=True, baselines=False,
-               trials=1)
+               trials=1, report=False)
     stored = (run / "space_reduction.json").read_text()
     assert json.loads(stored) == json.loads(json.dumps(ctx.reduction.to_dict()))
     resumed = load_config(run / "config.resolved.yaml")
     assert len(run_search(resumed, run, quiet=True, baselines=False, trials=2,
-                          resume=True).records) == 2
+                          resume=True, report=False).records) == 2
     assert (run / "space_reduction.json").read_text() == stored
     # a run made before the reduction existed: full choices in its study, no file, no key
     context(tmp_path, extra=", reduce_space: false")
     old = tmp_path / "old"
     run_search(load_config(tmp_path / "config.yaml"), old, quiet=True, baselines=False,
-               trials=1)
+               trials=1, report=False)
     text = (old / "config.resolved.yaml").read_text()
     assert "reduce_space: false" in text and not (old / "space_reduction.json").exists()
     (old / "config.resolved.yaml").write_text(text.replace("reduce_space: false", ""))
@@ -159,7 +159,7 @@ def test_a_resumed_run_keeps_the_reduction_it_started_with(tmp_path):
     del env["run_files_sha256"]                    # nor the run files' hashes, kept since
     (old / "env.json").write_text(json.dumps(env))
     res = run_search(load_config(old / "config.resolved.yaml"), old, quiet=True,
-                     baselines=False, trials=2, resume=True)   # no 'dynamic value space'
+                     baselines=False, trials=2, resume=True, report=False)   # no 'dynamic value space'
     assert [r["state"] for r in res.records] == ["complete", "complete"]
     assert not (old / "space_reduction.json").exists()        # it resumes without one
 
@@ -173,11 +173,11 @@ def test_a_run_whose_reduction_file_is_gone_does_not_resume(tmp_path):
     context(tmp_path)
     run = tmp_path / "run"
     run_search(load_config(tmp_path / "config.yaml"), run, quiet=True, baselines=False,
-               trials=1)
+               trials=1, report=False)
     (run / "space_reduction.json").unlink()
     with pytest.raises(RunDirError, match=r"space_reduction.json changed since the run started"):
         run_search(load_config(run / "config.resolved.yaml"), run, quiet=True, trials=2,
-                   resume=True)
+                   resume=True, report=False)
 
 
 def test_a_damaged_reduction_file_is_one_clear_error(tmp_path):

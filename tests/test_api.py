@@ -1,0 +1,80 @@
+"""The Python API (``import autocompress as ac``) gets what the command line gets: checked
+calls, a config changed in Python validated, a resume with the run's own config, the report."""
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import replace
+
+import pytest
+import torch
+
+import autocompress as ac
+from autocompress.errors import AutocompressError, ConfigError, RunDirError
+
+from .conftest import TINY, write_config
+
+
+def _cfg(tmp_path, trials: int = 1):
+    return ac.load_config(write_config(tmp_path, TINY.replace("trials: 3", f"trials: {trials}")))
+
+
+def test_search_from_python_str_paths_report_short_repr_threads_given_back(tmp_path):
+    torch.set_num_threads(2)
+    res = ac.run_search(_cfg(tmp_path), str(tmp_path / "run"), quiet=True, baselines=False)
+    assert torch.get_num_threads() == 2                         # search.threads is 1
+    assert (tmp_path / "run" / "report" / "index.html") in res.report
+    assert len(repr(res)) < 200 and "1 records" in repr(res)
+    # resume: None continues with the run's own config; a changed config is refused
+    again = ac.run_search(None, tmp_path / "run", quiet=True, resume=True, trials=2,
+                          report=False)
+    assert len(again.records) == 2 and again.report == ()
+    changed = _cfg(tmp_path)
+    changed = replace(changed, train=replace(changed.train, lr=0.5))
+    with pytest.raises(RunDirError, match=r"differs from the run's at train.lr: 0.5"):
+        ac.run_search(changed, tmp_path / "run", resume=True)
+    faster = replace(changed.search, threads=2)            # speed may change on a resume
+    ac.run_search(replace(_cfg(tmp_path), search=faster), tmp_path / "run", quiet=True,
+                  resume=True, report=False)
+    assert ac.report_run(str(tmp_path / "run"))                  # rewrites report/
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda c: replace(c, search=replace(c.search, sampler="tpee")), "search.sampler"),
+    (lambda c: replace(c, search=replace(c.search, trials=-1)), "search.trials"),
+    (lambda c: replace(c, hardware=replace(c.hardware, budgets={
+        "stm32f746": {"max_latency": 5}})), "max_latency"),
+])
+def test_a_config_changed_in_python_is_checked_before_anything_runs(tmp_path, change, field):
+    """They failed after the teacher trained (KeyError), or ran nothing without a word."""
+    with pytest.raises(ConfigError, match=field):
+        ac.run_search(change(_cfg(tmp_path)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kwargs", [{"trials": 0}, {"trials": -2}, {"workers": 0}])
+def test_trial_and_worker_counts_are_checked(tmp_path, kwargs):
+    with pytest.raises(AutocompressError, match=f"{next(iter(kwargs))}: expected a whole"):
+        ac.run_search(_cfg(tmp_path), tmp_path / "run", **kwargs)
+
+
+def test_a_search_started_by_a_worker_importing_the_script_says_what_to_do(tmp_path,
+                                                                            monkeypatch):
+    """Without a main guard, a spawned worker re-ran the script's run_search: a RunDirError
+    traceback, then the parent ran every trial itself."""
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(AutocompressError, match="__main__"):
+        ac.run_search(_cfg(tmp_path), tmp_path / "run")
+
+
+def test_the_public_names_are_listed_and_cost_a_plan_by_hand():
+    assert {"run_search", "QuantConfig", "plan_formats", "AutocompressError"} <= set(dir(ac))
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(),
+                              torch.nn.Linear(288, 10)).eval()
+    x = torch.zeros(1, 1, 8, 8)
+    plan = ac.CompressionPlan(layers={"0": (ac.QuantConfig(bits=4),),
+                                      "2": (ac.QuantConfig(bits=8),)})
+    cm = ac.CostModel("stm32f746")
+    graph = ac.inspect_model(ac.apply_plan(net, plan, x), x)
+    packed = cm.estimate(graph, ac.plan_formats(plan, cm.profile.default_format))
+    native = cm.estimate(graph)              # every layer int8, the MCU's own format
+    assert packed.flash_kb < native.flash_kb                    # the 4-bit conv is packed
