@@ -28,8 +28,10 @@ def plan_formats(plan: CompressionPlan, default: LayerFormat | None = None
     for a layer the plan leaves alone; float when None): sparsity or clustering alone does
     not move it off int8 on an MCU (it did: a 50%-sparse layer cost fp32 time and Flash).
 
-    Activation bits: the layer's ``act_bits`` when it quantizes activations, else 8 for an
-    integer layer (the export runs it int8) and 32 for a float one. A clustered layer (integer
+    Activation bits: the layer's ``act_bits`` when it quantizes weights and activations,
+    else 8 for an integer layer (the export runs it int8) and 32 for a float one, whatever
+    its ``act_bits`` (the export keeps a 32-bit layer float, input included: no runtime has
+    float-weight, int8-activation kernels). A clustered layer (integer
     or float) stores ceil(log2 k)-bit indices when that is narrower than its bits, plus its
     codebook (``codebook`` = k entries of ``codebook_bits`` = its bits); either way it has one
     per-tensor scale (``per_channel`` False), as has ``QuantConfig.per_channel=False``
@@ -49,7 +51,7 @@ def plan_formats(plan: CompressionPlan, default: LayerFormat | None = None
         q, sp, cl = quant.get(fqn), sparse.get(fqn), cluster.get(fqn)
         bits = q.bits if isinstance(q, QuantConfig) else 32
         act = 32 if bits == 32 else 8
-        if isinstance(q, QuantConfig) and q.act_bits < 32:
+        if isinstance(q, QuantConfig) and q.act_bits < 32 and bits < 32:
             act = q.act_bits
         if not isinstance(q, QuantConfig) and default is not None:
             bits, act = default.weight_bits, default.act_bits

@@ -174,10 +174,12 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         ranges = input_ranges(model, ctx.example())   # activation ranges calibrated in torch
         float_layers = {f for f, c in plan.configs(QuantConfig).items()
                         if isinstance(c, QuantConfig) and c.bits == 32}
+        order = layer_order(deploy, ctx.example())
         keep = [f in float_layers or f.rsplit(".", 1)[0] in float_layers   # low-rank factors
-                for f in layer_order(deploy, ctx.example())]
+                for f in order]
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges,
                              keep_float=keep)
+        used = [r for r, k in zip(ranges, keep, strict=True) if not k]   # int8 layers'
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),
@@ -210,11 +212,12 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "host_latency_ms": host,
             "host_predicted_vs_measured": host_check,
             "weight_bits": weight_bits,
-            "onnx_int8_activation_ranges": {
-                "from_torch": sum(r is not None for r in ranges),
-                "from_onnxruntime_minmax": sum(r is None for r in ranges)},
-            "onnx_int8_weight_bits": {f: 8 for f, b in weight_bits.items() if b is not None
-                                      and b < 32},
+            "activation_bits": {f: c.act_bits for f, c in plan.configs(QuantConfig).items()
+                                if isinstance(c, QuantConfig) and c.act_bits < 32},
+            "onnx_int8_activation_ranges": {      # a layer kept float uses neither
+                "from_torch": sum(r is not None for r in used),
+                "from_onnxruntime_minmax": sum(r is None for r in used)},
+            "onnx_int8_weight_bits": {f: 8 for f, k in zip(order, keep, strict=True) if not k},
             "notes": ["sub-8-bit weights are stored packed at their bit-width in model.pt and "
                       "counted so in stored_bytes; model.int8.onnx runs every quantized layer, "
                       "sub-8-bit ones included, as int8 (8-bit weights in the file: ONNX "

@@ -99,8 +99,9 @@ def layer_configs(v: Mapping[str, Any]) -> list[TechniqueConfig]:
     if int(v.get("cluster.k", 0)) >= 2:
         out.append(ClusterConfig(k=int(v["cluster.k"])))
     if any(k.startswith("quant.") for k in v):
-        out.append(QuantConfig(bits=int(v.get("quant.bits", 32)),
-                               act_bits=int(v.get("quant.act_bits", 32)),
+        bits = int(v.get("quant.bits", 32))      # a float layer runs float activations
+        out.append(QuantConfig(bits=bits,
+                               act_bits=int(v.get("quant.act_bits", 32)) if bits < 32 else 32,
                                mode=str(v.get("quant.mode", "qat")),
                                per_channel=bool(v.get("quant.per_channel", True)),
                                symmetric=bool(v.get("quant.symmetric", True)),

@@ -130,6 +130,21 @@ def test_plan_formats_see_act_bits_sparsity_clusters_and_factors():
     assert (formats["stem.conv"].weight_bits, formats["stem.conv"].act_bits) == (4, 8)
 
 
+def test_a_float_layer_runs_float_activations_in_plan_cost_and_export():
+    """bits 32 with act_bits 8 was costed with int8 activations (peak SRAM a quarter of the
+    exported file's, which keeps such a layer float, input included) and trained with them."""
+    from autocompress.compress import CompressionPlan, QuantConfig
+    from autocompress.compress.formats import plan_formats
+    from autocompress.space.knobs import layer_configs
+
+    [cfg] = layer_configs({"quant.bits": 32, "quant.act_bits": 8})
+    assert (cfg.bits, cfg.act_bits) == (32, 32)
+    [cfg] = layer_configs({"quant.bits": 8, "quant.act_bits": 6})
+    assert (cfg.bits, cfg.act_bits) == (8, 6)
+    by_hand = CompressionPlan(layers={"fc": (QuantConfig(bits=32, act_bits=8),)})
+    assert plan_formats(by_hand)["fc"].act_bits == 32
+
+
 def test_iterative_sparsity_and_feature_distillation_knobs_reach_the_plan():
     text = SPACE.replace("    sparsity.ratio: [0.0, 0.5, 0.8]\n",
                          "    sparsity.ratio: [0.0, 0.5, 0.8]\n    sparsity.steps: [1, 4]\n"
