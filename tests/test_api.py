@@ -78,3 +78,23 @@ def test_the_public_names_are_listed_and_cost_a_plan_by_hand():
     packed = cm.estimate(graph, ac.plan_formats(plan, cm.profile.default_format))
     native = cm.estimate(graph)              # every layer int8, the MCU's own format
     assert packed.flash_kb < native.flash_kb                    # the 4-bit conv is packed
+
+
+def test_apply_plan_refuses_what_would_silently_go_wrong():
+    from autocompress.errors import ModelError
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.BatchNorm2d(8),
+                              torch.nn.Flatten(), torch.nn.Linear(288, 10)).eval()
+    x = torch.zeros(1, 1, 8, 8)
+    with pytest.raises(ModelError, match=r"output from \(1, 10\) to \(1, 5\)"):
+        ac.apply_plan(net, ac.CompressionPlan(layers={"3": (ac.PruneConfig(ratio=0.5),)}), x)
+    with pytest.raises(ModelError, match="'1' is a BatchNorm2d"):
+        ac.apply_plan(net, ac.CompressionPlan(layers={"1": (ac.PruneConfig(ratio=0.5),)}), x)
+    with pytest.raises(ModelError, match="not a layer of the model"):
+        ac.apply_plan(net, ac.CompressionPlan(layers={"4": (ac.QuantConfig(bits=8),)}), x)
+    pruned = ac.apply_plan(net, ac.CompressionPlan(layers={"0": (ac.PruneConfig(ratio=0.5),)}),
+                           x)
+    assert pruned(x).shape == (1, 10) and pruned[0].out_channels == 4
+    with pytest.raises(ValueError, match="did you mean 'per_channel'"):
+        ac.CompressionPlan.from_dict({"layers": {"fc": [{"kind": "quant", "bits": 4,
+                                                         "per_chanel": False}]}})

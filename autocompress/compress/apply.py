@@ -12,8 +12,9 @@ from autocompress.compress import lowrank as _lowrank  # noqa: F401
 from autocompress.compress import prune as _prune  # noqa: F401
 from autocompress.compress import quantize as _quantize  # noqa: F401
 from autocompress.compress import sparsity as _sparsity  # noqa: F401
-from autocompress.compress.plan import CONFIG_TYPES, CompressionPlan
+from autocompress.compress.plan import CONFIG_TYPES, CompressionPlan, PruneConfig
 from autocompress.compress.registry import ApplyContext, handlers_in_order
+from autocompress.errors import ModelError, did_you_mean
 
 
 def apply_plan(model: nn.Module, plan: CompressionPlan, example: torch.Tensor, *,
@@ -26,18 +27,43 @@ def apply_plan(model: nn.Module, plan: CompressionPlan, example: torch.Tensor, *
 
     >>> compressed = apply_plan(student, plan, torch.zeros(1, 1, 8, 8))  # doctest: +SKIP
     """
-    modules = dict(model.named_modules())
-    missing = sorted(set(plan.layers) - set(modules))
-    if missing:
-        raise KeyError(f"plan names layers the model does not have: {missing[:5]}")
+    _check_layers(model, plan)
     out = copy.deepcopy(model)
     ctx = ApplyContext(example=example, round_to=round_to, ignored=ignored,
                        calibration=calibration)
     was_training = out.training
     out.eval()
+    before = _output_shape(out, example) if plan.configs(PruneConfig) else None
     for kind, handler in handlers_in_order():
         configs = plan.configs(CONFIG_TYPES[kind])
         if configs:
             handler.apply(out, configs, ctx)
+    if before is not None and (after := _output_shape(out, example)) != before:
+        raise ModelError(f"the plan's pruning changed the model's output from {before} to "
+                         f"{after}: it prunes the layer that writes the output (or one "
+                         "coupled with it)", loc="plan",
+                         hint="leave that layer out of the plan's pruning, or pass it in "
+                              "ignored=(...); the search never prunes its last layer")
     out.train(was_training)
     return out
+
+
+def _check_layers(model: nn.Module, plan: CompressionPlan) -> None:
+    """Every layer the plan names is a Conv2d or Linear of ``model`` (a low-rank pair is
+    named by the layer it replaced, as in the search)."""
+    modules = dict(model.named_modules())
+    for fqn in plan.layers:
+        if isinstance(modules.get(fqn), (nn.Conv2d, nn.Linear)):
+            continue
+        layers = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        what = (f"is a {type(modules[fqn]).__name__}" if fqn in modules else
+                "is not a layer of the model")
+        raise ModelError(f"'{fqn}' {what}: a plan compresses Conv2d and Linear layers",
+                         loc=f"plan.layers.{fqn}",
+                         hint=did_you_mean(fqn, layers) or f"layers: {', '.join(layers[:8])}")
+
+
+def _output_shape(model: nn.Module, example: torch.Tensor) -> tuple[int, ...] | None:
+    with torch.no_grad():
+        y = model(example)
+    return tuple(y.shape) if isinstance(y, torch.Tensor) else None

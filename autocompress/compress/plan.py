@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
+from autocompress.errors import did_you_mean
+
 PLAN_VERSION = 1
 
 
@@ -168,6 +170,11 @@ def config_from_dict(data: Mapping[str, Any]) -> TechniqueConfig:
     if cls is None:
         raise ValueError(f"unknown technique kind {kind!r}; known: {sorted(CONFIG_TYPES)}")
     names = {f.name for f in fields(cls)}
+    for key in data:
+        if key != "kind" and key not in names:
+            near = did_you_mean(str(key), names)
+            raise ValueError(f"unknown {kind} field {key!r}" + (f" ({near})" if near else
+                                                                f"; known: {sorted(names)}"))
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
