@@ -73,11 +73,16 @@ def run_file_hashes(run_dir: Path) -> dict[str, str]:
 def check_run_files(run_dir: Path) -> None:
     """Before a resume: the config, space and profiles are the ones the run started with
     (an edited space breaks the study; an edited config or profile would mix two searches).
-    Run dirs written before the hashes were kept are not checked."""
+    Run dirs written before the hashes were kept are not checked. A run dir without
+    ``env.json``, written last, was killed while its files were written, before any trial
+    (resumed, it lost the device's memory limits and every later check)."""
     try:
         env = json.loads((run_dir / "env.json").read_text())
     except (OSError, ValueError):
-        return
+        raise RunDirError("the run was stopped while its files were written (env.json is "
+                          "missing or unreadable): no trial ran", loc=str(run_dir),
+                          hint="start the search again with a new --run-dir (or delete this "
+                               "one)") from None
     saved = dict(env.get("run_files_sha256", {}))
     if saved:          # profiles: the copies in profiles/ (env.json has their sha256 anyway)
         saved.update({f"profiles/{n}.yaml": d for n, d in env.get("profiles_sha256", {}).items()})

@@ -147,6 +147,11 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
         with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
             run_search(cfg, run, quiet=True, resume=True, report=False)
         (run / name).write_text(original)
+    env = (run / "env.json").read_text()          # written last: killed before it, no trial
+    (run / "env.json").unlink()                   # ran (resumed, it lost the device limits)
+    with pytest.raises(RunDirError, match="stopped while its files were written"):
+        run_search(cfg, run, quiet=True, resume=True, report=False)
+    (run / "env.json").write_text(env)
     run_search(cfg, run, resume=True, report=False)                                # restored: resumes
     assert "so none is left to run (raise --trials" in capsys.readouterr().out
 
