@@ -98,3 +98,20 @@ def test_apply_plan_refuses_what_would_silently_go_wrong():
     with pytest.raises(ValueError, match="did you mean 'per_channel'"):
         ac.CompressionPlan.from_dict({"layers": {"fc": [{"kind": "quant", "bits": 4,
                                                          "per_chanel": False}]}})
+
+
+def test_a_resume_beside_a_live_search_of_the_run_dir_is_refused(tmp_path):
+    """It marked the live run's running trials failed (and on Ray killed its processes)."""
+    import fcntl
+    import os
+
+    ac.run_search(_cfg(tmp_path), tmp_path / "run", quiet=True, baselines=False, report=False)
+    fd = os.open(tmp_path / "run", os.O_RDONLY)        # what the live search's driver holds
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(RunDirError, match="another search is running"):
+            ac.run_search(None, tmp_path / "run", resume=True, trials=2)
+    finally:
+        os.close(fd)
+    assert len(ac.run_search(None, tmp_path / "run", quiet=True, resume=True, trials=2,
+                             report=False).records) == 2

@@ -134,9 +134,14 @@ def entry(search: Callable[..., SearchResult], cfg: SearchConfig | None, run_dir
           **kwargs: Any) -> SearchResult:
     """Run a backend's ``search(cfg, run_dir, trials=, workers=, resume=, **kwargs)`` as the
     command line does: the call checked, torch's threads given back, the report written."""
+    from autocompress.search.rundir import release_run_dir
+
     cfg, path = check_call(cfg, run_dir, trials=trials, workers=workers, resume=resume)
-    with threads_kept():
-        result = search(cfg, path, trials=trials, workers=workers, resume=resume, **kwargs)
+    try:
+        with threads_kept():
+            result = search(cfg, path, trials=trials, workers=workers, resume=resume, **kwargs)
+    finally:
+        release_run_dir(path)            # taken when the session opened the run dir
     if report:
         result = replace(result, report=tuple(write_report_for(path, result.records, cfg)))
     return result

@@ -38,9 +38,13 @@ def require_run_dir(path: Path) -> Path:
     return path
 
 
+_HELD: dict[Path, int] = {}    # run dir -> the fd holding its lock, while this process searches
+
+
 def prepare_run_dir(path: Path, *, resume: bool) -> Path:
+    """The run dir, created for a new run, locked for this search (``release_run_dir``)."""
     if resume:
-        return require_run_dir(path)
+        return _lock(require_run_dir(path))
     if path.exists() and not path.is_dir():
         raise RunDirError("run directory path is a file", loc=str(path),
                           hint="choose another --run-dir")
@@ -53,7 +57,39 @@ def prepare_run_dir(path: Path, *, resume: bool) -> Path:
     except OSError as exc:
         raise RunDirError(f"cannot create run directory: {exc.strerror}", loc=str(path),
                           hint="choose a writable --run-dir") from None
+    return _lock(path)
+
+
+def _lock(path: Path) -> Path:
+    """An exclusive lock on the run dir for as long as this process searches it (the kernel
+    frees it when the process dies, killed too): a second search of it, e.g. a --resume
+    beside the live run, is refused; it failed the live run's running trials."""
+    import fcntl
+    import os
+
+    key = path.resolve()
+    if key in _HELD:
+        return path
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirError("another search is running in this run directory", loc=str(path),
+                          hint="let it finish or stop it, then continue with --resume") from None
+    except OSError:          # a file system without locks: search unguarded, as before
+        os.close(fd)
+        return path
+    _HELD[key] = fd
     return path
+
+
+def release_run_dir(path: Path) -> None:
+    import os
+
+    fd = _HELD.pop(Path(path).resolve(), None)
+    if fd is not None:
+        os.close(fd)
 
 
 RUN_FILES = ("config.resolved.yaml", "space.yaml")   # what a resumed run must keep
