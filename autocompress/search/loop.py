@@ -31,8 +31,9 @@ from autocompress.search.records import (
     file_lock,
     read_records,
 )
+from autocompress.search.recovery import recover, tell
 from autocompress.search.reduce import Reduction
-from autocompress.search.session import Session, load_teacher, recover, tell
+from autocompress.search.session import Session, load_teacher
 from autocompress.search.setup import build_context
 from autocompress.search.study import make_study
 

@@ -40,14 +40,13 @@ from autocompress.search.ray_cluster import (
 )
 from autocompress.search.ray_trial import trainable, user_error
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
+from autocompress.search.recovery import interrupted, tell
 from autocompress.search.session import (
     SearchResult,
     Session,
     check_cpus,
     finish,
-    interrupted,
     open_session,
-    tell,
 )
 
 TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"

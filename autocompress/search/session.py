@@ -1,13 +1,12 @@
 """A search session, the same for both backends and every worker process: check the config,
 write the run files, train or load the teacher, open the study (recovering trials a crash left
-running, enqueueing baselines and the start-up design) and fix the target trial count; tell
-the study each finished trial (``tell``); and the end of a run (``finish``)."""
+running, enqueueing baselines and the start-up design: ``recovery``) and fix the target trial
+count; and the end of a run (``finish``)."""
 from __future__ import annotations
 
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +22,8 @@ from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.progress import Progress
-from autocompress.search.records import TrialRecord, append_record, counted, read_records
+from autocompress.search.records import counted, read_records
+from autocompress.search.recovery import enqueue, recover
 from autocompress.search.reduce import Reduction, check_budget_reachable
 from autocompress.search.rundir import (
     REDUCTION_FILE,
@@ -39,8 +39,6 @@ from autocompress.search.setup import SearchContext, build_context
 from autocompress.search.study import (
     STARTUP_TRIALS,
     make_study,
-    objective_values,
-    relative_constraints,
 )
 from autocompress.stats import binomial_se
 from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
@@ -72,63 +70,6 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     env["config_dir"] = str(cfg.import_dir().resolve())      # where its modules live
     env["run_files_sha256"] = run_file_hashes(run_dir)
     write_json(run_dir / "env.json", env)
-
-
-def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
-            records_path: Path, *, base_seed: int) -> int:
-    """After a crash: a trial the study still shows running either finished (its record was
-    written: tell the study) or was interrupted (record it failed). So is a finished trial
-    whose record was cut off (a torn last line of records.jsonl, skipped with a warning).
-    An interrupted baseline or initial-design trial is enqueued again; the failed record
-    carries the trial's seed (``base_seed + number``, as it ran). Returns how many."""
-    import optuna
-
-    state = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    stale = [t for t in trials if t.state == state.RUNNING]
-    lost = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)
-            and t.number not in records]
-    for frozen in stale + lost:
-        rec, running = records.get(frozen.number), frozen.state == state.RUNNING
-        if running:
-            trial = optuna.Trial(study, frozen._trial_id)
-            if rec is not None and rec["state"] in ("complete", "infeasible", "pruned",
-                                                    "failed"):
-                tell(study, trial, TrialRecord(**rec), objectives)
-                continue
-            study.tell(trial, state=state.FAIL)
-        why = "the run was killed" if running else "its record was cut off"
-        records[frozen.number] = interrupted(study, frozen, why, records_path,
-                                             seed=rec["seed"] if rec else base_seed + frozen.number
-                                             ).to_dict()
-    return len(stale) + len(lost)
-
-
-def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
-                seed: int) -> TrialRecord:
-    """Record ``trial`` (no longer running in the study) as interrupted, so that it does not count
-    towards the target and a new trial replaces it; a baseline or initial-design trial is
-    enqueued again, once (a WAITING copy already there is kept, so a kill between the
-    enqueue and the record does not enqueue it twice)."""
-    attrs = dict(trial.user_attrs)
-    if attrs.get("baseline") or attrs.get("design"):
-        enqueue(study, {} if "baseline_params" in attrs else
-                dict(trial.system_attrs.get("fixed_params", trial.params)), attrs)
-    failed = TrialRecord(number=trial.number, state="failed", params=trial.params, seed=seed,
-                         baseline=attrs.get("baseline"),
-                         error=f"interrupted ({why}); a new trial replaces it")
-    append_record(records_path, failed)
-    return failed
-
-
-def enqueue(study: Any, params: dict[str, Any], attrs: dict[str, Any]) -> None:
-    """Enqueue a baseline or start-up design trial unless a waiting one has the same
-    attributes (each is enqueued once, even when a kill repeats the step that enqueues)."""
-    import optuna
-
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    if not any(t.user_attrs == attrs for t in waiting):
-        study.enqueue_trial(params, user_attrs=attrs)
 
 
 @dataclass
@@ -282,18 +223,3 @@ def finish(session: Session) -> SearchResult:
     front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
                                      budgets_of(session.cfg))
     return SearchResult(run_dir=session.run_dir, records=records, front=front)
-
-
-def tell(study: Any, trial: Any, rec: TrialRecord, objectives: tuple[str, ...]) -> None:
-    import optuna
-
-    with warnings.catch_warnings():     # telling again after a crash: already set, same value
-        warnings.filterwarnings("ignore", message="The constraint value is ignored")
-        for key, value in relative_constraints(rec).items():
-            trial.set_constraint(key, value)
-    if rec.state == "failed" or (rec.baseline and trial.user_attrs.get("baseline_params")):
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)   # see search/baselines.py
-    elif rec.state == "pruned":
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    else:
-        study.tell(trial, objective_values(rec, objectives))

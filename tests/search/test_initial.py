@@ -85,7 +85,7 @@ def test_an_interrupted_design_trial_is_enqueued_again(tmp_path):
 
     from autocompress.search.initial import NOTE
     from autocompress.search.records import read_records
-    from autocompress.search.session import recover
+    from autocompress.search.recovery import recover
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     note = NOTE.format(axis="stm32f746.latency_ms")

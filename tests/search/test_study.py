@@ -119,7 +119,7 @@ def test_next_trial_counts_a_trial_another_worker_finishes_while_it_reads(tmp_pa
     from autocompress.search import loop
     from autocompress.search.journal import journal_storage
     from autocompress.search.records import TrialRecord, append_record, counted, read_records
-    from autocompress.search.session import tell
+    from autocompress.search.recovery import tell
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(storage=journal_storage(tmp_path), directions=["maximize"])
@@ -149,3 +149,24 @@ def test_next_trial_counts_a_trial_another_worker_finishes_while_it_reads(tmp_pa
     monkeypatch.setattr(loop, "read_records", racing)
     assert loop.next_trial(session) is None    # 1 done + 1 running = the target of 2
     assert counted(read_records(records_path)) == 2
+
+
+def test_a_baseline_that_keeps_killing_its_process_is_recorded_failed_after_three_runs(
+        tmp_path):
+    """It was enqueued again after every interruption: a candidate that kills its process
+    (out of memory) ran again on every resume, and in the main process killed the search."""
+    from autocompress.search.records import counted, read_records
+    from autocompress.search.recovery import MAX_TRIES, interrupted
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["maximize"])
+    study.enqueue_trial({"x": 3}, user_attrs={"baseline": "uniform-int8"})
+    path = tmp_path / "records.jsonl"
+    for run in range(1, MAX_TRIES + 1):
+        trial = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})
+        assert trial.params == {"x": 3} and trial.user_attrs.get("tries", 1) == run
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        rec = interrupted(study, study.trials[trial.number], "the run was killed", path, seed=0)
+    assert rec.error.startswith(f"its process ended {MAX_TRIES} times")
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert waiting == [] and counted(read_records(path)) == 1    # counted, not replaced
