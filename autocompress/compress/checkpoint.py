@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -285,7 +286,10 @@ def save_packed(model: nn.Module, plan: CompressionPlan | None, path: Path) -> P
     torch.save(packed, buf)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
+    with open(tmp, "wb") as fh:     # on disk before the trial's record (fsync'd) says so
+        fh.write(buf.getvalue())
+        fh.flush()
+        os.fsync(fh.fileno())
     tmp.replace(path)
     report.file_bytes = len(buf.getvalue())
     return report
