@@ -130,7 +130,7 @@ def test_search_report_export_end_to_end(tmp_path):
     assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size
 
     # export errors: unknown trial, existing output folder, flags that do not fit
-    assert_user_error(cli("export", str(run), "--trial", "99"), "trial 99 does not exist")
+    assert_user_error(cli("export", str(run), "--trial", "99"), "trial 99 has no record")
     assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(out)), "exists")
     assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(out / "plan.json")),
                       "output path is a file")

@@ -266,7 +266,7 @@ def test_export_errors(finished_run, tmp_path, capsys):
 
     records = [json.loads(x) for x in (finished_run / "records.jsonl").read_text().splitlines()]
     line = run_cli(capsys, "export", str(finished_run), "--trial", "42")
-    assert "--trial" in line and "trial 42 does not exist" in line
+    assert "--trial" in line and "trial 42 has no record" in line
     line = run_cli(capsys, "export", str(finished_run), "--max-latency-ms", "0.001")
     assert "no front point meets latency <= 0.001 ms" in line and "fastest" in line
     line = run_cli(capsys, "export", str(finished_run), "--device", "pixel4",

@@ -45,9 +45,10 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
     if trial is not None:
         rec = by_number.get(trial)
         if rec is None:
-            raise ExportError(f"trial {trial} does not exist", loc="--trial",
-                              hint=f"trials are 0..{max(by_number)}" if by_number
-                              else "the run has no recorded trial yet")
+            raise ExportError(f"trial {trial} has no record", loc="--trial",
+                              hint=(f"recorded: trials 0..{max(by_number)}" if by_number else
+                                    "the run has no recorded trial yet") + "; a search still "
+                              "running records its trials as they finish")
         if rec["state"] != "complete":
             raise ExportError(f"trial {trial} is {rec['state']}, it has no trained model",
                               loc="--trial", hint="pick a complete trial: report/trials.csv lists them")
