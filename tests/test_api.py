@@ -35,6 +35,9 @@ def test_search_from_python_str_paths_report_short_repr_threads_given_back(tmp_p
     faster = replace(changed.search, threads=2)            # speed may change on a resume
     ac.run_search(replace(_cfg(tmp_path), search=faster), tmp_path / "run", quiet=True,
                   resume=True, report=False)
+    zero = replace(_cfg(tmp_path).search, threads=0)
+    with pytest.raises(ConfigError, match=r"search\.threads"):    # checked on a resume too
+        ac.run_search(replace(_cfg(tmp_path), search=zero), tmp_path / "run", resume=True)
     assert ac.report_run(str(tmp_path / "run"))                  # rewrites report/
 
 
@@ -106,7 +109,7 @@ def test_a_resume_beside_a_live_search_of_the_run_dir_is_refused(tmp_path):
     import os
 
     ac.run_search(_cfg(tmp_path), tmp_path / "run", quiet=True, baselines=False, report=False)
-    fd = os.open(tmp_path / "run", os.O_RDONLY)        # what the live search's driver holds
+    fd = os.open(tmp_path / "run" / ".lock", os.O_RDWR)   # what a live search's driver holds
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(RunDirError, match="another search is running"):
@@ -115,3 +118,37 @@ def test_a_resume_beside_a_live_search_of_the_run_dir_is_refused(tmp_path):
         os.close(fd)
     assert len(ac.run_search(None, tmp_path / "run", quiet=True, resume=True, trials=2,
                              report=False).records) == 2
+
+
+def test_apply_plan_checks_keep_what_the_search_does():
+    """PTQ after the fine-tune names a low-rank pair (it stopped the search); a model whose
+    output is a tuple is checked too; global layers left at ratio 0 stay dense."""
+    from autocompress.compress import LowRankConfig
+    from autocompress.compress.plan import CompressionPlan as Plan
+    from autocompress.data import Split
+    from autocompress.errors import ModelError
+    from autocompress.train.finetune import compress_and_finetune
+    from autocompress.train.fit import TrainSettings
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3),
+                              torch.nn.Flatten(), torch.nn.Linear(128, 10)).eval()
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    plan = Plan(layers={"2": (LowRankConfig(rank_ratio=0.5), ac.QuantConfig(bits=8, mode="ptq"))})
+    compress_and_finetune(net, plan, Split(x, y), TrainSettings(epochs=1), example=x[:1],
+                          seed=0, calibration=x)
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = net
+
+        def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.body(v)
+            return out, out.softmax(1)
+
+    with pytest.raises(ModelError, match="changed the model's output"):
+        ac.apply_plan(Two(), Plan(layers={"body.4": (ac.PruneConfig(ratio=0.5),)}), x[:1])
+    glob = Plan(layers={"0": (ac.SparsityConfig(ratio=0.5, scope="global"),),
+                        "2": (ac.SparsityConfig(ratio=0.0, scope="global"),)})
+    assert glob.with_global_lead() == glob

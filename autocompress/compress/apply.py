@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,12 +49,18 @@ def apply_plan(model: nn.Module, plan: CompressionPlan, example: torch.Tensor, *
     return out
 
 
+_WEIGHTED = (nn.Conv2d, nn.Linear)
+
+
 def _check_layers(model: nn.Module, plan: CompressionPlan) -> None:
     """Every layer the plan names is a Conv2d or Linear of ``model`` (a low-rank pair is
     named by the layer it replaced, as in the search)."""
     modules = dict(model.named_modules())
     for fqn in plan.layers:
-        if isinstance(modules.get(fqn), (nn.Conv2d, nn.Linear)):
+        module = modules.get(fqn)
+        if isinstance(module, _WEIGHTED) or (       # a low-rank pair (PTQ after the fine-tune)
+                isinstance(module, nn.Sequential) and len(module) == 2
+                and all(isinstance(m, _WEIGHTED) for m in module)):
             continue
         layers = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
         what = (f"is a {type(modules[fqn]).__name__}" if fqn in modules else
@@ -63,7 +70,14 @@ def _check_layers(model: nn.Module, plan: CompressionPlan) -> None:
                          hint=did_you_mean(fqn, layers) or f"layers: {', '.join(layers[:8])}")
 
 
-def _output_shape(model: nn.Module, example: torch.Tensor) -> tuple[int, ...] | None:
+def _output_shape(model: nn.Module, example: torch.Tensor) -> Any:
+    """The shapes of the model's output tensors (nested like the output)."""
+    def shapes(y: Any) -> Any:
+        if isinstance(y, torch.Tensor):
+            return tuple(y.shape)
+        if isinstance(y, dict):
+            return {k: shapes(v) for k, v in y.items()}
+        return [shapes(v) for v in y] if isinstance(y, (list, tuple)) else None
+
     with torch.no_grad():
-        y = model(example)
-    return tuple(y.shape) if isinstance(y, torch.Tensor) else None
+        return shapes(model(example))

@@ -221,7 +221,8 @@ class CompressionPlan:
         if lead is None:
             return self
         layers = {fqn: tuple(lead if isinstance(c, SparsityConfig) and c.scope == "global"
-                             else c for c in cfgs) for fqn, cfgs in self.layers.items()}
+                             and c.ratio > 0 else c for c in cfgs)     # 0: left dense
+                  for fqn, cfgs in self.layers.items()}
         return replace(self, layers=layers)
 
     def to_dict(self) -> dict[str, Any]:

@@ -143,8 +143,8 @@ def aligned_ratio(channels: int, ratio: float, round_to: int, channel_groups: in
 
 def _channel_groups(model: nn.Module, layers: list[nn.Module],
                     example: torch.Tensor) -> dict[nn.Module, int]:
-    """layer -> the largest group count of a grouped (not depthwise) conv coupled with its
-    output channels, as Torch-Pruning counts them; {} (no tracing) for a model without one."""
+    """layer -> the least common multiple of the group counts of the grouped (not depthwise)
+    convs coupled with its output channels; {} (no tracing) for a model without one."""
     def grouped(m: nn.Module) -> bool:
         return isinstance(m, nn.Conv2d) and 1 < m.groups != m.out_channels
 
@@ -159,5 +159,5 @@ def _channel_groups(model: nn.Module, layers: list[nn.Module],
         fn = graph.get_pruner_of_module(layer).prune_out_channels
         group = graph.get_pruning_group(layer, fn, idxs=list(range(_channels(layer))))
         sizes = [m.groups for m in (item.dep.target.module for item in group) if grouped(m)]
-        out[layer] = max(sizes, default=1)
+        out[layer] = math.lcm(1, *sizes)
     return out

@@ -66,28 +66,32 @@ def _data_reader(input_name: str, calibration: np.ndarray, batch: int) -> Any:
 InputRange = tuple[tuple[int, ...], float, float] | None
 
 
-def weighted_nodes(proto: Any, order: Sequence[str] | None = None) -> list[Any]:
+def weighted_nodes(proto: Any, order: tuple[list[str], list[str]] | None = None
+                   ) -> list[Any]:
     """The nodes of the torch conv/linear layers: Conv, Gemm, and MatMul by a weight
     initializer (a Linear without bias, e.g. a low-rank first factor), in graph order, which
-    is torch's execution order in the exported file. ``order``: the first outputs of those
-    nodes in that order (:func:`node_keys` of the exported file), for a graph that lists them
-    otherwise: ``quant_pre_process`` puts a ResNet block's shortcut conv before its convs."""
+    is torch's execution order in the exported file. ``order``: :func:`node_keys` of the
+    exported file, for a graph that lists them otherwise (``quant_pre_process`` puts a ResNet
+    block's shortcut conv before its convs): matched by node name, else by output name."""
     inits = {t.name for t in proto.graph.initializer}
     nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")
              or (n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in inits)]
     if order is None:
         return nodes
-    by_key = {str(n.output[0]): n for n in nodes}
-    if sorted(by_key) != sorted(order):
-        raise ExportError("the pre-processed ONNX graph's Conv/Gemm/MatMul nodes are not the "
-                          "exported file's", loc="quant_pre_process")
-    return [by_key[k] for k in order]
+    names, outputs = order
+    for keys, key in ((names, lambda n: str(n.name)), (outputs, lambda n: str(n.output[0]))):
+        by_key = {key(n): n for n in nodes}
+        if all(keys) and len(by_key) == len(nodes) and sorted(by_key) == sorted(keys):
+            return [by_key[k] for k in keys]
+    return nodes        # a fusion renamed a node: graph order (checked by weight shape)
 
 
-def node_keys(proto: Any) -> list[str]:
-    """The first output of each of ``proto``'s :func:`weighted_nodes` (what names a node
-    through ``quant_pre_process``, which keeps tensor and node names but not node order)."""
-    return [str(n.output[0]) for n in weighted_nodes(proto)]
+def node_keys(proto: Any) -> tuple[list[str], list[str]]:
+    """The names and first outputs of ``proto``'s :func:`weighted_nodes`: what identifies a
+    node through ``quant_pre_process``, which keeps most names but not the node order (and
+    renames a node it fuses, e.g. a Conv with the Add after it)."""
+    nodes = weighted_nodes(proto)
+    return [str(n.name) for n in nodes], [str(n.output[0]) for n in nodes]
 
 
 def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
@@ -96,7 +100,7 @@ def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...
 
 
 def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model",
-                    order: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+                    order: tuple[list[str], list[str]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th ``weighted_nodes``
     node of the ONNX ``proto`` the range ``ranges[i]`` = (weight shape, lo, hi), or nothing
     for None. The torch layers and the ONNX nodes are matched by order and checked by weight
@@ -150,7 +154,7 @@ def _grid_scales(w: np.ndarray, tol: float = 1e-3) -> np.ndarray | None:
 
 
 def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model",
-                order: Sequence[str] | None = None) -> list[str]:
+                order: tuple[list[str], list[str]] | None = None) -> list[str]:
     """Names of the nodes to leave float in the int8 file (``nodes_to_exclude``): the weighted
     nodes (execution order, see :func:`weighted_nodes`) whose ``keep_float`` entry is True,
     the layers the plan keeps float, and the weightless ops any of them feeds."""

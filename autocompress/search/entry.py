@@ -9,6 +9,7 @@ import multiprocessing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ def check_call(cfg: SearchConfig | None, run_dir: str | Path, *, trials: int | N
             hint="worker processes are spawned and import the main script: put the call "
                  "under `if __name__ == \"__main__\":`")
     for name, value in (("trials", trials), ("workers", workers)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)
                                   or value < 1):
             raise AutocompressError(f"expected a whole number >= 1, got {value!r}", loc=name)
     run_dir = Path(run_dir)
@@ -65,7 +66,9 @@ def check_config(cfg: SearchConfig) -> SearchConfig:
 
 def resume_config(cfg: SearchConfig | None, run_dir: Path) -> SearchConfig:
     """The run's own config (``config.resolved.yaml``); ``cfg``, if given, may change only
-    :data:`RESUME_SETTABLE` (a resume with another config mixed two searches in one run)."""
+    :data:`RESUME_SETTABLE` (a resume with another config mixed two searches in one run).
+    Its ``search.trials`` and ``search.baselines`` are not used: the run keeps its own
+    (``trials=`` raises the count), as the command line does."""
     from autocompress.search.rundir import check_run_files, load_run_config
 
     own = load_run_config(run_dir)
@@ -76,18 +79,20 @@ def resume_config(cfg: SearchConfig | None, run_dir: Path) -> SearchConfig:
     for key in sorted(set(mine) | set(given)):
         if key not in RESUME_SETTABLE + _RESUME_IGNORED and mine.get(key) != given.get(key):
             raise RunDirError(
-                f"the config given differs from the run's at {key}: {given.get(key)!r}, the run "
-                f"has {mine.get(key)!r}", loc=str(run_dir / "config.resolved.yaml"),
+                f"the config given differs from the run's at {key}: "
+                f"{given.get(key, 'not set')!r}, the run has {mine.get(key, 'not set')!r}",
+                loc=str(run_dir / "config.resolved.yaml"),
                 hint="give None as the config to continue the run as it was searched (a "
                      f"resume may change only {', '.join(RESUME_SETTABLE)}); start a new run "
                      "to change the rest")
-    if Path(cfg.space_path()).read_bytes() != (run_dir / "space.yaml").read_bytes():
+    space = Path(cfg.space_path())       # moved since: the run searches its own copy anyway
+    if space.is_file() and space.read_bytes() != (run_dir / "space.yaml").read_bytes():
         raise RunDirError(f"the search space {cfg.space_path()} differs from the run's copy",
                           loc=str(run_dir / "space.yaml"),
                           hint="give None as the config to continue the run as it was "
                                "searched; start a new run to search another space")
-    return replace(own, search=replace(own.search, threads=cfg.search.threads,
-                                       timeout_s=cfg.search.timeout_s))
+    return check_config(replace(own, search=replace(own.search, threads=cfg.search.threads,
+                                                    timeout_s=cfg.search.timeout_s)))
 
 
 def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

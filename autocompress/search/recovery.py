@@ -60,8 +60,9 @@ def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
         enqueue(study, {} if "baseline_params" in attrs else
                 dict(trial.system_attrs.get("fixed_params", trial.params)),
                 {**attrs, "tries": tries + 1})
-    error = (f"its process ended {tries} times while it ran, the last: {why}; not run again "
-             "(out of memory, or a crash in native code?)" if fixed and tries >= MAX_TRIES
+    error = (f"not run again after {tries} interruptions (the last: {why}; if its process "
+             "was killed each time: out of memory, or a crash in native code?)"
+             if fixed and tries >= MAX_TRIES
              else f"interrupted ({why}); a new trial replaces it")
     failed = TrialRecord(number=trial.number, state="failed", params=trial.params, seed=seed,
                          baseline=attrs.get("baseline"), error=error)

@@ -61,7 +61,7 @@ def prepare_run_dir(path: Path, *, resume: bool) -> Path:
 
 
 def _lock(path: Path) -> Path:
-    """An exclusive lock on the run dir for as long as this process searches it (the kernel
+    """An exclusive lock (``RUN_DIR/.lock``) for as long as this process searches it (the kernel
     frees it when the process dies, killed too): a second search of it, e.g. a --resume
     beside the live run, is refused; it failed the live run's running trials."""
     import fcntl
@@ -70,7 +70,7 @@ def _lock(path: Path) -> Path:
     key = path.resolve()
     if key in _HELD:
         return path
-    fd = os.open(key, os.O_RDONLY)
+    fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)   # NFS locks need a writable file
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

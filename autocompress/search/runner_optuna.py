@@ -22,7 +22,8 @@ def run_search(cfg: SearchConfig | None, run_dir: str | Path, *, trials: int | N
     and stored in the study, so a resumed run ends with the same count; trials that failed
     because the run was interrupted are replaced. A resume continues with the run's own
     config: give None, or a config that differs only in ``search.threads`` and
-    ``search.timeout_s``. With ``workers > 1`` from a script, call it under
+    ``search.timeout_s`` (its ``search.trials`` and ``search.baselines`` are not used: the
+    run keeps its own; ``trials`` raises the count). With ``workers > 1`` from a script, call it under
     ``if __name__ == "__main__":`` (the worker processes are spawned and import the script).
     """
     return entry(_run, cfg, run_dir, trials=trials, workers=workers, resume=resume,

@@ -167,6 +167,6 @@ def test_a_baseline_that_keeps_killing_its_process_is_recorded_failed_after_thre
         assert trial.params == {"x": 3} and trial.user_attrs.get("tries", 1) == run
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         rec = interrupted(study, study.trials[trial.number], "the run was killed", path, seed=0)
-    assert rec.error.startswith(f"its process ended {MAX_TRIES} times")
+    assert rec.error.startswith(f"not run again after {MAX_TRIES} interruptions")
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting == [] and counted(read_records(path)) == 1    # counted, not replaced
