@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from autocompress import errors
 from autocompress.config import SearchConfig
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.entry import entry
@@ -39,6 +40,7 @@ from autocompress.search.ray_cluster import (
     shutdown_ray,
 )
 from autocompress.search.ray_trial import trainable, user_error
+from autocompress.search.ray_tune_parts import stop_when, trial_name, weights_mover
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.recovery import interrupted, tell
 from autocompress.search.session import (
@@ -66,25 +68,6 @@ def _shared_context(session: Session) -> Any:
         session.progress.say(f"search context not shared through Ray ({type(exc).__name__}: "
                              f"{exc}); each worker builds it")
         return None
-
-
-def _trial_name(trial: Any) -> str:
-    return f"trial_{trial.config.get('number', trial.trial_id)}"
-
-
-def _weights_mover(stash: dict[str, str]) -> Any:
-    """A Tune callback that takes each result's weights out before Tune keeps the result
-    (as the trial's ``last_result``, written into its experiment state at every checkpoint:
-    for a large model, megabytes per trial, over and over); the searcher writes them."""
-    from ray.tune import Callback
-
-    class WeightsMover(Callback):
-        def on_trial_result(self, iteration: int, trials: list, trial: Any,
-                            result: dict[str, Any], **info: Any) -> None:
-            if "weights_b64" in result:      # Tune lets callbacks edit the result in place
-                stash[trial.trial_id] = result.pop("weights_b64")
-
-    return WeightsMover()
 
 
 def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
@@ -150,10 +133,12 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
                     (out / "model.pt").write_bytes(base64.b64decode(weights))
             elif "crash" in result:
                 rec = self._failed(trial, result["crash"])
-            elif "user_error" in result or self.lost < remaining:
-                if "user_error" in result:
+            elif "user_error" in result or self.stop is not None or self.lost < remaining:
+                if "user_error" in result or self.stop is not None:   # Tune stopped it
                     self.stop = self.stop or user_error(result["user_error"])
-                    why = "stopped by a user error"
+                    why = ("stopped by a user error" if isinstance(self.stop,
+                                                                   errors.AutocompressError)
+                           else "stopped by an error in the driver")
                 else:
                     self.lost += 1
                     why = "its Ray worker was lost; its log is under RUN_DIR/ray"
@@ -267,9 +252,10 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
             wrapped,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1,
                                         max_concurrent_trials=workers, reuse_actors=True,
-                                        trial_name_creator=_trial_name,
-                                        trial_dirname_creator=_trial_name),
-            run_config=tune.RunConfig(name="tune", verbose=0, callbacks=[_weights_mover(stash)],
+                                        trial_name_creator=trial_name,
+                                        trial_dirname_creator=trial_name),
+            run_config=tune.RunConfig(name="tune", verbose=0, callbacks=[weights_mover(stash)],
+                                      stop=stop_when(lambda: searcher.stop is not None),
                                       storage_path=str(session.run_dir.resolve() / "ray")))
         # Tune takes a first Ctrl-C as "end the run gracefully" and returns normally: the
         # search then looked finished (exit 0, a partial report, no --resume line). Without

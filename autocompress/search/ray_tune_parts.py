@@ -1,0 +1,42 @@
+"""Driver-side pieces handed to Ray Tune: trial names, the callback that takes each result's
+weights out before Tune keeps the result, and the stopper that ends every running trial once
+the search has to stop (a user error: as on the Optuna backend, whose workers stop at once;
+Tune ran the other trials to their end, possibly hours, before the driver exited 2)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def trial_name(trial: Any) -> str:
+    return f"trial_{trial.config.get('number', trial.trial_id)}"
+
+
+def weights_mover(stash: dict[str, str]) -> Any:
+    """A Tune callback that takes each result's weights out before Tune keeps the result
+    (as the trial's ``last_result``, written into its experiment state at every checkpoint:
+    for a large model, megabytes per trial, over and over); the searcher writes them."""
+    from ray.tune import Callback
+
+    class WeightsMover(Callback):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any,
+                            result: dict[str, Any], **info: Any) -> None:
+            if "weights_b64" in result:      # Tune lets callbacks edit the result in place
+                stash[trial.trial_id] = result.pop("weights_b64")
+
+    return WeightsMover()
+
+
+def stop_when(stop: Callable[[], bool]) -> Any:
+    """A Tune stopper that stops the whole experiment (every running trial) once ``stop()``;
+    Tune asks it at every step of its loop."""
+    from ray.tune import Stopper
+
+    class StopAll(Stopper):
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return stop()
+
+    return StopAll()
