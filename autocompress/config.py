@@ -3,22 +3,25 @@
 Every error names ``file:line field``, says what was expected and how to fix it.
 ``--set key=value`` overrides (value parsed as YAML) apply before validation.
 
->>> cfg = load_config("experiments/digits_mcu/config.yaml", ["search.trials=5"])  # doctest: +SKIP
+>>> cfg = load_config("experiments/digits_mcu/config.yaml", {"search.trials": 5})  # +SKIP
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from autocompress.config_checks import SCHEMA, TOP
 from autocompress.errors import ConfigError, ProfileError, did_you_mean
 from autocompress.pareto import Objective
-from autocompress.yamlio import Located, PathKey, format_path, load_yaml
+from autocompress.yamlio import (
+    Located,
+    PathKey,
+    apply_overrides,
+    format_path,
+    load_yaml,
+)
 
 BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
 
@@ -130,37 +133,7 @@ SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "teacher": TeacherCon
                  "train": TrainConfig, "hardware": HardwareConfig, "search": SearchSettings}
 
 
-def split_override(item: str) -> tuple[str, str]:
-    """``'a.b=value'`` -> ``('a.b', 'value')``; a ConfigError on --set when it is not one."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"bad override {item!r}", loc="--set",
-                          hint="use --set section.key=value, e.g. --set search.trials=5")
-    return key.strip(), raw
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dict, set[PathKey]]:
-    """Apply ``a.b=value`` strings (value parsed as YAML). Returns the new data and paths."""
-    out = copy.deepcopy(data)
-    touched: set[PathKey] = set()
-    for item in overrides:
-        key, raw = split_override(item)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        path = tuple(key.split("."))
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"cannot set '{key}': '{part}' is not a section", loc="--set")
-        node[path[-1]] = value
-        touched.add(path)
-    return out, touched
-
-
-def parse_config(doc: Located, overrides: Sequence[str] = (), *,
+def parse_config(doc: Located, overrides: Sequence[str] | Mapping[str, Any] = (), *,
                  base_dir: str | None = None) -> SearchConfig:
     """Validate a parsed YAML document into a SearchConfig (paths relative to ``base_dir``,
     by default the document's folder)."""
@@ -272,7 +245,8 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
                        "use 'accuracy' or '<profile>.latency_ms|flash_kb|peak_sram_kb'")
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> SearchConfig:
+def load_config(path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()
+                ) -> SearchConfig:
     return parse_config(load_yaml(path, what="config"), overrides)
 
 

@@ -4,10 +4,13 @@
 scalars) plus a map from each value's path (``("rules", 1, "quant", "bits")``) to its line,
 so validation errors can say ``search_spaces/x.yaml:14 rules[1].quant.bits: ...``.
 Only ``yaml.SafeLoader`` is used: no Python objects are ever constructed from YAML.
+``apply_overrides``: the ``--set a.b=value`` overrides (or a ``{"a.b": value}`` mapping).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,3 +114,38 @@ def load_yaml(path: str | Path, *, what: str = "file",
     except (OSError, UnicodeDecodeError) as exc:
         raise cls(f"cannot read {what}: {exc}", loc=str(p)) from None
     return parse_yaml(text, str(p), cls=cls)
+
+
+def split_override(item: str) -> tuple[str, str]:
+    """``'a.b=value'`` -> ``('a.b', 'value')``; a ConfigError on --set when it is not one."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"bad override {item!r}", loc="--set",
+                          hint="use --set section.key=value, e.g. --set search.trials=5")
+    return key.strip(), raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]
+                    ) -> tuple[dict, set[PathKey]]:
+    """Apply ``a.b=value`` strings (value parsed as YAML), or a ``{"a.b": value}`` mapping.
+    Returns the new data and the paths set."""
+    out = copy.deepcopy(data)
+    touched: set[PathKey] = set()
+    if isinstance(overrides, str | Mapping):   # one string was read letter by letter
+        overrides = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] \
+            if isinstance(overrides, Mapping) else [overrides]
+    for item in overrides:
+        key, raw = split_override(item)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        path = tuple(key.split("."))
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"cannot set '{key}': '{part}' is not a section", loc="--set")
+        node[path[-1]] = value
+        touched.add(path)
+    return out, touched

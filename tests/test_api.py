@@ -152,3 +152,12 @@ def test_apply_plan_checks_keep_what_the_search_does():
     glob = Plan(layers={"0": (ac.SparsityConfig(ratio=0.5, scope="global"),),
                         "2": (ac.SparsityConfig(ratio=0.0, scope="global"),)})
     assert glob.with_global_lead() == glob
+
+
+def test_load_config_takes_a_mapping_or_one_string_of_overrides(tmp_path):
+    path = write_config(tmp_path, TINY)
+    cfg = ac.load_config(path, {"search.trials": 5, "teacher.widths": [8, 16]})
+    assert (cfg.search.trials, cfg.teacher.widths) == (5, (8, 16))
+    assert ac.load_config(path, "search.trials=7").search.trials == 7   # was read per letter
+    with pytest.raises(ConfigError, match="did you mean 'trials'"):
+        ac.load_config(path, {"search.trails": 5})
