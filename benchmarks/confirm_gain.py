@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
@@ -54,9 +56,11 @@ def best_at(records: list[dict[str, Any]], limit_ms: float, top: int = 1
 
 @functools.cache
 def setting(run_dir: Path) -> tuple[Any, Any]:
-    """The run's search context and its cached teacher, built once per run dir."""
+    """The run's search context and its cached teacher, built once per run dir; torch runs
+    the run's thread count (another count sums in another order: other accuracies)."""
     cfg = load_run_config(run_dir)       # one training per seed, whatever train.repeats was
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, repeats=1))
+    torch.set_num_threads(cfg.search.threads)
     ctx = build_context(cfg, reduction=Reduction.load(run_dir))
     return ctx, load_teacher(cfg, ctx, run_dir)
 
