@@ -105,10 +105,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from autocompress.config import load_config, split_override
+    from autocompress.config import load_config
     from autocompress.search.entry import RESUME_SETTABLE
     from autocompress.search.rundir import default_run_dir, load_run_config
     from autocompress.search.runner_optuna import run_search
+    from autocompress.yamlio import split_override
 
     if args.resume:
         if args.config:

@@ -161,3 +161,26 @@ def test_load_config_takes_a_mapping_or_one_string_of_overrides(tmp_path):
     assert ac.load_config(path, "search.trials=7").search.trials == 7   # was read per letter
     with pytest.raises(ConfigError, match="did you mean 'trials'"):
         ac.load_config(path, {"search.trails": 5})
+
+
+def test_a_module_called_twice_is_one_layer_to_compress_and_stored_once():
+    """Its 2nd call (``shared#1``) was offered as a layer of its own: a rule `re:.*` stopped
+    the search ('not a layer of the model'); costed, it ran in the device's default format
+    and its weights were counted twice."""
+    class Shared(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.shared = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.fc = torch.nn.Linear(8, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.shared(self.shared(self.stem(x))).mean(dim=(2, 3)))
+
+    x = torch.zeros(1, 1, 8, 8)
+    graph = ac.inspect_model(Shared().eval(), x)
+    assert [la.fqn for la in graph.compressible] == ["stem", "shared", "shared#1", "fc"]
+    plan = ac.CompressionPlan(layers={"shared": (ac.QuantConfig(bits=4),)})
+    est = ac.CostModel("pixel4").estimate(graph, ac.plan_formats(plan))
+    first, again = (next(c for c in est.layers if c.fqn == n) for n in ("shared", "shared#1"))
+    assert again.key == first.key and first.flash_kb > 0 and again.flash_kb == 0

@@ -102,7 +102,8 @@ class CostModel:
         inputs): an add between int8 convs runs int8 whatever the device's default.
         Weightless layers take only ``act_bits`` from their format.
         Names in ``formats`` that the graph lacks (a shallower candidate architecture) are
-        ignored, or raise ValueError when ``strict``.
+        ignored, or raise ValueError when ``strict``. A module called more than once (its
+        calls ``m``, ``m#1``, ...) has its format on every call and its weights stored once.
         """
         formats = formats or {}
         default = default or self.profile.default_format
@@ -118,7 +119,8 @@ class CostModel:
         total_ms = var_ms = sys_std_ms = flash = 0.0
         written: dict[str, tuple[int, LayerFormat]] = {}   # tensor -> (act bits, format)
         for layer in graph.layers:
-            fmt = formats.get(layer.fqn)
+            base, _, again = layer.fqn.partition("#")    # "m#1": the 2nd call of module m
+            fmt = formats.get(layer.fqn, formats.get(base))
             if fmt is None:
                 inputs = [written[t] for t in layer.inputs if t in written]
                 fmt = default if layer.compressible or not inputs else max(
@@ -126,7 +128,7 @@ class CostModel:
             lat = estimate_layer_latency(self.profile, layer, fmt, fallback=self.fallback)
             act_bits[layer.fqn] = bits_of(executed_formats(self.profile, fmt)[1])
             written[layer.output] = (act_bits[layer.fqn], fmt)
-            layer_flash = layer_flash_bytes(layer, fmt)
+            layer_flash = 0.0 if again else layer_flash_bytes(layer, fmt)  # stored once
             flash += layer_flash
             total_ms += lat.latency_ms
             # Measurement noise is independent per layer; analytic-model error is not.

@@ -115,7 +115,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     model = source.build(arch, seed=cfg.seed)
     graph = _inspect(model, example, data.num_classes,
                      source.loc if cfg.model.builder else f"{cfg.path} data.source")
-    compressible = [layer.fqn for layer in graph.compressible]
+    compressible = [layer.fqn for layer in graph.compressible   # "m#1": a 2nd call of m,
+                    if "#" not in layer.fqn]                     # compressed with m
     if not compressible:
         raise SpaceError("the model has no conv or linear layer to compress", loc="model")
     ignored = (compressible[-1],)
