@@ -112,6 +112,9 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
         f"  {device:<10} predicted {pred['latency_ms']:.4g} ms, flash {pred['flash_kb']:.1f} KB,"
         f" peak SRAM {pred['peak_sram_kb']:.1f} KB",
         *_int8_line(m, device),
+        *([f"  {'':<10} test torch runs the plan's 4-7-bit activations; the ONNX files run "
+           "them at 8 bits"] if any(b < 8 for b in m.get("activation_bits", {}).values())
+          else []),
         f"  host ORT   fp32 {host['fp32']['median_ms']*1000:.1f} us, "
         f"int8 {host['int8']['median_ms']*1000:.1f} us (median, 1 thread)",
         f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
@@ -148,9 +151,5 @@ def _int8_line(m: dict[str, Any], device: str) -> list[str]:
     sub8 = any(b is not None and b < 8 for b in m.get("weight_bits", {}).values())
     why = ("sub-8-bit layers at int8; the packed flash above needs a runtime with sub-8-bit "
            "kernels" if sub8 else "the file as written")
-    lines = [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
-             f"{as_int8['flash_kb']:.1f} KB, peak SRAM {as_int8['peak_sram_kb']:.1f} KB ({why})"]
-    if any(b < 8 for b in m.get("activation_bits", {}).values()):
-        lines.append(f"  {'':<10} test torch runs the plan's 4-7-bit activations; the ONNX "
-                     "files run them at 8 bits")
-    return lines
+    return [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
+            f"{as_int8['flash_kb']:.1f} KB, peak SRAM {as_int8['peak_sram_kb']:.1f} KB ({why})"]

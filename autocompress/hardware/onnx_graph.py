@@ -149,7 +149,12 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
         alias[node.output[0]] = node.output[0]
         shapes[node.output[0]] = out_shape
         w_bits = w[1] if w is not None and layer.compressible else 32
-        a_bits = 8 if any(n in quantized for n in node.input) else 32
+        # int8 activations only where every activation input is dequantized and the weights
+        # (if any) are integer: a float layer, or an add with one float input, runs float
+        # (as the cost model runs a plan; the int8 file's float layers read a DQ'd tensor)
+        ins = [n for n in node.input if n in alias]
+        all_dq = bool(ins) and all(n in quantized for n in ins)
+        a_bits = 8 if all_dq and (w_bits < 32 or not layer.compressible) else 32
         formats[name] = LayerFormat(weight_bits=w_bits, act_bits=a_bits)
     if not layers:
         raise ModelError("no costable layer found in the ONNX graph", loc=str(path))
