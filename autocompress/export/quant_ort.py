@@ -66,41 +66,51 @@ def _data_reader(input_name: str, calibration: np.ndarray, batch: int) -> Any:
 InputRange = tuple[tuple[int, ...], float, float] | None
 
 
-def weighted_nodes(proto: Any, order: tuple[list[str], list[str]] | None = None
+def weighted_nodes(proto: Any, order: Sequence[tuple[str, str, str]] | None = None
                    ) -> list[Any]:
     """The nodes of the torch conv/linear layers: Conv, Gemm, and MatMul by a weight
     initializer (a Linear without bias, e.g. a low-rank first factor), in graph order, which
     is torch's execution order in the exported file. ``order``: :func:`node_keys` of the
     exported file, for a graph that lists them otherwise (``quant_pre_process`` puts a ResNet
-    block's shortcut conv before its convs): matched by node name, else by output name."""
+    block's shortcut conv before its convs, and renames a node it fuses): each node is found
+    by name, else by first output, else by its weight (unique among those left)."""
     inits = {t.name for t in proto.graph.initializer}
     nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm")
              or (n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in inits)]
     if order is None:
         return nodes
-    names, outputs = order
-    for keys, key in ((names, lambda n: str(n.name)), (outputs, lambda n: str(n.output[0]))):
-        by_key = {key(n): n for n in nodes}
-        if all(keys) and len(by_key) == len(nodes) and sorted(by_key) == sorted(keys):
-            return [by_key[k] for k in keys]
-    return nodes        # a fusion renamed a node: graph order (checked by weight shape)
+    left, out = list(nodes), []
+    for name, output, weight in order:
+        for key, value in ((lambda n: n.name, name), (lambda n: n.output[0], output),
+                           (lambda n: n.input[1], weight)):
+            hits = [n for n in left if value and key(n) == value]
+            if len(hits) == 1:
+                break
+        else:
+            raise RuntimeError(f"the ONNX node of {name or output} is not in the graph "
+                               "quant_pre_process wrote")
+        out.append(hits[0])
+        left.remove(hits[0])
+    return out
 
 
-def node_keys(proto: Any) -> tuple[list[str], list[str]]:
-    """The names and first outputs of ``proto``'s :func:`weighted_nodes`: what identifies a
-    node through ``quant_pre_process``, which keeps most names but not the node order (and
-    renames a node it fuses, e.g. a Conv with the Add after it)."""
-    nodes = weighted_nodes(proto)
-    return [str(n.name) for n in nodes], [str(n.output[0]) for n in nodes]
+def node_keys(proto: Any) -> list[tuple[str, str, str]]:
+    """(name, first output, weight) of each of ``proto``'s :func:`weighted_nodes`: what
+    finds a node again in the graph ``quant_pre_process`` writes."""
+    return [(str(n.name), str(n.output[0]), str(n.input[1])) for n in weighted_nodes(proto)]
 
 
 def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
-    shape = dims.get(node.input[1])          # MatMul holds W transposed: (in, out)
-    return tuple(reversed(shape)) if shape and node.op_type == "MatMul" else shape
+    """The weight's shape as torch has it: MatMul, and Gemm without transB (a fused
+    MatMul + Add), hold it transposed, (in, out)."""
+    shape = dims.get(node.input[1])
+    trans_b = any(a.name == "transB" and a.i == 1 for a in node.attribute)
+    flipped = node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
+    return tuple(reversed(shape)) if shape and flipped else shape
 
 
 def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model",
-                    order: tuple[list[str], list[str]] | None = None) -> dict[str, list[dict[str, Any]]]:
+                    order: Sequence[tuple[str, str, str]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """onnxruntime ``TensorQuantOverrides`` giving the input of the i-th ``weighted_nodes``
     node of the ONNX ``proto`` the range ``ranges[i]`` = (weight shape, lo, hi), or nothing
     for None. The torch layers and the ONNX nodes are matched by order and checked by weight
@@ -154,7 +164,7 @@ def _grid_scales(w: np.ndarray, tol: float = 1e-3) -> np.ndarray | None:
 
 
 def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model",
-                order: tuple[list[str], list[str]] | None = None) -> list[str]:
+                order: Sequence[tuple[str, str, str]] | None = None) -> list[str]:
     """Names of the nodes to leave float in the int8 file (``nodes_to_exclude``): the weighted
     nodes (execution order, see :func:`weighted_nodes`) whose ``keep_float`` entry is True,
     the layers the plan keeps float, and the weightless ops any of them feeds."""

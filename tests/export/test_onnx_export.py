@@ -455,23 +455,37 @@ def test_residual_shortcut_is_matched_by_name_not_by_the_preprocessed_order(tmp_
     assert len(floats) == 1 and "shortcut" in floats[0]              # that one, not conv2
 
 
-def test_a_node_quant_pre_process_fuses_falls_back_to_graph_order(tmp_path):
-    """ORT's optimizer renames a Conv it fuses with the Add after it: matching by name and
-    output then failed the export where the graph order (checked by shape) works."""
-    class ConvPlusConstant(nn.Module):
+def test_nodes_quant_pre_process_fuses_and_renames_are_found_by_their_weights(tmp_path):
+    """ORT's optimizer renames a Conv it fuses with the constant Add after it, and turns a
+    bias-free Linear + Add into a Gemm holding its weight (in, out): matched by name or
+    output only, the export failed, and matched by graph order it kept the wrong layer float
+    next to a residual branch."""
+    import onnx
+
+    from autocompress.export.quant_ort import weighted_nodes
+
+    class Fused(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.c = nn.Conv2d(1, 4, 3, bias=False)
             self.b = nn.Parameter(torch.randn(1, 4, 1, 1))
-            self.c2 = nn.Conv2d(4, 4, 3)
-            self.fc = nn.Linear(64, 3)
+            self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.shortcut = nn.Conv2d(4, 4, 1)
+            self.fc = nn.Linear(144, 3, bias=False)
+            self.fb = nn.Parameter(torch.randn(3))
 
         def forward(self, x: Tensor) -> Tensor:
-            return self.fc(self.c2(torch.relu(self.c(x) + self.b)).flatten(1))
+            y = torch.relu(self.c(x) + self.b)
+            y = torch.relu(self.c2(y) + self.shortcut(y))
+            return self.fc(y.flatten(1)) + self.fb
 
     torch.manual_seed(0)
-    net, x = ConvPlusConstant().eval(), torch.rand(8, 1, 8, 8)
+    net, x = Fused().eval(), torch.rand(8, 1, 8, 8)
     fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
-    ranges = [(tuple(m.weight.shape), 0.0, 1.0) for m in (net.c, net.c2, net.fc)]
-    quantize_int8(fp32, tmp_path / "m.int8.onnx", x.numpy(), input_ranges=ranges,
-                  keep_float=[False, True, False])
+    layers = (net.c, net.c2, net.shortcut, net.fc)
+    ranges = [(tuple(m.weight.shape), 0.0, 1.0) for m in layers]
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", x.numpy(), input_ranges=ranges,
+                         keep_float=[m is net.shortcut for m in layers])
+    q = onnx.load(str(int8))
+    inits = {t.name for t in q.graph.initializer}
+    assert [n.name for n in weighted_nodes(q) if n.input[1] in inits] == ["/shortcut/Conv"]
