@@ -143,6 +143,11 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
                       "macs": math.prod(out_shape) * k * k}
         else:
             fields = {"op": node.op_type.lower(), "macs": 0}
+        if fields["op"] in ("conv2d", "linear") and not (in_shape and out_shape):
+            raise ModelError(f"the shapes around {name} are unknown (a Reshape whose size "
+                             "is computed at run time?)", loc=str(path),
+                             hint="export the model with a fixed batch size, or predict the "
+                                  "PyTorch model (module:callable) instead")
         layer = LayerInfo(fqn=name, in_shape=in_shape, out_shape=out_shape,
                           inputs=tuple(dict.fromkeys(acts)), output=node.output[0], **fields)
         layers.append(layer)

@@ -278,3 +278,30 @@ def test_profiles_file_whose_name_differs_from_its_file_name_is_flagged(
     assert "differs from its file name" in out and "set name: mine" in out
     assert main(["profiles", "stm32f746"]) == 0
     assert "differs" not in capsys.readouterr().out
+
+
+class _Tokens(nn.Module):
+    """conv, then the pixels as tokens (flatten + transpose), a Linear over channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.mlp = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.conv(x).flatten(2).transpose(1, 2)
+        return self.head(self.mlp(tokens).mean(dim=1))
+
+
+def test_unknown_shapes_are_a_one_line_error_not_a_traceback(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    """A dynamic-batch Reshape left the Linear's shapes unknown: IndexError in the LUT key
+    (exit 1), and the export's int8 cost silently an error."""
+    from autocompress.export.onnx_io import export_onnx
+
+    path = export_onnx(_Tokens().eval(), torch.zeros(1, 1, 8, 8), tmp_path / "tok.onnx")
+    assert main(["predict", str(path), "--profile", "pixel4"]) == 2
+    err = capsys.readouterr().err
+    assert "shapes around /mlp/MatMul are unknown" in err and "Traceback" not in err
