@@ -184,3 +184,26 @@ def test_a_module_called_twice_is_one_layer_to_compress_and_stored_once():
     est = ac.CostModel("pixel4").estimate(graph, ac.plan_formats(plan))
     first, again = (next(c for c in est.layers if c.fqn == n) for n in ("shared", "shared#1"))
     assert again.key == first.key and first.flash_kb > 0 and again.flash_kb == 0
+
+
+def test_a_module_called_twice_calibrates_over_both_calls():
+    """Its activation range was the last call's only: the first call's inputs (twice as
+    large here) were clipped, in torch and in the int8 file alike."""
+    from autocompress.compress.actquant import ATTR, calibrate_act_quant
+
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shared = torch.nn.Linear(4, 4)
+            torch.nn.init.eye_(self.shared.weight)
+            torch.nn.init.zeros_(self.shared.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.shared(self.shared(x) * 0.5)
+
+    x = torch.rand(64, 4) * 2
+    plan = ac.CompressionPlan(layers={"shared": (ac.QuantConfig(bits=8, act_bits=8),)})
+    model = ac.apply_plan(Twice(), plan, x[:1])
+    calibrate_act_quant(model, x)
+    quant = getattr(model.shared, ATTR)
+    assert float(quant.hi) == pytest.approx(float(x.max()), rel=0.02)   # the first call's

@@ -60,9 +60,11 @@ class ActQuant(nn.Module):
         self.register_buffer("hi", torch.tensor(0.0))
 
     def observe(self, x: Tensor) -> None:
+        """Widen the range to ``x``'s (a module called twice in a forward gets both calls':
+        the last call's range alone clipped the first's); calibration starts it at 0."""
         lo, hi = _range(x, self.calib)
-        self.lo.copy_(torch.clamp(lo, max=0.0))
-        self.hi.copy_(torch.clamp(hi, min=0.0))
+        self.lo.copy_(torch.minimum(self.lo, torch.clamp(lo, max=0.0)))
+        self.hi.copy_(torch.maximum(self.hi, torch.clamp(hi, min=0.0)))
 
     def forward(self, x: Tensor) -> Tensor:
         if _exporting():   # the fp32 ONNX stays float; the int8 QDQ export quantizes inputs
@@ -117,6 +119,8 @@ def calibrate_act_quant(model: nn.Module, data: Tensor, batch: int = 256,
     for start in range(0, len(data), batch):
         for q in quants:
             q.observing = True
+            q.lo.zero_()
+            q.hi.zero_()
         model(data[start:start + batch])
         for q in quants:
             q.observing = False
