@@ -62,7 +62,7 @@ def _check_layers(model: nn.Module, plan: CompressionPlan) -> None:
                 isinstance(module, nn.Sequential) and len(module) == 2
                 and all(isinstance(m, _WEIGHTED) for m in module)):
             continue
-        layers = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        layers = [n for n, m in modules.items() if isinstance(m, _WEIGHTED)]
         what = (f"is a {type(modules[fqn]).__name__}" if fqn in modules else
                 "is not a layer of the model")
         raise ModelError(f"'{fqn}' {what}: a plan compresses Conv2d and Linear layers",

@@ -134,7 +134,7 @@ def aligned_ratio(channels: int, ratio: float, round_to: int, channel_groups: in
     """
     step = max(1, round_to)
     if channel_groups > 1:
-        both = step * channel_groups // math.gcd(step, channel_groups)
+        both = math.lcm(step, channel_groups)
         step = both if both < channels else channel_groups
     kept = step * int(channels * (1 - ratio) / step + 0.5)
     kept = min(channels, max(step, kept)) if ratio > 0 else channels
