@@ -15,7 +15,6 @@ from autocompress.compress.plan import (
     LowRankConfig,
     QuantConfig,
     SparsityConfig,
-    global_lead,
 )
 from autocompress.hardware.formats import LayerFormat
 
@@ -38,14 +37,12 @@ def plan_formats(plan: CompressionPlan, default: LayerFormat | None = None
     (``compress.size`` counts the same). A low-rank layer's
     formats also go to its two factors (``<fqn>.0``, ``<fqn>.1``); names a graph lacks are
     ignored by the cost model.
-    Global-scope sparsity is costed at the ratio it applies (``global_lead``'s) on every
-    layer it covers.
+    Global-scope sparsity is costed at the ratio it applies on every layer it covers
+    (``CompressionPlan.with_global_lead``).
     """
     out: dict[str, LayerFormat] = {}
+    plan = plan.with_global_lead()       # a hand-made plan may give each its own ratio
     quant, sparse = plan.configs(QuantConfig), plan.configs(SparsityConfig)
-    if (lead := global_lead(sparse)) is not None:
-        sparse = {f: lead if isinstance(c, SparsityConfig) and c.scope == "global"
-                  and c.ratio > 0 else c for f, c in sparse.items()}
     cluster, lowrank = plan.configs(ClusterConfig), plan.configs(LowRankConfig)
     for fqn in sorted(set(quant) | set(sparse) | set(cluster)):
         q, sp, cl = quant.get(fqn), sparse.get(fqn), cluster.get(fqn)
