@@ -114,11 +114,13 @@ def test_profile_command_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str
         for w, a in pairs:
             entry = prof.entries[layer_key(layer, w, a)]
             assert entry.mean_ms > 0 and entry.n >= 8
-    # 64x the MACs must cost more on any machine
+    # 64x the MACs must cost more on any machine, in fp32: there the big conv took 6-9x the
+    # small one (8.6-13.0 us vs 1.4-2.4 us, three quick runs here, 2026-11-27). In int8 its
+    # 590k MACs hide under the per-op overhead (3.9-10.0 us vs 1.7-4.5 us across the same
+    # runs, and 3.04 vs 3.18 us once on a loaded machine: a CI failure), so int8 is not timed
     small, big = _conv(8, 8, 4, 3, 1), _conv(32, 32, 8, 3, 1)
-    for fmt in ("fp32", "int8"):
-        assert prof.entries[layer_key(big, fmt, fmt)].mean_ms > \
-            prof.entries[layer_key(small, fmt, fmt)].mean_ms
+    assert prof.entries[layer_key(big, "fp32", "fp32")].mean_ms > \
+        prof.entries[layer_key(small, "fp32", "fp32")].mean_ms
 
 
 def test_fast_entry_loader_matches_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
