@@ -22,7 +22,7 @@ from autocompress.compress import CompressionPlan, QuantConfig, bake
 from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
-from autocompress.errors import ExportError
+from autocompress.errors import AutocompressError, ExportError
 from autocompress.export.summary import (
     host_prediction_error,
     int8_file_cost,
@@ -230,6 +230,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         if out.exists():
             out.rmdir()
         tmp.rename(out)
+    except AutocompressError as exc:   # it may name a file of the staging folder, removed now
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named_for(exc, tmp, out) from exc.__cause__
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -248,6 +251,17 @@ def _fresh_folder(parent: Path, prefix: str) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def _named_for(exc: AutocompressError, tmp: Path, out: Path) -> AutocompressError:
+    """``exc`` naming ``out`` where it names the staging folder ``tmp`` (removed on failure),
+    and saying that nothing was written."""
+    if str(tmp) not in str(exc):
+        return exc
+    def fix(text: str | None) -> str | None:
+        return text.replace(str(tmp), str(out)) if text else text
+    return type(exc)(f"{fix(exc.raw_message)}; nothing was written to {out}",
+                     loc=fix(exc.loc), hint=fix(exc.hint))
 
 
 def _load_problem(exc: BaseException) -> str:

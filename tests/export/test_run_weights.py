@@ -60,6 +60,23 @@ def test_a_failed_export_leaves_no_temporary_folder(finished_run, tmp_path, caps
     assert list((run / "export").iterdir()) == []
 
 
+def test_a_failed_int8_step_names_the_export_folder_not_the_removed_staging_one(
+        finished_run, tmp_path, capsys, monkeypatch):  # noqa: F811
+    import onnxruntime.quantization as q
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel")
+
+    monkeypatch.setattr(q, "quantize_static", broken)
+    run = _copy(finished_run, tmp_path)
+    line = run_cli(capsys, "export", str(run), "--trial", "0")
+    final = str(run / "export" / "0")
+    assert "int8 quantization failed: RuntimeError: no kernel" in line
+    assert f"{final}/model.onnx" in line and f"nothing was written to {final}" in line
+    assert "/export/.0." not in line                        # the staging folder, gone now
+    assert list((run / "export").iterdir()) == []
+
+
 def test_export_folder_permissions_and_baseline_over_budget_lines(finished_run, tmp_path,  # noqa: F811
                                                                   capsys):
     run = _copy(finished_run, tmp_path)
