@@ -97,7 +97,7 @@ def _budget_text(o: dict[str, Any]) -> str:
 
 
 def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
-    acc, pred, host = m["accuracy"], m["predicted"][device], m["host_latency_ms"]
+    acc, host = m["accuracy"], m["host_latency_ms"]
     files = m["files"]
     lines = [f"exported trial {m['trial']} (plan {m['plan_id']}) to {out}"]
     if m.get("baseline"):
@@ -109,9 +109,8 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
     lines += [
         f"  accuracy   val (search) {acc['val_trial']:.4f} | test torch {acc['test_torch']:.4f}"
         f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",
-        f"  {device:<10} predicted {pred['latency_ms']:.4g} ms, flash {pred['flash_kb']:.1f} KB,"
-        f" peak SRAM {pred['peak_sram_kb']:.1f} KB",
-        *_int8_line(m, device),
+        *(line for d in [device, *(d for d in m["predicted"] if d != device)]   # chosen first
+          for line in _device_lines(m, d)),
         *([f"  {'':<10} test torch runs the plan's 4-7-bit activations; the ONNX files run "
            "them at 8 bits"] if any(b < 8 for b in m.get("activation_bits", {}).values())
           else []),
@@ -138,6 +137,14 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
         lines.append(f"  WARNING: int8 ONNX loses {100 * drop:.1f} points of test accuracy "
                      "(more than 0.5)")
     print("\n".join(lines))
+
+
+def _device_lines(m: dict[str, Any], device: str) -> list[str]:
+    """The plan's predicted cost on ``device``, then the int8 file's where it differs."""
+    pred = m["predicted"][device]
+    return [f"  {device:<10} predicted {pred['latency_ms']:.4g} ms, flash "
+            f"{pred['flash_kb']:.1f} KB, peak SRAM {pred['peak_sram_kb']:.1f} KB",
+            *_int8_line(m, device)]
 
 
 def _int8_line(m: dict[str, Any], device: str) -> list[str]:

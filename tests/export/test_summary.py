@@ -70,6 +70,16 @@ def test_summary_lines_only_when_they_apply(tmp_path, capsys):
                         "pixel4.max_flash_kb over by 4")
 
 
+def test_every_profile_of_the_run_gets_its_predicted_line_the_chosen_one_first(tmp_path,
+                                                                               capsys):
+    mcu = {"latency_ms": 1.8, "flash_kb": 18.0, "peak_sram_kb": 3.0}
+    phone = {"latency_ms": 0.0534, "flash_kb": 20.0, "peak_sram_kb": 3.5}
+    print_summary(tmp_path, _manifest(predicted={"stm32f746": mcu, "pixel4": phone}), "pixel4")
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.split()[1:2] == ["predicted"]]
+    assert lines == ["  pixel4     predicted 0.0534 ms, flash 20.0 KB, peak SRAM 3.5 KB",
+                     "  stm32f746  predicted 1.8 ms, flash 18.0 KB, peak SRAM 3.0 KB"]
+
+
 def test_phone_latencies_keep_their_digits_and_one_image_is_no_int8_warning(tmp_path, capsys):
     """A 0.0534 ms phone latency is not printed as 0.05; an int8 file that misses one more
     test image of 200 (0.795 in float32 vs 0.79) loses 0.5 points: no warning."""
