@@ -129,11 +129,12 @@ def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model"
 
 
 def grid_overrides(proto: Any) -> dict[str, list[dict[str, Any]]]:
-    """onnxruntime ``TensorQuantOverrides`` keeping each trained weight grid: a Conv (or a
-    Gemm with ``transB``) weight whose every output channel lies on a symmetric b-bit grid
-    (b <= 8; w = k * s, s = max|w| / (2**(b-1) - 1)) is quantized with that s, so the int8
-    codes are the trained ones. onnxruntime alone re-rounds onto max|w| / 127, off the grid
-    of a sub-8-bit layer. Other weights (float, asymmetric) are left to onnxruntime.
+    """onnxruntime ``TensorQuantOverrides`` keeping each trained weight grid: a Conv, Gemm or
+    MatMul (a bias-free Linear; its weight is (in, out)) weight whose every output channel
+    lies on a symmetric b-bit grid (b <= 8; w = k * s, s = max|w| / (2**(b-1) - 1)) is
+    quantized with that s, so the int8 codes are the trained ones. onnxruntime alone
+    re-rounds onto max|w| / 127, off the grid of a sub-8-bit layer. Other weights (float,
+    asymmetric) are left to onnxruntime.
     ``proto``: the ONNX ModelProto to be quantized."""
     _require("onnx")
     from onnx import numpy_helper
@@ -141,14 +142,19 @@ def grid_overrides(proto: Any) -> dict[str, list[dict[str, Any]]]:
     inits = {t.name: t for t in proto.graph.initializer}
     out: dict[str, list[dict[str, Any]]] = {}
     for node in proto.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2 \
+                or node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
         trans_b = any(a.name == "transB" and a.i == 1 for a in node.attribute)
-        if (node.op_type == "Conv" or (node.op_type == "Gemm" and trans_b)) \
-                and node.input[1] in inits:
-            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
-            scales = _grid_scales(w.reshape(w.shape[0], -1))
-            if scales is not None:
-                out[node.input[1]] = [{"axis": 0, "scale": np.float32(sc),
-                                       "zero_point": np.int8(0)} for sc in scales]
+        axis = 1 if node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b) else 0
+        if axis == 1 and w.ndim != 2:         # a batched MatMul weight: left to onnxruntime
+            continue
+        rows = w.T if axis == 1 else w.reshape(w.shape[0], -1)   # one row per output channel
+        scales = _grid_scales(rows)
+        if scales is not None:
+            out[node.input[1]] = [{"axis": axis, "scale": np.float32(sc),
+                                   "zero_point": np.int8(0)} for sc in scales]
     return out
 
 

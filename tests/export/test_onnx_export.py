@@ -311,6 +311,37 @@ def test_int8_file_keeps_the_trained_sub_8_bit_grid(tmp_path):
                                onnx_predict(plain, x[:8].numpy()), atol=0.5)
 
 
+def test_a_bias_free_linear_matmul_keeps_its_4_bit_codes_too(tmp_path):
+    """A bias-free Linear (every low-rank first factor of a Linear) exports as MatMul, its
+    weight held (in, out): its int8 codes were re-rounded onto max|w| / 127 (-127..127)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(32, 16, bias=False), nn.ReLU(), nn.Linear(16, 10)).eval()
+    x = torch.rand(64, 32)
+    plan = CompressionPlan(layers={"0": (QuantConfig(bits=4),), "2": (QuantConfig(bits=4),)})
+    model = bake(apply_plan(net, plan, x[:1]))
+    int8 = quantize_int8(export_onnx(model, x[:1], tmp_path / "m.onnx"),
+                         tmp_path / "m.int8.onnx", x.numpy())
+    proto = onnx.load(str(int8))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    by_output = {n.output[0]: n for n in proto.graph.node}
+    ops = {}
+    for node in (n for n in proto.graph.node if n.op_type in ("MatMul", "Gemm")):
+        dq = by_output[node.input[1]]
+        codes, scale = inits[dq.input[0]], inits[dq.input[1]]
+        torch_w = model[0 if node.op_type == "MatMul" else 2].weight.detach().numpy()
+        w = codes * scale[None, :] if node.op_type == "MatMul" else codes * scale[:, None]
+        ops[node.op_type] = (int(np.abs(codes).max()),
+                             float(np.abs(w - (torch_w.T if node.op_type == "MatMul"
+                                                else torch_w)).max()))
+    assert ops == {"MatMul": (7, pytest.approx(0.0, abs=1e-6)),
+                   "Gemm": (7, pytest.approx(0.0, abs=1e-6))}
+
+
 def test_the_int8_file_is_costed_as_written_beside_the_packed_plan(tmp_path, capsys):
     """The plan's predicted Flash stores 4-bit weights packed; an MCU flow fed
     model.int8.onnx stores them as int8, so the manifest also costs the file as written
