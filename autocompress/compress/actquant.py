@@ -138,6 +138,15 @@ def act_bits(model: nn.Module) -> dict[str, int]:
             if isinstance(getattr(m, ATTR, None), ActQuant)}
 
 
+def unused_ranges(state: Mapping[str, Tensor], model: nn.Module) -> list[str]:
+    """Keys of ``state`` holding an activation range (``<layer>.act_quant.lo``/``hi``) for a
+    quantizer ``model`` does not have. Weights trained before a float layer (``bits: 32``)
+    stopped getting an activation quantizer carry them; the layer runs float now."""
+    own = model.state_dict()
+    return [k for k in state if k not in own and k.rsplit(".", 2)[-2:] in ([ATTR, "lo"],
+                                                                         [ATTR, "hi"])]
+
+
 def input_ranges(model: nn.Module, example: Tensor
                  ) -> list[tuple[tuple[int, ...], float, float] | None]:
     """Per conv/linear layer, in execution order on ``example``: (weight shape, lo, hi) of

@@ -78,7 +78,8 @@ SPARSITY_SCHEDULES = ("cubic", "linear")  # how iterative sparsity rises over it
 @dataclass(frozen=True, kw_only=True)
 class QuantConfig(TechniqueConfig):
     """Linear quantization of a layer's weights (``bits``) and input activations
-    (``act_bits``, per-tensor, asymmetric); 32 means float.
+    (``act_bits``, per-tensor, asymmetric); 32 means float. A float layer (``bits=32``) runs
+    float activations whatever its ``act_bits``, in training, cost and export alike.
 
     ``mode="qat"``: fake quant with a straight-through estimator, weights keep training.
     ``mode="ptq"``: weights quantized once from calibrated ranges and frozen (no gradient).

@@ -103,10 +103,10 @@ class QuantHandler:
             if not isinstance(cfg, QuantConfig):
                 continue
             for name, layer in weighted_layers(model, fqn):
+                if cfg.bits >= 32:   # a float layer runs float activations (as costed, exported)
+                    continue
                 if cfg.act_bits < 32:
                     act[name] = cfg
-                if cfg.bits >= 32:
-                    continue
                 # A clustered layer shares one codebook: quantize it with one scale, or the
                 # k shared values would split into k per channel.
                 per_channel = cfg.per_channel and not is_clustered(layer)

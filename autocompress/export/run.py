@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from autocompress.compress import CompressionPlan, QuantConfig, bake
-from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant
+from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant, unused_ranges
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.errors import AutocompressError, ExportError
@@ -150,7 +150,10 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         plan = CompressionPlan.from_dict(rec["plan"])
         model = bake(build_compressed(ctx, plan, int(rec["seed"])))
         try:
-            model.load_state_dict(load_state(weights))
+            state = load_state(weights)
+            for key in unused_ranges(state, model):   # older runs' float layers had them
+                del state[key]
+            model.load_state_dict(state)
         except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
             raise ExportError(f"not a valid checkpoint for trial {number}, cannot read the "
                               f"trial's saved weights ({_load_problem(exc)})", loc=str(weights),

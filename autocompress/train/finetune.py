@@ -50,7 +50,7 @@ def _is_ptq(cfg: TechniqueConfig) -> bool:
 
 
 def _no_op(cfg: TechniqueConfig) -> bool:
-    return isinstance(cfg, QuantConfig) and cfg.bits >= 32 and cfg.act_bits >= 32
+    return isinstance(cfg, QuantConfig) and cfg.bits >= 32   # float weights and activations
 
 
 @torch.no_grad()

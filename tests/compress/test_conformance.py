@@ -87,7 +87,7 @@ CASES: dict[str, tuple[Layers, Callable[[nn.Module], None]]] = {
     "quant-w4-qat": ({"head.conv": (QuantConfig(bits=4),)}, _check_quant(4)),
     "quant-w3-ptq-tensor-asym-mse": ({"head.conv": (QuantConfig(
         bits=3, per_channel=False, symmetric=False, mode="ptq", calib="mse"),)}, _check_quant(3)),
-    "quant-act6": ({"head.conv": (QuantConfig(bits=32, act_bits=6, act_calib="percentile"),),
+    "quant-act6": ({"head.conv": (QuantConfig(bits=8, act_bits=6, act_calib="percentile"),),
                     "classifier": (QuantConfig(bits=8, act_bits=8),)},
                    lambda m: None),
 }
@@ -186,7 +186,8 @@ def test_activation_quant_can_be_removed_for_export():
 
     plan = CompressionPlan(arch=ARCH.to_dict(), layers=CASES["quant-act6"][0])
     model = bake(_apply(plan))
-    plain = bake(_apply(CompressionPlan(arch=ARCH.to_dict()), seed=0))
+    weights_only = {n: (QuantConfig(bits=8),) for n in ("head.conv", "classifier")}
+    plain = bake(_apply(CompressionPlan(arch=ARCH.to_dict(), layers=weights_only), seed=0))
     assert act_bits(model) == {"head.conv": 6, "classifier": 8}
     stripped = remove_act_quant(copy.deepcopy(model))
     assert act_bits(stripped) == {} and act_bits(model)

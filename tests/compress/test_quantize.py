@@ -70,3 +70,24 @@ def test_activation_fake_quant_passes_gradients_inside_its_range_only():
     y.sum().backward()
     assert y[0] == 0.0 and y[-1] == 1.0                       # clamped to the range
     assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_a_float_layer_trains_float_activations_and_old_ranges_are_dropped_on_load():
+    """QuantConfig(bits=32, act_bits=4) is costed and exported float; it trained 4-bit
+    inputs (0.01 off the float net here). Older weights of such a layer carry act_quant
+    ranges: ``unused_ranges`` names exactly those for the export to drop."""
+    from autocompress.compress.actquant import act_bits, attach_act_quant, unused_ranges
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 10)).eval()
+    x = torch.rand(16, 3, 8, 8)
+    plan = CompressionPlan(layers={"0": (QuantConfig(bits=32, act_bits=4),),
+                                   "3": (QuantConfig(bits=8, act_bits=8),)})
+    m = apply_plan(net, plan, x[:1], calibration=x)
+    assert act_bits(m) == {"3": 8}
+    old = copy.deepcopy(net)
+    attach_act_quant(old, {"0": (4, "minmax", "qat"), "3": (8, "minmax", "qat")})
+    state = bake(copy.deepcopy(m)).state_dict() | {"0.act_quant.lo": torch.tensor(0.0),
+                                                   "0.act_quant.hi": torch.tensor(1.0)}
+    assert unused_ranges(state, bake(m)) == ["0.act_quant.lo", "0.act_quant.hi"]
+    assert unused_ranges(old.state_dict(), old) == []
