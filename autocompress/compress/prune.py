@@ -17,6 +17,7 @@ from torch import nn
 
 from autocompress.compress.plan import PruneConfig, TechniqueConfig
 from autocompress.compress.registry import ApplyContext, register_handler
+from autocompress.errors import ModelError
 
 _PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -29,7 +30,30 @@ def _tp():  # torch_pruning takes ~1.4 s to import: load on first use
 
 def prune_groups(model: nn.Module, example: torch.Tensor,
                  ignored: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
-    """leader fqn -> fqns of the conv/linear layers coupled with it, in execution order."""
+    """leader fqn -> fqns of the conv/linear layers coupled with it, in execution order.
+    A group with a depthwise conv that has a channel multiplier (``groups == in_channels``,
+    more outputs) is left out: Torch-Pruning 1.6 cannot score it (an IndexError on every
+    pruning of such a model) and would change the multiplier; :func:`unprunable` names it."""
+    return {leader: members for leader, (members, _) in _groups(model, example, ignored).items()
+            if not any(_multiplier(model.get_submodule(m)) for m in members)}
+
+
+def unprunable(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:
+    """The producers of every group :func:`prune_groups` leaves out (a channel-multiplier
+    depthwise conv's input and output channels): ignored when pruning the others."""
+    if not any(_multiplier(m) for m in model.modules()):
+        return ()
+    return tuple(p for members, producers in _groups(model, example, ()).values()
+                 if any(_multiplier(model.get_submodule(m)) for m in members) for p in producers)
+
+
+def _multiplier(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and 1 < m.groups == m.in_channels != m.out_channels
+
+
+def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
+            ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """leader -> (members, producers) of each coupled group, in execution order."""
     tp = _tp()
     names = {m: n for n, m in model.named_modules()}
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
@@ -39,7 +63,7 @@ def prune_groups(model: nn.Module, example: torch.Tensor,
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
         groups = list(graph.get_all_groups(ignored_layers=ignored_mods,
                                            root_module_types=list(_PRUNABLE)))
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for group in groups:
         members: set[str] = set()
         producers: set[str] = set()
@@ -51,8 +75,9 @@ def prune_groups(model: nn.Module, example: torch.Tensor,
             if item.dep.handler.__name__ == "prune_out_channels":
                 producers.add(names[module])
         if producers:
-            leader = min(producers, key=order.__getitem__)
-            out[leader] = tuple(sorted(members, key=order.__getitem__))
+            def ordered(fqns: set[str]) -> tuple[str, ...]:
+                return tuple(sorted(fqns, key=order.__getitem__))
+            out[min(producers, key=order.__getitem__)] = (ordered(members), ordered(producers))
     return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
 
 
@@ -94,7 +119,15 @@ class PruneHandler:
         tp = _tp()
         make_importance, needs_grad = CRITERIA[criterion]
         modules = dict(model.named_modules())
-        ignored = [modules[n] for n in ctx.ignored if n in modules]
+        blocked = unprunable(model, ctx.example)
+        if refused := sorted(set(ratios) & set(blocked)):
+            raise ModelError(f"cannot prune '{refused[0]}': its output channels are coupled "
+                             "with a depthwise conv that has a channel multiplier (groups == "
+                             "in_channels < out_channels), which Torch-Pruning cannot prune",
+                             loc=f"plan.layers.{refused[0]}",
+                             hint="leave it out of the plan's pruning; the search does not "
+                                  "offer it")
+        ignored = [modules[n] for n in (*ctx.ignored, *blocked) if n in modules]
         groups = _channel_groups(model, [modules[f] for f in ratios], ctx.example)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -51,3 +51,22 @@ def _check_kept(width: int, groups: int, ratio: float, kept: int, round_to: int)
     pruned = apply_plan(Net(width, groups).eval(), plan, x, round_to=round_to, ignored=("fc",))
     assert pruned.c1.out_channels == kept and pruned.c2.in_channels == kept
     assert pruned(x).shape == (2, 10)
+
+
+def test_a_depthwise_conv_with_a_channel_multiplier_is_left_out_of_pruning():
+    """Torch-Pruning 1.6 raised IndexError on any pruning of a model with such a conv (8
+    groups, 16 outputs), the layer pruned unrelated: every pruned candidate failed."""
+    from autocompress.compress.prune import prune_groups, unprunable
+    from autocompress.errors import ModelError
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(8, 16, 3, padding=1, groups=8), nn.ReLU(),
+                        nn.Conv2d(16, 12, 1), nn.ReLU(), nn.Conv2d(12, 4, 1)).eval()
+    assert prune_groups(net, x) == {"4": ("4", "6"), "6": ("6",)}
+    assert unprunable(net, x) == ("0", "2")
+    m = apply_plan(net, CompressionPlan(layers={"4": (PruneConfig(ratio=0.5),)}), x)
+    assert (m[2].out_channels, m[4].out_channels, m[6].in_channels) == (16, 6, 6)
+    with pytest.raises(ModelError, match=r"cannot prune '0'.*channel multiplier"):
+        apply_plan(net, CompressionPlan(layers={"0": (PruneConfig(ratio=0.5),)}), x)
