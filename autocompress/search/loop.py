@@ -53,7 +53,7 @@ def next_trial(session: Session) -> tuple[Any, dict[str, Any]] | None:
         # way round, it was in neither and one trial too many ran)
         live = {t.number for t in study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-        records = read_records(session.records_path, warn=False)
+        records = session.log.read()
         recorded = {r["number"] for r in records}
         running = live - recorded
         if counted(records) + len(running) >= session.target:
@@ -91,11 +91,13 @@ def work(session: Session) -> int:
 def show(session: Session, rec: TrialRecord) -> None:
     """The trial's progress line, with counts, front size and best accuracy read from the
     records, so they are the run's (every worker's, and before a resume), not this process's."""
-    records = read_records(session.records_path, warn=False)
+    records = session.log.read()
     front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
                                      budgets_of(session.cfg))
     best = front.select()
-    session.progress.done = counted(records) - 1
+    # its place among the records (another worker may have appended since): the counters
+    # of several workers' lines neither repeat nor skip
+    session.progress.done = session.log.counted_before(rec.number)
     session.progress.trial(rec, len(front.points),
                            best=None if best is None else Objective.accuracy().get(best))
 

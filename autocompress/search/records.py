@@ -91,22 +91,67 @@ def counted(records: list[dict[str, Any]]) -> int:
 
 def read_records(path: Path, *, warn: bool = True) -> list[dict[str, Any]]:
     """All valid records of a run (latest record wins for a repeated trial number)."""
-    if not path.exists():
-        return []
-    by_number: dict[int, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                number = int(data["number"])
-                if data.get("state") not in STATES:
-                    raise ValueError(f"bad state {data.get('state')!r}")
-            except (ValueError, KeyError, TypeError) as exc:
-                if warn:
-                    print(f"warning: {path}:{lineno}: skipping corrupted record ({exc})",
-                          file=sys.stderr)
-                continue
-            by_number[number] = data
-    return [by_number[n] for n in sorted(by_number)]
+    return RecordLog(path, warn=warn).read(final=True)
+
+
+class RecordLog:
+    """``records.jsonl`` read incrementally: each :meth:`read` parses only the lines appended
+    since the last one and returns every valid record (as :func:`read_records`). A search reads
+    the records twice per trial (the ask decision, the progress line): re-reading the whole
+    file made a run quadratic (1 s per trial at 466 trials of a 78-layer model, 17 MB)."""
+
+    def __init__(self, path: Path, *, warn: bool = False) -> None:
+        self.path, self.warn = path, warn
+        self._reset(None)
+
+    def _reset(self, inode: int | None) -> None:
+        self._inode, self._offset, self._lineno = inode, 0, 0
+        self._by_number: dict[int, dict[str, Any]] = {}
+        self._line_of: dict[int, int] = {}
+
+    def read(self, *, final: bool = False) -> list[dict[str, Any]]:
+        """The records so far. Only complete lines are parsed (another worker may be in
+        the middle of an append) unless ``final``: then a last line without its newline
+        (torn by a kill) is parsed too, and skipped with a warning when it is not valid."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._reset(None)
+            return []
+        if st.st_ino != self._inode or st.st_size < self._offset:   # replaced or cut
+            self._reset(st.st_ino)
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        for raw in data[:end].decode("utf-8", errors="replace").splitlines():
+            self._lineno += 1
+            if raw.strip():
+                self._add(raw, self._lineno)
+        out = [self._by_number[n] for n in sorted(self._by_number)]
+        if final:                # a torn tail read once: the next read starts over
+            self._reset(None)
+        else:
+            self._offset += end
+        return out
+
+    def _add(self, line: str, lineno: int) -> None:
+        try:
+            data = json.loads(line)
+            number = int(data["number"])
+            if data.get("state") not in STATES:
+                raise ValueError(f"bad state {data.get('state')!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            if self.warn:
+                print(f"warning: {self.path}:{lineno}: skipping corrupted record ({exc})",
+                      file=sys.stderr)
+            return
+        self._by_number[number] = data
+        self._line_of[number] = lineno
+
+    def counted_before(self, number: int) -> int:
+        """Records that count towards the target written before trial ``number``'s (its
+        place in the run: several workers' lines interleave in the file)."""
+        line = self._line_of.get(number, self._lineno + 1)
+        return sum(1 for n, rec in self._by_number.items()
+                   if self._line_of[n] < line and counted([rec]))

@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.progress import Progress
-from autocompress.search.records import counted, read_records
+from autocompress.search.records import RecordLog, counted, read_records
 from autocompress.search.recovery import enqueue, recover
 from autocompress.search.reduce import Reduction, check_budget_reachable
 from autocompress.search.rundir import (
@@ -87,6 +88,11 @@ class Session:
     @property
     def records_path(self) -> Path:
         return self.run_dir / "records.jsonl"
+
+    @cached_property
+    def log(self) -> RecordLog:
+        """The records, read incrementally (each read parses only the new lines)."""
+        return RecordLog(self.records_path)
 
     @property
     def target(self) -> int:

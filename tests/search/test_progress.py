@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from autocompress.config import load_config
 from autocompress.search.loop import show
 from autocompress.search.progress import Progress
-from autocompress.search.records import TrialRecord, append_record
+from autocompress.search.records import RecordLog, TrialRecord, append_record, read_records
 
 from ..conftest import TINY, write_config
 
@@ -20,14 +20,17 @@ def _rec(n: int, acc: float, ms: float) -> TrialRecord:
                        constraints={"stm32f746.max_latency_ms": ms - 50.0})
 
 
-def test_line_shows_the_runs_best_not_this_processes(tmp_path):
+def _session(tmp_path, progress):
     cfg = load_config(write_config(tmp_path, TINY))
+    path = tmp_path / "records.jsonl"
+    return SimpleNamespace(records_path=path, log=RecordLog(path), cfg=cfg, progress=progress,
+                           ctx=SimpleNamespace(objectives=("accuracy", "stm32f746.latency_ms")))
+
+
+def test_line_shows_the_runs_best_not_this_processes(tmp_path):
     out = io.StringIO()
     progress = Progress(total=3, profile="stm32f746", stream=out)
-    session = SimpleNamespace(records_path=tmp_path / "records.jsonl", cfg=cfg,
-                              progress=progress,
-                              ctx=SimpleNamespace(objectives=("accuracy",
-                                                              "stm32f746.latency_ms")))
+    session = _session(tmp_path, progress)
     append_record(session.records_path, _rec(0, 0.93, 3.0))   # another worker's trial
     mine = _rec(1, 0.80, 1.0)
     append_record(session.records_path, mine)
@@ -82,3 +85,40 @@ def test_a_stopped_trial_says_at_which_rung_and_with_what_accuracy():
     out = io.StringIO()
     Progress(total=10, profile="pixel4", stream=out).trial(rec, 1)
     assert out.getvalue().rstrip().endswith("stopped at rung 1 (acc 0.141)")
+
+
+def test_two_workers_counters_neither_repeat_nor_skip(tmp_path):
+    """Worker A appends trial 0, worker B trial 1, then both print: A's line counted B's
+    record too ([2/3] twice, [1/3] never, 28 of 205 lines in a 2-worker run)."""
+    a_out, b_out = io.StringIO(), io.StringIO()
+    a = _session(tmp_path, Progress(total=3, profile="stm32f746", stream=a_out))
+    b = _session(tmp_path, Progress(total=3, profile="stm32f746", stream=b_out))
+    first, second = _rec(0, 0.9, 3.0), _rec(1, 0.8, 1.0)
+    append_record(a.records_path, first)
+    append_record(b.records_path, second)
+    show(b, second)
+    show(a, first)
+    assert a_out.getvalue().startswith("[1/3] trial 0")
+    assert b_out.getvalue().startswith("[2/3] trial 1")
+
+
+def test_the_incremental_log_reads_only_complete_lines_and_matches_a_full_read(tmp_path):
+    path = tmp_path / "records.jsonl"
+    log = RecordLog(path)
+    assert log.read() == []
+    append_record(path, _rec(0, 0.9, 3.0))
+    assert [r["number"] for r in log.read()] == [0]
+    line = path.read_text().splitlines()[0].replace('"number": 0', '"number": 1')
+    with open(path, "a") as fh:                      # another worker mid-append
+        fh.write(line[:40])
+    assert [r["number"] for r in log.read()] == [0]
+    with open(path, "a") as fh:
+        fh.write(line[40:] + "\n")
+    append_record(path, _rec(2, 0.7, 1.0))
+    assert [r["number"] for r in log.read()] == [0, 1, 2] == \
+        [r["number"] for r in read_records(path)]
+    with open(path, "a") as fh:                       # torn by a kill, then another append
+        fh.write('{"number": 3, "sta')
+    append_record(path, _rec(0, 0.95, 3.0))           # a later record of trial 0 wins
+    assert log.read() == read_records(path, warn=False)
+    assert log.read()[0]["metrics"]["accuracy"] == 0.95 and log.counted_before(2) == 1
