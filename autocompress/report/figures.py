@@ -36,6 +36,9 @@ def _fmt_cell(panel: HeatmapPanel, value: float | None) -> str:
     return f"{value:.2f}".lstrip("0") if 0 < value < 1 else f"{value:.2g}"
 
 
+MAX_CELL_TEXTS = 600   # cells per panel past which values are read from the colour bar
+
+
 def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) -> Path:
     """One panel per technique; rows = front trials, columns = layers in execution order.
     Darker = compressed more; grey = the layer does not exist in that trial's model."""
@@ -71,7 +74,7 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         image = ax.imshow(np.ma.masked_invalid(np.clip(data, vmin, vmax)), cmap=cmap,
                           vmin=vmin, vmax=vmax, aspect="auto")
         ax.imshow(np.where(absent, 1.0, np.nan), cmap=grey, aspect="auto")
-        for i, row in enumerate(panel.cells):
+        for i, row in enumerate(panel.cells if n_rows * n_cols <= MAX_CELL_TEXTS else ()):
             for j, value in enumerate(row):
                 if absent[i, j] or not (text := _fmt_cell(panel, value)):
                     continue
@@ -92,8 +95,14 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         bar.ax.tick_params(labelsize=7)
     axes[-1].set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="right",
                         fontsize=8)
-    axes[0].set_title("Front points, layer by layer: darker = compressed more, "
-                      "grey = layer not in that model", fontsize=9.5)
+    if len(panels) > 1:      # the layer names above the first panel too
+        top = axes[0].secondary_xaxis("top")
+        top.set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="left",
+                       fontsize=8)
+    shown = (f"{len(info.rows)} of the {info.front_size} front points, evenly spaced along "
+             "the front; " if info.front_size > len(info.rows) else "Front points, ")
+    axes[0].set_title(f"{shown}layer by layer: darker = compressed more, grey = layer not in "
+                      "that model", fontsize=9.5)
     return _save(fig, path, dpi)
 
 

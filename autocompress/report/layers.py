@@ -63,6 +63,7 @@ class LayerHeatmapInfo:
     layers: tuple[str, ...]
     present: tuple[tuple[bool, ...], ...]
     panels: tuple[HeatmapPanel, ...]
+    front_size: int = 0             # front points in all; rows shows at most MAX_ROWS of them
 
     @property
     def is_empty(self) -> bool:
@@ -155,7 +156,9 @@ def _row_label(rec: Record, objectives: Sequence[Objective]) -> str:
         if o.name == "accuracy" and 0.0 <= v <= 1.0:
             parts.append(f"{100 * v:.1f}%")
         else:
-            text = f"{v:.3g} {o.name.rsplit('_', 1)[-1]}" if "_" in o.name else f"{v:.3g}"
+            unit = o.name.rsplit("_", 1)[-1]
+            unit = {"kb": "KB"}.get(unit, unit)                 # as the rest of the report
+            text = f"{v:.3g} {unit}" if "_" in o.name else f"{v:.3g}"
             # two devices' latencies side by side: say which is which
             parts.append(f"{o.name.split('.')[0]} {text}" if len(devices) > 1 else text)
     if rec.get("baseline"):
@@ -163,13 +166,22 @@ def _row_label(rec: Record, objectives: Sequence[Objective]) -> str:
     return "  ".join(parts)
 
 
+MAX_ROWS = 30   # a 300-point front drew a 25000-pixel-high PNG in 2.5 minutes
+
+
 def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] = (),
-                       budgets: Sequence[Budget] = ()) -> LayerHeatmapInfo:
+                       budgets: Sequence[Budget] = (), *, max_rows: int = MAX_ROWS
+                       ) -> LayerHeatmapInfo:
     """The heatmap of the front in ``objectives`` (default: accuracy vs the first device's
-    latency). Layers are those named in any front plan, in execution order."""
+    latency). Layers are those named in any front plan, in execution order. A front of more
+    than ``max_rows`` points shows ``max_rows`` of them, evenly spaced along it (its ends
+    included; ``front_size`` says how many there are)."""
     recs = [as_record(r) for r in records]
     objs = list(objectives) or _default_objectives(recs)
     front = list(ParetoFront.from_records(recs, objs, budgets).points)
+    size = len(front)
+    if size > max_rows > 1:
+        front = [front[round(i * (size - 1) / (max_rows - 1))] for i in range(max_rows)]
     plans = [_plan_layers(r) for r in front]
     in_plans = {name for p in plans for name in p}
     order = [n for n in execution_order(_cost_layers(r) for r in front) if n in in_plans]
@@ -197,7 +209,7 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
         rows=tuple(_row_label(r, objs) for r in front),
         numbers=tuple(r.get("number") for r in front), layers=tuple(order),
         present=tuple(tuple(layer in k for layer in order) for k in known),
-        panels=tuple(panels))
+        panels=tuple(panels), front_size=size)
 
 
 def _panel_rank(kind: str, field: str) -> tuple[int, int, str]:

@@ -162,7 +162,9 @@ def _layers(records: Sequence[Record], objectives: Sequence[Objective],
     if info.is_empty:
         return '<p class="note">No front point has a per-layer compression plan.</p>'
     kinds = ", ".join(p.label for p in info.panels)
-    return (f'<p class="note">Rows: the {len(info.rows)} front points (fastest first); columns: '
+    rows = (f"{len(info.rows)} of the {info.front_size} front points, evenly spaced along it"
+            if info.front_size > len(info.rows) else f"the {len(info.rows)} front points")
+    return (f'<p class="note">Rows: {rows} (fastest first); columns: '
             f"the {len(info.layers)} compressible layers in execution order; panels: {escape(kinds)}"
             ". “fp” = float weights; empty = technique not applied; grey = layer absent.</p>"
             + _fig(pngs, "layers", "Per-layer compression of the front points"))

@@ -31,6 +31,22 @@ def test_heatmap_rows_are_the_front_columns_the_layers_in_execution_order() -> N
     assert info.present[1] == (True,) * 6
 
 
+def test_a_long_front_shows_evenly_spaced_rows_with_both_ends_and_says_so(tmp_path) -> None:
+    """A 298-point front drew 298 rows (a 25000-pixel PNG, 2.5 minutes, 2 GB)."""
+    from autocompress.report.figures import render_heatmap
+
+    recs = [planned(n, "complete", 0.5 + n / 200, 1 + n / 10, {"stem.conv": [q(4)]})
+            for n in range(90)]
+    info = layer_heatmap_info(recs, [ACC, LAT], [], max_rows=30)
+    assert info.front_size == 90 and len(info.rows) == 30
+    assert info.numbers[0] == 0 and info.numbers[-1] == 89     # the front's two ends
+    assert info.rows[0].startswith("#0  50.0%  1 ms")
+    flash_obj = Objective(name="mcu.flash_kb", sense="min", path="cost.mcu.flash_kb")
+    flash = layer_heatmap_info(recs, [ACC, flash_obj], [])
+    assert flash.rows[0].endswith("KB")                          # not "kb"
+    render_heatmap(info, tmp_path / "layers.png")
+
+
 def test_heatmap_panels_known_and_unknown_kinds() -> None:
     info = layer_heatmap_info(run_records(), [ACC, LAT], [BUDGET])
     panels = {p.label: p for p in info.panels}

@@ -103,7 +103,7 @@ def test_budget_label_stays_inside_the_axes() -> None:
     """The SRAM plot's "budget 64 KB" ran past the right edge (line near the x limit)."""
     assert budget_label_side(0.1) == "left" and budget_label_side(0.97) == "right"
     recs = [rec(0, "complete", 0.90, {"mcu": 1.0}), rec(1, "complete", 0.95, {"mcu": 2.0})]
-    budget = Budget(profile="mcu", metric="latency_ms", limit=12.0)   # far right of the data
+    budget = Budget(profile="mcu", metric="latency_ms", limit=2.9)   # right of the data
     (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [budget])
     fig = pareto_figure(info)
     fig.draw_without_rendering()
@@ -123,6 +123,33 @@ def test_the_front_step_line_stops_at_the_budget_line() -> None:
     ax = pareto_figure(info).axes[0]
     (step,) = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
     assert max(step.get_xdata()) == BUDGET.limit < ax.get_xlim()[1]
+
+
+def test_far_proposals_and_limits_are_named_at_the_edge_not_stretching_the_axis() -> None:
+    """One untrained 6.4 ms proposal put 400 trained points (0.4-0.85 ms) into the left
+    tenth of the axis; a 320 KB SRAM limit did the same to points at 3 KB."""
+    recs = [rec(0, "complete", 0.90, {"mcu": 0.4}), rec(1, "complete", 0.95, {"mcu": 0.85}),
+            rec(2, "infeasible", None, {"mcu": 6.4}), rec(3, "infeasible", None, {"mcu": 0.9})]
+    far = Budget(profile="mcu", metric="latency_ms", limit=320.0)
+    (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [far])
+    ax = pareto_figure(info).axes[0]
+    lo, hi = ax.get_xlim()
+    assert 0.85 < hi < 1.5 and lo < 0.4
+    (note,) = [t.get_text() for t in ax.texts if t.get_text().startswith("off the plot")]
+    assert "1 infeasible proposal at 6.4-6.4" in note and "320" in note
+    rug = [c for c in ax.collections if c.get_label().startswith("infeasible, not trained")]
+    assert rug[0].get_label() == "infeasible, not trained (2)"
+    assert [x for x, _ in rug[0].get_offsets()] == [0.9]           # only the one in range
+
+
+def test_front_points_at_one_spot_share_one_label() -> None:
+    """25 front points at 3 KB and the same accuracy stacked 25 labels into a clump."""
+    recs = [rec(n, "complete", 0.95, {"mcu": 2.0}) for n in range(4)]
+    recs.append(rec(4, "complete", 0.90, {"mcu": 1.0}))
+    (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [BUDGET])
+    ax = pareto_figure(info).axes[0]
+    assert sorted(t.get_text() for t in ax.texts if t.get_text().startswith("#")) == \
+        ["#0 +3", "#4"]
 
 
 # ------------------------------------------------------------------- front labels
