@@ -115,7 +115,7 @@ def check_address(address: str) -> None:
                                      "10.0.0.5:6379")
     loc = "--address" if address != "auto" else "RAY_ADDRESS"
     try:
-        reply = _http2_reply(host, int(port))
+        reply = _http2_reply(host.removeprefix("[").removesuffix("]"), int(port))   # IPv6
     except OSError as exc:
         raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})", loc=loc,
                                 hint="start the head there with `ray start --head --port "
@@ -276,3 +276,21 @@ def connect(address: str) -> None:
         raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
                                 hint="start one with `ray start --head`, or pass HOST:PORT; "
                                      "leave --address out to start a local Ray") from None
+
+
+def cluster_cpu_note(threads: int) -> str | None:
+    """A warning when no live node of the joined Ray has ``threads`` CPUs: every trial asks
+    for that many on one node, so Tune waits for such a node, silently, forever on a fixed
+    cluster (nodes started with ``--num-cpus 1``, ``search.threads: 2``); an autoscaling
+    cluster may add one."""
+    import ray
+
+    cpus = [float((n.get("Resources") or {}).get("CPU", 0.0)) for n in ray.nodes()
+            if n.get("Alive")]
+    most = int(max(cpus, default=0.0))
+    if most >= threads:
+        return None
+    return (f"no node of this Ray cluster has {threads} CPUs (the most: {most}), and each "
+            f"trial asks for search.threads = {threads} on one node: trials wait until such a "
+            f"node joins (an autoscaling cluster may add one); else stop and run with --set "
+            f"search.threads={max(1, most)}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from autocompress.search.progress import Progress
 from autocompress.search.ray_cluster import (
     LocalRay,
     check_address,
+    cluster_cpu_note,
     connect,
     shutdown_ray,
 )
@@ -187,6 +189,8 @@ def _run_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None, workers: i
     if address:            # join first: a cluster that is not there fails before any set-up
         check_address(address)
         connect(address)
+        if note := cluster_cpu_note(cfg.search.threads):
+            print(f"warning: {note}", file=sys.stderr, flush=True)
     local: list[LocalRay] = []
 
     def start_local(progress: Progress) -> None:    # once the config and run dir are valid

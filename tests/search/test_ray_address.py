@@ -116,3 +116,30 @@ def test_a_grpc_server_passes():
     server, port = serve_once(bytes([0, 0, 0x18, 4, 0, 0, 0, 0, 0]))   # a SETTINGS frame
     with server:
         check_address(f"127.0.0.1:{port}")
+
+
+def test_an_ipv6_address_is_probed_without_its_brackets():
+    """'[::1]:6391' was refused ("Name or service not known"); Ray itself accepts it."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    with socket.socket(socket.AF_INET6) as server:
+        try:
+            server.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        server.listen()
+        check_address(f"[::1]:{server.getsockname()[1]}")
+
+
+def test_a_cluster_without_a_node_big_enough_for_a_trial_is_named(monkeypatch):
+    """Nodes of 1 CPU and search.threads 2: Tune waited for such a node, silently."""
+    import ray
+
+    from autocompress.search.ray_cluster import cluster_cpu_note
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 1.0}},
+             {"Alive": False, "Resources": {"CPU": 8.0}}]              # a dead node
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    note = cluster_cpu_note(2)
+    assert note and "has 2 CPUs (the most: 1)" in note and "search.threads=1" in note
+    assert cluster_cpu_note(1) is None
