@@ -276,11 +276,15 @@ def test_resume_may_change_only_the_threads(tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert main(["search", str(cfg), "--run-dir", str(run), "--quiet", "--no-baselines"]) == 0
     stored = (run / "config.resolved.yaml").read_text()
+    left = tmp_path / "ac-ray-left"           # a killed local-Ray run's folder, as it marks it
+    left.mkdir()
+    (run / ".ray_temp").write_text(f"{left}\n{run.resolve()}\n")
     calls: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
     assert main(["search", "--resume", str(run), "--trials", "2", "--quiet",
                  "--set", "search.threads=2"]) == 0
     assert calls and set(calls) == {2}
+    assert not left.exists() and not (run / ".ray_temp").exists()   # reaped on Optuna too
     assert (run / "config.resolved.yaml").read_text() == stored
     assert len((run / "records.jsonl").read_text().splitlines()) == 2
 

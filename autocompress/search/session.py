@@ -23,6 +23,7 @@ from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.progress import Progress
+from autocompress.search.ray_cluster import reap_previous_ray
 from autocompress.search.records import RecordLog, counted, read_records
 from autocompress.search.recovery import enqueue, recover
 from autocompress.search.reduce import Reduction, check_budget_reachable
@@ -146,6 +147,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         progress.say(ctx.reduction.summary())
     for note in filter(None, (p.quick_note() for p in ctx.profiles.values())):
         progress.say(note)
+    if resume and (reaped := reap_previous_ray(run_dir)):   # either backend, run dir locked
+        progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
     if on_ready is not None:
         on_ready(progress)
     teacher = load_teacher(cfg, ctx, run_dir)
