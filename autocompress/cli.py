@@ -5,6 +5,7 @@ Exit codes: 0 ok, 2 user error (one message, no traceback), 1 bug.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -166,6 +167,13 @@ def _search(args: argparse.Namespace) -> int:
                   f"{run_dir}", file=sys.stderr)
             return _interrupt_code()
         raise
+    except OSError as exc:
+        if exc.errno not in DISK_FULL or not (run_dir / "env.json").is_file():
+            raise
+        raise AutocompressError(f"{_disk_full(exc)}; completed trials are saved in "
+                                f"{run_dir / 'records.jsonl'}", loc=str(run_dir),
+                                hint="free some space, then continue with: autocompress "
+                                     f"search --resume {run_dir}") from None
     paths = result.report
     n, objs = len(result.front.points), [o.name for o in result.front.objectives]
     over = f" over {', '.join(objs)}" if len(objs) > 2 else ""   # a plot shows 2 of them
@@ -190,6 +198,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)   # not a bug (exit 1): one line, exit 2
+
+
+def _disk_full(exc: OSError) -> str:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return f"{os.strerror(exc.errno or errno.ENOSPC)}{where}"
+
+
 COMMANDS = {"search": _search, "report": _report, "export": _export, **HW_HANDLERS}
 
 
@@ -202,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except AutocompressError as exc:
         print(one_line(exc), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        print(f"error: {_disk_full(exc)} (free some space and run the command again)",
+              file=sys.stderr)
         return 2
     except BrokenPipeError:              # `autocompress predict ... | head`: not an error
         sys.stdout = open(os.devnull, "w")    # as the Python docs advise

@@ -341,3 +341,27 @@ def test_timeout_stops_starting_trials_and_resume_runs_the_rest(tmp_path, monkey
     assert main(["search", "--resume", str(run), "--quiet",
                  "--set", "search.timeout_s=null"]) == 0
     assert len((run / "records.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_full_disk_is_one_line_with_the_resume_command_not_a_traceback(tmp_path, monkeypatch,
+                                                                         capsys):
+    """ENOSPC while writing a trial's weights (Ray) or the report (Optuna) ended in a
+    traceback and exit 1, the code for a bug, with no word on the saved trials."""
+    import errno
+
+    from autocompress.cli import main
+    from autocompress.search import runner_optuna
+
+    cfg = write_config(tmp_path, TINY)
+    run = tmp_path / "run"
+
+    def full(cfg, run_dir, **kwargs):
+        run_dir.mkdir()
+        (run_dir / "env.json").write_text("{}")
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "report" / "a.png"))
+
+    monkeypatch.setattr(runner_optuna, "run_search", full)
+    assert main(["search", str(cfg), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device writing" in err[0]
+    assert f"autocompress search --resume {run}" in err[0] and "records.jsonl" in err[0]

@@ -238,6 +238,10 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
             local.wait()
         for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found'
+        # a lost worker is a trial the searcher records interrupted and replaces (and says
+        # so): not Tune's "Trial task failed" traceback and "Trials did not complete"
+        for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         board = None
         policy = EarlyStopping.from_config(cfg.search.early_stopping)
         if policy is not None:
