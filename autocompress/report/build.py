@@ -142,6 +142,12 @@ def summary_markdown(records: Sequence[Record], objectives: Sequence[Objective] 
         if not front.points:
             lines += ["No feasible trials.", ""]
             continue
+        if len(objectives) > 2:    # the run's front is over more objectives than this table
+            run = ParetoFront.from_records(records, objectives, budgets)
+            n = len(front.points)
+            lines += [f"The front of {y_obj.name} vs {p} latency alone ({n} "
+                      f"point{'s' * (n != 1)}); the run's front over {', '.join(o.name for o in objectives)} "
+                      f"has {len(run.points)} (index.html lists them).", ""]
         lines += [f"| trial | {y_obj.name} | {axis_label('latency_ms')} | {axis_label('flash_kb')}"
                   f" | {axis_label('peak_sram_kb')} | plan_id |",
                   "|---:|---:|---:|---:|---:|---|"]

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -239,7 +240,9 @@ def _column_key(column: str) -> tuple[int, str, int, str]:
         profile, _, key = rest.partition("/")
         known = _COST_ORDER.index(key) if key in _COST_ORDER else len(_COST_ORDER)
         return (rank, profile, known, key)
-    return (rank, "" if group == "params" else rest, 0, "")
+    # numbers in names by value: blocks.2 before blocks.10 (a 78-layer model's columns
+    # went blocks.0, blocks.1, blocks.10, ..., blocks.19, blocks.2)
+    return (rank, re.sub(r"\d+", lambda m: m.group().zfill(9), rest), 0, "")
 
 
 def cost_value(record: Record, profile: str, metric: str) -> float | None:

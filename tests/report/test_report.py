@@ -84,6 +84,14 @@ def test_axis_labels() -> None:
 # ------------------------------------------------------------------ table
 
 
+def test_layer_columns_go_by_number_not_by_letter() -> None:
+    rec = {"number": 0, "state": "complete",
+           "params": {f"quant.bits/blocks.{i}.conv1": 8 for i in (10, 2, 1)}}
+    cols = [c for c in TrialsTable.from_records([rec]).columns if c.startswith("params/")]
+    assert cols == ["params/quant.bits/blocks.1.conv1", "params/quant.bits/blocks.2.conv1",
+                    "params/quant.bits/blocks.10.conv1"]
+
+
 def test_trials_table_columns(records: list[dict[str, Any]]) -> None:
     table = TrialsTable.from_records(records)
     assert table.columns[:9] == ("number", "state", "baseline", "duration_s", "seed",
@@ -241,6 +249,18 @@ def test_summary_compares_each_baseline_with_the_best_front_point_not_slower() -
     assert "| uniform-int8 | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | -1.00 points | 3.00x |" in md
     # on the front: nothing as fast is more accurate (trial 0 is faster, but less accurate)
     assert "| sparse-25 | 3 | 95.00 % | 3 ms | itself (on the front) | 95.00 % | +0.00 points | 1.00x |" in md
+
+
+def test_summary_says_the_runs_front_is_over_more_objectives_than_its_table() -> None:
+    from autocompress.report.build import summary_markdown
+
+    recs = [rec(0, "complete", 0.93, {"mcu": 2.0}), rec(1, "complete", 0.92, {"mcu": 3.0})]
+    recs[1]["cost"]["mcu"]["flash_kb"] = 1.0            # slower, less accurate, but smaller
+    flash = Objective(name="mcu.flash_kb", sense="min", path="cost.mcu.flash_kb")
+    md = summary_markdown(recs, [Objective.accuracy(), Objective.latency("mcu"), flash], [])
+    assert ("accuracy vs mcu latency alone (1 point); the run's front over accuracy, "
+            "mcu.latency_ms, mcu.flash_kb has 2") in md
+    assert "the run's front over" not in summary_markdown(recs, [Objective.accuracy()], [])
 
 
 def test_the_page_says_what_accuracy_is_how_to_ship_and_what_stopped(tmp_path: Path) -> None:
