@@ -9,6 +9,8 @@ from typing import TextIO
 
 from autocompress.search.records import TrialRecord
 
+WINDOW = 10   # lines the ETA's pace is measured over
+
 
 @dataclass
 class Progress:
@@ -21,6 +23,7 @@ class Progress:
     done: int = 0
     best: float | None = None
     first: int | None = None    # the run's count before this process's first trial
+    seen: list[tuple[float, int]] = field(default_factory=list)   # (time, done) per line
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -41,8 +44,15 @@ class Progress:
             if rec.started_at:   # the set-up (teacher, Ray) is no trial's time: ETA from here
                 began = time.perf_counter() - max(0.0, time.time() - rec.started_at)
                 self.start = max(self.start, began)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / (self.done - self.first) * max(0, self.total - self.done)
+        now = time.perf_counter()
+        # the pace of the last WINDOW lines (the run's, every worker's trials counted), not
+        # of the whole run: trials that slow down as a run goes on (a GP sampler's asks grow)
+        # gave an ETA 4x short
+        if not self.seen:
+            self.seen.append((self.start, self.first))
+        then, before = self.seen[-min(WINDOW, len(self.seen))]
+        self.seen.append((now, self.done))
+        eta = (now - then) / max(1, self.done - before) * max(0, self.total - self.done)
         width = len(str(self.total))
         parts = [f"[{self.done:>{width}}/{self.total}] trial {rec.number:<3} {rec.state:<10}",
                  f"acc {acc:.3f}" if acc is not None else "acc   -  ",

@@ -122,3 +122,19 @@ def test_the_incremental_log_reads_only_complete_lines_and_matches_a_full_read(t
     append_record(path, _rec(0, 0.95, 3.0))           # a later record of trial 0 wins
     assert log.read() == read_records(path, warn=False)
     assert log.read()[0]["metrics"]["accuracy"] == 0.95 and log.counted_before(2) == 1
+
+
+def test_eta_follows_the_recent_pace_when_trials_slow_down(monkeypatch):
+    """A GP sampler's asks grow with the run: the ETA from the whole run's mean pace said
+    61 s with about 270 s left."""
+    from autocompress.search import progress as progress_mod
+
+    clock = [0.0]
+    monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: clock[0])
+    out = io.StringIO()
+    progress = Progress(total=30, profile="stm32f746", stream=out)
+    for n in range(20):
+        clock[0] += 1.0 if n < 10 else 10.0              # 10 quick trials, then slow ones
+        progress.trial(_rec(n, 0.9, 1.0), 1)
+    eta = float(out.getvalue().splitlines()[-1].split("eta")[1].strip().rstrip("s"))
+    assert eta == 100.0                                   # 10 left x 10 s, not x 5.5 s
