@@ -118,16 +118,23 @@ def test_next_trial_counts_a_trial_another_worker_finishes_while_it_reads(tmp_pa
 
     from autocompress.search import loop
     from autocompress.search.journal import journal_storage
-    from autocompress.search.records import TrialRecord, append_record, counted, read_records
+    from autocompress.search.records import (
+        RecordLog,
+        TrialRecord,
+        append_record,
+        counted,
+        read_records,
+    )
     from autocompress.search.recovery import tell
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(storage=journal_storage(tmp_path), directions=["maximize"])
     dists = {"x": optuna.distributions.IntDistribution(0, 100)}
     records_path = tmp_path / "records.jsonl"
+    log = RecordLog(records_path)
     session = types.SimpleNamespace(
         timed_out=lambda: False, study=study, run_dir=tmp_path, records_path=records_path,
-        target=2, ctx=types.SimpleNamespace(rspace=types.SimpleNamespace(
+        log=log, target=2, ctx=types.SimpleNamespace(rspace=types.SimpleNamespace(
             distributions=lambda: dists)))
 
     def finish(trial: optuna.trial.Trial) -> None:         # what a worker does: record, tell
@@ -138,15 +145,15 @@ def test_next_trial_counts_a_trial_another_worker_finishes_while_it_reads(tmp_pa
 
     finish(study.ask(dists))                   # trial 0 done
     other = study.ask(dists)                   # trial 1 running in another worker
-    real = loop.read_records
+    real = log.read
 
-    def racing(*args, **kwargs):               # ... which finishes it as this one reads
-        out = real(*args, **kwargs)
-        if other.number not in {r["number"] for r in real(records_path, warn=False)}:
+    def racing(**kwargs):                      # ... which finishes it as this one reads
+        out = real(**kwargs)
+        if other.number not in {r["number"] for r in read_records(records_path, warn=False)}:
             finish(other)
         return out
 
-    monkeypatch.setattr(loop, "read_records", racing)
+    monkeypatch.setattr(log, "read", racing)
     assert loop.next_trial(session) is None    # 1 done + 1 running = the target of 2
     assert counted(read_records(records_path)) == 2
 
