@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from autocompress.config_checks import SAMPLERS
-from autocompress.errors import AutocompressError, one_line
+from autocompress.errors import AutocompressError, is_disk_full, one_line
 from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
 from autocompress.hardware.commands import HANDLERS as HW_HANDLERS
 from autocompress.hardware.commands import add_commands
@@ -168,12 +168,19 @@ def _search(args: argparse.Namespace) -> int:
             return _interrupt_code()
         raise
     except OSError as exc:
-        if exc.errno not in DISK_FULL or not (run_dir / "env.json").is_file():
+        if not is_disk_full(exc):
             raise
-        raise AutocompressError(f"{_disk_full(exc)}; completed trials are saved in "
-                                f"{run_dir / 'records.jsonl'}", loc=str(run_dir),
-                                hint="free some space, then continue with: autocompress "
-                                     f"search --resume {run_dir}") from None
+        if not (run_dir / "env.json").is_file():    # the run files are not all written
+            raise AutocompressError(f"{_disk_full(exc)}; the run dir is incomplete",
+                                    loc=str(run_dir),
+                                    hint=f"free some space, remove {run_dir} and run the "
+                                         "command again") from None
+        saved = run_dir / "records.jsonl"
+        raise AutocompressError(f"{_disk_full(exc)}; " + (
+            f"completed trials are saved in {saved}" if saved.is_file() else
+            "no trial had finished"), loc=str(run_dir),
+            hint=f"free some space, then continue with: autocompress search --resume "
+                 f"{run_dir}") from None
     paths = result.report
     n, objs = len(result.front.points), [o.name for o in result.front.objectives]
     over = f" over {', '.join(objs)}" if len(objs) > 2 else ""   # a plot shows 2 of them
@@ -198,9 +205,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)   # not a bug (exit 1): one line, exit 2
-
-
 def _disk_full(exc: OSError) -> str:
     where = f" writing {exc.filename}" if exc.filename else ""
     return f"{os.strerror(exc.errno or errno.ENOSPC)}{where}"
@@ -219,15 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutocompressError as exc:
         print(one_line(exc), file=sys.stderr)
         return 2
-    except OSError as exc:
-        if exc.errno not in DISK_FULL:
+    except BrokenPipeError:              # `autocompress predict ... | head`: not an error
+        sys.stdout = open(os.devnull, "w")    # as the Python docs advise
+        return 0
+    except OSError as exc:               # (BrokenPipeError is one: caught above)
+        if not is_disk_full(exc):
             raise
         print(f"error: {_disk_full(exc)} (free some space and run the command again)",
               file=sys.stderr)
         return 2
-    except BrokenPipeError:              # `autocompress predict ... | head`: not an error
-        sys.stdout = open(os.devnull, "w")    # as the Python docs advise
-        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return _interrupt_code()

@@ -3,6 +3,7 @@ its message (no traceback) and exits 2. Anything else is a bug and exits 1."""
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -56,3 +57,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """Return a ``did you mean 'x'?`` hint for the closest choice, or None."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A full disk or quota: no candidate's fault (every later trial would fail the same),
+    so the search stops with one line and the ``--resume`` command (not a bug, not a
+    failed trial). ``BrokenPipeError`` and other OSErrors are not."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL

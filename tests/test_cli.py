@@ -346,22 +346,55 @@ def test_timeout_stops_starting_trials_and_resume_runs_the_rest(tmp_path, monkey
 def test_a_full_disk_is_one_line_with_the_resume_command_not_a_traceback(tmp_path, monkeypatch,
                                                                          capsys):
     """ENOSPC while writing a trial's weights (Ray) or the report (Optuna) ended in a
-    traceback and exit 1, the code for a bug, with no word on the saved trials."""
+    traceback and exit 1, the code for a bug, with no word on the saved trials; a broken
+    pipe (an OSError too) stays a quiet exit 0."""
     import errno
 
-    from autocompress.cli import main
+    from autocompress import cli
     from autocompress.search import runner_optuna
 
     cfg = write_config(tmp_path, TINY)
-    run = tmp_path / "run"
+    stage: list[str] = []
 
     def full(cfg, run_dir, **kwargs):
         run_dir.mkdir()
-        (run_dir / "env.json").write_text("{}")
+        for name in stage:
+            (run_dir / name).write_text("{}")
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "report" / "a.png"))
 
     monkeypatch.setattr(runner_optuna, "run_search", full)
-    assert main(["search", str(cfg), "--run-dir", str(run)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "No space left on device writing" in err[0]
-    assert f"autocompress search --resume {run}" in err[0] and "records.jsonl" in err[0]
+    lines = {}
+    for stage[:] in ([], ["env.json"], ["env.json", "records.jsonl"]):
+        run = tmp_path / f"run{len(stage)}"
+        assert cli.main(["search", str(cfg), "--run-dir", str(run)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "No space left on device writing" in err[0]
+        lines[len(stage)] = err[0]
+    assert f"remove {tmp_path / 'run0'} and run the command again" in lines[0]
+    assert "no trial had finished" in lines[1] and "--resume" in lines[1]
+    assert "completed trials are saved in" in lines[2]
+    assert f"autocompress search --resume {tmp_path / 'run2'}" in lines[2]
+
+    def piped(args):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, "report", piped)
+    assert cli.main(["report", str(tmp_path)]) == 0
+
+
+def test_a_full_disk_stops_the_search_instead_of_failing_every_candidate(tmp_path, monkeypatch):
+    """A trial whose weights cannot be written was recorded 'failed' (and counted), and the
+    search went on failing every later one: exit 0, 'front: 0 points'."""
+    import errno
+
+    from autocompress.cli import main
+    from autocompress.search import objective
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "model.pt")
+
+    monkeypatch.setattr(objective, "save_packed", full)
+    cfg = write_config(tmp_path, TINY)
+    run = tmp_path / "run"
+    assert main(["search", str(cfg), "--run-dir", str(run), "--quiet", "--no-baselines"]) == 2
+    assert not (run / "records.jsonl").exists()       # no trial recorded failed

@@ -217,7 +217,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "host_predicted_vs_measured": host_check,
             "weight_bits": weight_bits,
             "activation_bits": {f: c.act_bits for f, c in plan.configs(QuantConfig).items()
-                                if isinstance(c, QuantConfig) and c.act_bits < 32},
+                                if isinstance(c, QuantConfig) and c.act_bits < 32
+                                and c.bits < 32},          # a float layer runs float ones
             "onnx_int8_activation_ranges": {      # a layer kept float uses neither
                 "from_torch": sum(r is not None for r in used),
                 "from_onnxruntime_minmax": sum(r is None for r in used)},

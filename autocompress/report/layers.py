@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autocompress.pareto import Budget, Objective, ParetoFront, Record, as_record, get_path
+from autocompress.report.info import unit_of
 
 # kind -> (label, candidate fields, value when the layer exists but the kind is not applied,
 #          True when a larger value compresses more)
@@ -156,9 +157,7 @@ def _row_label(rec: Record, objectives: Sequence[Objective]) -> str:
         if o.name == "accuracy" and 0.0 <= v <= 1.0:
             parts.append(f"{100 * v:.1f}%")
         else:
-            unit = o.name.rsplit("_", 1)[-1]
-            unit = {"kb": "KB"}.get(unit, unit)                 # as the rest of the report
-            text = f"{v:.3g} {unit}" if "_" in o.name else f"{v:.3g}"
+            text = f"{v:.3g} {unit_of(o.name)}".rstrip()     # KB, µs: as the rest of the report
             # two devices' latencies side by side: say which is which
             parts.append(f"{o.name.split('.')[0]} {text}" if len(devices) > 1 else text)
     if rec.get("baseline"):

@@ -19,7 +19,7 @@ import torch
 
 from autocompress.budgets import budgets_of
 from autocompress.config import SearchConfig, lead_profile, pareto_objectives
-from autocompress.errors import AutocompressError, one_line
+from autocompress.errors import AutocompressError, is_disk_full, one_line
 from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.baselines import suggest_all
 from autocompress.search.early_stop import EarlyStopping, FileBoard
@@ -151,6 +151,11 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
         sys.exit(130)
     except AutocompressError as exc:
         print(one_line(exc, f"error (worker {index})"), file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        print(f"error (worker {index}): {exc}", file=sys.stderr)   # the main process resumes
         sys.exit(2)
 
 

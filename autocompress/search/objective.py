@@ -23,7 +23,7 @@ from autocompress.compress import (
 from autocompress.compress.checkpoint import save_packed
 from autocompress.compress.formats import plan_formats
 from autocompress.compress.sparsity import tighten
-from autocompress.errors import AutocompressError
+from autocompress.errors import AutocompressError, is_disk_full
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostEstimate, check_budget
 from autocompress.search.early_stop import Board, EarlyStopping, Pruned, chance_level
@@ -119,6 +119,8 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
     except (KeyboardInterrupt, AutocompressError):
         raise  # user errors (e.g. a missing LUT entry with fallback off) stop the search
     except Exception as exc:  # a failing candidate is recorded, the search goes on
+        if is_disk_full(exc):  # ... unless no trial can be saved: stop, resume later
+            raise
         err = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc(limit=-4)
         return TrialRecord(state="failed", error=f"{err}\n{tb}",

@@ -189,7 +189,6 @@ class LocalRay:
     def __init__(self, run_dir: Path, cpus: int) -> None:
         self.run_dir, self.error, self.tune_default = run_dir, None, False
         self.env_set = TUNE_ENV[0] not in os.environ
-        self.reaped = reap_previous_ray(run_dir)
         self.temp = ray_temp_dir(run_dir)
         self.started, self.release = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._run, args=(cpus,), name="ray-init",

@@ -4,8 +4,12 @@ the search has to stop (a user error: as on the Optuna backend, whose workers st
 Tune ran the other trials to their end, possibly hours, before the driver exited 2)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+TUNE_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 
 
 def trial_name(trial: Any) -> str:
@@ -40,3 +44,36 @@ def stop_when(stop: Callable[[], bool]) -> Any:
             return stop()
 
     return StopAll()
+
+
+class LostWorkerNoise(logging.Filter):
+    """Drops Tune's "Trial task failed" traceback for a trial whose Ray worker died (the
+    searcher records it interrupted, replaces it and says so) and its closing "Trials did
+    not complete" summary. Every other line stays, an actor that failed to start (e.g. a
+    module a node cannot import) included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith("Trials did not complete"):
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (text.startswith("Trial task failed") and worker_lost(exc))
+
+
+def worker_lost(exc: BaseException | None) -> bool:
+    from ray.exceptions import RayActorError
+
+    return isinstance(exc, RayActorError) and "creation task" not in str(exc)
+
+
+@contextmanager
+def quiet_lost_workers() -> Iterator[None]:
+    """:class:`LostWorkerNoise` on Tune's loggers while the block runs."""
+    noise = LostWorkerNoise()
+    for name in TUNE_LOGGERS:
+        logging.getLogger(name).addFilter(noise)
+    try:
+        yield
+    finally:
+        for name in TUNE_LOGGERS:
+            logging.getLogger(name).removeFilter(noise)

@@ -42,7 +42,12 @@ from autocompress.search.ray_cluster import (
     shutdown_ray,
 )
 from autocompress.search.ray_trial import trainable, user_error
-from autocompress.search.ray_tune_parts import stop_when, trial_name, weights_mover
+from autocompress.search.ray_tune_parts import (
+    quiet_lost_workers,
+    stop_when,
+    trial_name,
+    weights_mover,
+)
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
 from autocompress.search.recovery import interrupted, tell
 from autocompress.search.session import (
@@ -198,10 +203,7 @@ def _run_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None, workers: i
         # one CPU more for the early-stopping board's actor (it asks for none): the raylet
         # starts a worker per CPU, torch preloaded, so the board's does not take a trial's
         board = 1 if cfg.search.early_stopping else 0
-        local.append(LocalRay(run_dir, cpus + board))
-        if local[0].reaped:
-            progress.say(f"stopped {local[0].reaped} leftover process(es) of the killed run's "
-                         "Ray")
+        local.append(LocalRay(run_dir, cpus + board))   # (a resume reaped the killed run's)
         progress.say(f"starting a local Ray ({cpus} CPUs{' + 1 for early stopping' * board}, "
                      f"temp {local[0].temp})")
 
@@ -238,10 +240,6 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
             local.wait()
         for name in ("ray.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(name).setLevel(logging.ERROR)   # no 'metrics not found'
-        # a lost worker is a trial the searcher records interrupted and replaces (and says
-        # so): not Tune's "Trial task failed" traceback and "Trials did not complete"
-        for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
         board = None
         policy = EarlyStopping.from_config(cfg.search.early_stopping)
         if policy is not None:
@@ -271,7 +269,8 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
         sigint = os.environ.get(TUNE_SIGINT)
         os.environ[TUNE_SIGINT] = "1"
         try:
-            tuner.fit()
+            with quiet_lost_workers():
+                tuner.fit()
         finally:
             if sigint is None:
                 os.environ.pop(TUNE_SIGINT, None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,8 +47,9 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     else:
         fit(model, data.train, settings, seed=seed)
         logits = predict(model, data.train)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"state_dict": model.state_dict(), "train_logits": logits}, tmp)
+        tmp, buf = path.with_suffix(".tmp"), io.BytesIO()
+        torch.save({"state_dict": model.state_dict(), "train_logits": logits}, buf)
+        tmp.write_bytes(buf.getvalue())   # a full disk: OSError ENOSPC (torch: RuntimeError)
         tmp.replace(path)
     model.eval()
     return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),

@@ -35,3 +35,36 @@ def test_an_error_handling_a_result_stops_the_search_with_that_error(tmp_path, m
     searcher.on_trial_complete("t0", None, error=True)
     assert isinstance(searcher.stop, OSError)
     assert searcher.suggest("t1") == "FINISHED"
+
+
+def test_only_a_lost_workers_tune_lines_are_dropped():
+    """A lost worker printed Tune's 20-line traceback and "Trials did not complete" (with
+    --quiet, all the run said); silencing Tune's loggers wholesale hid every other error."""
+    import logging
+
+    from ray.exceptions import ActorDiedError, RayActorError
+
+    from autocompress.search.ray_tune_parts import TUNE_LOGGERS, quiet_lost_workers
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger(TUNE_LOGGERS[0])
+    keep = Keep()
+    logger.addHandler(keep)
+    try:
+        with quiet_lost_workers():
+            logger.error("Trial task failed for trial trial_3", exc_info=ActorDiedError())
+            logger.error("Trial task failed for trial trial_4", exc_info=RayActorError(
+                error_msg="The actor died because of an error raised in its creation task"))
+            logger.error("Trial task failed for trial trial_5", exc_info=ValueError("bug"))
+            logger.error("Error handling checkpoint /x")
+            logging.getLogger(TUNE_LOGGERS[1]).error("Trials did not complete: [trial_3]")
+        logger.error("Trial task failed for trial trial_6", exc_info=ActorDiedError())
+    finally:
+        logger.removeHandler(keep)
+    assert seen == ["Trial task failed for trial trial_4", "Trial task failed for trial trial_5",
+                    "Error handling checkpoint /x", "Trial task failed for trial trial_6"]
