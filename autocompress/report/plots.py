@@ -14,13 +14,12 @@ from __future__ import annotations
 import itertools
 import sys
 import textwrap
-import zlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.report.info import ParetoPlotInfo, PlotPoint
 from autocompress.report.labels import Box, place_labels
+from autocompress.report.styles import baseline_order, baseline_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -30,18 +29,6 @@ DOMINATED_COLOR = "#9a9a9a"
 STOPPED_COLOR = "#c77c02"       # early-stopped trials (hollow)
 INFEASIBLE_COLOR = "#d62728"
 BUDGET_COLOR = "#8b0000"
-# One (marker, colour) per baseline name, the same in every plot of every run; the built-in
-# baselines (search/baselines.py) in legend order, then any other name by a stable hash.
-BASELINE_STYLES: dict[str, tuple[str, str]] = {
-    "fp32": ("s", "#555555"),
-    "uniform-int8": ("D", "#ff7f0e"),
-    "uniform-int4": ("v", "#e377c2"),
-    "sparse-25": ("^", "#9467bd"),
-    "sparse-50": ("P", "#8c564b"),
-}
-FALLBACK_STYLES = (("*", "#17becf"), ("X", "#bcbd22"), ("h", "#2ca02c"), ("p", "#e7298a"),
-                   ("<", "#7570b3"), (">", "#a6761d"), ("d", "#1b9e77"), ("8", "#66a61e"))
-
 def _figure(width: float = 8.0, height: float = 5.5) -> Any:
     """A pyplot-free Agg figure (no global state, safe in threads and notebooks)."""
     try:
@@ -175,29 +162,6 @@ def _step_end(info: ParetoPlotInfo, edge: float) -> float:
     to the first budget line past the last front point (else ``edge``)."""
     last = max((p.x for p in info.front if p.y is not None), default=edge)
     return min((b.x for b in info.budget_lines if b.x >= last), default=edge)
-
-
-def baseline_style(name: str) -> tuple[str, str]:
-    """(marker, colour) of a baseline: fixed for the built-in names, else a stable hash of
-    the name (crc32, not ``hash()``, which changes per process), so a name looks the same in
-    every plot of every run.
-
-    >>> baseline_style("uniform-int4")
-    ('v', '#e377c2')
-    >>> baseline_style("my-baseline") == baseline_style("my-baseline")
-    True
-    """
-    if name in BASELINE_STYLES:
-        return BASELINE_STYLES[name]
-    return FALLBACK_STYLES[zlib.crc32(name.encode("utf-8")) % len(FALLBACK_STYLES)]
-
-
-def baseline_order(names: Sequence[str]) -> list[str]:
-    """Legend order of baseline names: the built-in ones in :data:`BASELINE_STYLES` order,
-    then the rest alphabetically (not by x, which differs from plot to plot)."""
-    known = list(BASELINE_STYLES)
-    return sorted(dict.fromkeys(names),
-                  key=lambda n: (0, known.index(n), "") if n in known else (1, 0, n))
 
 
 def _draw_baselines(ax: Axes, info: ParetoPlotInfo) -> None:

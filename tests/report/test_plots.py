@@ -10,13 +10,8 @@ from typing import Any
 from autocompress.pareto import Budget, Objective
 from autocompress.report.info import pareto_plot_infos
 from autocompress.report.labels import place_labels
-from autocompress.report.plots import (
-    BASELINE_STYLES,
-    baseline_order,
-    baseline_style,
-    budget_label_side,
-    pareto_figure,
-)
+from autocompress.report.plots import budget_label_side, pareto_figure
+from autocompress.report.styles import BASELINE_STYLES, baseline_order, baseline_style
 from tests.report.sample import BUDGET, rec
 
 BUILT_IN = ["uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50"]
@@ -54,7 +49,7 @@ def test_each_built_in_baseline_has_its_own_fixed_style() -> None:
 
 
 def test_unknown_baseline_style_is_stable_across_processes() -> None:
-    code = ("from autocompress.report.plots import baseline_style; "
+    code = ("from autocompress.report.styles import baseline_style; "
             "print(baseline_style('my-int6'))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
