@@ -1,6 +1,6 @@
 """Command line: ``autocompress search | report | export | profiles | profile | predict``.
 
-Exit codes: 0 ok, 2 user error (one message, no traceback), 1 bug.
+Exit codes: 0 ok, 2 user error or a full disk (one message, no traceback), 1 bug.
 """
 from __future__ import annotations
 
