@@ -35,7 +35,7 @@ def prune_groups(model: nn.Module, example: torch.Tensor,
     more outputs) is left out: Torch-Pruning 1.6 cannot score it (an IndexError on every
     pruning of such a model) and would change the multiplier; :func:`unprunable` names it."""
     return {leader: members for leader, (members, _) in _groups(model, example, ignored).items()
-            if not any(_multiplier(model.get_submodule(m)) for m in members)}
+            if not _with_multiplier(model, members)}
 
 
 def unprunable(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:
@@ -44,11 +44,15 @@ def unprunable(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:
     if not any(_multiplier(m) for m in model.modules()):
         return ()
     return tuple(p for members, producers in _groups(model, example, ()).values()
-                 if any(_multiplier(model.get_submodule(m)) for m in members) for p in producers)
+                 if _with_multiplier(model, members) for p in producers)
 
 
 def _multiplier(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv2d) and 1 < m.groups == m.in_channels != m.out_channels
+
+
+def _with_multiplier(model: nn.Module, members: tuple[str, ...]) -> bool:
+    return any(_multiplier(model.get_submodule(m)) for m in members)
 
 
 def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
@@ -63,6 +67,9 @@ def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
         groups = list(graph.get_all_groups(ignored_layers=ignored_mods,
                                            root_module_types=list(_PRUNABLE)))
+    def ordered(fqns: set[str]) -> tuple[str, ...]:
+        return tuple(sorted(fqns, key=order.__getitem__))
+
     out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for group in groups:
         members: set[str] = set()
@@ -75,8 +82,6 @@ def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
             if item.dep.handler.__name__ == "prune_out_channels":
                 producers.add(names[module])
         if producers:
-            def ordered(fqns: set[str]) -> tuple[str, ...]:
-                return tuple(sorted(fqns, key=order.__getitem__))
             out[min(producers, key=order.__getitem__)] = (ordered(members), ordered(producers))
     return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
 

@@ -29,6 +29,8 @@ DOMINATED_COLOR = "#9a9a9a"
 STOPPED_COLOR = "#c77c02"       # early-stopped trials (hollow)
 INFEASIBLE_COLOR = "#d62728"
 BUDGET_COLOR = "#8b0000"
+
+
 def _figure(width: float = 8.0, height: float = 5.5) -> Any:
     """A pyplot-free Agg figure (no global state, safe in threads and notebooks)."""
     try:
