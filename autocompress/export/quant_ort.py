@@ -104,9 +104,13 @@ def _weight_shape(node: Any, dims: dict[str, tuple[int, ...]]) -> tuple[int, ...
     """The weight's shape as torch has it: MatMul, and Gemm without transB (a fused
     MatMul + Add), hold it transposed, (in, out)."""
     shape = dims.get(node.input[1])
+    return tuple(reversed(shape)) if shape and _transposed(node) else shape
+
+
+def _transposed(node: Any) -> bool:
+    """Whether the node holds its weight as (in, out): MatMul, and Gemm without transB."""
     trans_b = any(a.name == "transB" and a.i == 1 for a in node.attribute)
-    flipped = node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
-    return tuple(reversed(shape)) if shape and flipped else shape
+    return node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
 
 
 def range_overrides(proto: Any, ranges: Sequence[InputRange], loc: str = "model",
@@ -146,8 +150,7 @@ def grid_overrides(proto: Any) -> dict[str, list[dict[str, Any]]]:
                 or node.input[1] not in inits:
             continue
         w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
-        trans_b = any(a.name == "transB" and a.i == 1 for a in node.attribute)
-        axis = 1 if node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b) else 0
+        axis = 1 if _transposed(node) else 0
         if axis == 1 and w.ndim != 2:         # a batched MatMul weight: left to onnxruntime
             continue
         rows = w.T if axis == 1 else w.reshape(w.shape[0], -1)   # one row per output channel

@@ -99,8 +99,7 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         top = axes[0].secondary_xaxis("top")
         top.set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="left",
                        fontsize=8)
-    shown = (f"{len(info.rows)} of the {info.front_size} front points, evenly spaced along "
-             "the front; " if info.front_size > len(info.rows) else "Front points, ")
+    shown = f"{info.sampled}; " if info.sampled else "Front points, "
     axes[0].set_title(f"{shown}layer by layer: darker = compressed more, grey = layer not in "
                       "that model", fontsize=9.5)
     return _save(fig, path, dpi)

@@ -70,6 +70,15 @@ class LayerHeatmapInfo:
     def is_empty(self) -> bool:
         return not self.rows or not self.layers or not self.panels
 
+    @property
+    def sampled(self) -> str | None:
+        """``'30 of the 84 front points, evenly spaced along the front'``, or None when
+        every front point has its row."""
+        if self.front_size <= len(self.rows):
+            return None
+        return (f"{len(self.rows)} of the {self.front_size} front points, evenly spaced "
+                "along the front")
+
 
 def technique_of(entry: Mapping[str, Any]) -> tuple[str, str, float] | None:
     """``(kind, field, value)`` for one plan entry, or None when it has no numeric value.

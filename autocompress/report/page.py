@@ -162,8 +162,7 @@ def _layers(records: Sequence[Record], objectives: Sequence[Objective],
     if info.is_empty:
         return '<p class="note">No front point has a per-layer compression plan.</p>'
     kinds = ", ".join(p.label for p in info.panels)
-    rows = (f"{len(info.rows)} of the {info.front_size} front points, evenly spaced along it"
-            if info.front_size > len(info.rows) else f"the {len(info.rows)} front points")
+    rows = info.sampled or f"the {len(info.rows)} front points"
     return (f'<p class="note">Rows: {rows} (fastest first); columns: '
             f"the {len(info.layers)} compressible layers in execution order; panels: {escape(kinds)}"
             ". “fp” = float weights; empty = technique not applied; grey = layer absent.</p>"
