@@ -139,7 +139,7 @@ def test_search_report_export_end_to_end(tmp_path):
     assert_user_error(cli("export", str(run), "--max-latency-ms", "50", "--min-accuracy", "50"),
                       "between 0 and 1, got 50", "0.5 means 50%")
     assert_user_error(cli("export", str(run), "--max-latency-ms", "50", "--min-accuracy",
-                          "1.0"), "the most accurate front point within it reaches")
+                          "1.0"), "the most accurate front point within it, trial")
     # a run dir that exists is not overwritten without --resume
     assert_user_error(cli("search", str(cfg), "--run-dir", str(run)), "already exists",
                       "--resume")

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from autocompress.compress.actquant import input_ranges, layer_order, remove_act
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.errors import AutocompressError, ExportError
+from autocompress.export.choose import choice_notes, choose_record
 from autocompress.export.summary import (
     host_prediction_error,
     int8_file_cost,
@@ -30,59 +30,11 @@ from autocompress.export.summary import (
     print_summary,
 )
 from autocompress.graph import inspect_model
-from autocompress.pareto import Objective, ParetoFront
 from autocompress.search.objective import build_compressed, estimate
 from autocompress.search.reduce import NONE
 from autocompress.search.rundir import environment, load_run, write_json
 from autocompress.search.setup import build_context
 from autocompress.train import accuracy
-
-
-def choose_record(records: list[dict[str, Any]], *, trial: int | None,
-                  max_latency_ms: float | None, device: str, budgets: list[Any],
-                  min_accuracy: float | None) -> dict[str, Any]:
-    by_number = {r["number"]: r for r in records}
-    if trial is not None:
-        rec = by_number.get(trial)
-        if rec is None:
-            raise ExportError(f"trial {trial} has no record", loc="--trial",
-                              hint=(f"recorded: trials 0..{max(by_number)}" if by_number else
-                                    "the run has no recorded trial yet") + "; a search still "
-                              "running records its trials as they finish")
-        if rec["state"] != "complete":
-            raise ExportError(f"trial {trial} is {rec['state']}, it has no trained model",
-                              loc="--trial", hint="pick a complete trial: report/trials.csv lists them")
-        return rec
-    objectives = [Objective.accuracy(), Objective.latency(device)]
-    front = ParetoFront.from_records(records, objectives, budgets)
-    no_limit = max_latency_ms is None
-    limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
-    choice = front.select(max_values=limits, min_values={} if min_accuracy is None
-                          else {"accuracy": min_accuracy})
-    if choice is None:
-        fastest = min((p["cost"][device]["latency_ms"] for p in front.points), default=None)
-        within = [p["metrics"]["accuracy"] for p in front.points
-                  if no_limit or p["cost"][device]["latency_ms"] <= float(max_latency_ms)]
-        hint = ("the run has no feasible complete trial" if fastest is None
-                else f"the fastest front point needs {fastest:.4g} ms" if not within
-                else f"the most accurate front point within it reaches {max(within):.4f}")
-        wanted = ([] if no_limit else [f"latency <= {max_latency_ms} ms on {device}"]) + \
-            ([] if min_accuracy is None else [f"accuracy >= {min_accuracy}"])
-        raise ExportError(f"no front point meets {' and '.join(wanted) or 'the budgets'}",
-                          loc="--min-accuracy" if no_limit else "--max-latency-ms", hint=hint)
-    return dict(choice)
-
-
-def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], device: str,
-                       max_latency_ms: float) -> list[dict[str, Any]]:
-    """Complete trials within the latency limit and more accurate than the chosen one: the
-    front left them out because they break the run's budgets (e.g. the baselines, which are
-    trained whatever the budget)."""
-    acc = chosen["metrics"]["accuracy"]
-    return [r for r in records if r.get("state") == "complete"
-            and r.get("metrics", {}).get("accuracy", 0.0) > acc
-            and r.get("cost", {}).get(device, {}).get("latency_ms", float("inf"))
-            <= max_latency_ms]
 
 
 def export_run(run_dir: str | Path, *, trial: int | None = None,
@@ -125,12 +77,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
                         budgets=budgets_of(cfg), min_accuracy=min_accuracy)
     number = int(rec["number"])
-    if max_latency_ms is not None and not quiet and (
-            over := better_over_budget(records, rec, device, max_latency_ms)):
-        print("note: more accurate within the limit, but over the run's budgets: " + ", ".join(
-            f"trial {r['number']}" + (f" ({r['baseline']})" if r.get("baseline") else "")
-            + f" {r['metrics']['accuracy']:.4f} at {r['cost'][device]['latency_ms']:.4g} ms"
-            for r in over) + "; export one with --trial N")
+    if max_latency_ms is not None and not quiet:
+        for line in choice_notes(records, rec, device, max_latency_ms, budgets_of(cfg)):
+            print(line)
     weights = run_dir / "trials" / str(number) / "model.pt"
     if not weights.is_file():
         raise ExportError(f"trial {number} has no saved weights", loc=str(weights))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,11 @@ def summary_markdown(records: Sequence[Record], objectives: Sequence[Objective] 
     states = Counter(str(r.get("state")) for r in records)
     lines = ["# Search report", "",
              f"{len(records)} trials: " + ", ".join(
-                 f"{states.get(s, 0)} {s}" for s in ("complete", "infeasible", "failed", "pruned")),
-             ""]
+                 f"{states.get(s, 0)} {s}" for s in ("complete", "infeasible", "failed", "pruned"))
+             + " (pruned: stopped early)" * bool(states.get("pruned")), ""]
+    if y_obj.name == "accuracy":
+        lines += ["Accuracy is validation accuracy, the split the search optimizes "
+                  "(`autocompress export` measures test accuracy).", ""]
     if budgets:
         lines += ["Budgets:", ""]
         lines += [f"- {b.profile}: {b.metric} ≤ {b.limit:g} {unit_of(b.metric)}".rstrip()
@@ -174,6 +178,7 @@ def _baseline_lines(info: ParetoPlotInfo, front: ParetoFront, y_obj: Objective,
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lat = Objective.latency(info.profile)
     for b in info.baselines:
+        b = replace(b, name=b.name + " (over budget)" * b.over_budget)
         rivals = [r for r in front.points if (lat.get(r) or float("inf")) <= b.x]
         best = max(rivals, key=lambda r: (y_obj.get(r) or 0.0, r.get("number") == b.number),
                    default=None)

@@ -55,6 +55,7 @@ class BaselinePoint:
     number: int | None
     on_front: bool
     xerr: float | None = None
+    over_budget: bool = False    # breaks a budget of the run (any device's): kept off fronts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,12 +85,17 @@ class ParetoPlotInfo:
     stopped: tuple[PlotPoint, ...] = ()   # early-stopped trials, y = accuracy at their rung
 
     @property
+    def x_name(self) -> str:
+        """The x axis without its unit: ``'flash'``."""
+        return self.x_label.split(" (")[0]
+
+    @property
     def title(self) -> str:
         name = self.profile or "no device"
         off = sum(not b.on_front for b in self.baselines)
         extra = "".join(f", {n} {what}" for n, what in ((off, "baselines off the front"),
                                                        (self.n_pruned, "stopped early")) if n)
-        return (f"{name}: {self.y_label} vs {self.x_label.split(' (')[0]} — "
+        return (f"{name}: {self.y_label} vs {self.x_name} — "
                 f"{len(self.front)} on front, {len(self.dominated)} dominated, "
                 f"{len(self.infeasible)} infeasible{extra}, {self.n_failed} failed "
                 f"({self.n_total} trials)")
@@ -143,10 +149,10 @@ def _info(records: Sequence[Record], profile: str, y_obj: Objective,
         pts = (point(r) for r in recs if not (skip_baselines and r.get("baseline")))
         return tuple(sorted((p for p in pts if p is not None), key=lambda p: p.x))
 
-    on_front = {id(r) for r in front.points}
+    on_front, over = {id(r) for r in front.points}, {id(r) for r in front.infeasible}
     baselines = tuple(
         BaselinePoint(name=str(r["baseline"]), x=x, y=y, number=r.get("number"),
-                      on_front=id(r) in on_front,
+                      on_front=id(r) in on_front, over_budget=id(r) in over,
                       xerr=get_path(r, err_path) if err_path else None)
         for r in (*front.points, *front.dominated, *front.infeasible)   # over budget: still shown
         if r.get("baseline")

@@ -124,7 +124,9 @@ def _device(profile: str, records: Sequence[Record], y_obj: Objective,
              _fig(pngs, f"pareto:{profile}", f"{profile}: {y_obj.name} vs latency "
                   "(bars: ±1 std of the latency estimate: the measured spread of LUT entries, or the "
                   "profile's analytic rel_std where a layer is costed analytically; dashed: budget)")]
-    side = [_fig(pngs, f"{k}:{profile}", f"{profile}: {y_obj.name} vs {name}")
+    side = [_fig(pngs, f"{k}:{profile}", f"{profile}: {y_obj.name} vs {name}; the points "
+                 f"marked are the front of {y_obj.name} against this axis, which may differ "
+                 "from the run's")
             for k, name in (("flash", "Flash (2- to 7-bit weights packed at their bit-width, "
                              "which needs sub-8-bit kernels; an int8-only flow stores them at 8 "
                              "bits: `autocompress export` prints that figure)"),
@@ -145,10 +147,10 @@ def _device(profile: str, records: Sequence[Record], y_obj: Objective,
     best = front.select()
     if best is not None:
         parts.append(f'<p class="note">To ship a point: <code>autocompress export '
-                     f'{escape(run_dir)} --trial {best.get("number")} --device '
-                     f'{escape(profile)}</code> (the most accurate here), or <code>--max-latency-ms'
-                     " X</code> for the most accurate under X ms; it writes the ONNX files and "
-                     "measures test accuracy.</p>")
+                     f'{escape(run_dir)} --trial {best.get("number")}</code> (the most accurate '
+                     f'here), or <code>autocompress export {escape(run_dir)} --max-latency-ms X '
+                     f'--device {escape(profile)}</code> for the most accurate under X ms; it '
+                     "writes the ONNX files and measures test accuracy.</p>")
     return "".join(parts)
 
 

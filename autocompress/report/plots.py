@@ -148,7 +148,7 @@ def _draw_front(ax: Axes, info: ParetoPlotInfo) -> list[tuple[Any, PlotPoint]]:
     ax.step([*xs, right], [*ys, ys[-1]], where="post", color=FRONT_COLOR, linewidth=1.6,
             alpha=0.85, zorder=3)
     ax.scatter(xs, ys, s=55, color=FRONT_COLOR, edgecolors="white", linewidths=0.8,
-               label=f"Pareto front ({len(pts)})", zorder=4)
+               label=f"front of {info.y_label} vs {info.x_name} ({len(pts)})", zorder=4)
     spots: dict[tuple[float, float], list[PlotPoint]] = {}   # points at one spot: one label
     for p in pts:
         if p.number is not None:
@@ -175,8 +175,9 @@ def _draw_baselines(ax: Axes, info: ParetoPlotInfo) -> None:
     for name in baseline_order(list(by_name)):
         marker, color = baseline_style(name)
         pts = by_name[name]
+        over = " (over budget)" * all(b.over_budget for b in pts)
         ax.scatter([b.x for b in pts], [b.y for b in pts], marker=marker, s=90, color=color,
-                   edgecolors="black", linewidths=0.7, label=f"baseline: {name}", zorder=6)
+                   edgecolors="black", linewidths=0.7, label=f"baseline: {name}{over}", zorder=6)
 
 
 def budget_label_side(frac: float) -> str:

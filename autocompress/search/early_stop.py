@@ -109,12 +109,13 @@ def chance_level(labels: Any) -> float:
 
 def rung_report(entries: Sequence[Mapping[str, Any]], policy: EarlyStopping, chance: float,
                 n_val: int) -> str:
-    """One line on what early stopping did: stops per rung, and a hint when a rung's stops
+    """One line on what early stopping did: stops per rung (among the searched candidates:
+    baselines are never stopped), and a hint when a rung's stops
     came while its median candidate was not measurably above chance (3 standard errors)."""
     stops = {r: sum(1 for e in entries if e["rung"] == r and not e["passed"])
              for r in policy.rungs}
-    seen = len({e["number"] for e in entries})
-    line = (f"early stopping: {sum(stops.values())} of {seen} candidates stopped ("
+    seen = len({e["number"] for e in entries if not e.get("protected")})   # baselines: never
+    line = (f"early stopping: {sum(stops.values())} of {seen} searched candidates stopped ("
             + ", ".join(f"rung {r}: {n}" for r, n in stops.items()) + ")")
     at_chance = replace(policy, chance_se=3.0).floor(chance, n_val)
     for rung, n in stops.items():
@@ -167,6 +168,6 @@ class FileBoard:
             go_on = protected or n_dom < self.policy.min_dominating
             entry = {"rung": rung, "number": number, "point": point, "passed": go_on,
                      "dominated_by": n_dom, "margin": round(margin, 6),
-                     "floor": round(floor, 6)}
+                     "floor": round(floor, 6), "protected": protected}
             append_line(self.path, json.dumps(entry))
         return go_on

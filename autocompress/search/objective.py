@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from autocompress.compress import (
@@ -81,7 +82,8 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
     start = time.perf_counter()
     common: dict[str, Any] = {"number": number, "params": dict(params), "seed": seed,
                               "baseline": baseline, "note": note, "started_at": time.time(),
-                              "worker": f"{socket.gethostname()}:{os.getpid()}"}
+                              "worker": f"{socket.gethostname()}:{os.getpid()}",
+                              "threads": torch.get_num_threads()}
     try:
         plan = ctx.rspace.to_plan(params)
         common.update(plan_id=plan.plan_id, plan=plan.to_dict())

@@ -56,7 +56,7 @@ class Progress:
         width = len(str(self.total))
         parts = [f"[{self.done:>{width}}/{self.total}] trial {rec.number:<3} {rec.state:<10}",
                  f"acc {acc:.3f}" if acc is not None else "acc   -  ",
-                 f"{self.profile} " * (self.label and bool(cost))
+                 f"{self.profile}:" * (self.label and bool(cost))
                  + (f"{cost.get('latency_ms', float('nan')):7.4g} ms" if cost else ""),
                  f"{cost.get('flash_kb', float('nan')):7.1f} KB flash" if cost else "",
                  f"{cost.get('peak_sram_kb', float('nan')):6.1f} KB sram" if cost else "",

@@ -36,6 +36,7 @@ class TrialRecord:
     note: str | None = None           # e.g. why a baseline lies outside the searched space
     started_at: float | None = None   # unix time the trial started (ends duration_s later)
     worker: str | None = None         # host:pid of the process that ran it
+    threads: int | None = None        # torch CPU threads it ran with: scores depend on it
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from autocompress.errors import ExportError
-from autocompress.export.run import better_over_budget, choose_record
+from autocompress.export.choose import better_over_budget, choice_notes, choose_record
 from autocompress.pareto import Budget
 
 
@@ -32,11 +32,12 @@ def test_an_unmet_accuracy_says_what_is_reachable():
     with pytest.raises(ExportError, match=r"accuracy >= 0\.9") as exc:
         choose_record(RECORDS, trial=None, max_latency_ms=5.0, device="stm32f746",
                       budgets=BUDGET, min_accuracy=0.9)
-    assert "within it reaches 0.8000" in exc.value.hint
+    assert "within it, trial 2, reaches 0.8000 (export it with --trial 2)" in exc.value.hint
     with pytest.raises(ExportError) as exc:
         choose_record(RECORDS, trial=None, max_latency_ms=1.0, device="stm32f746",
                       budgets=BUDGET, min_accuracy=None)
-    assert "the fastest front point needs 4 ms" in exc.value.hint
+    assert "the fastest front point, trial 1, needs 4 ms (export it with --trial 1)" \
+        in exc.value.hint
 
 
 def test_a_zero_latency_limit_is_a_limit_not_no_limit():
@@ -57,3 +58,16 @@ def test_a_latency_limit_not_above_zero_exits_2(value, tmp_path, capsys):
     assert code == 2 and "Traceback" not in err
     assert "--max-latency-ms" in err and f"above 0 ms, got {value}" in err
     assert "e.g. --max-latency-ms 5" in err
+
+
+def test_a_front_point_that_shows_within_the_limit_is_named():
+    """The report shows 1.99038 ms as 1.99; `--max-latency-ms 1.99` then passed it over for a
+    less accurate point without a word (cross-check of the report and the export)."""
+    records = [rec(0, 0.96, 1.729), rec(1, 0.985, 1.99038), rec(2, 0.99, 1.996)]
+    chosen = choose_record(records, trial=None, max_latency_ms=1.99, device="stm32f746",
+                           budgets=[], min_accuracy=None)
+    assert chosen["number"] == 0
+    notes = choice_notes(records, chosen, "stm32f746", 1.99, [])
+    assert notes == ["note: just over the limit, though shown within it when rounded: trial 1 "
+                     "0.9850 at 1.99038 ms; export one with --trial N"]     # not 2: 2.00
+    assert choice_notes(records, records[1], "stm32f746", 1.9904, []) == []

@@ -88,7 +88,11 @@ def test_baseline_names_go_to_the_legend_not_beside_the_markers() -> None:
     texts = [t.get_text() for t in ax.texts]
     assert not any("fp32" in t or "uniform-int8" in t for t in texts)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "baseline: fp32" in legend and "baseline: uniform-int8" in legend
+    assert "baseline: fp32 (over budget)" in legend                   # its 10.2 ms > 10
+    assert "baseline: uniform-int8 (over budget)" in legend
+    (fits,) = pareto_plot_infos([rec(1, "complete", 0.9, {"mcu": 9.0}, baseline="fp32")], [])
+    assert "baseline: fp32" in [t.get_text() for t in
+                                pareto_figure(fits).axes[0].get_legend().get_texts()]
 
 
 # --------------------------------------------------------------------- budget label

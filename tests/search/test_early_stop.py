@@ -78,8 +78,10 @@ def test_rung_report_flags_stops_made_at_chance(tmp_path):
         board.decide(1, n, acc, [cost], False)
     for n, (acc, cost) in enumerate([(0.8, 1.0), (0.7, 1.0)]):
         board.decide(3, n, acc, [cost], False)
+    board.decide(1, 9, 0.9, [9.0], True)                   # a baseline: never stopped
     line = rung_report(board.entries(), policy, 0.1, 270)
-    assert line.startswith("early stopping: 2 of 4 candidates stopped (rung 1: 2, rung 3: 0)")
+    assert line.startswith("early stopping: 2 of 4 searched candidates stopped (rung 1: 2, "
+                           "rung 3: 0)")
     assert "at rung 1 the median candidate scored 11.0% against 10.0% for chance" in line
     assert "rung 3 the" not in line
     floor = EarlyStopping(rungs=(1, 3))                                    # the default floor

@@ -42,6 +42,7 @@ def test_two_optuna_workers_share_one_study(tmp_path):
         ["uniform-int8", "fp32", "uniform-int4", "sparse-25", "sparse-50"])  # each popped once
     pids = {r["worker"].rsplit(":", 1)[1] for r in lines}
     assert str(os.getpid()) in pids and len(pids) == 2      # this process and the spawned one
+    assert {r["threads"] for r in lines} == {cfg.search.threads}   # scores depend on it
     searched = [json.dumps(r["params"], sort_keys=True) for r in lines if not r["baseline"]]
     assert len(set(searched)) == len(searched) == 4         # the workers' samplers differ
     by_worker: dict[str, list] = {}

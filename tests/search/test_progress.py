@@ -76,7 +76,7 @@ def test_the_line_names_the_profile_when_the_run_has_several():
     Progress(total=1, profile="pixel4", stream=one).trial(rec, 1)
     Progress(total=1, profile="pixel4", stream=two, label=True).trial(rec, 1)
     assert " 0.0534 ms" in one.getvalue() and "pixel4" not in one.getvalue()
-    assert "pixel4  0.0534 ms" in two.getvalue()
+    assert "pixel4: 0.0534 ms" in two.getvalue()
 
 
 def test_a_stopped_trial_says_at_which_rung_and_with_what_accuracy():

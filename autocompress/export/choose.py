@@ -1,0 +1,94 @@
+"""Which trial ``autocompress export`` ships: ``--trial N``, or the most accurate front point
+(accuracy vs one device's latency, within every budget of the run) under ``--max-latency-ms``
+and over ``--min-accuracy``; and the notes on the trials it passed over."""
+from __future__ import annotations
+
+from typing import Any
+
+from autocompress.errors import ExportError
+from autocompress.pareto import Objective, ParetoFront
+
+
+def choose_record(records: list[dict[str, Any]], *, trial: int | None,
+                  max_latency_ms: float | None, device: str, budgets: list[Any],
+                  min_accuracy: float | None) -> dict[str, Any]:
+    by_number = {r["number"]: r for r in records}
+    if trial is not None:
+        rec = by_number.get(trial)
+        if rec is None:
+            raise ExportError(f"trial {trial} has no record", loc="--trial",
+                              hint=(f"recorded: trials 0..{max(by_number)}" if by_number else
+                                    "the run has no recorded trial yet") + "; a search still "
+                              "running records its trials as they finish")
+        if rec["state"] != "complete":
+            raise ExportError(f"trial {trial} is {rec['state']}, it has no trained model",
+                              loc="--trial", hint="pick a complete trial: report/trials.csv lists them")
+        return rec
+    objectives = [Objective.accuracy(), Objective.latency(device)]
+    front = ParetoFront.from_records(records, objectives, budgets)
+    no_limit = max_latency_ms is None
+    limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
+    choice = front.select(max_values=limits, min_values={} if min_accuracy is None
+                          else {"accuracy": min_accuracy})
+    if choice is None:
+        def lat(p: Any) -> float:
+            return float(p["cost"][device]["latency_ms"])
+
+        fastest = min(front.points, key=lat, default=None)
+        within = [p for p in front.points if no_limit or lat(p) <= float(max_latency_ms)]
+        best = max(within, key=lambda p: p["metrics"]["accuracy"], default=None)
+        hint = ("the run has no feasible complete trial" if fastest is None
+                else f"the fastest front point, trial {fastest['number']}, needs "
+                     f"{lat(fastest):.4g} ms (export it with --trial {fastest['number']})"
+                if best is None
+                else f"the most accurate front point within it, trial {best['number']}, "
+                     f"reaches {best['metrics']['accuracy']:.4f} (export it with --trial "
+                     f"{best['number']})")
+        wanted = ([] if no_limit else [f"latency <= {max_latency_ms} ms on {device}"]) + \
+            ([] if min_accuracy is None else [f"accuracy >= {min_accuracy}"])
+        raise ExportError(f"no front point meets {' and '.join(wanted) or 'the budgets'}",
+                          loc="--min-accuracy" if no_limit else "--max-latency-ms", hint=hint)
+    return dict(choice)
+
+
+def shown_within(records: list[dict[str, Any]], chosen: dict[str, Any], device: str,
+                 max_latency_ms: float, budgets: list[Any]) -> list[dict[str, Any]]:
+    """Front points more accurate than the chosen one whose latency is over the limit but
+    shows within it at the report's three significant figures (1.99038 ms shows as 1.99: a
+    user who types the shown figure leaves that point out)."""
+    front = ParetoFront.from_records(records, [Objective.accuracy(), Objective.latency(device)],
+                                     budgets)
+    return [p for p in front.points
+            if p["metrics"]["accuracy"] > chosen["metrics"]["accuracy"]
+            and max_latency_ms < p["cost"][device]["latency_ms"]
+            and float(f"{p['cost'][device]['latency_ms']:.3g}") <= max_latency_ms]
+
+
+def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], device: str,
+                       max_latency_ms: float) -> list[dict[str, Any]]:
+    """Complete trials within the latency limit and more accurate than the chosen one: the
+    front left them out because they break the run's budgets (e.g. the baselines, which are
+    trained whatever the budget)."""
+    acc = chosen["metrics"]["accuracy"]
+    return [r for r in records if r.get("state") == "complete"
+            and r.get("metrics", {}).get("accuracy", 0.0) > acc
+            and r.get("cost", {}).get(device, {}).get("latency_ms", float("inf"))
+            <= max_latency_ms]
+
+
+def choice_notes(records: list[dict[str, Any]], chosen: dict[str, Any], device: str,
+                 max_latency_ms: float, budgets: list[Any]) -> list[str]:
+    """What ``export --max-latency-ms`` says about the trials it did not pick: more accurate
+    ones over the run's budgets, and front points just over the limit that show within it."""
+    out = []
+    if over := better_over_budget(records, chosen, device, max_latency_ms):
+        out.append("note: more accurate within the limit, but over the run's budgets: " + ", ".join(
+            f"trial {r['number']}" + (f" ({r['baseline']})" if r.get("baseline") else "")
+            + f" {r['metrics']['accuracy']:.4f} at {r['cost'][device]['latency_ms']:.4g} ms"
+            for r in over) + "; export one with --trial N")
+    if near := shown_within(records, chosen, device, max_latency_ms, budgets):
+        out.append("note: just over the limit, though shown within it when rounded: " + ", ".join(
+            f"trial {p['number']} {p['metrics']['accuracy']:.4f} at "
+            f"{p['cost'][device]['latency_ms']:.6g} ms" for p in near)
+            + "; export one with --trial N")
+    return out
