@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping
+from copy import deepcopy
 from typing import Any
 
 import torch
@@ -28,23 +29,50 @@ def _tp():  # torch_pruning takes ~1.4 s to import: load on first use
     return torch_pruning
 
 
-def prune_groups(model: nn.Module, example: torch.Tensor,
-                 ignored: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+def prune_groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...] = (),
+                 round_to: int = 1) -> dict[str, tuple[str, ...]]:
     """leader fqn -> fqns of the conv/linear layers coupled with it, in execution order.
-    A group with a depthwise conv that has a channel multiplier (``groups == in_channels``,
-    more outputs) is left out: Torch-Pruning 1.6 cannot score it (an IndexError on every
-    pruning of such a model) and would change the multiplier; :func:`unprunable` names it."""
-    return {leader: members for leader, (members, _) in _groups(model, example, ignored).items()
-            if not _with_multiplier(model, members)}
+    Left out, with their producers named by :func:`unprunable`:
+    - a group with a depthwise conv that has a channel multiplier (``groups ==
+      in_channels``, more outputs): Torch-Pruning 1.6 cannot score it (an IndexError on
+      every pruning of such a model) and would change the multiplier;
+    - a group whose channels pass through a concat, split or slice and that Torch-Pruning
+      prunes wrongly, found by pruning a copy (:func:`_mispruned`): a concat feeding a
+      squeeze-excite gate lost its channels from the other branch (a GhostNet block kept
+      1 of 16 at 50%), a depthwise conv beside the concat failed or was left whole."""
+    blocked = set(unprunable(model, example, round_to))
+    return {leader: members for leader, (members, _, _) in
+            _groups(model, example, ignored).items() if leader not in blocked}
 
 
-def unprunable(model: nn.Module, example: torch.Tensor) -> tuple[str, ...]:
-    """The producers of every group :func:`prune_groups` leaves out (a channel-multiplier
-    depthwise conv's input and output channels): ignored when pruning the others."""
-    if not any(_multiplier(m) for m in model.modules()):
-        return ()
-    return tuple(p for members, producers in _groups(model, example, ()).values()
-                 if _with_multiplier(model, members) for p in producers)
+def unprunable(model: nn.Module, example: torch.Tensor, round_to: int = 1) -> tuple[str, ...]:
+    """The producers of every group :func:`prune_groups` leaves out: ignored when pruning
+    the others."""
+    return tuple(_blocked(model, example, round_to))
+
+
+MULTIPLIER = ("coupled with a depthwise conv that has a channel multiplier (groups == "
+              "in_channels < out_channels), which Torch-Pruning cannot prune")
+MISPRUNED = ("joined by a concat, split or slice that Torch-Pruning prunes wrongly here (on a "
+             "copy it failed, or removed other channels than asked)")
+_BLOCKED: dict[tuple[Any, ...], dict[str, str]] = {}
+
+
+def _blocked(model: nn.Module, example: torch.Tensor, round_to: int) -> dict[str, str]:
+    """producer -> why its group cannot be pruned; worked out once per model structure."""
+    key = (type(model), str(model), tuple(example.shape), round_to)
+    if key not in _BLOCKED:
+        if len(_BLOCKED) >= 64:
+            _BLOCKED.pop(next(iter(_BLOCKED)))
+        groups = _groups(model, example, ())
+        out = {p: MULTIPLIER for members, producers, _ in groups.values()
+               if _with_multiplier(model, members) for p in producers}
+        for leader, (members, producers, joins) in groups.items():
+            if joins and not _with_multiplier(model, members) and \
+                    _mispruned(model, example, leader, round_to, tuple(out)):
+                out.update(dict.fromkeys(producers, MISPRUNED))
+        _BLOCKED[key] = out
+    return _BLOCKED[key]
 
 
 def _multiplier(m: nn.Module) -> bool:
@@ -55,9 +83,30 @@ def _with_multiplier(model: nn.Module, members: tuple[str, ...]) -> bool:
     return any(_multiplier(model.get_submodule(m)) for m in members)
 
 
+def _mispruned(model: nn.Module, example: torch.Tensor, leader: str, round_to: int,
+               ignored: tuple[str, ...]) -> bool:
+    """Pruning ``leader`` by 25% and 50% on a copy fails, keeps another channel count than
+    asked, or leaves a model that no longer runs."""
+    channels = _channels(model.get_submodule(leader))
+    for ratio in (0.25, 0.5):
+        copy = deepcopy(model).eval()
+        want = aligned_ratio(channels, ratio, round_to)
+        try:
+            _prune(copy, {leader: ratio}, "l1", example, example, ignored, round_to)
+            with torch.no_grad():
+                copy(example)
+        except Exception:      # Torch-Pruning's own error, or a conv left inconsistent
+            return True
+        if _channels(copy.get_submodule(leader)) != round(channels * (1 - want) - 0.5 + 1e-9) \
+                and want > 0:
+            return True
+    return False
+
+
 def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
-            ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """leader -> (members, producers) of each coupled group, in execution order."""
+            ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]]:
+    """leader -> (members, producers, passes a concat/split/slice) of each coupled group,
+    in execution order."""
     tp = _tp()
     names = {m: n for n, m in model.named_modules()}
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
@@ -70,19 +119,23 @@ def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
     def ordered(fqns: set[str]) -> tuple[str, ...]:
         return tuple(sorted(fqns, key=order.__getitem__))
 
-    out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    joins = (tp.ops._ConcatOp, tp.ops._SplitOp, tp.ops._SliceOp, tp.ops._UnbindOp)
+    out: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
     for group in groups:
         members: set[str] = set()
         producers: set[str] = set()
+        joined = False
         for item in group:
             module = item.dep.target.module
+            joined = joined or isinstance(module, joins)
             if not isinstance(module, _PRUNABLE) or module not in names:
                 continue
             members.add(names[module])
             if item.dep.handler.__name__ == "prune_out_channels":
                 producers.add(names[module])
         if producers:
-            out[min(producers, key=order.__getitem__)] = (ordered(members), ordered(producers))
+            out[min(producers, key=order.__getitem__)] = (ordered(members), ordered(producers),
+                                                          joined)
     return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
 
 
@@ -121,32 +174,36 @@ class PruneHandler:
     @staticmethod
     def _step(model: nn.Module, ratios: Mapping[str, float], criterion: str,
               ctx: ApplyContext) -> None:
-        tp = _tp()
-        make_importance, needs_grad = CRITERIA[criterion]
-        modules = dict(model.named_modules())
-        blocked = unprunable(model, ctx.example)
+        blocked = _blocked(model, ctx.example, ctx.round_to)
         if refused := sorted(set(ratios) & set(blocked)):
-            raise ModelError(f"cannot prune '{refused[0]}': its output channels are coupled "
-                             "with a depthwise conv that has a channel multiplier (groups == "
-                             "in_channels < out_channels), which Torch-Pruning cannot prune",
-                             loc=f"plan.layers.{refused[0]}",
+            raise ModelError(f"cannot prune '{refused[0]}': its output channels are "
+                             f"{blocked[refused[0]]}", loc=f"plan.layers.{refused[0]}",
                              hint="leave it out of the plan's pruning; the search does not "
                                   "offer it")
-        ignored = [modules[n] for n in (*ctx.ignored, *blocked) if n in modules]
-        groups = _channel_groups(model, [modules[f] for f in ratios], ctx.example)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pruner = tp.pruner.MagnitudePruner(
-                model, ctx.example, importance=make_importance(tp), pruning_ratio=0.0,
-                pruning_ratio_dict={modules[f]: aligned_ratio(_channels(modules[f]), r,
-                                                              ctx.round_to,
-                                                              groups.get(modules[f], 1))
-                                    for f, r in ratios.items()},
-                ignored_layers=ignored)
-            if needs_grad:
-                _taylor_gradients(model, ctx.data)
-            pruner.step()
+        _prune(model, ratios, criterion, ctx.example, ctx.data, (*ctx.ignored, *blocked),
+               ctx.round_to)
         model.zero_grad(set_to_none=True)
+
+
+def _prune(model: nn.Module, ratios: Mapping[str, float], criterion: str,
+           example: torch.Tensor, data: torch.Tensor, ignored: tuple[str, ...],
+           round_to: int) -> None:
+    """One Torch-Pruning pass: each leader to its aligned ratio (:func:`aligned_ratio`)."""
+    tp = _tp()
+    make_importance, needs_grad = CRITERIA[criterion]
+    modules = dict(model.named_modules())
+    groups = _channel_groups(model, [modules[f] for f in ratios], example)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = tp.pruner.MagnitudePruner(
+            model, example, importance=make_importance(tp), pruning_ratio=0.0,
+            pruning_ratio_dict={modules[f]: aligned_ratio(_channels(modules[f]), r, round_to,
+                                                          groups.get(modules[f], 1))
+                                for f, r in ratios.items()},
+            ignored_layers=[modules[n] for n in ignored if n in modules])
+        if needs_grad:
+            _taylor_gradients(model, data)
+        pruner.step()
 
 
 def _channels(layer: nn.Module) -> int:

@@ -120,12 +120,12 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     if not compressible:
         raise SpaceError("the model has no conv or linear layer to compress", loc="model")
     ignored = (compressible[-1],)
-    leaders = [f for f in prune_groups(model, example, ignored) if f not in ignored]
+    round_to = max(p.align.channels for p in profiles.values())
+    leaders = [f for f in prune_groups(model, example, ignored, round_to) if f not in ignored]
     rspace = resolve(space, quant_layers=compressible, prune_leaders=leaders,
                      num_stages=source.num_stages,
                      layer_names=source.layer_names if source.is_family else None,
                      factorizable=[x.fqn for x in graph.compressible if x.groups == 1])
-    round_to = max(p.align.channels for p in profiles.values())
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},
                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to)
