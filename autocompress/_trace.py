@@ -22,6 +22,8 @@ _ALIAS_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, to
                 operator.getitem}
 _ALIAS_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "relu",
                   "relu_", "size", "dim", "float"}
+# per-channel affine weights, folded into a conv or costed as an elementwise op
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 _POOL_TYPES = {nn.AdaptiveAvgPool2d: "avgpool", nn.AvgPool2d: "avgpool",
                nn.MaxPool2d: "maxpool", nn.AdaptiveMaxPool2d: "maxpool"}
 
@@ -104,6 +106,7 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
     produced: dict[str, int] = {}
     last_use: dict[str, int] = {}
     seen_names: dict[str, int] = {}
+    uncosted: dict[str, tuple[str, int]] = {}
 
     def tensor_inputs(node: torch.fx.Node) -> tuple[str, ...]:
         names = [alias[a.name] for a in node.all_input_nodes if a.name in alias]
@@ -125,6 +128,9 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
         in_shape = _shape(node.all_input_nodes[0]) if node.all_input_nodes else None
         if node.op == "call_module":
             module = gm.get_submodule(str(node.target))
+            n = sum(p.numel() for p in module.parameters())
+            if n and not isinstance(module, (nn.Conv2d, nn.Linear, *_NORMS)):
+                uncosted[str(node.target)] = (type(module).__name__, n)
             if isinstance(module, _FUSABLE) and inputs:
                 alias[node.name] = inputs[0]
                 if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and inputs[0] in produced:
@@ -144,6 +150,11 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
             alias[node.name] = inputs[0]
             continue
         elif node.op == "get_attr":
+            value = gm
+            for part in str(node.target).split("."):
+                value = getattr(value, part)
+            if isinstance(value, nn.Parameter):           # a weight used in forward()
+                uncosted[str(node.target)] = ("parameter used in forward", value.numel())
             continue
         if info is None:
             if shape is None:
@@ -166,7 +177,8 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
     tensors = tuple(TensorInfo(name=n, numel=numel[n], produced_at=produced[n],
                                last_used_at=last_use.get(n, produced[n])) for n in produced)
     return ModelGraph(input_shape=tuple(int(d) for d in example.shape[1:]),
-                      layers=tuple(layers), tensors=tensors)
+                      layers=tuple(layers), tensors=tensors,
+                      uncosted=tuple((f, k, c) for f, (k, c) in uncosted.items()))
 
 
 @torch.no_grad()

@@ -92,6 +92,12 @@ def _to_split(raw: Any, where: str) -> Split:
         raise DataError(f"y must hold one class index per sample, shape ({x.shape[0]},); got "
                         f"shape {tuple(y.shape)}", loc=where, hint="one-hot labels: pass "
                         "y.argmax(1)" if y.dim() == 2 and y.shape[0] == x.shape[0] else None)
+    if x.dim() != 4:
+        raise DataError(f"x must be images, shape (N, C, H, W); got shape {tuple(x.shape)}",
+                        loc=where, hint="the teacher and the cost model take 2-D inputs: give "
+                        "a 1-D signal a height of 1 (x[:, :, None, :], with (1, k) kernels in "
+                        "your model)"
+                        if x.dim() == 3 else "add the missing axes, e.g. x.reshape(N, 1, H, W)")
     _check_values(x, y, where)
     return Split(x.float(), y.long())
 

@@ -54,6 +54,20 @@ class ModelGraph:
     input_shape: tuple[int, ...]
     layers: tuple[LayerInfo, ...]
     tensors: tuple[TensorInfo, ...] = field(default=())
+    # layers whose weights the cost model does not know (a Conv1d, a GRU, a parameter used
+    # in forward): (name, kind, parameters); their latency, Flash and SRAM count as zero
+    uncosted: tuple[tuple[str, str, int], ...] = field(default=())
+
+    def uncosted_note(self) -> str | None:
+        """One line naming the layers in :attr:`uncosted` (None when there are none)."""
+        if not self.uncosted:
+            return None
+        n = sum(c for _, _, c in self.uncosted)
+        names = ", ".join(f"{f} ({k}, {c:,})" for f, k, c in self.uncosted[:4])
+        more = f" and {len(self.uncosted) - 4} more" if len(self.uncosted) > 4 else ""
+        return (f"{n:,} parameters in layers the cost model does not know count as zero "
+                f"latency, Flash and SRAM: {names}{more} (it costs Conv2d, Linear, pools, adds "
+                "and muls; a 1-D conv is a Conv2d with (1, k) kernels)")
 
     def layer(self, fqn: str) -> LayerInfo:
         for info in self.layers:

@@ -183,6 +183,9 @@ DATA_CASES = {
     "channels last": ("    x = x.transpose(0, 2, 3, 1)\n", ["looks channels-last",
                                                             "x.permute(0, 3, 1, 2)"]),
     "one class": ("    y = y * 0\n", ["train has a single class (0)"]),
+    "1-D signals": ("    x = x.reshape(len(x), 1, -1)\n",
+                    ["(mydata:make_data -> train)", "x must be images, shape (N, C, H, W); got "
+                     "shape (1257, 1, 256)", "x[:, :, None, :]"]),
     "class only in test": ("    y[-1] = 12\n", ["test has class(es) [12] that train never has"]),
     "dict dataset": ("    import torch\n    from torch.utils.data import Dataset\n\n"
                      "    class D(Dataset):\n        def __len__(self): return 4\n"
@@ -303,3 +306,14 @@ def test_command_line_mistakes_are_one_line(capsys, argv, fragment):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and "usage:" not in err
     assert err.startswith("error: command line: ") and fragment in err and "--help)" in err
+
+
+def test_a_model_with_layers_the_cost_model_does_not_know_is_refused(tmp_path, capsys):
+    """A ConvTranspose2d (or Conv1d, GRU) was costed as zero: budgets and fronts wrong."""
+    cfg = own_config(tmp_path, **{"mynets.py": (
+        "nn.Conv2d(48, 64, 1, bias=False)", "nn.ConvTranspose2d(48, 64, 1, bias=False)")})
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert "model.builder: cannot cost the model: 3,072 parameters in layers the cost model " \
+           "does not know count as zero latency, Flash and SRAM: 9 (ConvTranspose2d, 3,072)" \
+        in line
+    assert not (tmp_path / "run").exists()

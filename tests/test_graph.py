@@ -54,3 +54,32 @@ def test_bn_after_bias_free_conv_counts_the_folded_bias():
     net = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU())
     g = inspect_model(net, torch.zeros(1, 1, 8, 8))
     assert g.layers[0].bias == 4          # int32 bias of the deployed conv+bn
+
+
+def test_layers_the_cost_model_does_not_know_are_named_not_costed_as_zero_silently():
+    """A Conv1d model was costed at 4x less latency and 6x less Flash than its ONNX twin, a
+    GRU's weights vanished from the graph, a weight used in forward() was free: each now
+    named, and the search refuses such a model (its budgets would be wrong)."""
+    import torch.nn.functional as F
+
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv1d(1, 4, 3)
+            self.gru = nn.GRU(7, 8, batch_first=True)
+            self.w = nn.Parameter(torch.randn(2, 1, 3, 3))
+            self.ln, self.fc = nn.LayerNorm(8), nn.Linear(8, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.c1(F.conv2d(x, self.w).flatten(2)[:, :1])
+            out, _ = self.gru(y)
+            return self.fc(self.ln(out[:, -1]))
+
+    g = inspect_model(Mixed(), torch.zeros(1, 1, 5, 5))
+    assert [(f, k) for f, k, _ in g.uncosted] == [("w", "parameter used in forward"),
+                                                  ("c1", "Conv1d"), ("gru", "GRU")]
+    n = 18 + 16 + 3 * (8 * 7 + 8 * 8 + 8 + 8)                  # w, c1, gru
+    assert g.uncosted_note().startswith(f"{n} parameters in layers the cost model does not "
+                                        "know count as zero")
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(36, 2))
+    assert inspect_model(plain, torch.zeros(1, 1, 5, 5)).uncosted_note() is None

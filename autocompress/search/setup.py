@@ -77,6 +77,9 @@ def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, wh
         raise ModelError(exc.raw_message, loc=where, hint=exc.hint) from exc
     finally:
         model.train()
+    if note := graph.uncosted_note():        # the budgets and fronts would be wrong
+        raise ModelError(f"cannot cost the model: {note}", loc=where,
+                         hint="build the model from the layers it costs")
     if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"the model outputs {shape}, expected logits of shape (N, "
