@@ -7,6 +7,7 @@ Every error names ``file:line field``, says what was expected and how to fix it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,10 +116,11 @@ class SearchConfig:
         return (Path(self.base_dir) / self.model.space).resolve()
 
     def profile_dirs(self) -> list[Path]:
-        """Where a profile name is looked up before the repo's ``hardware_profiles/``: beside
-        the config, then its ``profiles/`` (a run dir keeps the run's profiles there, so
-        resume and export use the exact profiles the run was costed with)."""
-        return [Path(self.base_dir), Path(self.base_dir) / "profiles"]
+        """Where a profile name is looked up before the repo's ``hardware_profiles/``: the
+        config's ``profiles/``, then beside the config. A run dir keeps the run's profiles in
+        ``profiles/``, so resume and export use the exact profiles the run was costed with
+        (a file of the same name in the run dir itself shadowed them)."""
+        return [Path(self.base_dir) / "profiles", Path(self.base_dir)]
 
 
 def _plain(value: Any) -> Any:
@@ -227,9 +229,11 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
             if key not in BUDGET_KEYS:
                 raise fail(("hardware", "budgets", prof, key), f"unknown budget '{key}'",
                            did_you_mean(key, BUDGET_KEYS) or f"known: {', '.join(BUDGET_KEYS)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 < value < math.inf:                   # nan and inf too
                 raise fail(("hardware", "budgets", prof, key),
-                           f"expected a positive number, got {value!r}")
+                           f"expected a positive number, got {value!r}",
+                           "leave the budget out for no limit" if value == math.inf else None)
     stop = cfg.search.early_stopping
     if stop and max(stop["rungs"]) >= cfg.train.epochs:
         raise fail(("search", "early_stopping", "rungs"), f"rungs {list(stop['rungs'])} must be "

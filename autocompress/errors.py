@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import errno
+import pickle
+import re
 from collections.abc import Iterable
 
 
@@ -67,3 +69,15 @@ def is_disk_full(exc: BaseException) -> bool:
     so the search stops with one line and the ``--resume`` command (not a bug, not a
     failed trial). ``BrokenPipeError`` and other OSErrors are not."""
     return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def load_problem(exc: BaseException) -> str:
+    """Why torch.load failed, without PyTorch's advice to retry with ``weights_only=False``
+    (that runs arbitrary code from the file: unsafe for a file that is not what it should be)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        # keep the unpickler's first sentence: what it met (its advice follows)
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.\s|\n\s*\n|$)", text, re.S)
+        text = found.group(1) if found else ""
+    text = " ".join(text.split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -3,13 +3,15 @@
 ``load_yaml(path)`` returns a :class:`Located` document: plain Python data (dicts, lists,
 scalars) plus a map from each value's path (``("rules", 1, "quant", "bits")``) to its line,
 so validation errors can say ``search_spaces/x.yaml:14 rules[1].quant.bits: ...``.
-Only ``yaml.SafeLoader`` is used: no Python objects are ever constructed from YAML.
+Only ``yaml.SafeLoader`` (with YAML 1.2's numbers: :class:`Loader`) is used: no Python
+objects are ever constructed from YAML.
 ``apply_overrides``: the ``--set a.b=value`` overrides (or a ``{"a.b": value}`` mapping).
 """
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +58,46 @@ class Located:
         return cls(message, loc=self.loc(path), hint=hint)
 
 
+class Loader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2's numbers: ``5e-3`` is a float (YAML 1.1 read it as a
+    string), ``010`` is ten (not eight) and ``1:00`` a string (not sixty)."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(
+    r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    return int(text[2:], 8) if text.startswith("0o") else int(text, 16 if text.startswith(
+        "0x") else 10)
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", _int)
+
+
+MAX_VALUES = 1_000_000    # a few aliases nested can expand to 10^8 values (a "YAML bomb")
+
+
 def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int],
                loader: yaml.SafeLoader) -> Any:
     lines[path] = node.start_mark.line + 1
+    if len(lines) > MAX_VALUES:
+        raise AutocompressError(f"the document expands to more than {MAX_VALUES:,} values",
+                                loc=f"{loader.name}:{node.start_mark.line + 1}",
+                                hint="nested aliases (*name) multiply: write the values out")
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in (
+            "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):     # was silently dropped
+        raise AutocompressError(f"unsupported YAML tag {node.tag}",
+                                loc=f"{loader.name}:{node.start_mark.line + 1}",
+                                hint="remove the tag: a config holds plain data only")
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -82,7 +121,7 @@ def _construct(node: yaml.Node, path: PathKey, lines: dict[PathKey, int],
 def parse_yaml(text: str, file: str = "<string>", *,
                cls: type[AutocompressError] = ConfigError) -> Located:
     """Parse YAML text safely, keeping line numbers. Raises ConfigError with file:line."""
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     loader.name = file
     try:
         node = loader.get_single_node()
@@ -137,7 +176,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str
     for item in overrides:
         key, raw = split_override(item)
         try:
-            value = yaml.safe_load(raw)
+            value = yaml.load(raw, Loader=Loader)    # safe: Loader is a SafeLoader
         except yaml.YAMLError:
             value = raw
         path = tuple(key.split("."))

@@ -24,6 +24,31 @@ def test_set_overrides_are_parsed_as_yaml():
     assert cfg.hardware.budgets["stm32f746"]["max_latency_ms"] == 2.5
 
 
+def test_numbers_are_read_as_yaml_1_2_reads_them():
+    """`lr: 5e-3` was refused as the string '5e-3' (YAML 1.1), `seed=010` gave seed 8 and
+    `seed=1:00` seed 60."""
+    cfg = load_config(DEMO_CONFIG, ["train.lr=5e-3", "seed=010"])
+    assert cfg.train.lr == 0.005 and cfg.seed == 10
+    with pytest.raises(ConfigError, match="seed"):
+        load_config(DEMO_CONFIG, ["seed=1:00"])
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("name=../../x", "expected a name without '/'"),            # it names the run's folder
+    ("hardware.budgets.stm32f746.max_latency_ms=.inf", "expected a positive number, got inf"),
+    ("hardware.budgets.stm32f746.max_latency_ms=.nan", "expected a positive number, got nan"),
+])
+def test_a_path_as_name_and_non_finite_budgets_are_refused(tmp_path, override, fragment):
+    """A non-finite budget was accepted, then crashed the run when its record was written."""
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(write_config(tmp_path, TINY), [override])
+
+
+def test_a_python_tag_is_refused_not_dropped(tmp_path):
+    with pytest.raises(ConfigError, match=r"config\.yaml:11: unsupported YAML tag"):
+        load_config(write_config(tmp_path, TINY + "x: !!python/object/apply:os.system [a]\n"))
+
+
 CASES = [
     # (replace this, with this, expected fragments of the message)
     ("seed: 0", "seed: 0\nsead: 1", ["config.yaml:3", "unknown key 'sead'", "did you mean 'seed'"]),

@@ -9,8 +9,6 @@ half-written is left looking complete.
 from __future__ import annotations
 
 import copy
-import pickle
-import re
 import secrets
 import shutil
 from pathlib import Path
@@ -21,7 +19,7 @@ from autocompress.compress import CompressionPlan, QuantConfig, bake
 from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant, unused_ranges
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
-from autocompress.errors import AutocompressError, ExportError
+from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record
 from autocompress.export.summary import (
     host_prediction_error,
@@ -32,7 +30,7 @@ from autocompress.export.summary import (
 from autocompress.graph import inspect_model
 from autocompress.search.objective import build_compressed, estimate
 from autocompress.search.reduce import NONE
-from autocompress.search.rundir import environment, load_run, write_json
+from autocompress.search.rundir import check_run_files, environment, load_run, write_json
 from autocompress.search.setup import build_context
 from autocompress.train import accuracy
 
@@ -70,6 +68,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                           loc="--max-latency-ms", hint="give the limit in milliseconds, e.g. "
                           "--max-latency-ms 5, or pick a trial with --trial N")
     cfg, records = load_run(run_dir)
+    check_run_files(run_dir)          # an edited profile changed the predicted costs
     device = device or cfg.hardware.profiles[0]
     if device not in cfg.hardware.profiles:
         raise ExportError(f"unknown device '{device}' for this run", loc="--device",
@@ -105,7 +104,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             model.load_state_dict(state)
         except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
             raise ExportError(f"not a valid checkpoint for trial {number}, cannot read the "
-                              f"trial's saved weights ({_load_problem(exc)})", loc=str(weights),
+                              f"trial's saved weights ({load_problem(exc)})", loc=str(weights),
                               hint="restore the file from a copy of the run dir, or export "
                                    "another complete trial: report/trials.csv lists them") from None
         model.eval()
@@ -215,15 +214,3 @@ def _named_for(exc: AutocompressError, tmp: Path, out: Path) -> AutocompressErro
         return text.replace(str(tmp), str(out)) if text else text
     return type(exc)(f"{fix(exc.raw_message)}; nothing was written to {out}",
                      loc=fix(exc.loc), hint=fix(exc.hint))
-
-
-def _load_problem(exc: BaseException) -> str:
-    """Why torch.load failed, without PyTorch's advice to retry with ``weights_only=False``
-    (that runs arbitrary code from the file: unsafe for a file that is not what it should be)."""
-    text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
-        # keep the unpickler's first sentence: what it met (its advice follows)
-        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.\s|\n\s*\n|$)", text, re.S)
-        text = found.group(1) if found else ""
-    text = " ".join(text.split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

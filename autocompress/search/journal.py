@@ -87,5 +87,31 @@ def journal_storage(run_dir: Path) -> Any:
     path = (run_dir / JOURNAL).resolve()
     lock = JournalLock(path)
     lock.acquire()
-    lock.release()
+    try:
+        check_journal(path)
+    finally:
+        lock.release()
     return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def check_journal(path: Path) -> None:
+    """Every line of the journal is a JSON object (Optuna's replay raised a JSONDecodeError
+    traceback on a garbled line)."""
+    import json
+
+    from autocompress.errors import RunDirError
+
+    if not path.is_file():
+        return
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise RunDirError(f"line {number} is not a journal line (JSON object): "
+                                  f"{line[:60]!r}", loc=str(path),
+                                  hint="restore study.journal from a copy of the run dir; "
+                                       "the run's trials stay readable by `autocompress "
+                                       "report` and `export`")

@@ -107,7 +107,8 @@ def run_file_hashes(run_dir: Path) -> dict[str, str]:
 
 
 def check_run_files(run_dir: Path) -> None:
-    """Before a resume: the config, space and profiles are the ones the run started with
+    """Before a resume or an export: the config, space and profiles are the ones the run
+    started with
     (an edited space breaks the study; an edited config or profile would mix two searches).
     Run dirs written before the hashes were kept are not checked. A run dir without
     ``env.json``, written last, was killed while its files were written, before any trial
@@ -126,8 +127,30 @@ def check_run_files(run_dir: Path) -> None:
         path = run_dir / name
         if not path.is_file() or _sha256(path) != digest:
             raise RunDirError(f"{name} changed since the run started", loc=str(path),
-                              hint="a resumed run keeps its config, space and profiles: "
-                                   "restore the file, or start a new run from the changed one")
+                              hint="a run keeps the config, space and profiles it was searched "
+                                   "with (a resume or an export would mix two): restore the "
+                                   "file, or start a new run from the changed one")
+
+
+def check_study_files(run_dir: Path) -> None:
+    """Before a resume: the study and the records are both there when either holds trials.
+    A resume without ``study.journal`` started the study over and re-ran (and overwrote)
+    every recorded trial; without ``records.jsonl`` it recorded every finished trial as
+    interrupted and trained it again."""
+    records = run_dir / "records.jsonl"
+    done = list((run_dir / "trials").glob("*/model.pt"))
+    has_records = records.is_file() and records.stat().st_size > 0
+    has_study = (run_dir / "study.journal").is_file() or (run_dir / "study.db").is_file()
+    hint = ("restore it from a copy of the run dir, or start a new run (--run-dir); this "
+            "one's trials stay readable by `autocompress report` and `export`")
+    if has_records and not has_study:
+        raise RunDirError("study.journal is missing though records.jsonl holds trials: a "
+                          "resume would start the study over and run them again",
+                          loc=str(run_dir / "study.journal"), hint=hint)
+    if done and not has_records:
+        raise RunDirError(f"records.jsonl is missing though trials/ holds {len(done)} trained "
+                          "model(s): a resume would train them again", loc=str(records),
+                          hint=hint)
 
 
 def package_versions() -> dict[str, str | None]:

@@ -30,6 +30,7 @@ from autocompress.search.reduce import Reduction, check_budget_reachable
 from autocompress.search.rundir import (
     REDUCTION_FILE,
     check_run_files,
+    check_study_files,
     environment,
     prepare_run_dir,
     run_file_hashes,
@@ -129,6 +130,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     torch.set_num_threads(cfg.search.threads)
     if resume:
         check_run_files(run_dir)
+        check_study_files(run_dir)
     # A resumed run keeps the reduction it started with (none for a run made before it).
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     check_budget_reachable(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from autocompress.data import DataBundle
+from autocompress.errors import RunDirError, load_problem
 from autocompress.models.teacher import TeacherCNN
 from autocompress.stats import binomial_se
 from autocompress.train.fit import TrainSettings, accuracy, fit, predict
@@ -41,15 +43,23 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     torch.manual_seed(seed)
     model = TeacherCNN(data.input_shape[0], data.num_classes, widths)
     if path.exists():
-        blob = torch.load(path, weights_only=True)
-        model.load_state_dict(blob["state_dict"])
-        logits = blob["train_logits"]
+        try:
+            blob = torch.load(path, weights_only=True)
+            model.load_state_dict(blob["state_dict"])
+            logits = blob["train_logits"]
+        except Exception as exc:        # truncated, foreign or crafted: never unpickled
+            raise RunDirError(f"the cached teacher cannot be read ({load_problem(exc)})",
+                              loc=str(path), hint="delete it: the search trains the teacher "
+                              "again (same data, recipe and seed)") from None
     else:
         fit(model, data.train, settings, seed=seed)
         logits = predict(model, data.train)
         tmp, buf = path.with_suffix(".tmp"), io.BytesIO()
         torch.save({"state_dict": model.state_dict(), "train_logits": logits}, buf)
-        tmp.write_bytes(buf.getvalue())   # a full disk: OSError ENOSPC (torch: RuntimeError)
+        with tmp.open("wb") as fh:   # a full disk: OSError ENOSPC (torch: RuntimeError)
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
         tmp.replace(path)
     model.eval()
     return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),

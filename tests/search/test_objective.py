@@ -135,6 +135,8 @@ def test_resume_replaces_a_trial_whose_record_was_cut_off(tmp_path, capsys):
 
 def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys):
     from autocompress.errors import RunDirError
+    from autocompress.export.run import export_run
+    from autocompress.search.rundir import load_run_config
     from autocompress.search.runner_optuna import run_search
 
     cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
@@ -146,7 +148,12 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
         (run / name).write_text(original + "\n# edited\n")
         with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
             run_search(cfg, run, quiet=True, resume=True, report=False)
+        with pytest.raises(RunDirError, match=f"{name} changed since the run started"):
+            export_run(run, trial=0)          # it predicted with the edited profile
         (run / name).write_text(original)
+    # a profile of the same name beside the run's files shadowed the run's copy on a resume
+    (run / "stm32f746.yaml").write_text("not: a profile\n")
+    assert load_run_config(run).profile_dirs()[0] == run / "profiles"
     env = (run / "env.json").read_text()          # written last: killed before it, no trial
     (run / "env.json").unlink()                   # ran (resumed, it lost the device limits)
     with pytest.raises(RunDirError, match="stopped while its files were written"):
@@ -218,3 +225,34 @@ def test_calibration_samples_come_from_across_a_class_sorted_train_split():
     assert len(calib) == 256 and len(calib[:, 0].unique()) == 10
     again = SearchContext.calibration(SimpleNamespace(data=data, cfg=SimpleNamespace(seed=0)))
     assert torch.equal(calib, again)                            # seeded
+
+
+def test_resume_refuses_a_run_missing_its_study_or_records_or_with_a_garbled_journal(tmp_path):
+    """Without study.journal a resume re-ran every recorded trial as a new study (records
+    doubled, model.pt overwritten); without records.jsonl it recorded every finished trial
+    interrupted and trained it again; a garbled journal line gave a JSONDecodeError
+    traceback."""
+    from autocompress.errors import RunDirError
+    from autocompress.search.runner_optuna import run_search
+
+    cfg = load_config(write_config(tmp_path, TINY.replace("trials: 3", "trials: 1")))
+    run = tmp_path / "run"
+    run_search(cfg, run, quiet=True, baselines=True, report=False)
+    for name, what in (("study.journal", "study.journal is missing though records.jsonl"),
+                       ("records.jsonl", "records.jsonl is missing though trials/ holds")):
+        kept = (run / name).read_bytes()
+        (run / name).unlink()
+        with pytest.raises(RunDirError, match=what):
+            run_search(None, run, quiet=True, resume=True, trials=2, report=False)
+        (run / name).write_bytes(kept)
+    journal = run / "study.journal"
+    kept = journal.read_bytes()
+    journal.write_bytes(kept + b"garbage garbage\n")
+    with pytest.raises(RunDirError, match=r"study.journal.*not a journal line"):
+        run_search(None, run, quiet=True, resume=True, trials=2, report=False)
+    journal.write_bytes(kept)
+    (teacher,) = run.glob("teacher-*.pt")       # a truncated cache gave torch's traceback
+    teacher.write_bytes(teacher.read_bytes()[:100])
+    with pytest.raises(RunDirError, match=r"the cached teacher cannot be read") as exc:
+        run_search(None, run, quiet=True, resume=True, trials=2, report=False)
+    assert "weights_only=False" not in str(exc.value) and "delete it" in exc.value.hint
