@@ -121,7 +121,8 @@ def _search(args: argparse.Namespace) -> int:
                 raise AutocompressError(f"a resumed run keeps its config; --set {item} would "
                                         "change it", loc="--set",
                                         hint=f"on resume --set takes only "
-                                        f"{', '.join(RESUME_SETTABLE)} (speed and time, not results); "
+                                        f"{', '.join(RESUME_SETTABLE)} (speed and time; other threads score "
+                                        "slightly differently); "
                                         "start a new run to change other settings (--trials "
                                         "may still raise the trial count)")
         for flag, given in (("--run-dir", args.run_dir), ("--no-baselines", args.no_baselines)):

@@ -284,15 +284,20 @@ def save_packed(model: nn.Module, plan: CompressionPlan | None, path: Path) -> P
             raise RuntimeError(f"packed checkpoint does not reproduce {key}")
     buf = io.BytesIO()
     torch.save(packed, buf)
-    path = Path(path)
+    write_durable(Path(path), buf.getvalue())
+    report.file_bytes = len(buf.getvalue())
+    return report
+
+
+def write_durable(path: Path, data: bytes) -> None:
+    """Write beside, fsync, rename: on disk before the trial's record (fsync'd) says so,
+    and never half a file under ``path``."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:     # on disk before the trial's record (fsync'd) says so
-        fh.write(buf.getvalue())
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
-    report.file_bytes = len(buf.getvalue())
-    return report
 
 
 def load_state(path: Path) -> dict[str, Tensor]:

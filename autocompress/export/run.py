@@ -30,7 +30,13 @@ from autocompress.export.summary import (
 from autocompress.graph import inspect_model
 from autocompress.search.objective import build_compressed, estimate
 from autocompress.search.reduce import NONE
-from autocompress.search.rundir import check_run_files, environment, load_run, write_json
+from autocompress.search.rundir import (
+    check_run_files,
+    environment,
+    load_run,
+    search_environment,
+    write_json,
+)
 from autocompress.search.setup import build_context
 from autocompress.train import accuracy
 
@@ -177,6 +183,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                       "Runtime has no faster sub-8-bit kernels), so it is larger than "
                       "stored_bytes for sub-8-bit plans"],
             **environment(int(rec["seed"]), {n: p.sha256 for n, p in ctx.profiles.items()}),
+            "search_environment": search_environment(run_dir),  # the trial was trained under
         }
         write_json(tmp / "manifest.json", manifest)
         if out.exists():

@@ -76,7 +76,7 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
     csv_path = out_dir / "trials.csv"
     _write_csv(csv_path, TrialsTable.from_records(recs))
     md_path = out_dir / "summary.md"
-    md_path.write_text(summary_markdown(recs, objectives, budgets), encoding="utf-8")
+    _write_atomic(md_path, summary_markdown(recs, objectives, budgets))
     html_path = out_dir / "index.html"
     page = build_page(Path(run_dir).resolve().name, recs, objectives, budgets, pngs,
                       read_provenance(run_dir), run_dir=str(run_dir))
@@ -94,7 +94,8 @@ def _infeasible_trace(records: Sequence[Record], budgets: Sequence[Budget]
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write beside, then rename: a reader never sees half a page."""
+    """Write beside, then rename: a reader never sees half a page, and a symlink planted at
+    ``path`` (a run dir from someone else) is replaced, not written through."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
@@ -104,11 +105,13 @@ def _write_csv(path: Path, table: TrialsTable) -> None:
     """csv module, not pandas: values are written exactly as recorded (ints stay ints
     even in columns with gaps; missing cells are empty)."""
     import csv
+    import io
 
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(table.columns)
-        writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(table.columns)
+    writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+    _write_atomic(path, buf.getvalue())
 
 
 def _fmt(value: float | None, *, percent: bool = False) -> str:

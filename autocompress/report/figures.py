@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo
-from autocompress.report.plots import FRONT_COLOR, _figure
+from autocompress.report.plots import FRONT_COLOR, _figure, save_figure
 from autocompress.report.trace import HypervolumeInfo
 from autocompress.search.sampling import InfeasibleTrend
 
@@ -55,7 +55,7 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         ax.axis("off")
         ax.text(0.5, 0.5, "no front point with a compression plan", ha="center", va="center",
                 fontsize=14, color="#555555")
-        return _save(fig, path, dpi)
+        return save_figure(fig, path, dpi)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"hspace": 0.08})[:, 0]
     from matplotlib.colors import ListedColormap
@@ -102,7 +102,7 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
     shown = f"{info.sampled}; " if info.sampled else "Front points, "
     axes[0].set_title(f"{shown}layer by layer: darker = compressed more, grey = layer not in "
                       "that model", fontsize=9.5)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def _limits(panel: HeatmapPanel, values: Any) -> tuple[float, float]:
@@ -160,7 +160,7 @@ def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
     ax.grid(True, alpha=0.3)
     if infos:
         ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def _infeasible_panel(ax: Any, trace: InfeasibleTrace) -> None:
@@ -179,8 +179,3 @@ def _infeasible_panel(ax: Any, trace: InfeasibleTrace) -> None:
     ax.legend(loc="upper right", fontsize=8)
 
 
-def _save(fig, path: Path | str, dpi: int) -> Path:  # type: ignore[no-untyped-def]
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    return out

@@ -23,6 +23,7 @@ from autocompress.report.styles import baseline_order, baseline_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 FRONT_COLOR = "#1f5fbf"
 DOMINATED_COLOR = "#9a9a9a"
@@ -53,10 +54,17 @@ def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150,
     dominated trials grey, infeasible red x (untrained ones along the bottom edge), the front
     as a step line with trial numbers, baselines as markers named in the legend, budgets
     dashed."""
-    fig = pareto_figure(info, size=size)
+    return save_figure(pareto_figure(info, size=size), path, dpi)
+
+
+def save_figure(fig: Figure, path: Path | str, dpi: int) -> Path:
+    """Save beside, then rename: a reader never sees half a picture, and a symlink planted
+    at ``path`` is replaced, not written through."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".") or "png")
+    tmp.replace(out)
     return out
 
 

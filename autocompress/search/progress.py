@@ -2,6 +2,7 @@
 Plain lines (no carriage-return tricks), so logs and terminals read the same."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,12 @@ class Progress:
 
     def say(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.stream, flush=True)
+            try:
+                print(text, file=self.stream, flush=True)
+            except BrokenPipeError:      # `search ... | head`: the search goes on, silent
+                self.quiet = True
+                if self.stream is sys.stdout:     # what is left goes nowhere (Python docs)
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     def trial(self, rec: TrialRecord, front_size: int, best: float | None = None) -> None:
         """Print the line for ``rec``; ``best``: the run's best feasible accuracy, if known

@@ -137,6 +137,11 @@ def check_study_files(run_dir: Path) -> None:
     A resume without ``study.journal`` started the study over and re-ran (and overwrote)
     every recorded trial; without ``records.jsonl`` it recorded every finished trial as
     interrupted and trained it again."""
+    for name in ("records.jsonl", "study.journal", "rungs.jsonl"):
+        if (run_dir / name).is_symlink():
+            raise RunDirError(f"{name} is a symbolic link: the search would append to the "
+                              "file it points to", loc=str(run_dir / name),
+                              hint="replace the link with a copy of the file")
     records = run_dir / "records.jsonl"
     done = list((run_dir / "trials").glob("*/model.pt"))
     has_records = records.is_file() and records.stat().st_size > 0
@@ -164,12 +169,22 @@ def package_versions() -> dict[str, str | None]:
 
 
 def git_revision() -> str | None:
+    """HEAD of the checkout this package runs from, ``-dirty`` when its package or profile
+    files differ from HEAD; None when the package is not a checkout's (installed inside
+    another repository, it gave that repository's HEAD)."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                              cwd=root)
     try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent)
+        top, head = git("rev-parse", "--show-toplevel"), git("rev-parse", "HEAD")
+        if top.returncode or head.returncode or Path(top.stdout.strip()).resolve() != root:
+            return None
+        dirty = git("diff", "--quiet", "HEAD", "--", "autocompress", "hardware_profiles")
     except (OSError, subprocess.SubprocessError):
         return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
+    return head.stdout.strip() + "-dirty" * (dirty.returncode == 1)
 
 
 def environment(seed: int, profiles: Mapping[str, str]) -> dict[str, Any]:
@@ -178,6 +193,36 @@ def environment(seed: int, profiles: Mapping[str, str]) -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform(),
             "git_rev": git_revision(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def record_resume(run_dir: Path) -> str | None:
+    """Add this resume's versions to ``env.json`` (``resumes``: the trials after it ran under
+    them); a note when they differ from those the run started with."""
+    env = json.loads((run_dir / "env.json").read_text())
+    now = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "packages": package_versions(), "python": platform.python_version(),
+           "git_rev": git_revision()}
+    env["resumes"] = [*env.get("resumes", []), now]
+    write_json(run_dir / "env.json", env)
+    changed = [f"{name} {now['packages'].get(name)} (the run started with {version})"
+               for name, version in env.get("packages", {}).items()
+               if now["packages"].get(name) != version]
+    if env.get("git_rev") != now["git_rev"]:
+        changed.append(f"autocompress at {now['git_rev']} (the run started at "
+                       f"{env.get('git_rev')})")
+    return (f"note: this resume runs {', '.join(changed)}; env.json's resumes keep it"
+            if changed else None)
+
+
+def search_environment(run_dir: Path) -> dict[str, Any]:
+    """The versions the run's search ran under (``env.json``: at its start and at each
+    resume), for an export's manifest beside the export's own."""
+    try:
+        env = json.loads((run_dir / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {key: env[key] for key in ("packages", "python", "git_rev", "created", "resumes")
+            if key in env}
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from autocompress import errors
+from autocompress.compress.checkpoint import write_durable
 from autocompress.config import SearchConfig
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.entry import entry
@@ -137,7 +138,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
                 if weights:
                     out = session.run_dir / "trials" / str(rec.number)
                     out.mkdir(parents=True, exist_ok=True)
-                    (out / "model.pt").write_bytes(base64.b64decode(weights))
+                    write_durable(out / "model.pt", base64.b64decode(weights))
             elif "crash" in result:
                 rec = self._failed(trial, result["crash"])
             elif "user_error" in result or self.stop is not None or self.lost < remaining:

@@ -33,6 +33,7 @@ from autocompress.search.rundir import (
     check_study_files,
     environment,
     prepare_run_dir,
+    record_resume,
     run_file_hashes,
     write_json,
     write_yaml,
@@ -145,6 +146,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
     progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
                  f"profiles {', '.join(ctx.profiles)})")
+    if resume and (note := record_resume(run_dir)):
+        progress.say(note)
     if ctx.reduction is not None and ctx.reduction.dropped:
         progress.say(ctx.reduction.summary())
     for note in filter(None, (p.quick_note() for p in ctx.profiles.values())):

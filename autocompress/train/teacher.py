@@ -4,13 +4,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from autocompress.compress.checkpoint import write_durable
 from autocompress.data import DataBundle
 from autocompress.errors import RunDirError, load_problem
 from autocompress.models.teacher import TeacherCNN
@@ -54,13 +54,9 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     else:
         fit(model, data.train, settings, seed=seed)
         logits = predict(model, data.train)
-        tmp, buf = path.with_suffix(".tmp"), io.BytesIO()
+        buf = io.BytesIO()     # not to a path: a full disk is then an OSError, not torch's
         torch.save({"state_dict": model.state_dict(), "train_logits": logits}, buf)
-        with tmp.open("wb") as fh:   # a full disk: OSError ENOSPC (torch: RuntimeError)
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+        write_durable(path, buf.getvalue())
     model.eval()
     return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),
                    key=key)

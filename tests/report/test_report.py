@@ -171,6 +171,16 @@ def test_write_report(tmp_path: Path, records: list[dict[str, Any]]) -> None:
     assert rows[1]["cost/mcu/latency_ms"] == "6.0" and rows[3]["metrics/accuracy"] == ""
     md = (tmp_path / "report" / "summary.md").read_text()
     assert "8 trials: 5 complete, 1 infeasible, 1 failed, 1 pruned" in md
+    # links planted in a run dir from someone else are replaced, not written through
+    victims = {name: tmp_path / f"victim-{name}" for name in
+               ("trials.csv", "summary.md", "pareto_mcu.png", "hypervolume.png")}
+    for name, victim in victims.items():
+        victim.write_text("mine")
+        (tmp_path / "report" / name).unlink()
+        (tmp_path / "report" / name).symlink_to(victim)
+    write_report(tmp_path, records, [Objective.accuracy()], [BUDGET])
+    assert all(v.read_text() == "mine" for v in victims.values())
+    assert not any((tmp_path / "report" / name).is_symlink() for name in victims)
     assert "mcu: latency_ms ≤ 10 ms" in md
     assert "| 5 (uniform-int8) | 95.00 % | 7 | 14 | 18 | `plan5` |" in md
     assert "| 1 |" not in md.split("## phone")[0]  # dominated on the mcu

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
+import torch
 
 from autocompress.config import load_config
 from autocompress.search import objective
@@ -158,9 +160,16 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
     (run / "env.json").unlink()                   # ran (resumed, it lost the device limits)
     with pytest.raises(RunDirError, match="stopped while its files were written"):
         run_search(cfg, run, quiet=True, resume=True, report=False)
-    (run / "env.json").write_text(env)
+    old = json.loads(env)                         # a resume under other versions said nothing
+    old["packages"]["torch"], old["git_rev"] = "1.0", "deadbeef"
+    (run / "env.json").write_text(json.dumps(old))
     run_search(cfg, run, resume=True, report=False)                                # restored: resumes
-    assert "so none is left to run (raise --trials" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "so none is left to run (raise --trials" in out
+    assert f"note: this resume runs torch {torch.__version__} (the run started with 1.0)" in out
+    assert "(the run started at deadbeef)" in out
+    resumes = json.loads((run / "env.json").read_text())["resumes"]
+    assert len(resumes) == 1 and resumes[0]["packages"]["torch"] == torch.__version__
 
 
 def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
@@ -251,6 +260,13 @@ def test_resume_refuses_a_run_missing_its_study_or_records_or_with_a_garbled_jou
     with pytest.raises(RunDirError, match=r"study.journal.*not a journal line"):
         run_search(None, run, quiet=True, resume=True, trials=2, report=False)
     journal.write_bytes(kept)
+    outside = tmp_path / "outside.jsonl"           # a resume appended through the link
+    (run / "records.jsonl").rename(outside)
+    (run / "records.jsonl").symlink_to(outside)
+    with pytest.raises(RunDirError, match=r"records\.jsonl is a symbolic link"):
+        run_search(None, run, quiet=True, resume=True, trials=2, report=False)
+    (run / "records.jsonl").unlink()
+    outside.rename(run / "records.jsonl")
     (teacher,) = run.glob("teacher-*.pt")       # a truncated cache gave torch's traceback
     teacher.write_bytes(teacher.read_bytes()[:100])
     with pytest.raises(RunDirError, match=r"the cached teacher cannot be read") as exc:
