@@ -96,6 +96,18 @@ def _budget_text(o: dict[str, Any]) -> str:
     return f"{o['budget']} over by {o['over_by']:.4g}"
 
 
+def cost_drift(m: dict[str, Any], tolerance: float = 0.005) -> str:
+    """Where the manifest's ``predicted`` (the model rebuilt now) and ``predicted_at_search``
+    (the record) differ by more than ``tolerance``: '' when they agree."""
+    out = []
+    for name, now in m["predicted"].items():
+        then = m.get("predicted_at_search", {}).get(name, {})
+        for key, unit in (("latency_ms", "ms"), ("flash_kb", "KB")):
+            if key in then and abs(now[key] - then[key]) > tolerance * max(abs(then[key]), 1e-9):
+                out.append(f"{name} {now[key]:.4g} {unit} now, {then[key]:.4g} {unit} then")
+    return "; ".join(out)
+
+
 def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
     acc, host = m["accuracy"], m["host_latency_ms"]
     files = m["files"]
@@ -106,6 +118,9 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
     if m.get("over_budget"):
         lines.append("  budget     over the run's budget: "
                      + ", ".join(_budget_text(o) for o in m["over_budget"]))
+    if drift := cost_drift(m):
+        lines.append(f"  warning    the rebuilt model costs otherwise than at the search "
+                     f"({drift}): its code (model.builder) or this package changed since")
     lines += [
         f"  accuracy   val (search) {acc['val_trial']:.4f} | test torch {acc['test_torch']:.4f}"
         f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",

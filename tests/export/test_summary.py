@@ -163,3 +163,17 @@ def test_the_host_check_costs_the_int8_file_as_written(tmp_path, monkeypatch):
     assert plain["int8"]["predicted_ms"] < 0.95 * plain["fp32"]["predicted_ms"]
     quantized = host_prediction_error(graph, MEASURED, [tmp_path], int8)
     assert quantized["int8"]["predicted_ms"] == pytest.approx(plain["int8"]["predicted_ms"])
+
+
+def test_a_model_that_costs_otherwise_than_at_the_search_is_flagged():
+    """An edited model module changed what export built (0.067 test accuracy, 10.27 ms against
+    9.418 recorded) without a word."""
+    from autocompress.export.summary import cost_drift
+
+    m = {"predicted": {"mcu": {"latency_ms": 10.27, "flash_kb": 20.0, "peak_sram_kb": 3.0},
+                       "phone": {"latency_ms": 0.5, "flash_kb": 20.0, "peak_sram_kb": 3.0}},
+         "predicted_at_search": {"mcu": {"latency_ms": 9.418, "flash_kb": 20.0},
+                                 "phone": {"latency_ms": 0.5001, "flash_kb": 20.0}}}
+    assert cost_drift(m) == "mcu 10.27 ms now, 9.418 ms then"        # phone: within 0.5%
+    m["predicted"]["mcu"]["latency_ms"] = 9.418
+    assert cost_drift(m) == ""
