@@ -43,6 +43,7 @@ def _module_layer(name: str, module: nn.Module, in_shape: tuple[int, ...],
         params = module.weight.numel()
         return LayerInfo(fqn=name, op="conv2d", in_shape=in_shape, out_shape=out_shape,
                          kernel=k, stride=int(module.stride[0]), groups=module.groups,
+                         square=len(set(module.kernel_size)) == len(set(module.stride)) == 1,
                          params=params, bias=0 if module.bias is None else module.bias.numel(),
                          macs=out_numel * (module.in_channels // module.groups) * k
                          * int(module.kernel_size[1]))

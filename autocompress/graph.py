@@ -26,6 +26,7 @@ class LayerInfo:
     out_shape: tuple[int, ...]
     kernel: int = 1
     stride: int = 1
+    square: bool = True          # kernel and stride alike along H and W (else: kernel = H's)
     groups: int = 1
     params: int = 0              # weight elements (bias excluded)
     bias: int = 0                # bias elements

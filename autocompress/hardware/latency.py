@@ -78,11 +78,13 @@ def estimate_layer_latency(profile: HardwareProfile, layer: LayerInfo,
     key = layer_key(layer, w_fmt, a_fmt)
     skip = 1.0 - fmt.sparsity if (profile.formats.sparse_kernels
                                   and layer.op in WEIGHTED_OPS) else 1.0
-    entry = profile.entries.get(key)
+    # a (1, k) conv's key names kernel 1: its entries and neighbours are square convs'
+    entry = profile.entries.get(key) if layer.square else None
     if entry is not None:
         return LayerLatency(latency_ms=entry.mean_ms * skip, std_ms=entry.std_ms * skip,
                             provenance="lut", key=key)
-    near = _index(profile).interpolate(key, profile.align.channels) if profile.entries else None
+    near = _index(profile).interpolate(key, profile.align.channels) \
+        if profile.entries and layer.square else None
     if near is not None:
         return LayerLatency(latency_ms=near[0] * skip, std_ms=near[1] * skip,
                             provenance="interp", key=key)

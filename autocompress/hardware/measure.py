@@ -188,7 +188,7 @@ def measure_entries(layers: Iterable[LayerInfo], *, threads: int = 1, warmup: in
     output boundary costs; for an int8 add, its marginal cost in a chain of adds. Every
     boundary measured is stored too (``boundary_layer``)."""
     todo = [(layer, w, a) for layer in layers for w, a in FORMAT_PAIRS
-            if a == w or layer.op in WEIGHTED_OPS]
+            if (a == w or layer.op in WEIGHTED_OPS) and layer.square]   # (1, k): no key
     bounds: dict[tuple[tuple[int, ...], bool], float] = {}
     out: dict[str, Timing] = {}
     for i, (layer, w_fmt, a_fmt) in enumerate(todo):

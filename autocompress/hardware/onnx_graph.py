@@ -119,7 +119,10 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
             k = int(attrs.get("kernel_shape", w[0][2:])[0])
             groups = int(attrs.get("group", 1))
             bias = _numel(weights, node.input[2:])
+            square = len(set(attrs.get("kernel_shape", w[0][2:]))) <= 1 and \
+                len(set(attrs.get("strides", [1]))) <= 1
             fields = {"op": "conv2d", "kernel": k, "stride": int(attrs.get("strides", [1])[0]),
+                      "square": square,
                       "groups": groups, "params": math.prod(w[0]), "bias": bias,
                       "macs": math.prod(out_shape) * math.prod(w[0][1:])}
         elif node.op_type in ("Gemm", "MatMul") and w is not None:

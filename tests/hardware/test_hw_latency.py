@@ -118,3 +118,22 @@ def test_every_analytic_estimate_is_positive_and_finite(mcu: HardwareProfile) ->
         for fmt in (LayerFormat(), LayerFormat(weight_bits=2, act_bits=32)):
             est = estimate_layer_latency(mcu, layer, fmt)
             assert 0 < est.latency_ms < 1e3 and est.provenance == "analytic"
+
+
+def test_a_non_square_conv_is_not_costed_from_square_entries(tiny_profile: HardwareProfile
+                                                             ) -> None:
+    """A (1, 9) conv's key names kernel 1, so a measured host profile costed it as its 1x1
+    entry (0.020 ms against 0.186 ms measured), labelled 'lut'. The trace says it is not
+    square, and the cost model goes analytic."""
+    import torch
+    from torch import nn
+
+    from autocompress.graph import inspect_model
+
+    wide = inspect_model(nn.Sequential(nn.Conv2d(16, 32, (3, 1), padding=(1, 0))),
+                         torch.zeros(1, 16, 8, 8)).layers[0]
+    assert not wide.square and wide.kernel == 3
+    assert estimate_layer_latency(tiny_profile, replace(wide, fqn="c", square=True)
+                                  ).provenance == "lut"          # its 3x3 twin's entry
+    est = estimate_layer_latency(tiny_profile, wide)
+    assert est.provenance == "analytic"
