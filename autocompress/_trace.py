@@ -12,14 +12,16 @@ from autocompress.errors import ModelError
 from autocompress.graph import LayerInfo, ModelGraph, TensorInfo
 
 # Ops whose cost is folded into the preceding conv/linear by every runtime we model
-# (conv+bn+relu fusion in TFLite, CMSIS-NN, TensorRT and ORT).
-_FUSABLE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU,
-            nn.Identity, nn.Dropout, nn.Flatten)
+# (conv+bn+relu fusion in TFLite, CMSIS-NN, TensorRT and ORT). Hard-swish, SiLU and sigmoid
+# are not: TFLite Micro runs HARD_SWISH and LOGISTIC (+ MUL) as ops of their own, with an
+# output tensor of their own (the int8 export has HardSigmoid + Mul, Sigmoid + Mul), so they
+# are costed as elementwise ops (a model with them under-stated its peak SRAM by a third).
+_FUSABLE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Identity, nn.Dropout,
+            nn.Flatten)
 _ADD_FUNCS = {operator.add, operator.iadd, torch.add}
 _MUL_FUNCS = {operator.mul, operator.imul, torch.mul}
 _ALIAS_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.relu,
-                torch.nn.functional.relu, torch.nn.functional.relu6, torch.sigmoid,
-                operator.getitem}
+                torch.nn.functional.relu, torch.nn.functional.relu6, operator.getitem}
 _ALIAS_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "relu",
                   "relu_", "size", "dim", "float"}
 # per-channel affine weights, folded into a conv or costed as an elementwise op
