@@ -86,6 +86,7 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
         weights[t.name] = (tuple(t.dims), INT_TYPES.get(t.data_type, 32))
     layers: list[LayerInfo] = []
     formats: dict[str, LayerFormat] = {}
+    uncosted: dict[str, tuple[str, int]] = {}
     for i, node in enumerate(g.node):
         if node.op_type in QOPERATOR_OPS:
             raise ModelError(f"QOperator node {node.op_type} is not supported", loc=str(path),
@@ -145,6 +146,13 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
                       "kernel": k, "stride": int(attrs.get("strides", [1])[0]),
                       "macs": math.prod(out_shape) * k * k}
         else:
+            n = sum(math.prod(weights[x][0]) for x in node.input   # matrices, not shapes
+                    if x in weights and len(weights[x][0]) >= 2)
+            if n:              # a ConvTranspose, an RNN: weights the cost model does not know
+                uncosted[name] = (node.op_type, n)
+            if not (in_shape and out_shape):      # an RNN's sequence outputs, a Shape
+                alias[node.output[0]] = src
+                continue
             fields = {"op": node.op_type.lower(), "macs": 0}
         if fields["op"] in ("conv2d", "linear") and not (in_shape and out_shape):
             raise ModelError(f"the shapes around {name} are unknown (a Reshape whose size "
@@ -167,7 +175,8 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
     if not layers:
         raise ModelError("no costable layer found in the ONNX graph", loc=str(path))
     return ModelGraph(input_shape=shapes[x_name], layers=tuple(layers),
-                      tensors=_tensors(layers, shapes, x_name)), formats
+                      tensors=_tensors(layers, shapes, x_name),
+                      uncosted=tuple((f, k, c) for f, (k, c) in uncosted.items())), formats
 
 
 def _numel(weights: dict[str, tuple[tuple[int, ...], int]], names: Any) -> int:
