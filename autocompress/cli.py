@@ -90,11 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     e = add("export", "Export a trial: plan.json, model.pt, model.onnx, model.int8.onnx, "
                       "manifest.json.")
     e.add_argument("run_dir", type=Path)
-    pick = e.add_mutually_exclusive_group(required=True)
-    pick.add_argument("--trial", type=int, help="trial number to export")
-    pick.add_argument("--max-latency-ms", type=float,
-                      help="export the most accurate front point within this latency")
-    e.add_argument("--device", help="profile the latency limit refers to (default: first)")
+    e.add_argument("--trial", type=int, help="trial number to export")
+    e.add_argument("--max-latency-ms", type=float,
+                   help="export the most accurate front point within this latency")
+    e.add_argument("--max-flash-kb", type=float, help="... within this Flash (KB)")
+    e.add_argument("--max-peak-sram-kb", type=float, help="... within this peak SRAM (KB)")
+    e.add_argument("--device", help="profile the limits refer to (default: the run's first)")
     e.add_argument("--min-accuracy", type=float, help="require at least this accuracy")
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
 
@@ -201,8 +202,17 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from autocompress.export.run import export_run
 
+    if args.trial is None and args.max_latency_ms is None and args.max_flash_kb is None \
+            and args.max_peak_sram_kb is None:
+        raise AutocompressError("choose the trial to export", loc="export",
+                                hint="--trial N, or the most accurate front point within "
+                                     "--max-latency-ms X, --max-flash-kb X, --max-peak-sram-kb X")
+    if args.trial is not None and args.max_latency_ms is not None:
+        raise AutocompressError("--trial and --max-latency-ms both choose the trial",
+                                loc="--max-latency-ms", hint="give one of them")
     export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
-               device=args.device, min_accuracy=args.min_accuracy, out=args.out)
+               device=args.device, min_accuracy=args.min_accuracy, out=args.out,
+               max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb)
     return 0
 
 

@@ -1,17 +1,22 @@
 """Which trial ``autocompress export`` ships: ``--trial N``, or the most accurate front point
-(accuracy vs one device's latency, within every budget of the run) under ``--max-latency-ms``
-and over ``--min-accuracy``; and the notes on the trials it passed over."""
+(accuracy vs one device's latency, within every budget of the run) under ``--max-latency-ms``,
+``--max-flash-kb`` and ``--max-peak-sram-kb`` and over ``--min-accuracy``; and the notes on the
+trials it passed over."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from autocompress.errors import ExportError
-from autocompress.pareto import Objective, ParetoFront
+from autocompress.pareto import Budget, Objective, ParetoFront
 
 
 def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                   max_latency_ms: float | None, device: str, budgets: list[Any],
-                  min_accuracy: float | None) -> dict[str, Any]:
+                  min_accuracy: float | None,
+                  memory: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """``memory``: limits on ``flash_kb`` / ``peak_sram_kb`` on ``device`` (``--max-flash-kb``,
+    ``--max-peak-sram-kb``), applied as budgets of their own."""
     by_number = {r["number"]: r for r in records}
     if trial is not None:
         rec = by_number.get(trial)
@@ -25,7 +30,22 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                               loc="--trial", hint="pick a complete trial: report/trials.csv lists them")
         return rec
     objectives = [Objective.accuracy(), Objective.latency(device)]
-    front = ParetoFront.from_records(records, objectives, budgets)
+    mine = [Budget(profile=device, metric=m, limit=float(v)) for m, v in (memory or {}).items()]
+    front = ParetoFront.from_records(records, objectives, [*budgets, *mine])
+    if not front.points and mine:
+        within = ParetoFront.from_records(records, [Objective.accuracy(), *(
+            Objective(name=b.metric, sense="min", path=f"cost.{device}.{b.metric}")
+            for b in mine)], budgets).points
+        smallest = {b.metric: min(within, key=lambda r, b=b: r["cost"][device][b.metric],
+                                  default=None) for b in mine}
+        raise ExportError(
+            "no complete trial within the run's budgets meets " + " and ".join(
+                f"{b.metric.removesuffix('_kb').replace('_', ' ')} <= {b.limit:g} KB on "
+                f"{device}" for b in mine), loc=f"--max-{mine[0].metric.replace('_', '-')}",
+            hint="; ".join(f"the smallest in {m.removesuffix('_kb').replace('_', ' ')}, trial "
+                           f"{r['number']}, needs {r['cost'][device][m]:.4g} KB"
+                           for m, r in smallest.items() if r is not None)
+            or "the run has no feasible complete trial")
     no_limit = max_latency_ms is None
     limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
     choice = front.select(max_values=limits, min_values={} if min_accuracy is None

@@ -44,11 +44,13 @@ from autocompress.train import accuracy
 def export_run(run_dir: str | Path, *, trial: int | None = None,
                max_latency_ms: float | None = None, device: str | None = None,
                min_accuracy: float | None = None, out: str | Path | None = None,
+               max_flash_kb: float | None = None, max_peak_sram_kb: float | None = None,
                quiet: bool = False) -> Path:
     """Export a trial of the run in ``run_dir`` (``trial``, or the most accurate front point
-    within ``max_latency_ms`` on ``device`` with at least ``min_accuracy``; neither: the most
-    accurate front point) to ``out`` (default ``run_dir/export/<trial>``): plan.json,
-    model.pt, model.onnx, model.int8.onnx and manifest.json. Returns ``out``."""
+    within ``max_latency_ms``, ``max_flash_kb`` and ``max_peak_sram_kb`` on ``device`` with at
+    least ``min_accuracy``; none: the most accurate front point) to ``out`` (default
+    ``run_dir/export/<trial>``): plan.json, model.pt, model.onnx, model.int8.onnx and
+    manifest.json. Returns ``out``."""
     from autocompress.budgets import budgets_of
     from autocompress.export.onnx_io import (
         count_onnx_params,
@@ -60,10 +62,17 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     from autocompress.export.quant_ort import quantize_int8
 
     run_dir, out = Path(run_dir), None if out is None else Path(out)
-    if trial is not None and (min_accuracy is not None or device is not None):
-        flag = "--min-accuracy" if min_accuracy is not None else "--device"
+    memory = {m: v for m, v in (("flash_kb", max_flash_kb), ("peak_sram_kb", max_peak_sram_kb))
+              if v is not None}
+    given = {"--min-accuracy": min_accuracy, "--device": device, "--max-flash-kb": max_flash_kb,
+             "--max-peak-sram-kb": max_peak_sram_kb}
+    if trial is not None and (flag := next((f for f, v in given.items() if v is not None), None)):
         raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",
                           loc=flag, hint="drop it, or choose with --max-latency-ms")
+    for metric, value in memory.items():
+        if not value > 0:                                             # also rejects nan
+            raise ExportError(f"expected a limit above 0 KB, got {value:g}",
+                              loc=f"--max-{metric.replace('_', '-')}")
     if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
         raise ExportError(f"expected an accuracy between 0 and 1, got {min_accuracy:g}",
                           loc="--min-accuracy",
@@ -80,7 +89,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         raise ExportError(f"unknown device '{device}' for this run", loc="--device",
                           hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}")
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
-                        budgets=budgets_of(cfg), min_accuracy=min_accuracy)
+                        budgets=budgets_of(cfg), min_accuracy=min_accuracy, memory=memory)
     number = int(rec["number"])
     if max_latency_ms is not None and not quiet:
         for line in choice_notes(records, rec, device, max_latency_ms, budgets_of(cfg)):

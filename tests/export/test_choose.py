@@ -71,3 +71,24 @@ def test_a_front_point_that_shows_within_the_limit_is_named():
     assert notes == ["note: just over the limit, though shown within it when rounded: trial 1 "
                      "0.9850 at 1.99038 ms; export one with --trial N"]     # not 2: 2.00
     assert choice_notes(records, records[1], "stm32f746", 1.9904, []) == []
+
+
+def test_flash_and_sram_limits_choose_too(tmp_path, capsys):
+    """An MCU user with a Flash budget had to read trials.csv and pass --trial."""
+    records = [rec(0, 0.99, 9.0), rec(1, 0.95, 3.0), rec(2, 0.90, 1.0)]
+    for r, kb in zip(records, (90.0, 40.0, 60.0), strict=True):
+        r["cost"]["stm32f746"]["flash_kb"] = kb
+    pick = choose_record(records, trial=None, max_latency_ms=None, device="stm32f746",
+                         budgets=[], min_accuracy=None, memory={"flash_kb": 64.0})
+    assert pick["number"] == 1          # 0 is more accurate but 90 KB; 2 fits, less accurate
+    with pytest.raises(ExportError, match=r"no complete trial within the run's budgets meets "
+                                          r"flash <= 30 KB on stm32f746") as exc:
+        choose_record(records, trial=None, max_latency_ms=None, device="stm32f746",
+                      budgets=[], min_accuracy=None, memory={"flash_kb": 30.0})
+    assert exc.value.hint == "the smallest in flash, trial 1, needs 40 KB"
+    from autocompress.cli import main
+
+    assert main(["export", str(tmp_path / "run")]) == 2
+    assert "choose the trial to export" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "run"), "--trial", "1", "--max-flash-kb", "5"]) == 2
+    assert "--max-flash-kb chooses among front points" in capsys.readouterr().err
