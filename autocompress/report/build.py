@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from autocompress.errors import RunDirError
 from autocompress.pareto import Budget, Objective, ParetoFront, Record, as_record
 from autocompress.report.info import (
     ParetoPlotInfo,
@@ -56,6 +57,9 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
 
     recs = [as_record(r) for r in records]
     out_dir = Path(run_dir) / "report"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError("report is a file, not a folder", loc=str(out_dir),
+                          hint="move it away: the report is written into that folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs: dict[str, Path] = {}
     for info in pareto_plot_infos(recs, objectives, budgets):

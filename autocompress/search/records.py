@@ -8,12 +8,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from autocompress.errors import RunDirError
 
 STATES = ("complete", "infeasible", "failed", "pruned")
 
@@ -119,6 +122,10 @@ class RecordLog:
         except FileNotFoundError:
             self._reset(None)
             return []
+        if stat.S_ISDIR(st.st_mode):
+            raise RunDirError("records.jsonl is a folder, not the run's records file",
+                              loc=str(self.path), hint="move it away, or point at the run dir "
+                                                       "that holds the records")
         if st.st_ino != self._inode or st.st_size < self._offset:   # replaced or cut
             self._reset(st.st_ino)
         with open(self.path, "rb") as fh:

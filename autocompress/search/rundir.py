@@ -116,6 +116,11 @@ def check_run_files(run_dir: Path) -> None:
     try:
         env = json.loads((run_dir / "env.json").read_text())
     except (OSError, ValueError):
+        records = run_dir / "records.jsonl"
+        if records.is_file() and records.stat().st_size:     # not killed during set-up
+            raise RunDirError("env.json is missing or unreadable (it holds the sha256 of the "
+                              "run's config, space and profiles)", loc=str(run_dir / "env.json"),
+                              hint="restore it from a copy of the run dir") from None
         raise RunDirError("the run was stopped while its files were written (env.json is "
                           "missing or unreadable): no trial ran", loc=str(run_dir),
                           hint="start the search again with a new --run-dir (or delete this "

@@ -368,3 +368,16 @@ def test_heatmap_rows_name_the_device_of_each_latency_in_a_two_device_run() -> N
     two = [Objective.accuracy(), Objective.latency("mcu"), Objective.latency("phone")]
     assert _row_label(r, two) == "#4  95.0%  mcu 1.47 ms  phone 0.183 ms"   # "1.47 ms 0.183 ms"
     assert _row_label(r, two[:2]) == "#4  95.0%  1.47 ms"
+
+
+def test_a_report_file_or_a_records_folder_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    from autocompress.errors import RunDirError
+    from autocompress.report import write_report
+    from autocompress.search.records import read_records
+
+    (tmp_path / "report").write_text("")
+    with pytest.raises(RunDirError, match="report is a file, not a folder"):
+        write_report(tmp_path, [], [Objective.accuracy()], [])
+    (tmp_path / "records.jsonl").mkdir()
+    with pytest.raises(RunDirError, match=r"records\.jsonl is a folder"):
+        read_records(tmp_path / "records.jsonl")

@@ -158,8 +158,12 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
     assert load_run_config(run).profile_dirs()[0] == run / "profiles"
     env = (run / "env.json").read_text()          # written last: killed before it, no trial
     (run / "env.json").unlink()                   # ran (resumed, it lost the device limits)
+    with pytest.raises(RunDirError, match=r"env\.json is missing or unreadable"):
+        run_search(cfg, run, quiet=True, resume=True, report=False)   # but trials did run
+    (run / "records.jsonl").rename(tmp_path / "records.jsonl")
     with pytest.raises(RunDirError, match="stopped while its files were written"):
         run_search(cfg, run, quiet=True, resume=True, report=False)
+    (tmp_path / "records.jsonl").rename(run / "records.jsonl")
     old = json.loads(env)                         # a resume under other versions said nothing
     old["packages"]["torch"], old["git_rev"] = "1.0", "deadbeef"
     (run / "env.json").write_text(json.dumps(old))
