@@ -149,7 +149,11 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         used = [r for r, k in zip(ranges, keep, strict=True) if not k]   # int8 layers'
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
-        acc = {"val_trial": rec["metrics"].get("accuracy"), "test_torch": accuracy(model, test),
+        repeats = [v for k, v in rec["metrics"].items() if k.startswith("repeat_accuracy/")]
+        acc = {"val_trial": rec["metrics"].get("accuracy"),     # the mean of train.repeats
+               **({"val_trainings": len(repeats),                       # and the best's,
+                   "val_exported_weights": max(repeats)} if repeats else {}),  # exported
+               "test_torch": accuracy(model, test),
                "test_onnx_fp32": onnx_accuracy(fp32, x_test, y_test),
                "test_onnx_int8": onnx_accuracy(int8, x_test, y_test)}
         host = {"fp32": measure_latency(fp32, example), "int8": measure_latency(int8, example)}

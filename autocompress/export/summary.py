@@ -122,7 +122,10 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
         lines.append(f"  warning    the rebuilt model costs otherwise than at the search "
                      f"({drift}): its code (model.builder) or this package changed since")
     lines += [
-        f"  accuracy   val (search) {acc['val_trial']:.4f} | test torch {acc['test_torch']:.4f}"
+        f"  accuracy   val (search) {acc['val_trial']:.4f}"
+        + (f" (mean of {acc['val_trainings']} trainings; these weights "
+           f"{acc['val_exported_weights']:.4f})" if "val_exported_weights" in acc else "")
+        + f" | test torch {acc['test_torch']:.4f}"
         f" | onnx fp32 {acc['test_onnx_fp32']:.4f} | onnx int8 {acc['test_onnx_int8']:.4f}",
         *(line for d in [device, *(d for d in m["predicted"] if d != device)]   # chosen first
           for line in _device_lines(m, d)),

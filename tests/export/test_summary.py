@@ -177,3 +177,13 @@ def test_a_model_that_costs_otherwise_than_at_the_search_is_flagged():
     assert cost_drift(m) == "mcu 10.27 ms now, 9.418 ms then"        # phone: within 0.5%
     m["predicted"]["mcu"]["latency_ms"] = 9.418
     assert cost_drift(m) == ""
+
+
+def test_with_repeated_trainings_the_summary_says_which_accuracy_is_which(tmp_path, capsys):
+    """With train.repeats: 2 it printed the mean (0.4750) as if the exported weights had it;
+    they are the best training's (0.539)."""
+    m = _manifest()
+    m["accuracy"] |= {"val_trial": 0.475, "val_trainings": 2, "val_exported_weights": 0.539}
+    print_summary(tmp_path, m, "stm32f746")
+    assert "val (search) 0.4750 (mean of 2 trainings; these weights 0.5390)" \
+        in capsys.readouterr().out
