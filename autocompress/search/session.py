@@ -146,6 +146,11 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
     progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
                  f"profiles {', '.join(ctx.profiles)})")
+    if not searched and cfg.search.trials > 1:
+        progress.say("warning: the space has no parameter left to search (every knob is fixed"
+                     + (" or dropped by the space reduction"
+                        if ctx.reduction is not None and ctx.reduction.dropped else "")
+                     + "): every trial trains the same plan; give knobs a choice of values")
     if resume and (note := record_resume(run_dir)):
         progress.say(note)
     if ctx.reduction is not None and ctx.reduction.dropped:
