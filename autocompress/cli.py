@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", help="profile the limits refer to (default: the run's first)")
     e.add_argument("--min-accuracy", type=float, help="require at least this accuracy")
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
+    e.add_argument("--activations", choices=("uint8", "int8"), default="uint8",
+                   help="model.int8.onnx's activations: uint8 (fast in ONNX Runtime on x86, "
+                        "the default) or int8 (signed, as CMSIS-NN / TFLite Micro run them)")
 
     add("profiles", "List the known hardware profiles, or show and validate the named ones."
         ).add_argument("names", nargs="*", metavar="NAME",
@@ -212,7 +215,8 @@ def _export(args: argparse.Namespace) -> int:
                                 loc="--max-latency-ms", hint="give one of them")
     export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
                device=args.device, min_accuracy=args.min_accuracy, out=args.out,
-               max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb)
+               max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb,
+               activations=args.activations)
     return 0
 
 

@@ -45,12 +45,13 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                max_latency_ms: float | None = None, device: str | None = None,
                min_accuracy: float | None = None, out: str | Path | None = None,
                max_flash_kb: float | None = None, max_peak_sram_kb: float | None = None,
-               quiet: bool = False) -> Path:
+               activations: str = "uint8", quiet: bool = False) -> Path:
     """Export a trial of the run in ``run_dir`` (``trial``, or the most accurate front point
     within ``max_latency_ms``, ``max_flash_kb`` and ``max_peak_sram_kb`` on ``device`` with at
     least ``min_accuracy``; none: the most accurate front point) to ``out`` (default
     ``run_dir/export/<trial>``): plan.json, model.pt, model.onnx, model.int8.onnx and
-    manifest.json. Returns ``out``."""
+    manifest.json. ``activations``: the int8 file's activation type, ``uint8`` (ORT's fast
+    x86 kernels) or ``int8`` (signed, as CMSIS-NN and TFLite Micro run them). Returns ``out``."""
     from autocompress.budgets import budgets_of
     from autocompress.export.onnx_io import (
         count_onnx_params,
@@ -69,6 +70,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     if trial is not None and (flag := next((f for f, v in given.items() if v is not None), None)):
         raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",
                           loc=flag, hint="drop it, or choose with --max-latency-ms")
+    if activations not in ("uint8", "int8"):
+        raise ExportError(f"expected activations uint8 or int8, got {activations!r}",
+                          loc="--activations")
     for metric, value in memory.items():
         if not value > 0:                                             # also rejects nan
             raise ExportError(f"expected a limit above 0 KB, got {value:g}",
@@ -145,7 +149,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         keep = [f in float_layers or f.rsplit(".", 1)[0] in float_layers   # low-rank factors
                 for f in order]
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges,
-                             keep_float=keep)
+                             keep_float=keep, activation="quint8" if activations == "uint8"
+                             else "qint8")
         used = [r for r, k in zip(ranges, keep, strict=True) if not k]   # int8 layers'
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
@@ -183,6 +188,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "host_latency_ms": host,
             "host_predicted_vs_measured": host_check,
             "weight_bits": weight_bits,
+            "onnx_int8_activation_type": activations,
             "activation_bits": {f: c.act_bits for f, c in plan.configs(QuantConfig).items()
                                 if isinstance(c, QuantConfig) and c.act_bits < 32
                                 and c.bits < 32},          # a float layer runs float ones

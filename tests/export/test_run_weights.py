@@ -94,3 +94,20 @@ def test_export_folder_permissions_and_baseline_over_budget_lines(finished_run, 
     assert manifest["baseline"] == "uniform-int8"
     assert manifest["over_budget"] == [{"budget": "stm32f746.max_latency_ms",
                                         "value": pytest.approx(10.32, abs=0.01), "limit": 2.0}]
+
+
+def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  # noqa: F811
+    """model.int8.onnx had uint8 activations only; CMSIS-NN and TFLite Micro run int8."""
+    import onnx
+
+    run = _copy(finished_run, tmp_path)
+    assert main(["export", str(run), "--trial", "0", "--activations", "int8"]) == 0
+    out = run / "export" / "0"
+    model = onnx.load(str(out / "model.int8.onnx"))
+    inits = {t.name: t for t in model.graph.initializer}
+    zero_types = {inits[n.input[2]].data_type for n in model.graph.node
+                  if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits}
+    assert zero_types == {onnx.TensorProto.INT8}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["onnx_int8_activation_type"] == "int8"
+    assert manifest["accuracy"]["test_onnx_int8"] > 0.5
