@@ -25,7 +25,8 @@ _ALIAS_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, to
 _ALIAS_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "relu",
                   "relu_", "size", "dim", "float"}
 # per-channel affine weights, folded into a conv or costed as an elementwise op
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d,
+          nn.PReLU)
 _POOL_TYPES = {nn.AdaptiveAvgPool2d: "avgpool", nn.AvgPool2d: "avgpool",
                nn.MaxPool2d: "maxpool", nn.AdaptiveMaxPool2d: "maxpool"}
 
@@ -156,7 +157,9 @@ def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
             value = gm
             for part in str(node.target).split("."):
                 value = getattr(value, part)
-            if isinstance(value, nn.Parameter):           # a weight used in forward()
+            elementwise = all(u.target in _ADD_FUNCS | _MUL_FUNCS or u.target in ("add", "mul")
+                              for u in node.users)         # a layer scale: a costed add/mul
+            if isinstance(value, nn.Parameter) and not elementwise:   # F.conv2d(x, self.w)
                 uncosted[str(node.target)] = ("parameter used in forward", value.numel())
             continue
         if info is None:

@@ -31,15 +31,6 @@ def _str(v: Any) -> str | None:
     return None if isinstance(v, str) and v else f"expected a non-empty string, got {v!r}"
 
 
-def _name(v: Any) -> str | None:
-    """A run name: it becomes a folder name (``runs/<name>-<time>``), so no path."""
-    if _str(v):
-        return _str(v)
-    if "/" in v or "\\" in v or v in (".", "..") or v.startswith("-"):
-        return f"expected a name without '/' or a leading '-' (it names the run's folder), got {v!r}"
-    return None
-
-
 def _opt_str(v: Any) -> str | None:
     return None if v is None else _str(v)
 
@@ -118,7 +109,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
                "reduce_space": _bool, "initial_design": _one_of("spread", "random"),
                "baselines": _bool},
 }
-TOP: dict[str, Check] = {"name": _name, "seed": _num(0, 2**31 - 1, True)}
+TOP: dict[str, Check] = {"name": _str, "seed": _num(0, 2**31 - 1, True)}
 
 
 def check_new_run(cfg: SearchConfig) -> None:
@@ -128,6 +119,11 @@ def check_new_run(cfg: SearchConfig) -> None:
     from autocompress.config import DataConfig
 
     check_within_device(cfg)
+    name = cfg.name              # it becomes a folder name: runs/<name>-<time>
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith("-"):
+        raise ConfigError(f"expected a name without '/' or a leading '-' (it names the run's "
+                          f"folder), got {name!r}", loc=f"{cfg.path} name",
+                          hint="e.g. name: mcu-search")
     objectives = cfg.search.objectives
     if len(set(objectives)) < len(objectives):
         twice = next(o for i, o in enumerate(objectives) if o in objectives[:i])

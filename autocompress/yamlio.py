@@ -67,20 +67,33 @@ Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers
             if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(
-    r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
-Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")   # 1_000 as YAML 1.1
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node))
+    text = str(loader.construct_scalar(node)).replace("_", "")
     return int(text[2:], 8) if text.startswith("0o") else int(text, 16 if text.startswith(
         "0x") else 10)
 
 
 Loader.add_constructor("tag:yaml.org,2002:int", _int)
+
+
+class Dumper(yaml.SafeDumper):
+    """The safe dumper quoting what :class:`Loader` would read as a number (``'5e-3'`` stays
+    a string on the way back)."""
+
+
+Dumper.yaml_implicit_resolvers = {k: list(v) for k, v in Loader.yaml_implicit_resolvers.items()}
+
+
+def dump_yaml(data: Any, **kwargs: Any) -> str:
+    """YAML text that :func:`parse_yaml` reads back as ``data``."""
+    return yaml.dump(data, Dumper=Dumper, **kwargs)
 
 
 MAX_VALUES = 1_000_000    # a few aliases nested can expand to 10^8 values (a "YAML bomb")

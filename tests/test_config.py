@@ -31,14 +31,32 @@ def test_numbers_are_read_as_yaml_1_2_reads_them():
     assert cfg.train.lr == 0.005 and cfg.seed == 10
     with pytest.raises(ConfigError, match="seed"):
         load_config(DEMO_CONFIG, ["seed=1:00"])
+    assert load_config(DEMO_CONFIG, ["search.trials=1_000"]).search.trials == 1000  # as 1.1
+
+
+def test_what_the_package_writes_it_reads_back():
+    """write_yaml (YAML 1.1's dumper) left '1e5' unquoted; the 1.2 loader read a number."""
+    from autocompress.yamlio import dump_yaml, parse_yaml
+
+    data = {"name": "1e5", "a": "5e-3", "b": 0.005, "c": "010", "d": "1_000", "e": 7}
+    assert parse_yaml(dump_yaml(data)).data == data
+
+
+def test_a_path_as_name_is_refused_for_a_new_run_only(tmp_path):
+    """It named the run's folder (runs/../../x-<time>); an old run dir with such a name
+    still loads (report, export)."""
+    from autocompress.config_checks import check_new_run
+
+    cfg = load_config(write_config(tmp_path, TINY), ["name=../../x"])
+    with pytest.raises(ConfigError, match="expected a name without '/'"):
+        check_new_run(cfg)
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("name=../../x", "expected a name without '/'"),            # it names the run's folder
     ("hardware.budgets.stm32f746.max_latency_ms=.inf", "expected a positive number, got inf"),
     ("hardware.budgets.stm32f746.max_latency_ms=.nan", "expected a positive number, got nan"),
 ])
-def test_a_path_as_name_and_non_finite_budgets_are_refused(tmp_path, override, fragment):
+def test_non_finite_budgets_are_refused(tmp_path, override, fragment):
     """A non-finite budget was accepted, then crashed the run when its record was written."""
     with pytest.raises(ConfigError, match=fragment):
         load_config(write_config(tmp_path, TINY), [override])

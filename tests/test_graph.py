@@ -84,6 +84,16 @@ def test_layers_the_cost_model_does_not_know_are_named_not_costed_as_zero_silent
     plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(36, 2))
     assert inspect_model(plain, torch.zeros(1, 1, 5, 5)).uncosted_note() is None
 
+    class LayerScale(nn.Module):           # a parameter in a costed mul/add: not refused
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.gamma = nn.Conv2d(4, 4, 3, padding=1), nn.Parameter(torch.ones(4, 1, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.gamma * torch.relu(self.conv(x))
+
+    assert inspect_model(LayerScale(), torch.zeros(1, 4, 5, 5)).uncosted == ()
+
 
 @pytest.mark.parametrize("act", [nn.Hardswish(), nn.SiLU(), nn.Sigmoid()])
 def test_hard_swish_silu_and_sigmoid_are_ops_of_their_own(act):

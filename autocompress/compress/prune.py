@@ -59,8 +59,15 @@ _BLOCKED: dict[tuple[Any, ...], dict[str, str]] = {}
 
 
 def _blocked(model: nn.Module, example: torch.Tensor, round_to: int) -> dict[str, str]:
-    """producer -> why its group cannot be pruned; worked out once per model structure."""
-    key = (type(model), str(model), tuple(example.shape), round_to)
+    """producer -> why its group cannot be pruned; worked out once per model structure (its
+    modules and its traced forward: a flag that only ``forward`` reads changes the groups)."""
+    try:
+        code = torch.fx.symbolic_trace(model).code
+    except Exception:          # not traceable by fx (Torch-Pruning traces by hooks): no cache
+        code = None
+    key = (type(model), str(model), code, tuple(example.shape), round_to)
+    if code is None:
+        _BLOCKED.pop(key, None)
     if key not in _BLOCKED:
         if len(_BLOCKED) >= 64:
             _BLOCKED.pop(next(iter(_BLOCKED)))
@@ -87,10 +94,12 @@ def _mispruned(model: nn.Module, example: torch.Tensor, leader: str, round_to: i
                ignored: tuple[str, ...]) -> bool:
     """Pruning ``leader`` by 25% and 50% on a copy fails, keeps another channel count than
     asked, or leaves a model that no longer runs."""
-    channels = _channels(model.get_submodule(leader))
+    layer = model.get_submodule(leader)
+    channels = _channels(layer)
+    grouped = _channel_groups(model, [layer], example).get(layer, 1)   # as _prune aligns it
     for ratio in (0.25, 0.5):
         copy = deepcopy(model).eval()
-        want = aligned_ratio(channels, ratio, round_to)
+        want = aligned_ratio(channels, ratio, round_to, grouped)
         try:
             _prune(copy, {leader: ratio}, "l1", example, example, ignored, round_to)
             with torch.no_grad():
@@ -168,13 +177,16 @@ class PruneHandler:
         for fqn, cfg in configs.items():
             if isinstance(cfg, PruneConfig) and cfg.ratio > 0:
                 by_criterion.setdefault(cfg.criterion, {})[fqn] = cfg.ratio
+        if not by_criterion:
+            return
+        # on the unpruned model, once: a second criterion's pass sees a new structure
+        blocked = _blocked(model, ctx.example, ctx.round_to)
         for criterion in sorted(by_criterion):
-            self._step(model, by_criterion[criterion], criterion, ctx)
+            self._step(model, by_criterion[criterion], criterion, ctx, blocked)
 
     @staticmethod
     def _step(model: nn.Module, ratios: Mapping[str, float], criterion: str,
-              ctx: ApplyContext) -> None:
-        blocked = _blocked(model, ctx.example, ctx.round_to)
+              ctx: ApplyContext, blocked: Mapping[str, str]) -> None:
         if refused := sorted(set(ratios) & set(blocked)):
             raise ModelError(f"cannot prune '{refused[0]}': its output channels are "
                              f"{blocked[refused[0]]}", loc=f"plan.layers.{refused[0]}",

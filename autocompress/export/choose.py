@@ -97,9 +97,14 @@ def better_over_budget(records: list[dict[str, Any]], chosen: dict[str, Any], de
 
 
 def choice_notes(records: list[dict[str, Any]], chosen: dict[str, Any], device: str,
-                 max_latency_ms: float, budgets: list[Any]) -> list[str]:
+                 max_latency_ms: float, budgets: list[Any],
+                 memory: Mapping[str, float] | None = None) -> list[str]:
     """What ``export --max-latency-ms`` says about the trials it did not pick: more accurate
-    ones over the run's budgets, and front points just over the limit that show within it."""
+    ones over the run's budgets, and front points just over the limit that show within it;
+    only trials within the user's ``memory`` limits (``--max-flash-kb`` ...) are named."""
+    mine = [Budget(profile=device, metric=m, limit=float(v)) for m, v in (memory or {}).items()]
+    records = [r for r in records if not any((v := b.violation(r)) is not None and v > 0
+                                             for b in mine)]
     out = []
     if over := better_over_budget(records, chosen, device, max_latency_ms):
         out.append("note: more accurate within the limit, but over the run's budgets: " + ", ".join(

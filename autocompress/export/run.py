@@ -96,7 +96,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                         budgets=budgets_of(cfg), min_accuracy=min_accuracy, memory=memory)
     number = int(rec["number"])
     if max_latency_ms is not None and not quiet:
-        for line in choice_notes(records, rec, device, max_latency_ms, budgets_of(cfg)):
+        for line in choice_notes(records, rec, device, max_latency_ms, budgets_of(cfg), memory):
             print(line)
     weights = run_dir / "trials" / str(number) / "model.pt"
     if not weights.is_file():

@@ -102,7 +102,7 @@ def cost_drift(m: dict[str, Any], tolerance: float = 0.005) -> str:
     out = []
     for name, now in m["predicted"].items():
         then = m.get("predicted_at_search", {}).get(name, {})
-        for key, unit in (("latency_ms", "ms"), ("flash_kb", "KB")):
+        for key, unit in (("latency_ms", "ms"), ("flash_kb", "KB"), ("peak_sram_kb", "KB")):
             if key in then and abs(now[key] - then[key]) > tolerance * max(abs(then[key]), 1e-9):
                 out.append(f"{name} {now[key]:.4g} {unit} now, {then[key]:.4g} {unit} then")
     return "; ".join(out)

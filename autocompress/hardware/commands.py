@@ -48,11 +48,11 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
 
 def profile_yaml(data: dict[str, Any]) -> str:
     """YAML text of a profile dict: sections via PyYAML, one flow line per LUT entry."""
-    import yaml
+    from autocompress.yamlio import dump_yaml
 
     body = {k: v for k, v in data.items() if k != "entries"}
     lines = ["# Measured with `autocompress profile`; regenerate rather than edit by hand.",
-             yaml.safe_dump(body, sort_keys=False, width=100).rstrip(), "entries:"]
+             dump_yaml(body, sort_keys=False, width=100).rstrip(), "entries:"]
     for key, e in sorted(data["entries"].items()):
         lines.append(f'  "{key}": {{mean_ms: {e["mean_ms"]:.6f}, std_ms: {e["std_ms"]:.6f}, '
                      f'n: {e["n"]}}}')   # fixed point: YAML 1.1 reads 7e-05 as a string

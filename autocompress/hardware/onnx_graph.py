@@ -20,9 +20,11 @@ from autocompress.graph import LayerInfo, ModelGraph, TensorInfo
 from autocompress.hardware.formats import LayerFormat
 
 # Ops that pass their (first) input through as far as cost is concerned (fused or free).
+# folded into the op before them (ReLU and ReLU6 = Clip fuse into a conv); hard-swish,
+# sigmoid, tanh and leaky ReLU are ops of their own, as in the PyTorch trace (``_trace.py``)
 ALIAS_OPS = frozenset({"Relu", "Clip", "BatchNormalization", "Identity", "Dropout", "Flatten",
                        "Reshape", "Squeeze", "Unsqueeze", "QuantizeLinear", "DequantizeLinear",
-                       "HardSwish", "HardSigmoid", "LeakyRelu", "Sigmoid", "Tanh", "Cast"})
+                       "Cast"})
 QOPERATOR_OPS = frozenset({"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"})
 INT_TYPES = {3: 8, 2: 8}       # onnx TensorProto INT8, UINT8 -> bits
 
@@ -147,7 +149,7 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
                       "macs": math.prod(out_shape) * k * k}
         else:
             n = sum(math.prod(weights[x][0]) for x in node.input   # matrices, not shapes
-                    if x in weights and len(weights[x][0]) >= 2)
+                    if x in weights and len(weights[x][0]) >= 2) * (node.op_type != "PRelu")
             if n:              # a ConvTranspose, an RNN: weights the cost model does not know
                 uncosted[name] = (node.op_type, n)
             if not (in_shape and out_shape):      # an RNN's sequence outputs, a Shape

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from autocompress.errors import RunDirError
 from autocompress.search.records import TrialRecord, append_record
 from autocompress.search.study import objective_values, relative_constraints
 
@@ -29,6 +30,12 @@ def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[st
     stale = [t for t in trials if t.state == state.RUNNING]
     lost = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)
             and t.number not in records]
+    if lost and not records:   # a record is written before the study is told: removed since
+        raise RunDirError(f"records.jsonl holds no record though the study has {len(lost)} "
+                          "finished trial(s): a resume would record them interrupted and "
+                          "train them again", loc=str(records_path),
+                          hint="restore it from a copy of the run dir, or start a new run "
+                               "(--run-dir); this one's study stays in study.journal")
     for frozen in stale + lost:
         rec, running = records.get(frozen.number), frozen.state == state.RUNNING
         if running:

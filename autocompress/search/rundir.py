@@ -16,10 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from autocompress.budgets import DEVICE_FILE  # and the device limits it was searched with
 from autocompress.errors import RunDirError
+from autocompress.yamlio import dump_yaml
 
 PACKAGES = ("autocompress", "torch", "torch-pruning", "optuna", "numpy", "scikit-learn",
             "onnx", "onnxruntime", "pandas", "matplotlib", "ray")
@@ -138,17 +137,16 @@ def check_run_files(run_dir: Path) -> None:
 
 
 def check_study_files(run_dir: Path) -> None:
-    """Before a resume: the study and the records are both there when either holds trials.
-    A resume without ``study.journal`` started the study over and re-ran (and overwrote)
-    every recorded trial; without ``records.jsonl`` it recorded every finished trial as
-    interrupted and trained it again."""
+    """Before a resume: the study is there when the records hold trials (a resume without
+    ``study.journal`` started the study over and re-ran, and overwrote, every recorded trial;
+    records missing for a study's finished trials: ``recovery.recover``), and neither is a
+    link."""
     for name in ("records.jsonl", "study.journal", "rungs.jsonl"):
         if (run_dir / name).is_symlink():
             raise RunDirError(f"{name} is a symbolic link: the search would append to the "
                               "file it points to", loc=str(run_dir / name),
                               hint="replace the link with a copy of the file")
     records = run_dir / "records.jsonl"
-    done = list((run_dir / "trials").glob("*/model.pt"))
     has_records = records.is_file() and records.stat().st_size > 0
     has_study = (run_dir / "study.journal").is_file() or (run_dir / "study.db").is_file()
     hint = ("restore it from a copy of the run dir, or start a new run (--run-dir); this "
@@ -157,10 +155,6 @@ def check_study_files(run_dir: Path) -> None:
         raise RunDirError("study.journal is missing though records.jsonl holds trials: a "
                           "resume would start the study over and run them again",
                           loc=str(run_dir / "study.journal"), hint=hint)
-    if done and not has_records:
-        raise RunDirError(f"records.jsonl is missing though trials/ holds {len(done)} trained "
-                          "model(s): a resume would train them again", loc=str(records),
-                          hint=hint)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -238,7 +232,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_yaml(path: Path, data: Any, header: str = "") -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    tmp.write_text(header + dump_yaml(data, sort_keys=False))
     tmp.replace(path)
 
 

@@ -134,6 +134,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         check_study_files(run_dir)
     # A resumed run keeps the reduction it started with (none for a run made before it).
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
+    if ctx.uncosted is not None and not resume:
+        raise ctx.uncosted
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
     if not resume:        # the reduction first: env.json keeps its hash with the run files'

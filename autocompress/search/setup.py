@@ -33,6 +33,8 @@ class SearchContext:
     ignored: tuple[str, ...]          # layers never pruned (the logits layer)
     round_to: int                     # channel alignment for pruning
     reduction: Reduction | None = None   # format values dropped before the search
+    uncosted: ModelError | None = None   # weights the cost model does not know: a new search
+    #                                      refuses the model (an old run still resumes, exports)
 
     @property
     def budgets(self) -> Mapping[str, Mapping[str, float]]:
@@ -77,9 +79,6 @@ def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, wh
         raise ModelError(exc.raw_message, loc=where, hint=exc.hint) from exc
     finally:
         model.train()
-    if note := graph.uncosted_note():        # the budgets and fronts would be wrong
-        raise ModelError(f"cannot cost the model: {note}", loc=where,
-                         hint="build the model from the layers it costs")
     if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"the model outputs {shape}, expected logits of shape (N, "
@@ -116,8 +115,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
         arch = {"depths": [largest.get("depth", 1)] * n, "expands": [largest.get("expand", 4)] * n}
     example = data.example()
     model = source.build(arch, seed=cfg.seed)
-    graph = _inspect(model, example, data.num_classes,
-                     source.loc if cfg.model.builder else f"{cfg.path} data.source")
+    where = source.loc if cfg.model.builder else f"{cfg.path} data.source"
+    graph = _inspect(model, example, data.num_classes, where)
     compressible = [layer.fqn for layer in graph.compressible   # "m#1": a 2nd call of m,
                     if "#" not in layer.fqn]                     # compressed with m
     if not compressible:
@@ -129,9 +128,13 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
                      num_stages=source.num_stages,
                      layer_names=source.layer_names if source.is_family else None,
                      factorizable=[x.fqn for x in graph.compressible if x.groups == 1])
+    note = graph.uncosted_note()         # the budgets and fronts would be wrong
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},
-                        objectives=objectives_of(cfg), ignored=ignored, round_to=round_to)
+                        objectives=objectives_of(cfg), ignored=ignored, round_to=round_to,
+                        uncosted=note and ModelError(f"cannot cost the model: {note}",
+                                                     loc=where, hint="build the model from "
+                                                     "the layers it costs"))
     if not cfg.search.reduce_space:
         return ctx
     red = dominated(ctx) if reduction is None else reduction

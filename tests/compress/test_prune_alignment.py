@@ -138,3 +138,30 @@ def test_a_concat_that_torch_pruning_handles_is_still_pruned():
     m = apply_plan(Cat().eval(), CompressionPlan(layers={"a": (PruneConfig(ratio=0.5),)}), x,
                    round_to=4)
     assert (m.a.out_channels, m.b.out_channels, m.post.in_channels) == (8, 16, 24)
+
+
+def test_what_is_left_out_is_worked_out_per_forward_not_per_module_list():
+    """Two models with the same modules, one using its SE gate only by a flag: analysed
+    second, the gated one got the first one's (empty) answer from the cache."""
+    from autocompress.compress.prune import unprunable
+
+    class Flagged(nn.Module):
+        def __init__(self, use_se: bool) -> None:
+            super().__init__()
+            self.stem, self.a = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+            self.b, self.se = nn.Conv2d(16, 16, 1), _SE(32)
+            self.post, self.fc = nn.Conv2d(32, 32, 1), nn.Linear(32, 10)
+            self.use_se = use_se
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.relu(self.stem(x))
+            g = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], 1)
+            if self.use_se:
+                g = self.se(g)
+            return self.fc(torch.relu(self.post(g)).mean((2, 3)))
+
+    x = torch.randn(2, 1, 8, 8)
+    plain, gated = Flagged(False).eval(), Flagged(True).eval()
+    assert str(plain) == str(gated)
+    assert not {"a", "b"} & set(unprunable(plain, x, round_to=4))
+    assert {"a", "b"} <= set(unprunable(gated, x, round_to=4))

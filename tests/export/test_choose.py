@@ -86,6 +86,12 @@ def test_flash_and_sram_limits_choose_too(tmp_path, capsys):
         choose_record(records, trial=None, max_latency_ms=None, device="stm32f746",
                       budgets=[], min_accuracy=None, memory={"flash_kb": 30.0})
     assert exc.value.hint == "the smallest in flash, trial 1, needs 40 KB"
+    budget = [Budget(profile="stm32f746", metric="latency_ms", limit=5.0)]   # 0: over it
+    pick = choose_record(records, trial=None, max_latency_ms=10.0, device="stm32f746",
+                         budgets=budget, min_accuracy=None, memory={"flash_kb": 64.0})
+    assert pick["number"] == 1                  # trial 0 (90 KB) breaks the user's 64 KB too,
+    assert choice_notes(records, pick, "stm32f746", 10.0, budget, {"flash_kb": 64.0}) == []
+    assert choice_notes(records, pick, "stm32f746", 10.0, budget)     # so it is not named
     from autocompress.cli import main
 
     assert main(["export", str(tmp_path / "run")]) == 2

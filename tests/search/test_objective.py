@@ -252,7 +252,7 @@ def test_resume_refuses_a_run_missing_its_study_or_records_or_with_a_garbled_jou
     run = tmp_path / "run"
     run_search(cfg, run, quiet=True, baselines=True, report=False)
     for name, what in (("study.journal", "study.journal is missing though records.jsonl"),
-                       ("records.jsonl", "records.jsonl is missing though trials/ holds")):
+                       ("records.jsonl", "records.jsonl holds no record though the study has")):
         kept = (run / name).read_bytes()
         (run / name).unlink()
         with pytest.raises(RunDirError, match=what):
