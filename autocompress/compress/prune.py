@@ -62,24 +62,24 @@ def _blocked(model: nn.Module, example: torch.Tensor, round_to: int) -> dict[str
     """producer -> why its group cannot be pruned; worked out once per model structure (its
     modules and its traced forward: a flag that only ``forward`` reads changes the groups)."""
     try:
-        code = torch.fx.symbolic_trace(model).code
+        key = (type(model), str(model), torch.fx.symbolic_trace(model).code,
+               tuple(example.shape), round_to)
     except Exception:          # not traceable by fx (Torch-Pruning traces by hooks): no cache
-        code = None
-    key = (type(model), str(model), code, tuple(example.shape), round_to)
-    if code is None:
-        _BLOCKED.pop(key, None)
-    if key not in _BLOCKED:
+        key = None
+    if key is not None and key in _BLOCKED:
+        return _BLOCKED[key]
+    groups = _groups(model, example, ())
+    out = {p: MULTIPLIER for members, producers, _ in groups.values()
+           if _with_multiplier(model, members) for p in producers}
+    for leader, (members, producers, joins) in groups.items():
+        if joins and not _with_multiplier(model, members) and \
+                _mispruned(model, example, leader, round_to, tuple(out)):
+            out.update(dict.fromkeys(producers, MISPRUNED))
+    if key is not None:
         if len(_BLOCKED) >= 64:
             _BLOCKED.pop(next(iter(_BLOCKED)))
-        groups = _groups(model, example, ())
-        out = {p: MULTIPLIER for members, producers, _ in groups.values()
-               if _with_multiplier(model, members) for p in producers}
-        for leader, (members, producers, joins) in groups.items():
-            if joins and not _with_multiplier(model, members) and \
-                    _mispruned(model, example, leader, round_to, tuple(out)):
-                out.update(dict.fromkeys(producers, MISPRUNED))
         _BLOCKED[key] = out
-    return _BLOCKED[key]
+    return out
 
 
 def _multiplier(m: nn.Module) -> bool:
@@ -99,15 +99,14 @@ def _mispruned(model: nn.Module, example: torch.Tensor, leader: str, round_to: i
     grouped = _channel_groups(model, [layer], example).get(layer, 1)   # as _prune aligns it
     for ratio in (0.25, 0.5):
         copy = deepcopy(model).eval()
-        want = aligned_ratio(channels, ratio, round_to, grouped)
         try:
             _prune(copy, {leader: ratio}, "l1", example, example, ignored, round_to)
             with torch.no_grad():
                 copy(example)
         except Exception:      # Torch-Pruning's own error, or a conv left inconsistent
             return True
-        if _channels(copy.get_submodule(leader)) != round(channels * (1 - want) - 0.5 + 1e-9) \
-                and want > 0:
+        if _channels(copy.get_submodule(leader)) != aligned_kept(channels, ratio, round_to,
+                                                                 grouped):
             return True
     return False
 
@@ -239,13 +238,18 @@ def aligned_ratio(channels: int, ratio: float, round_to: int, channel_groups: in
     >>> round(48 * (1 - aligned_ratio(48, 0.5, 8, channel_groups=3)))   # lcm(8, 3) = 24
     24
     """
+    kept = aligned_kept(channels, ratio, round_to, channel_groups)
+    return 1 - (kept + 0.5) / channels if kept < channels else 0.0
+
+
+def aligned_kept(channels: int, ratio: float, round_to: int, channel_groups: int = 1) -> int:
+    """The channel count :func:`aligned_ratio` keeps."""
     step = max(1, round_to)
     if channel_groups > 1:
         both = math.lcm(step, channel_groups)
         step = both if both < channels else channel_groups
     kept = step * int(channels * (1 - ratio) / step + 0.5)
-    kept = min(channels, max(step, kept)) if ratio > 0 else channels
-    return 1 - (kept + 0.5) / channels if kept < channels else 0.0
+    return min(channels, max(step, kept)) if ratio > 0 else channels
 
 
 def _channel_groups(model: nn.Module, layers: list[nn.Module],
