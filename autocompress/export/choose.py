@@ -30,7 +30,7 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                               loc="--trial", hint="pick a complete trial: report/trials.csv lists them")
         return rec
     objectives = [Objective.accuracy(), Objective.latency(device)]
-    mine = [Budget(profile=device, metric=m, limit=float(v)) for m, v in (memory or {}).items()]
+    mine = _memory_budgets(device, memory)
     front = ParetoFront.from_records(records, objectives, [*budgets, *mine])
     if not front.points and mine:
         within = ParetoFront.from_records(records, [Objective.accuracy(), *(
@@ -102,7 +102,7 @@ def choice_notes(records: list[dict[str, Any]], chosen: dict[str, Any], device: 
     """What ``export --max-latency-ms`` says about the trials it did not pick: more accurate
     ones over the run's budgets, and front points just over the limit that show within it;
     only trials within the user's ``memory`` limits (``--max-flash-kb`` ...) are named."""
-    mine = [Budget(profile=device, metric=m, limit=float(v)) for m, v in (memory or {}).items()]
+    mine = _memory_budgets(device, memory)
     records = [r for r in records if not any((v := b.violation(r)) is not None and v > 0
                                              for b in mine)]
     out = []
@@ -117,3 +117,8 @@ def choice_notes(records: list[dict[str, Any]], chosen: dict[str, Any], device: 
             f"{p['cost'][device]['latency_ms']:.6g} ms" for p in near)
             + "; export one with --trial N")
     return out
+
+
+def _memory_budgets(device: str, memory: Mapping[str, float] | None) -> list[Budget]:
+    """``--max-flash-kb`` / ``--max-peak-sram-kb`` as budgets on ``device``."""
+    return [Budget(profile=device, metric=m, limit=float(v)) for m, v in (memory or {}).items()]

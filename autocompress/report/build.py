@@ -35,6 +35,7 @@ from autocompress.report.info import (
 from autocompress.report.layers import layer_heatmap_info
 from autocompress.report.provenance import read_provenance
 from autocompress.report.trace import hypervolume_infos
+from autocompress.search.rundir import write_text
 from autocompress.search.sampling import InfeasibleTrend, infeasible_trend, proposals
 
 
@@ -80,11 +81,11 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
     csv_path = out_dir / "trials.csv"
     _write_csv(csv_path, TrialsTable.from_records(recs))
     md_path = out_dir / "summary.md"
-    _write_atomic(md_path, summary_markdown(recs, objectives, budgets))
+    write_text(md_path, summary_markdown(recs, objectives, budgets))
     html_path = out_dir / "index.html"
     page = build_page(Path(run_dir).resolve().name, recs, objectives, budgets, pngs,
                       read_provenance(run_dir), run_dir=str(run_dir))
-    _write_atomic(html_path, page)
+    write_text(html_path, page)
     return [*written, csv_path, md_path, html_path]
 
 
@@ -97,14 +98,6 @@ def _infeasible_trace(records: Sequence[Record], budgets: Sequence[Budget]
     return numbers, infeasible_trend(records)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write beside, then rename: a reader never sees half a page, and a symlink planted at
-    ``path`` (a run dir from someone else) is replaced, not written through."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def _write_csv(path: Path, table: TrialsTable) -> None:
     """csv module, not pandas: values are written exactly as recorded (ints stay ints
     even in columns with gaps; missing cells are empty)."""
@@ -115,7 +108,7 @@ def _write_csv(path: Path, table: TrialsTable) -> None:
     writer = csv.writer(buf)
     writer.writerow(table.columns)
     writer.writerows(["" if v is None else v for v in row] for row in table.rows)
-    _write_atomic(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def _fmt(value: float | None, *, percent: bool = False) -> str:

@@ -224,16 +224,20 @@ def search_environment(run_dir: Path) -> dict[str, Any]:
             if key in env}
 
 
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def write_text(path: Path, text: str) -> None:
+    """Write beside, then rename: a reader never sees half a file, and a symlink planted at
+    ``path`` (a run dir from someone else) is replaced, not written through."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_yaml(path: Path, data: Any, header: str = "") -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(header + dump_yaml(data, sort_keys=False))
-    tmp.replace(path)
+    write_text(path, header + dump_yaml(data, sort_keys=False))
 
 
 def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
