@@ -210,9 +210,6 @@ def _export(args: argparse.Namespace) -> int:
         raise AutocompressError("choose the trial to export", loc="export",
                                 hint="--trial N, or the most accurate front point within "
                                      "--max-latency-ms X, --max-flash-kb X, --max-peak-sram-kb X")
-    if args.trial is not None and args.max_latency_ms is not None:
-        raise AutocompressError("--trial and --max-latency-ms both choose the trial",
-                                loc="--max-latency-ms", hint="give one of them")
     export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
                device=args.device, min_accuracy=args.min_accuracy, out=args.out,
                max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb,

@@ -65,11 +65,12 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     run_dir, out = Path(run_dir), None if out is None else Path(out)
     memory = {m: v for m, v in (("flash_kb", max_flash_kb), ("peak_sram_kb", max_peak_sram_kb))
               if v is not None}
-    given = {"--min-accuracy": min_accuracy, "--device": device, "--max-flash-kb": max_flash_kb,
-             "--max-peak-sram-kb": max_peak_sram_kb}
+    given = {"--max-latency-ms": max_latency_ms, "--max-flash-kb": max_flash_kb,
+             "--max-peak-sram-kb": max_peak_sram_kb, "--min-accuracy": min_accuracy,
+             "--device": device}
     if trial is not None and (flag := next((f for f, v in given.items() if v is not None), None)):
         raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",
-                          loc=flag, hint="drop it, or choose with --max-latency-ms")
+                          loc=flag, hint="drop it, or drop --trial")
     if activations not in ("uint8", "int8"):
         raise ExportError(f"expected activations uint8 or int8, got {activations!r}",
                           loc="--activations")
