@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="trials run in parallel (each uses search.threads CPU threads)")
     s.add_argument("--address", metavar="auto|HOST:PORT",
                    help="Ray cluster to join (--backend ray); default: start a local Ray")
-    s.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    s.add_argument("--quiet", action="store_true",
+                   help="no per-trial lines (warnings still shown)")
 
     r = add("report", "Rebuild report/ (Pareto plots, trials.csv, summary) from a run's records.")
     r.add_argument("run_dir", type=Path)

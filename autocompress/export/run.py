@@ -9,8 +9,12 @@ half-written is left looking complete.
 from __future__ import annotations
 
 import copy
+import fcntl
+import os
+import re
 import secrets
 import shutil
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +113,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                           hint="choose another --out or delete it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _fresh_folder(out.parent, f".{out.name}.")
+        tmp, held = _staging_folder(out.parent, f".{out.name}.")
     except OSError as exc:
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
@@ -215,21 +219,46 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     if not quiet:
         print_summary(out, manifest, device)
     return out
 
 
-def _fresh_folder(parent: Path, prefix: str) -> Path:
+def _staging_folder(parent: Path, prefix: str) -> tuple[Path, int]:
     """A new folder with a unique name, made with the umask's permissions like the run dir's
-    other folders (``tempfile.mkdtemp`` makes it 0700)."""
+    other folders (``tempfile.mkdtemp`` makes it 0700), and the descriptor that holds its
+    lock while this export writes it. Staging folders an export killed (``kill -9``) left
+    behind, whose lock nobody holds, are removed first."""
+    name = re.compile(re.escape(prefix) + "[0-9a-f]{8}")
+    for old in parent.iterdir():
+        if name.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
+            with suppress(OSError):
+                fd = _locked(old)
+                try:
+                    shutil.rmtree(old)
+                finally:
+                    os.close(fd)
     while True:
         path = parent / f"{prefix}{secrets.token_hex(4)}"
         try:
             path.mkdir()
-            return path
         except FileExistsError:
             continue
+        return path, _locked(path)
+
+
+def _locked(folder: Path) -> int:
+    """An open descriptor of ``folder`` holding an exclusive ``flock`` on it; raises
+    ``OSError`` (BlockingIOError) when another process holds it."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _named_for(exc: AutocompressError, tmp: Path, out: Path) -> AutocompressError:

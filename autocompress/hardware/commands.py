@@ -226,7 +226,7 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
             "latency_ms": est.latency_ms, "std_ms": est.std_ms, "flash_kb": est.flash_kb,
             "peak_sram_kb": est.peak_sram_kb, "peak_at": est.peak_at,
             "provenance": dict(est.provenance), "note": "; ".join(filter(None, (
-                graph.uncosted_note() and f"warning: {graph.uncosted_note()}",
+                (note := graph.uncosted_note()) and f"warning: {note}",
                 model.profile.quick_note(), None if fmt is None or model.profile.supports(fmt)
                 else f"{fmt} is not a format {model.profile.name} runs: costed at the "
                 "next format it runs in time, at its own size in Flash"))) or None,

@@ -118,7 +118,7 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
         name = node.name or f"{node.op_type.lower()}_{i}"
         fields: dict[str, Any] = {}
         w = weights.get(node.input[1]) if len(node.input) > 1 else None
-        if node.op_type == "Conv" and w is not None:
+        if node.op_type == "Conv" and w is not None and len(w[0]) == 4:   # not 1-D, 3-D
             k = int(attrs.get("kernel_shape", w[0][2:])[0])
             groups = int(attrs.get("group", 1))
             bias = _numel(weights, node.input[2:])
@@ -150,7 +150,7 @@ def onnx_to_graph(path: str | Path, input_shape: tuple[int, ...] | None = None,
         else:
             n = sum(math.prod(weights[x][0]) for x in node.input   # matrices, not shapes
                     if x in weights and len(weights[x][0]) >= 2) * (node.op_type != "PRelu")
-            if n:              # a ConvTranspose, an RNN: weights the cost model does not know
+            if n:     # a ConvTranspose, Conv1d, an RNN: weights the cost model does not know
                 uncosted[name] = (node.op_type, n)
             if not (in_shape and out_shape):      # an RNN's sequence outputs, a Shape
                 alias[node.output[0]] = src

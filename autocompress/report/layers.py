@@ -2,8 +2,9 @@
 
 Rows are the front's trials (fastest first), columns the layers in execution order (taken
 from the cost estimate's per-layer list, merged across trials whose architectures differ),
-and there is one panel per technique found in the plans: weight bits, prune ratio and, when
-present, sparsity, rank ratio, cluster k. A technique this module does not know is shown by
+and there is one panel per technique found in the plans: weight bits, prune ratio (the share
+of channels removed, where the record says: the ratio is rounded to ``search.round_to``
+channels) and, when present, sparsity, rank ratio, cluster k. A technique this module does not know is shown by
 its first numeric field, so new plan kinds never break the report.
 
 Example:
@@ -196,11 +197,14 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
     order += sorted(in_plans - set(order), key=_natural)
     known = [set(_cost_layers(r)) | set(p) for r, p in zip(front, plans, strict=True)]
     values: dict[tuple[str, str], dict[tuple[int, str], float]] = {}
+    kept = False        # a prune cell shows the channels removed, not the ratio asked
     for i, plan in enumerate(plans):
         for layer, entries in plan.items():
             for entry in entries if isinstance(entries, list) else ():
                 if isinstance(entry, Mapping) and (t := technique_of(entry)) is not None:
-                    values.setdefault(t[:2], {})[(i, layer)] = t[2]
+                    share = _pruned_share(front[i], layer) if t[0] == "prune" else None
+                    kept = kept or share is not None
+                    values.setdefault(t[:2], {})[(i, layer)] = t[2] if share is None else share
                     for field, _, off in _EXTRA.get(t[0], ()):
                         if (v := _number(entry.get(field))) is not None and v != off:
                             values.setdefault((t[0], field), {})[(i, layer)] = v
@@ -210,6 +214,8 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
         extra = {f: (lab, o) for f, lab, o in _EXTRA.get(kind, ())}
         if field in extra:
             (label, off), higher = extra[field], False
+        elif kind == "prune" and kept:
+            label = "channels pruned"
         cells = tuple(tuple(vals.get((i, layer)) for layer in order) for i in range(len(front)))
         panels.append(HeatmapPanel(kind=kind, field=field, label=label, cells=cells,
                                    off_value=off, higher_compresses_more=higher))
@@ -218,6 +224,16 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
         numbers=tuple(r.get("number") for r in front), layers=tuple(order),
         present=tuple(tuple(layer in k for layer in order) for k in known),
         panels=tuple(panels), front_size=size)
+
+
+def _pruned_share(rec: Record, layer: str) -> float | None:
+    """The share of ``layer``'s output channels its pruning removed (the record's
+    ``channels``: [kept, of]), or None when the record does not say (an older run)."""
+    pair = (rec.get("channels") or {}).get(layer)
+    if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and
+            all(_number(v) is not None for v in pair) and pair[1] > 0):
+        return None
+    return 1.0 - pair[0] / pair[1]
 
 
 def _panel_rank(kind: str, field: str) -> tuple[int, int, str]:

@@ -184,5 +184,5 @@ def run_workers(session: Session, workers: int) -> None:
         by_number = {r["number"]: r for r in read_records(session.records_path)}
         n = recover(session.study, by_number, session.ctx.objectives, session.records_path,
                     base_seed=session.cfg.seed)
-        session.progress.say(f"a worker process failed; {n} interrupted trial(s) replaced here")
+        session.progress.warn(f"a worker process failed; {n} interrupted trial(s) replaced here")
         work(session)

@@ -17,6 +17,7 @@ from torch import nn
 
 from autocompress.compress import (
     CompressionPlan,
+    PruneConfig,
     SparsityConfig,
     apply_plan,
     bake,
@@ -64,6 +65,21 @@ def cost_plan(ctx: SearchContext, plan: CompressionPlan, seed: int
     return graph, costs, constraints_of(ctx, costs)
 
 
+def pruned_channels(ctx: SearchContext, plan: CompressionPlan, graph: ModelGraph, seed: int
+                    ) -> dict[str, list[int]]:
+    """Each layer the plan prunes -> [output channels kept, of] (``graph``: the compressed
+    model's): what the report shows, since the kept count is rounded (``search.round_to``)."""
+    asked = [f for f, c in plan.configs(PruneConfig).items() if c.ratio > 0]
+    if not asked:
+        return {}
+    student = dict(ctx.source.build(plan.arch, seed).named_modules())
+    kept = {layer.fqn: int(layer.out_shape[0]) for layer in graph.layers   # (C, H, W), (F,)
+            if layer.fqn in asked and layer.out_shape}
+    return {f: [kept[f], int(getattr(student[f], "out_channels", None)
+                               or student[f].out_features)]
+            for f in asked if f in kept and f in student}
+
+
 def cost_values(costs: Mapping[str, CostEstimate], objectives: Sequence[str]) -> list[float]:
     """The value in ``costs`` of each ``<profile>.<metric>`` objective (accuracy skipped)."""
     return [float(costs[o.split(".", 1)[0]].summary()[o.split(".", 1)[1]])
@@ -88,7 +104,8 @@ def run_trial(ctx: SearchContext, teacher: Teacher | None, params: Mapping[str, 
         plan = ctx.rspace.to_plan(params)
         common.update(plan_id=plan.plan_id, plan=plan.to_dict())
         graph, costs, constraints = cost_plan(ctx, plan, seed)
-        common.update(cost={n: c.to_dict() for n, c in costs.items()}, constraints=constraints)
+        common.update(cost={n: c.to_dict() for n, c in costs.items()}, constraints=constraints,
+                      channels=pruned_channels(ctx, plan, graph, seed))
         if baseline is None and any(v > 0 for v in constraints.values()):
             return TrialRecord(state="infeasible", duration_s=time.perf_counter() - start,
                                **common)

@@ -17,7 +17,7 @@ WINDOW = 10   # lines the ETA's pace is measured over
 class Progress:
     total: int
     profile: str                # whose cost the lines show (the first of the run's)
-    quiet: bool = False
+    quiet: bool = False         # --quiet: no per-trial lines (warnings still shown)
     label: bool = False         # name it on each line (the run has several profiles)
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     start: float = field(default_factory=time.perf_counter)
@@ -26,12 +26,20 @@ class Progress:
     first: int | None = None    # the run's count before this process's first trial
     seen: list[tuple[float, int]] = field(default_factory=list)   # (time, done) per line
 
+    closed: bool = False        # the reader went away (`search ... | head`)
+
     def say(self, text: str) -> None:
+        """An informational line (hidden by ``--quiet``)."""
         if not self.quiet:
+            self.warn(text)
+
+    def warn(self, text: str) -> None:
+        """A line ``--quiet`` does not hide: a warning, a trial interrupted, a time limit."""
+        if not self.closed:
             try:
                 print(text, file=self.stream, flush=True)
             except BrokenPipeError:      # `search ... | head`: the search goes on, silent
-                self.quiet = True
+                self.closed = True
                 if self.stream is sys.stdout:     # what is left goes nowhere (Python docs)
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

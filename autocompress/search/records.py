@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +40,8 @@ class TrialRecord:
     started_at: float | None = None   # unix time the trial started (ends duration_s later)
     worker: str | None = None         # host:pid of the process that ran it
     threads: int | None = None        # torch CPU threads it ran with: scores depend on it
+    channels: Mapping[str, Sequence[int]] = field(default_factory=dict)   # pruned layer ->
+    # [output channels kept, of]: the plan's ratio is rounded (search.round_to), 0.25 of 8 kept 8
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -98,6 +100,42 @@ def read_records(path: Path, *, warn: bool = True) -> list[dict[str, Any]]:
     return RecordLog(path, warn=warn).read(final=True)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_record(data: Any) -> int:
+    """Its trial number, or ``ValueError`` naming the first field of the wrong type: a
+    hand-edited record (a string accuracy) crashed the report and export far from the line.
+
+    >>> check_record({"number": 3, "state": "complete", "metrics": {"accuracy": "0.9"}})
+    Traceback (most recent call last):
+    ...
+    ValueError: metrics.accuracy is '0.9', not a number
+    """
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(data.get("number"), int) or isinstance(data["number"], bool):
+        raise ValueError(f"number is {data.get('number')!r}, not an integer")
+    if data.get("state") not in STATES:
+        raise ValueError(f"bad state {data.get('state')!r}")
+    for key in ("params", "plan", "metrics", "constraints", "cost", "channels"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ValueError(f"{key} is {data[key]!r}, not an object")
+    flat = [(f"{k}.{n}", v) for k in ("metrics", "constraints")
+            for n, v in data.get(k, {}).items()]
+    for profile, cost in data.get("cost", {}).items():
+        if not isinstance(cost, dict):
+            raise ValueError(f"cost.{profile} is {cost!r}, not an object")
+        flat += [(f"cost.{profile}.{n}", cost[n]) for n in ("latency_ms", "flash_kb",
+                                                            "peak_sram_kb") if n in cost]
+    flat += [(k, data[k]) for k in ("seed", "duration_s") if k in data]
+    for name, value in flat:
+        if not _number(value):
+            raise ValueError(f"{name} is {value!r}, not a number")
+    return int(data["number"])
+
+
 class RecordLog:
     """``records.jsonl`` read incrementally: each :meth:`read` parses only the lines appended
     since the last one and returns every valid record (as :func:`read_records`). A search reads
@@ -146,9 +184,7 @@ class RecordLog:
     def _add(self, line: str, lineno: int) -> None:
         try:
             data = json.loads(line)
-            number = int(data["number"])
-            if data.get("state") not in STATES:
-                raise ValueError(f"bad state {data.get('state')!r}")
+            number = check_record(data)
         except (ValueError, KeyError, TypeError) as exc:
             if self.warn:
                 print(f"warning: {self.path}:{lineno}: skipping corrupted record ({exc})",

@@ -171,7 +171,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
             frozen = session.study.get_trials(deepcopy=False)[trial.number]
             interrupted(session.study, frozen, why, session.records_path, seed=_seed(trial))
             self.full = False                # a new trial replaces it
-            session.progress.say(f"trial {trial.number} interrupted ({why})")
+            session.progress.warn(f"trial {trial.number} interrupted ({why})")
 
     return StudySearcher()
 

@@ -149,12 +149,10 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
                  f"profiles {', '.join(ctx.profiles)})")
     if not searched and cfg.search.trials > 1:
-        progress.say("warning: the space has no parameter left to search (every knob is fixed"
+        progress.warn("warning: the space has no parameter left to search (every knob is fixed"
                      + (" or dropped by the space reduction"
                         if ctx.reduction is not None and ctx.reduction.dropped else "")
                      + "): every trial trains the same plan; give knobs a choice of values")
-    if resume and (note := record_resume(run_dir)):
-        progress.say(note)
     if ctx.reduction is not None and ctx.reduction.dropped:
         progress.say(ctx.reduction.summary())
     for note in filter(None, (p.quick_note() for p in ctx.profiles.values())):
@@ -170,7 +168,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if teacher.val_accuracy < chance + 3 * binomial_se(chance, len(val)):
         alpha = ctx.rspace.dists.get("distill/alpha")
         kd_off = alpha is not None and max(alpha.values()) == 0     # it teaches nothing
-        progress.say(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
+        progress.warn(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
                      "its soft targets carry no knowledge: raise teacher.epochs"
                      + ("" if kd_off else " (or search a lower distill alpha in the space)"))
 
@@ -202,7 +200,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                       if t.user_attrs.get("baseline")})
         study.set_user_attr("target_trials", trials + n_base)
     progress.total = int(study.user_attrs["target_trials"])
-    if resume:
+    if resume:       # listed in env.json once the study and the teacher have opened
+        if note := record_resume(run_dir):
+            progress.warn(note)
         done = counted(list(by_number.values()))
         progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted_n} interrupted"
                      + (f"; {done} finished meet the run's target of {progress.total} "
@@ -217,7 +217,7 @@ def check_cpus(session: Session, workers: int) -> None:
     would slow each other down (``--set search.threads=N`` works on a resume too)."""
     cpus, threads = os.cpu_count() or 1, session.cfg.search.threads
     if workers * threads > cpus:
-        session.progress.say(f"warning: {workers} workers x {threads} threads = "
+        session.progress.warn(f"warning: {workers} workers x {threads} threads = "
                              f"{workers * threads} > {cpus} CPUs here, so trials will slow each "
                              f"other down (add --set search.threads="
                              f"{max(1, cpus // workers)})")
@@ -228,14 +228,14 @@ def finish(session: Session) -> SearchResult:
     candidates and what early stopping did, and return the records and front."""
     records = read_records(session.records_path)
     if session.timed_out() and (done := counted(records)) < session.target:
-        session.progress.say(f"search.timeout_s ({session.cfg.search.timeout_s:g} s) reached: "
+        session.progress.warn(f"search.timeout_s ({session.cfg.search.timeout_s:g} s) reached: "
                              f"{done} of {session.target} trials done; `autocompress search "
                              f"--resume {session.run_dir}` runs the rest")
     session.progress.say(infeasible_trend(records).summary())
     students = [r["metrics"]["accuracy"] for r in records if r["state"] == "complete"]
     if note := weak_teacher_warning(session.teacher.val_accuracy, students,
                                     len(session.ctx.data.val)):
-        session.progress.say(note)
+        session.progress.warn(note)
     policy = EarlyStopping.from_config(session.cfg.search.early_stopping)
     if policy is not None:
         val = session.ctx.data.val

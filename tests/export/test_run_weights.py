@@ -58,6 +58,19 @@ def test_a_failed_export_leaves_no_temporary_folder(finished_run, tmp_path, caps
     with pytest.raises(KeyboardInterrupt):
         export_mod.export_run(run, trial=1, quiet=True)
     assert list((run / "export").iterdir()) == []
+    # a kill -9 leaves its staging folder: the next export of that trial removes it, but
+    # not one another export is writing now (it holds the folder's lock)
+    killed, busy = run / "export" / ".1.0badf00d", run / "export" / ".1.5ca1ab1e"
+    killed.mkdir()
+    (killed / "model.onnx").write_bytes(b"half")
+    busy.mkdir()
+    held = export_mod._locked(busy)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            export_mod.export_run(run, trial=1, quiet=True)
+    finally:
+        os.close(held)
+    assert list((run / "export").iterdir()) == [busy]
 
 
 def test_a_failed_int8_step_names_the_export_folder_not_the_removed_staging_one(

@@ -309,7 +309,8 @@ def test_unknown_shapes_are_a_one_line_error_not_a_traceback(tmp_path: Path,
 
 def test_onnx_ops_with_weights_the_cost_model_does_not_know_are_named(tmp_path: Path) -> None:
     """A ConvTranspose cost 0.29 ms and 0 KB for 2,304 weights, silently; a GRU crashed
-    `predict` with an IndexError (its sequence outputs have no batch-1 shape)."""
+    `predict` with an IndexError (its sequence outputs have no batch-1 shape); a Conv1d was
+    costed as a square conv2d (the PyTorch path refuses it)."""
     import torch
     from torch import nn
 
@@ -320,17 +321,18 @@ def test_onnx_ops_with_weights_the_cost_model_does_not_know_are_named(tmp_path: 
         def __init__(self) -> None:
             super().__init__()
             self.up, self.gru = nn.ConvTranspose2d(1, 4, 2, stride=2), nn.GRU(32, 8)
-            self.fc = nn.Linear(8, 10)
+            self.fc, self.conv1d = nn.Linear(8, 10), nn.Conv1d(4, 4, 3, padding=1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out, _ = self.gru(self.up(x).flatten(2)[0])
+            out, _ = self.gru(self.conv1d(self.up(x).flatten(2))[0])
             return self.fc(out[-1:])
 
     path = tmp_path / "gru.onnx"
     torch.onnx.export(Gru().eval(), torch.zeros(1, 1, 4, 2), str(path), dynamo=False)
     graph, _ = onnx_to_graph(path)
     kinds = {k for _, k, _ in graph.uncosted}
-    assert {"ConvTranspose", "GRU"} <= kinds
+    assert {"ConvTranspose", "GRU", "Conv"} <= kinds     # the Conv1d was costed as a 3x3 conv2d
+    assert not [layer for layer in graph.layers if layer.op == "conv2d"]
     assert graph.uncosted_note() is not None
     out = predict(str(path), "stm32f746")
     assert out["note"].startswith("warning: ") and "GRU" in out["note"]

@@ -61,6 +61,19 @@ def test_heatmap_panels_known_and_unknown_kinds() -> None:
     assert panels["mystery strength"].cells[1][4] == 0.7
 
 
+def test_the_prune_panel_shows_the_channels_removed_where_the_record_says() -> None:
+    """At width 0.5 a ratio of .25 keeps all 8 channels of stem.conv (rounded to 8), yet the
+    heatmap showed ".25"."""
+    prune = {"kind": "prune", "ratio": 0.25, "criterion": "l1"}
+    new = planned(0, "complete", 0.9, 2.0, {"stem.conv": [prune], "head.conv": [prune]},
+                  channels={"stem.conv": [8, 8], "head.conv": [48, 64]})
+    info = layer_heatmap_info([new])
+    assert [(p.label, p.cells) for p in info.panels] == [("channels pruned", ((0.0, 0.25),))]
+    old = planned(0, "complete", 0.9, 2.0, {"stem.conv": [prune]})   # before the field
+    assert [(p.label, p.cells) for p in layer_heatmap_info([old]).panels] == [
+        ("prune ratio", ((0.25,),))]
+
+
 def test_activation_bits_get_a_panel_only_when_set() -> None:
     a = planned(0, "complete", 0.9, 2.0, {"stem.conv": [{**q(4), "act_bits": 8}],
                                           "head.conv": [{**q(8), "act_bits": 32}]})

@@ -57,6 +57,20 @@ def test_complete_trial_saves_weights(ctx, tmp_path):
     assert rec.state == "complete", rec.error
     assert 0.0 <= rec.metrics["accuracy"] <= 1.0
     assert (tmp_path / "2" / "model.pt").is_file()
+    assert rec.channels["stem.conv"] == [4, 8] and rec.channels["head.conv"] == [16, 32]
+
+
+def test_the_record_keeps_the_channels_pruning_kept_not_only_the_ratio_asked(ctx):
+    """A ratio of .25 on the 8 channels of stem.conv (rounded to 4) keeps all 8: the heatmap
+    showed ".25" for it."""
+    params = {**cheapest_params(ctx.rspace), "prune/stem.conv": 0.25}
+    plan = ctx.rspace.to_plan(params)
+    graph, _, _ = objective.cost_plan(ctx, plan, 0)
+    kept = objective.pruned_channels(ctx, plan, graph, 0)
+    assert kept["stem.conv"] == [8, 8] and kept["stages.2.0.expand.conv"] == [12, 24]
+    plain = {**params, **{k: 0.0 for k in params if k.startswith("prune/")}}
+    plan = ctx.rspace.to_plan(plain)
+    assert objective.pruned_channels(ctx, plan, objective.cost_plan(ctx, plan, 0)[0], 0) == {}
 
 
 def test_repeats_score_the_mean_of_several_trainings(ctx, tmp_path, monkeypatch):
@@ -88,6 +102,27 @@ def test_records_survive_a_corrupted_line(tmp_path, capsys):
     records = read_records(path)
     assert [r["number"] for r in records] == [0, 2]
     assert "records.jsonl:2: skipping corrupted record" in capsys.readouterr().err
+
+
+def test_a_hand_edited_record_of_the_wrong_types_is_skipped_with_its_field(tmp_path, capsys):
+    """A string accuracy crashed `report` (pandas) and a string latency `export`, far from
+    the line that caused it."""
+    path = tmp_path / "records.jsonl"
+    good = TrialRecord(number=0, state="complete", params={}, metrics={"accuracy": 0.9},
+                       cost={"p": {"latency_ms": 1.0, "layers": []}}).to_dict()
+    append_record(path, good)
+    for n, edit in enumerate(({"metrics": {"accuracy": "0.9"}},
+                              {"cost": {"p": {"latency_ms": "1.0"}}},
+                              {"constraints": {"p.max_latency_ms": True}},
+                              {"seed": None}, {"number": "4"}, {"params": []}), start=1):
+        append_record(path, {**good, "number": n, **edit})
+    records = read_records(path)
+    err = capsys.readouterr().err
+    assert [r["number"] for r in records] == [0]
+    for lineno, field in enumerate(("metrics.accuracy is '0.9'", "cost.p.latency_ms is '1.0'",
+                                    "constraints.p.max_latency_ms is True", "seed is None",
+                                    "number is '4'", "params is []"), start=2):
+        assert f"records.jsonl:{lineno}: skipping corrupted record ({field}, not" in err
 
 
 def test_resume_replaces_an_interrupted_trial(tmp_path):
@@ -215,7 +250,7 @@ def test_more_threads_than_cpus_is_flagged(monkeypatch):
 
     said: list[str] = []
     session = SimpleNamespace(cfg=SimpleNamespace(search=SimpleNamespace(threads=2)),
-                              progress=SimpleNamespace(say=said.append))
+                              progress=SimpleNamespace(warn=said.append))
     monkeypatch.setattr(runner_session.os, "cpu_count", lambda: 2)
     runner_session.check_cpus(session, 1)                    # 2 threads on 2 CPUs: fine
     assert said == []
@@ -276,3 +311,8 @@ def test_resume_refuses_a_run_missing_its_study_or_records_or_with_a_garbled_jou
     with pytest.raises(RunDirError, match=r"the cached teacher cannot be read") as exc:
         run_search(None, run, quiet=True, resume=True, trials=2, report=False)
     assert "weights_only=False" not in str(exc.value) and "delete it" in exc.value.hint
+    # a resume that failed is not listed among env.json's resumes (it was, before the study)
+    assert "resumes" not in json.loads((run / "env.json").read_text())
+    teacher.unlink()                                   # trained again: the resume goes on
+    run_search(None, run, quiet=True, resume=True, trials=2, report=False)
+    assert len(json.loads((run / "env.json").read_text())["resumes"]) == 1

@@ -138,3 +138,13 @@ def test_eta_follows_the_recent_pace_when_trials_slow_down(monkeypatch):
         progress.trial(_rec(n, 0.9, 1.0), 1)
     eta = float(out.getvalue().splitlines()[-1].split("eta")[1].strip().rstrip("s"))
     assert eta == 100.0                                   # 10 left x 10 s, not x 5.5 s
+
+
+def test_quiet_hides_trial_lines_but_not_warnings():
+    """``--quiet`` hid "trial N interrupted", the teacher warning and the time limit too."""
+    out = io.StringIO()
+    progress = Progress(total=3, profile="stm32f746", stream=out, quiet=True)
+    progress.trial(_rec(0, 0.9, 1.0), front_size=1)
+    progress.say("teacher t: val accuracy 0.9")
+    progress.warn("trial 1 interrupted (its worker was lost)")
+    assert out.getvalue() == "trial 1 interrupted (its worker was lost)\n"
