@@ -398,3 +398,10 @@ def test_a_full_disk_stops_the_search_instead_of_failing_every_candidate(tmp_pat
     run = tmp_path / "run"
     assert main(["search", str(cfg), "--run-dir", str(run), "--quiet", "--no-baselines"]) == 2
     assert not (run / "records.jsonl").exists()       # no trial recorded failed
+
+
+def test_python_dash_m_runs_the_cli():
+    """``python -m autocompress`` said "No module named autocompress.__main__"."""
+    res = subprocess.run([sys.executable, "-m", "autocompress", "search", "missing.yaml"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 2 and "missing.yaml: config not found" in res.stderr

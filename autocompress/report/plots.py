@@ -205,6 +205,8 @@ def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> list[Any]:
         ax.axvline(line.x, color=BUDGET_COLOR, linestyle="--", linewidth=1.3, zorder=1)
         ax.axvspan(line.x, max(line.x * 10.0, line.x + 1.0), color=INFEASIBLE_COLOR,
                    alpha=0.05, zorder=0)
+        if not lo <= line.x <= hi:   # named off the plot; drawn far away it crashed FreeType
+            continue
         side = budget_label_side((line.x - lo) / (hi - lo) if hi > lo else 0.0)
         texts.append(ax.text(line.x, 0.985, f" {line.label} ", transform=ax.get_xaxis_transform(),
                              color=BUDGET_COLOR, fontsize=9, ha=side, va="top", zorder=5,

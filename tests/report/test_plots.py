@@ -139,6 +139,17 @@ def test_far_proposals_and_limits_are_named_at_the_edge_not_stretching_the_axis(
     rug = [c for c in ax.collections if c.get_label().startswith("infeasible, not trained")]
     assert rug[0].get_label() == "infeasible, not trained (2)"
     assert [x for x, _ in rug[0].get_offsets()] == [0.9]           # only the one in range
+    assert not [t for t in ax.texts if t.get_text().strip().startswith("budget")]
+
+
+def test_a_budget_far_off_a_narrow_axis_renders(tmp_path) -> None:
+    """An 8 MB Flash limit and points at 11.3-11.6 KB: its label, drawn 23,000 axis widths
+    away, crashed the whole report (FreeType 'raster overflow'; here from about 1e5)."""
+    recs = [rec(0, "complete", 0.90, {"mcu": 11.28}), rec(1, "complete", 0.95, {"mcu": 11.63})]
+    far = Budget(profile="mcu", metric="latency_ms", limit=1e5)
+    (info,) = pareto_plot_infos(recs, [Objective.accuracy()], [far])
+    fig = pareto_figure(info)
+    fig.savefig(tmp_path / "far.png")
 
 
 def test_front_points_at_one_spot_share_one_label() -> None:
