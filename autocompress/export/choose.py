@@ -122,3 +122,12 @@ def choice_notes(records: list[dict[str, Any]], chosen: dict[str, Any], device: 
 def _memory_budgets(device: str, memory: Mapping[str, float] | None) -> list[Budget]:
     """``--max-flash-kb`` / ``--max-peak-sram-kb`` as budgets on ``device``."""
     return [Budget(profile=device, metric=m, limit=float(v)) for m, v in (memory or {}).items()]
+
+
+def export_limits(device: str, max_latency_ms: float | None,
+                  memory: Mapping[str, float] | None) -> list[Budget]:
+    """The limits given to export (``--max-latency-ms``, ``--max-flash-kb``,
+    ``--max-peak-sram-kb``) as budgets on ``device``."""
+    latency = [] if max_latency_ms is None else [
+        Budget(profile=device, metric="latency_ms", limit=float(max_latency_ms))]
+    return [*latency, *_memory_budgets(device, memory)]

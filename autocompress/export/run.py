@@ -24,7 +24,7 @@ from autocompress.compress.actquant import input_ranges, layer_order, remove_act
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.errors import AutocompressError, ExportError, load_problem
-from autocompress.export.choose import choice_notes, choose_record
+from autocompress.export.choose import choice_notes, choose_record, export_limits
 from autocompress.export.summary import (
     host_prediction_error,
     int8_file_cost,
@@ -186,7 +186,10 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "onnx_params": count_onnx_params(fp32),
             "parity_max_abs_diff": diff,
             "predicted": {n: c.summary() for n, c in costs.items()},
-            "predicted_int8_onnx": int8_file_cost(int8, ctx.cost_models),
+            "predicted_int8_onnx": (as_int8 := int8_file_cost(int8, ctx.cost_models)),
+            # the limits the file breaks: it stores sub-8-bit weights at 8 bits
+            "int8_onnx_over_budget": over_budget({"cost": as_int8}, [
+                *budgets_of(cfg), *export_limits(device, max_latency_ms, memory)]),
             "predicted_at_search": {n: {k: v for k, v in c.items() if k in
                                         ("latency_ms", "flash_kb", "peak_sram_kb")}
                                     for n, c in rec.get("cost", {}).items()},

@@ -118,6 +118,11 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
     if m.get("over_budget"):
         lines.append("  budget     over the run's budget: "
                      + ", ".join(_budget_text(o) for o in m["over_budget"]))
+    if m.get("int8_onnx_over_budget"):
+        lines.append("  warning    model.int8.onnx breaks "
+                     + ", ".join(_budget_text(o) for o in m["int8_onnx_over_budget"])
+                     + " (it stores sub-8-bit weights at 8 bits and costs as written; "
+                       "model.pt keeps them packed, for a runtime with sub-8-bit kernels)")
     if drift := cost_drift(m):
         lines.append(f"  warning    the rebuilt model costs otherwise than at the search "
                      f"({drift}): its code (model.builder) or this package changed since")

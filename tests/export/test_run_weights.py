@@ -107,6 +107,10 @@ def test_export_folder_permissions_and_baseline_over_budget_lines(finished_run, 
     assert manifest["baseline"] == "uniform-int8"
     assert manifest["over_budget"] == [{"budget": "stm32f746.max_latency_ms",
                                         "value": pytest.approx(10.32, abs=0.01), "limit": 2.0}]
+    # the int8 file is judged by the same budgets, as written
+    (broken,) = manifest["int8_onnx_over_budget"]
+    assert broken["budget"] == "stm32f746.max_latency_ms" and broken["limit"] == 2.0
+    assert "model.int8.onnx breaks stm32f746.max_latency_ms" in printed
 
 
 def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  # noqa: F811

@@ -70,6 +70,15 @@ def test_summary_lines_only_when_they_apply(tmp_path, capsys):
                         "pixel4.max_flash_kb over by 4")
 
 
+def test_an_int8_file_over_the_flash_budget_is_said(tmp_path, capsys):
+    """A 4-bit plan costed 10.8 KB packed, within the run's 20 KB; model.int8.onnx (8-bit
+    weights) costs 20.1 KB, and export said nothing."""
+    print_summary(tmp_path, _manifest(int8_onnx_over_budget=[
+        {"budget": "stm32f746.max_flash_kb", "value": 20.1, "limit": 20.0}]), "stm32f746")
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "model.int8.onnx breaks" in ln]
+    assert line.startswith("  warning    model.int8.onnx breaks stm32f746.max_flash_kb 20.1 > 20 ")
+
+
 def test_every_profile_of_the_run_gets_its_predicted_line_the_chosen_one_first(tmp_path,
                                                                                capsys):
     mcu = {"latency_ms": 1.8, "flash_kb": 18.0, "peak_sram_kb": 3.0}
