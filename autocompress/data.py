@@ -157,6 +157,14 @@ def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -
                             loc=f"{loc} ({spec} -> {name})",
                             hint="a class must be in train to be learned: check the labels")
     num_classes = int(max(int(v.y.max()) for v in splits.values())) + 1
+    if skipped := sorted(set(range(num_classes)) - seen):   # no split has them (see above)
+        shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+        raise DataError(f"the labels skip class index(es) {shown}: {len(seen)} classes "
+                        f"labelled {min(seen)}..{max(seen)} give the classifier {num_classes} "
+                        f"outputs, {len(skipped)} never trained (a larger, slower model)",
+                        loc=f"{loc} ({spec} -> train)",
+                        hint="map the labels to 0..K-1, e.g. "
+                             "y = numpy.unique(y, return_inverse=True)[1] over all splits")
     return DataBundle(num_classes=num_classes, name=spec, **splits)  # type: ignore[arg-type]
 
 

@@ -187,6 +187,11 @@ DATA_CASES = {
                     ["(mydata:make_data -> train)", "x must be images, shape (N, C, H, W); got "
                      "shape (1257, 1, 256)", "x[:, :, None, :]"]),
     "class only in test": ("    y[-1] = 12\n", ["test has class(es) [12] that train never has"]),
+    "labels 1..10": ("    y = y + 1\n", ["the labels skip class index(es) 0: 10 classes labelled "
+                                         "1..10 give the classifier 11 outputs",
+                                         "numpy.unique(y, return_inverse=True)[1]"]),
+    "labels 0, 100, ...": ("    y = y * 100\n", ["skip class index(es) 1, 2, 3, 4, 5, ...",
+                                                   "901 outputs, 891 never trained"]),
     "dict dataset": ("    import torch\n    from torch.utils.data import Dataset\n\n"
                      "    class D(Dataset):\n        def __len__(self): return 4\n"
                      "        def __getitem__(self, i): return {'image': x[i], 'label': y[i]}\n"
