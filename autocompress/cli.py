@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--max-flash-kb", type=float, help="... within this Flash (KB)")
     e.add_argument("--max-peak-sram-kb", type=float, help="... within this peak SRAM (KB)")
     e.add_argument("--device", help="profile the limits refer to (default: the run's first)")
-    e.add_argument("--min-accuracy", type=float, help="require at least this accuracy")
+    e.add_argument("--min-accuracy", type=float,
+                   help="require at least this accuracy (alone: the fastest front point that "
+                        "reaches it; no choice at all: the most accurate front point)")
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
     e.add_argument("--activations", choices=("uint8", "int8"), default="uint8",
                    help="model.int8.onnx's activations: uint8 (fast in ONNX Runtime on x86, "
@@ -206,11 +208,6 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from autocompress.export.run import export_run
 
-    if args.trial is None and args.max_latency_ms is None and args.max_flash_kb is None \
-            and args.max_peak_sram_kb is None:
-        raise AutocompressError("choose the trial to export", loc="export",
-                                hint="--trial N, or the most accurate front point within "
-                                     "--max-latency-ms X, --max-flash-kb X, --max-peak-sram-kb X")
     export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
                device=args.device, min_accuracy=args.min_accuracy, out=args.out,
                max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb,

@@ -15,7 +15,10 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                   max_latency_ms: float | None, device: str, budgets: list[Any],
                   min_accuracy: float | None,
                   memory: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """``memory``: limits on ``flash_kb`` / ``peak_sram_kb`` on ``device`` (``--max-flash-kb``,
+    """``trial``, or the most accurate front point within the limits with at least
+    ``min_accuracy``; with ``min_accuracy`` and no limit, the fastest front point on
+    ``device`` that reaches it; with nothing, the most accurate front point. ``memory``:
+    limits on ``flash_kb`` / ``peak_sram_kb`` on ``device`` (``--max-flash-kb``,
     ``--max-peak-sram-kb``), applied as budgets of their own."""
     by_number = {r["number"]: r for r in records}
     if trial is not None:
@@ -50,6 +53,10 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
     limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
     choice = front.select(max_values=limits, min_values={} if min_accuracy is None
                           else {"accuracy": min_accuracy})
+    if choice is not None and no_limit and not mine and min_accuracy is not None:
+        # an accuracy floor alone: the fastest front point that meets it
+        choice = min((p for p in front.points if p["metrics"]["accuracy"] >= min_accuracy),
+                     key=lambda p: float(p["cost"][device]["latency_ms"]))
     if choice is None:
         def lat(p: Any) -> float:
             return float(p["cost"][device]["latency_ms"])

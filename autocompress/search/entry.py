@@ -128,9 +128,10 @@ def write_report_for(run_dir: Path, records: list[dict[str, Any]], cfg: SearchCo
 
 def report_run(run_dir: str | Path) -> list[Path]:
     """(Re)write a run dir's ``report/`` from its records; the files written."""
-    from autocompress.search.rundir import load_run
+    from autocompress.search.rundir import check_run_files, load_run
 
     cfg, records = load_run(Path(run_dir))
+    check_run_files(Path(run_dir))     # an edited budget would be drawn as the run's
     return write_report_for(Path(run_dir), records, cfg)
 
 

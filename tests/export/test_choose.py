@@ -20,6 +20,17 @@ RECORDS = [rec(0, 0.91, 10.3, baseline="uniform-int4"), rec(1, 0.61, 4.0), rec(2
 BUDGET = [Budget(profile="stm32f746", metric="latency_ms", limit=5.0)]
 
 
+def test_no_limit_exports_the_most_accurate_and_an_accuracy_floor_alone_the_fastest():
+    """The CLI refused both (exit 2), though its usage line and the Python API allow them;
+    `--min-accuracy` alone picked the most accurate point, not the fastest that meets it."""
+    front = [rec(0, 0.90, 9.0), rec(1, 0.85, 4.0), rec(2, 0.80, 3.0), rec(3, 0.60, 1.0)]
+    kw = {"trial": None, "max_latency_ms": None, "device": "stm32f746", "budgets": []}
+    assert choose_record(front, min_accuracy=None, **kw)["number"] == 0
+    assert choose_record(front, min_accuracy=0.82, **kw)["number"] == 1
+    with pytest.raises(ExportError, match=r"no front point meets accuracy >= 0.95"):
+        choose_record(front, min_accuracy=0.95, **kw)
+
+
 def test_the_front_within_the_run_budget_is_chosen_and_the_skipped_are_named():
     chosen = choose_record(RECORDS, trial=None, max_latency_ms=11.0, device="stm32f746",
                            budgets=BUDGET, min_accuracy=None)
@@ -94,7 +105,5 @@ def test_flash_and_sram_limits_choose_too(tmp_path, capsys):
     assert choice_notes(records, pick, "stm32f746", 10.0, budget)     # so it is not named
     from autocompress.cli import main
 
-    assert main(["export", str(tmp_path / "run")]) == 2
-    assert "choose the trial to export" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "run"), "--trial", "1", "--max-flash-kb", "5"]) == 2
     assert "--max-flash-kb chooses among front points" in capsys.readouterr().err

@@ -128,3 +128,13 @@ def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["onnx_int8_activation_type"] == "int8"
     assert manifest["accuracy"]["test_onnx_int8"] > 0.5
+
+
+def test_report_refuses_a_run_whose_config_changed(finished_run, tmp_path, capsys):  # noqa: F811
+    """An edited budget (5 -> 4 ms) was drawn and listed as the run's; export and resume
+    refused the same run."""
+    run = _copy(finished_run, tmp_path)
+    resolved = run / "config.resolved.yaml"
+    resolved.write_text(resolved.read_text() + "# edited\n")
+    line = run_cli(capsys, "report", str(run))
+    assert "config.resolved.yaml changed since the run started" in line
