@@ -5,8 +5,8 @@ A conv W (C_out, C_in, kh, kw), flattened to (C_out, C_in*kh*kw) = U S V^T, is r
 dilation of the original, no bias) holding sqrt(S_r) V_r^T, ``second`` = 1x1 conv r -> C_out
 holding U_r sqrt(S_r) and the original bias. A linear becomes two linears the same way. The
 two layers are real modules (``<fqn>.0``, ``<fqn>.1``), so ``inspect_model``, the cost model
-and ONNX all see them. Grouped/depthwise convs are left unchanged (their per-channel
-filters have nothing to share). Pruning runs first, so the SVD is of the pruned weight.
+and ONNX all see them. A plan that factorizes a grouped/depthwise conv is refused (their
+per-channel filters have nothing to share). Pruning runs first, so the SVD is of the pruned weight.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from autocompress.errors import ModelError
 from autocompress.compress.plan import LowRankConfig, TechniqueConfig
 from autocompress.compress.registry import ApplyContext, register_handler
 
@@ -66,7 +67,12 @@ class LowRankHandler:
             if not isinstance(cfg, LowRankConfig):
                 continue
             layer = model.get_submodule(fqn)
-            if not factorizable(layer):
+            if isinstance(layer, nn.Conv2d) and layer.groups > 1:   # was left whole, silently
+                raise ModelError(f"cannot factorize '{fqn}': a grouped or depthwise conv "
+                                 f"(groups={layer.groups}) has no low-rank form here",
+                                 loc=f"plan.layers.{fqn}",
+                                 hint="leave it out of the plan's lowrank entries")
+            if not factorizable(layer):      # already a factorized pair (a PTQ pass after)
                 continue
             parent_name, _, child = fqn.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model

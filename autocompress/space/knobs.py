@@ -51,7 +51,7 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
     "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
                            "on": "factorizable",
                            "default": 1.0},
-    "cluster.k": {"bounds": (0, 256), "integer": True,
+    "cluster.k": {"bounds": (0, 256), "integer": True, "exclude": (1,),   # 1: one value
                   "expect": "shared values in 2..256 (0 = off)", "default": 0,
                   "cheap": "clusters"},
 }
@@ -66,7 +66,7 @@ DISTILL_KNOBS: dict[str, dict[str, Any]] = {
     "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
     "feature_weight": {"bounds": (0.0, 100.0), "expect": "weights in 0..100 (0 = logits only)"},
 }
-SPEC_KEYS = ("allowed", "bounds", "integer", "expect")
+SPEC_KEYS = ("allowed", "bounds", "integer", "expect", "exclude")
 
 
 def param_prefix(knob: str) -> str:

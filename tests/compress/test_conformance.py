@@ -223,3 +223,15 @@ def test_iterative_sparsity_tightens_masks_on_a_schedule(scope):
     baked = bake(model)
     assert sum(int((baked.get_submodule(n).weight == 0).sum()) for n in names) / total \
         == pytest.approx(0.9, abs=1e-3)
+
+
+def test_a_plan_that_factorizes_a_depthwise_conv_is_refused():
+    """apply_plan left the depthwise conv whole without a word (the search refuses the
+    rule at its line)."""
+    from autocompress.errors import ModelError
+
+    plan = CompressionPlan(arch=ARCH.to_dict(),
+                           layers={"stages.0.0.dw.conv": (LowRankConfig(rank_ratio=0.5),)})
+    with pytest.raises(ModelError, match=r"cannot factorize 'stages.0.0.dw.conv': a grouped "
+                                         r"or depthwise conv"):
+        _apply(plan)
