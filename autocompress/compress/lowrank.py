@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from autocompress.errors import ModelError
 from autocompress.compress.plan import LowRankConfig, TechniqueConfig
 from autocompress.compress.registry import ApplyContext, register_handler
+from autocompress.errors import ModelError
 
 
 def rank_for(layer: nn.Module, rank_ratio: float) -> int:
