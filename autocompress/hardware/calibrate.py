@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from autocompress.errors import did_you_mean
 from autocompress.hardware.cost import CostModel
 from autocompress.hardware.formats import LayerFormat
 from autocompress.hardware.reference_models import REFERENCE_MODELS
@@ -62,6 +63,20 @@ H7A3_FP32_RATIO = {
     "mobilenetv1-0.25-vww": (81.42 / 43.7637, f"{CSV} lines 257/261 (vww float/int8)"),
     "fc-autoencoder-ad": (5.2299 / 1.3594, f"{CSV} lines 255/258 (ad float/int8), held out"),
 }
+
+
+def unknown_reference(model: str) -> str | None:
+    """None when :func:`predict_ms` knows ``model``; else a hint naming the models it knows.
+
+    >>> unknown_reference("resnet8-ic-fp32") is None, unknown_reference("resnet8-i")
+    (True, "did you mean 'resnet8-ic'?")
+    """
+    known = [*REFERENCE_MODELS, *ZOO]
+    base = next((model.removesuffix(s) for s in SUFFIX_FORMATS if model.endswith(s)), model)
+    if base in known:
+        return None
+    return did_you_mean(model, known) or (f"one of {', '.join(known)} (a -fp32, -fp16 or "
+                                          "-int8 suffix sets its format)")
 
 
 def predict_ms(profile: HardwareProfile, model: str, fmt: LayerFormat | None = None) -> float:

@@ -262,12 +262,17 @@ def _calibration(r: Reader) -> tuple[CalibrationPoint, ...]:
     items = r.raw(("calibration",), [])
     if not isinstance(items, list):
         raise r.error(("calibration",), "expected a list of {model, published_ms, source}")
+    from autocompress.hardware.calibrate import unknown_reference  # imports this module
+
     out = []
     for i in range(len(items)):
         p: PathKey = ("calibration", i)
         r.section(p, required=("model", "published_ms", "source"),
                   optional=("predicted_ms", "held_out", "note"))
-        out.append(CalibrationPoint(model=r.get((*p, "model"), "str"),
+        model = r.get((*p, "model"), "str")
+        if (hint := unknown_reference(model)) is not None:     # a KeyError in calibration
+            raise r.error((*p, "model"), f"unknown reference model {model!r}", hint=hint)
+        out.append(CalibrationPoint(model=model,
                                     published_ms=r.get((*p, "published_ms"), "number", minimum=0),
                                     predicted_ms=r.get((*p, "predicted_ms"), "number", None),
                                     source=r.get((*p, "source"), "str"),

@@ -95,6 +95,13 @@ def test_bad_values(tmp_path: Path) -> None:
     assert "tiny.yaml:12 analytic.mem_bw_gbps: must be > 0, got 0" in str(err)
     err = _error(tmp_path, TINY_PROFILE.replace("{int8: 1.0}", "{int8: 0}"))
     assert "tiny.yaml:10 analytic.macs_per_cycle.int8: must be > 0" in str(err)
+    row = "calibration:\n  - {model: my-own-net, published_ms: 3.0, source: mine}\n"
+    err = _error(tmp_path, TINY_PROFILE.replace("entries:\n", row + "entries:\n"))  # a KeyError
+    assert "tiny.yaml:15 calibration[0].model: unknown reference model 'my-own-net'" in str(err)
+    ok = row.replace("my-own-net", "resnet8-ic-fp32")
+    fine = load_profile(write_profile(tmp_path, TINY_PROFILE.replace("entries:\n",
+                                                                     ok + "entries:\n")))
+    assert fine.calibration[0].model == "resnet8-ic-fp32"
 
 
 def test_malformed_yaml_is_a_profile_error(tmp_path: Path) -> None:
