@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the study of an existing run directory")
     s.add_argument("--no-baselines", action="store_true",
-                   help="skip the reference trials (fp32, uniform int8/int4, 25%%/50%% sparsity)")
+                   help="skip the reference trials (fp32, uniform int8/int4, 25%%/50%% structured "
+                        "pruning)")
     s.add_argument("--sampler", choices=SAMPLERS,
                    help="Optuna sampler (overrides search.sampler; random = random search)")
     s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",

@@ -1,10 +1,15 @@
 """Handler registry: one handler per technique config, applied in one defined order.
 
-A new technique is one config class (plan.py) + one handler registered here:
+A new technique, for plans built by hand (``apply_plan``), is a config class in plan.py
+(listed in ``CONFIG_TYPES``), its kind in :data:`ORDER` and a handler registered here, in a
+module ``compress/apply.py`` imports:
 
 >>> @register_handler(MyConfig)           # doctest: +SKIP
 ... class MyHandler:
 ...     def apply(self, model, configs, ctx): ...
+
+For the search to offer it, the space's knob goes in ``space/knobs.py`` too (``LAYER_KNOBS``
+and ``layer_configs``, which turns a trial's values into configs).
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def estimate_layer_latency(profile: HardwareProfile, layer: LayerInfo,
     if not (profile.fallback if fallback is None else fallback) or profile.analytic is None:
         raise ProfileError(f"no LUT entry for '{key}' (layer {layer.fqn}) and fallback is off",
                            loc=profile.path or profile.name,
-                           hint="measure this shape with `autocompress profile`, or set "
+                           hint="add an entry for this key (measured on the device; "
+                           "`autocompress profile` measures this machine only), or set "
                            "fallback: true to use the analytic model")
     ms = analytic_latency_ms(profile, layer, w_fmt, a_fmt, sparsity=fmt.sparsity)
     assert profile.analytic is not None
