@@ -45,6 +45,9 @@ class TeacherConfig:
     widths: tuple[int, ...] = (32, 64, 128)
     epochs: int = 15
     lr: float = 5e-3
+    # "module:callable" -> your own trained teacher, load_teacher(input_shape, num_classes)
+    # -> nn.Module; then widths, epochs and lr are not used (nothing is trained)
+    model: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

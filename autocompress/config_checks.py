@@ -98,7 +98,8 @@ def _opt_num(lo: float, hi: float) -> Check:
 SCHEMA: dict[str, dict[str, Check]] = {
     "data": {"source": _str, "val_fraction": _num(0.01, 0.5), "test_fraction": _num(0.01, 0.5)},
     "model": {"space": _str, "builder": _opt_str},
-    "teacher": {"widths": _int_list, "epochs": _num(0, 1000, True), "lr": _num(1e-6, 10)},
+    "teacher": {"widths": _int_list, "epochs": _num(0, 1000, True), "lr": _num(1e-6, 10),
+                "model": _opt_str},
     "train": {"epochs": _num(0, 1000, True), "finetune_epochs": _num(0, 1000, True),
               "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True),
               "repeats": _num(1, 100, True)},

@@ -46,6 +46,7 @@ from autocompress.search.study import (
 )
 from autocompress.stats import binomial_se
 from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
+from autocompress.train.teacher import UserTeacher
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ class Session:
 
 def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teacher:
     tc = cfg.teacher
-    return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed,
+    own = None if tc.model is None else UserTeacher(tc.model, cfg.import_dir(),
+                                                     loc=f"{cfg.path} teacher.model")
+    return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed, own=own,
                        settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
                                               batch_size=cfg.train.batch_size))
 
@@ -136,6 +139,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     if ctx.uncosted is not None and not resume:
         raise ctx.uncosted
+    if cfg.teacher.model is not None and not resume:   # a bad path: before the run dir
+        UserTeacher(cfg.teacher.model, cfg.import_dir(),
+                    loc=f"{cfg.path} teacher.model").build(ctx.data)
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
     if not resume:        # the reduction first: env.json keeps its hash with the run files'
@@ -169,7 +175,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         alpha = ctx.rspace.dists.get("distill/alpha")
         kd_off = alpha is not None and max(alpha.values()) == 0     # it teaches nothing
         progress.warn(f"warning: the teacher is not measurably above chance ({chance:.3f}); "
-                     "its soft targets carry no knowledge: raise teacher.epochs"
+                     "its soft targets carry no knowledge: " + (
+                         "check that teacher.model loads its trained weights"
+                         if cfg.teacher.model else "raise teacher.epochs")
                      + ("" if kd_off else " (or search a lower distill alpha in the space)"))
 
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
@@ -234,7 +242,8 @@ def finish(session: Session) -> SearchResult:
     session.progress.say(infeasible_trend(records).summary())
     students = [r["metrics"]["accuracy"] for r in records if r["state"] == "complete"]
     if note := weak_teacher_warning(session.teacher.val_accuracy, students,
-                                    len(session.ctx.data.val)):
+                                    len(session.ctx.data.val),
+                                    own=session.cfg.teacher.model is not None):
         session.progress.warn(note)
     policy = EarlyStopping.from_config(session.cfg.search.early_stopping)
     if policy is not None:

@@ -1,4 +1,6 @@
-"""Teacher: trained once per run, cached in the run dir by content hash (with its logits)."""
+"""Teacher: trained once per run, cached in the run dir by content hash (with its logits);
+or your own trained model (``teacher.model: module:callable``), whose train-set logits are
+cached the same way, keyed by its weights."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +14,8 @@ from torch import Tensor, nn
 
 from autocompress.compress.checkpoint import write_durable
 from autocompress.data import DataBundle
-from autocompress.errors import RunDirError, load_problem
+from autocompress.errors import ModelError, RunDirError, load_problem
+from autocompress.imports import load_callable
 from autocompress.models.teacher import TeacherCNN
 from autocompress.stats import binomial_se
 from autocompress.train.fit import TrainSettings, accuracy, fit, predict
@@ -27,43 +30,90 @@ class Teacher:
 
 
 def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
-                settings: TrainSettings, seed: int) -> Teacher:
+                settings: TrainSettings, seed: int, own: UserTeacher | None = None) -> Teacher:
     """Load the cached teacher for this data/recipe/seed, or train and cache it. The key
     hashes the train split's bytes in order (its cached logits are indexed by position: a
-    reordered or relabelled split must not reuse them) and every training setting."""
+    reordered or relabelled split must not reuse them) and every training setting. ``own``:
+    the user's trained teacher instead (built on every call; its logits cached by its
+    weights' hash)."""
     train = hashlib.sha256()
     for tensor in (data.train.x, data.train.y):
         train.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    torch.manual_seed(seed)
+    model = TeacherCNN(data.input_shape[0], data.num_classes, widths) if own is None \
+        else own.build(data)
+    recipe: dict[str, object] = {"widths": list(widths), "settings": asdict(settings),
+                                 "seed": seed} if own is None else {
+        "model": own.spec, "weights": _weights_hash(model)}
     key = hashlib.sha256(json.dumps({
         "data": data.name, "shape": data.input_shape, "classes": data.num_classes,
-        "widths": list(widths), "settings": asdict(settings), "seed": seed,
-        "train": train.hexdigest(),
-    }, sort_keys=True).encode()).hexdigest()[:12]
+        "train": train.hexdigest(), **recipe}, sort_keys=True).encode()).hexdigest()[:12]
     path = run_dir / f"teacher-{key}.pt"
-    torch.manual_seed(seed)
-    model = TeacherCNN(data.input_shape[0], data.num_classes, widths)
     if path.exists():
         try:
             blob = torch.load(path, weights_only=True)
-            model.load_state_dict(blob["state_dict"])
+            if own is None:
+                model.load_state_dict(blob["state_dict"])
             logits = blob["train_logits"]
         except Exception as exc:        # truncated, foreign or crafted: never unpickled
             raise RunDirError(f"the cached teacher cannot be read ({load_problem(exc)})",
                               loc=str(path), hint="delete it: the search trains the teacher "
-                              "again (same data, recipe and seed)") from None
+                              "again (same data, recipe and seed)" if own is None else
+                              "delete it: the search computes its logits again") from None
     else:
-        fit(model, data.train, settings, seed=seed)
+        if own is None:
+            fit(model, data.train, settings, seed=seed)
         logits = predict(model, data.train)
         buf = io.BytesIO()     # not to a path: a full disk is then an OSError, not torch's
-        torch.save({"state_dict": model.state_dict(), "train_logits": logits}, buf)
+        torch.save({"train_logits": logits} if own else
+                   {"state_dict": model.state_dict(), "train_logits": logits}, buf)
         write_durable(path, buf.getvalue())
     model.eval()
     return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),
                    key=key)
 
 
+@dataclass(frozen=True)
+class UserTeacher:
+    """``teacher.model``: ``load_teacher(input_shape, num_classes) -> nn.Module``, trained
+    (it loads its own weights: your code, trusted as a config's ``model.builder`` is)."""
+
+    spec: str
+    base_dir: Path | None = None
+    loc: str = "teacher.model"
+
+    def build(self, data: DataBundle) -> nn.Module:
+        fn = load_callable(self.spec, loc=self.loc, base_dir=self.base_dir)
+        args = (tuple(data.input_shape), data.num_classes)
+        try:
+            model = fn(*args)
+        except Exception as exc:          # the user's code failed: say where, one line
+            raise ModelError(f"{self.spec}{args} raised {type(exc).__name__}: {exc}",
+                             loc=self.loc) from exc
+        if not isinstance(model, nn.Module):
+            raise ModelError(f"{self.spec} returned {type(model).__name__}, expected a "
+                             "torch.nn.Module", loc=self.loc, hint="signature: "
+                             "load_teacher(input_shape, num_classes) -> trained nn.Module")
+        with torch.no_grad():
+            out = model.eval()(data.val.x[:2])
+        if not (isinstance(out, Tensor) and out.dim() == 2 and out.shape[1] == data.num_classes):
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ModelError(f"the teacher outputs {shape}, expected logits of shape (N, "
+                             f"{data.num_classes})", loc=self.loc,
+                             hint="return the model that outputs one logit per class")
+        return model.requires_grad_(False)
+
+
+def _weights_hash(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def weak_teacher_warning(teacher_accuracy: float, student_accuracies: list[float],
-                         n_val: int, se: float = 2.0) -> str | None:
+                         n_val: int, se: float = 2.0, *, own: bool = False) -> str | None:
     """A warning when the teacher is measurably less accurate than the median student
     (by ``se`` binomial standard errors on ``n_val`` validation samples): distillation then
     pulls students toward the teacher's mistakes. None when it is not, or with fewer than
@@ -83,5 +133,6 @@ def weak_teacher_warning(teacher_accuracy: float, student_accuracies: list[float
         return None
     return (f"warning: the teacher (val accuracy {p:.3f}) is below most students (median "
             f"{median:.3f}, best {ordered[-1]:.3f}), so distillation pulls them toward its "
-            "mistakes: train a stronger teacher (more teacher.epochs, more teacher.widths "
-            "layers) or search a lower distill alpha")
+            "mistakes: " + ("give a stronger teacher.model" if own else "train a stronger "
+                            "teacher (more teacher.epochs, more teacher.widths layers)")
+            + " or search a lower distill alpha")
