@@ -28,6 +28,14 @@ class Progress:
 
     closed: bool = False        # the reader went away (`search ... | head`)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Without its stream: Ray Tune pickles the searcher that holds this, and a
+        notebook's or pytest's stdout cannot be pickled (the Ray backend failed there)."""
+        return {**self.__dict__, "stream": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state, stream=state["stream"] or sys.stdout)
+
     def say(self, text: str) -> None:
         """An informational line (hidden by ``--quiet``)."""
         if not self.quiet:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,14 @@ def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
         _CACHE.clear()
         _CACHE[key] = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
             build_context(cfg, reduction=payload["reduction"])
+        teacher = payload["teacher"]     # your own teacher's class unpickles only once its
+        if teacher.model is None:        # module is importable: it is built here instead
+            own = payload["own_teacher"]
+            teacher = replace(teacher, model=own.build(_CACHE[key].data).eval())
+        _CACHE[f"{key}:teacher"] = teacher
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory() as tmp:
-        rec = run_trial(_CACHE[key], payload["teacher"], config["params"],
+        rec = run_trial(_CACHE[key], _CACHE[f"{key}:teacher"], config["params"],
                         number=config["number"], seed=config["seed"], trial_dir=Path(tmp),
                         baseline=config["baseline"], note=config["note"], board=board)
         weights = Path(tmp, "model.pt")

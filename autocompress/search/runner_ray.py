@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from autocompress.search.session import (
     check_cpus,
     finish,
     open_session,
+    own_teacher,
 )
 
 TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
@@ -248,7 +250,10 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
                                                   soft=False)
             board = ray.remote(num_cpus=0)(FileBoard).options(scheduling_strategy=here) \
                 .remote(session.run_dir.resolve() / "rungs.jsonl", policy)
-        payload = {"cfg": cfg, "teacher": session.teacher, "threads": threads, "board": board,
+        own = own_teacher(cfg)     # sent as its import path, built in the worker
+        payload = {"cfg": cfg, "own_teacher": own, "board": board, "threads": threads,
+                   "teacher": session.teacher if own is None else
+                   replace(session.teacher, model=None),
                    "reduction": session.ctx.reduction, "ctx": _shared_context(session),
                    "run_id": str(session.run_dir.resolve())}
         stash: dict[str, str] = {}                # trial id -> its weights (base64)

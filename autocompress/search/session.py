@@ -106,10 +106,14 @@ class Session:
         return self.deadline is not None and time.time() >= self.deadline
 
 
+def own_teacher(cfg: SearchConfig) -> UserTeacher | None:
+    """``teacher.model``, your own trained teacher, if the config names one."""
+    return None if cfg.teacher.model is None else UserTeacher(
+        cfg.teacher.model, cfg.import_dir(), loc=f"{cfg.path} teacher.model")
+
+
 def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teacher:
-    tc = cfg.teacher
-    own = None if tc.model is None else UserTeacher(tc.model, cfg.import_dir(),
-                                                     loc=f"{cfg.path} teacher.model")
+    tc, own = cfg.teacher, own_teacher(cfg)
     return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed, own=own,
                        settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
                                               batch_size=cfg.train.batch_size))
@@ -139,9 +143,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     if ctx.uncosted is not None and not resume:
         raise ctx.uncosted
-    if cfg.teacher.model is not None and not resume:   # a bad path: before the run dir
-        UserTeacher(cfg.teacher.model, cfg.import_dir(),
-                    loc=f"{cfg.path} teacher.model").build(ctx.data)
+    if (own := own_teacher(cfg)) is not None and not resume:   # a bad path: before the
+        own.build(ctx.data)                                          # run dir is written
     check_budget_reachable(ctx)
     prepare_run_dir(run_dir, resume=resume)
     if not resume:        # the reduction first: env.json keeps its hash with the run files'

@@ -148,3 +148,20 @@ def test_quiet_hides_trial_lines_but_not_warnings():
     progress.say("teacher t: val accuracy 0.9")
     progress.warn("trial 1 interrupted (its worker was lost)")
     assert out.getvalue() == "trial 1 interrupted (its worker was lost)\n"
+
+
+def test_progress_pickles_without_its_stream():
+    """Ray Tune pickles the searcher, which holds the progress: a notebook's or pytest's
+    stdout cannot be pickled, so the Ray backend failed there ('cannot pickle CaptureIO')."""
+    import pickle
+    import sys
+    import threading
+
+    class Notebook(io.StringIO):
+        lock = None
+
+    out = Notebook()
+    out.lock = threading.Lock()
+    progress = Progress(total=3, profile="stm32f746", stream=out)
+    again = pickle.loads(pickle.dumps(progress))
+    assert again.stream is sys.stdout and again.total == 3

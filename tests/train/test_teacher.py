@@ -2,6 +2,7 @@
 since the cached logits are indexed by sample position."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -33,10 +34,18 @@ import torch
 from torch import nn
 
 
+class MyTeacher(nn.Module):     # a class of the user's module: Ray's workers cannot
+    def __init__(self, inputs, num_classes):   # unpickle it (the module is not on their path)
+        super().__init__()
+        self.fc = nn.Linear(inputs, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
 def load_teacher(input_shape, num_classes):
     torch.manual_seed(SEED)      # stands for loading the user's trained weights
-    return nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(input_shape).prod()),
-                                                 num_classes))
+    return MyTeacher(int(torch.tensor(input_shape).prod()), num_classes)
 
 
 def not_a_model(input_shape, num_classes):
@@ -100,6 +109,12 @@ def test_a_search_distills_from_your_own_teacher(tmp_path, capsys):
     assert "teacher " in out and "val accuracy" in out
     (cache,) = run.glob("teacher-*.pt")
     assert set(torch.load(cache, weights_only=True)) == {"train_logits"}   # no weights copied
+    ray_run = tmp_path / "ray"     # its workers failed: No module named 'myteacher'
+    assert main(["search", str(cfg), "--run-dir", str(ray_run), "--trials", "1",
+                 "--no-baselines", "--backend", "ray", "--workers", "1", "--quiet"]) == 0
+    (rec,) = [json.loads(line) for line in (ray_run / "records.jsonl").read_text().splitlines()]
+    assert rec["state"] == "complete", rec["error"]
+    capsys.readouterr()
     bad = write_config(tmp_path, TINY.replace("teacher: {widths: [16, 32], epochs: 3}",
                                               "teacher: {model: myteacher:load_teachr}"),
                        name="bad.yaml")
