@@ -30,7 +30,7 @@ class Progress:
 
     def __getstate__(self) -> dict[str, object]:
         """Without its stream: Ray Tune pickles the searcher that holds this, and a
-        notebook's or pytest's stdout cannot be pickled (the Ray backend failed there)."""
+        stdout that cannot be pickled (pytest's capture) failed the Ray backend."""
         return {**self.__dict__, "stream": None}
 
     def __setstate__(self, state: dict[str, object]) -> None:

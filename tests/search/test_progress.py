@@ -151,8 +151,8 @@ def test_quiet_hides_trial_lines_but_not_warnings():
 
 
 def test_progress_pickles_without_its_stream():
-    """Ray Tune pickles the searcher, which holds the progress: a notebook's or pytest's
-    stdout cannot be pickled, so the Ray backend failed there ('cannot pickle CaptureIO')."""
+    """Ray Tune pickles the searcher, which holds the progress: with a stdout that cannot be
+    pickled (pytest's capture) the Ray backend failed ('cannot pickle CaptureIO')."""
     import pickle
     import sys
     import threading
