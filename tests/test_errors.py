@@ -101,6 +101,8 @@ SPACE_TEXT = SPACE.read_text()
     ("expand: [2, 4]\n", "expand: [2, 4]\nreference: {width_mult: 2.0}\n",
      ["2.0 is not a value arch.width_mult can take"]),
     ("width_mult:", "width_mul:", ["did you mean 'width_mult'"]),
+    ('match: "re:.*"', 'match: "stages.*.expand.conv"', ["matches no layer", "did you mean "
+                                                         "'re:stages\\..*\\.expand\\.conv'"]),
     ("quant.bits: [2, 4, 8]", "quant.bits: [2, 4, 8]\n    cluster.k: [1, 4]",   # 1 was off
      ["mobilenet_digits.yaml:23", "cluster.k: value 1 is not supported", "2..256 (0 = off)"]),
 ])

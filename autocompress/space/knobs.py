@@ -4,6 +4,7 @@ A new technique knob is one entry in ``LAYER_KNOBS`` and a line in ``layer_confi
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -114,3 +115,15 @@ FAMILY_ARCH_KNOBS: dict[str, tuple[str, ...]] = {
     "mobilenet_v2": ("width_mult", "depth", "kernel", "expand"),
     "resnet": ("width_mult", "depth", "kernel"),
 }
+
+
+def glob_hint(pattern: str) -> str | None:
+    r"""For a shell-style pattern (``blocks.*.pw.conv``): the ``re:`` form it meant.
+
+    >>> print(glob_hint("blocks.*.pw.conv"))
+    a match is a layer name or 're:<regex>': did you mean 're:blocks\..*\.pw\.conv'?
+    """
+    if pattern.startswith("re:") or not any(c in pattern for c in "*?["):
+        return None
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return f"a match is a layer name or 're:<regex>': did you mean 're:{regex}'?"

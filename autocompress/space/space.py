@@ -32,6 +32,7 @@ from autocompress.space.knobs import (
     FAMILY_ARCH_KNOBS,
     LAYER_KNOBS,
     SPEC_KEYS,
+    glob_hint,
     layer_configs,
     param_prefix,
 )
@@ -267,7 +268,8 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
     for rule in space.rules:
         hits = [f for f in dict.fromkeys(quant_layers + prune_leaders) if rule.matches(f)]
         if not hits:
-            near = did_you_mean(rule.pattern, quant_layers + prune_leaders)
+            near = glob_hint(rule.pattern) or did_you_mean(rule.pattern,
+                                                             quant_layers + prune_leaders)
             raise space.doc.error(("rules", rule.index, "match"),
                                   f"'{rule.pattern}' matches no layer", cls=SpaceError,
                                   hint=near or f"layers are e.g. {', '.join(quant_layers[:4])}")
@@ -295,3 +297,4 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
 
 def _exact_rule_sets(space: SearchSpace, fqn: str, knob: str) -> bool:
     return any(not r.is_regex and r.pattern == fqn and knob in r.knobs for r in space.rules)
+
