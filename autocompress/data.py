@@ -120,8 +120,10 @@ def _check_values(x: Tensor, y: Tensor, where: str) -> None:
     if int(y.min()) < 0:
         raise DataError(f"class indices must be 0..K-1, found {int(y.min())}", loc=where,
                         hint="map the labels to 0..K-1")
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        n = int((~torch.isfinite(x)).sum())
+    # in chunks: isfinite over the whole split held a bool copy (+1.7x a 234 MB train set)
+    n = sum(int((~torch.isfinite(part)).sum()) for part in x.split(4096)) \
+        if x.is_floating_point() else 0
+    if n:
         raise DataError(f"x holds {n} non-finite value(s) (NaN or inf)", loc=where,
                         hint="clean or impute them before returning the split")
     if x.dim() == 4 and x.shape[3] in (1, 3) and x.shape[1] == x.shape[2] >= 8:

@@ -62,7 +62,9 @@ def _blocked(model: nn.Module, example: torch.Tensor, round_to: int) -> dict[str
     """producer -> why its group cannot be pruned; worked out once per model structure (its
     modules and its traced forward: a flag that only ``forward`` reads changes the groups)."""
     try:
-        key = (type(model), str(model), torch.fx.symbolic_trace(model).code,
+        # the traced graph, not symbolic_trace's code: that compiles a module whose source
+        # torch.fx keeps in a global cache for good (about 5 KB per call)
+        key = (type(model), str(model), str(torch.fx.Tracer().trace(model)),
                tuple(example.shape), round_to)
     except Exception:          # not traceable by fx (Torch-Pruning traces by hooks): no cache
         key = None

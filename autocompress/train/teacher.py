@@ -38,7 +38,7 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     weights' hash)."""
     train = hashlib.sha256()
     for tensor in (data.train.x, data.train.y):
-        train.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        train.update(memoryview(tensor.detach().contiguous().cpu().numpy()))   # no copy
     torch.manual_seed(seed)
     model = TeacherCNN(data.input_shape[0], data.num_classes, widths) if own is None \
         else own.build(data)
@@ -108,7 +108,7 @@ def _weights_hash(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        digest.update(memoryview(tensor.detach().contiguous().cpu().numpy()))
     return digest.hexdigest()
 
 
