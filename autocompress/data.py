@@ -159,15 +159,24 @@ def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -
                             loc=f"{loc} ({spec} -> {name})",
                             hint="a class must be in train to be learned: check the labels")
     num_classes = int(max(int(v.y.max()) for v in splits.values())) + 1
-    if skipped := sorted(set(range(num_classes)) - seen):   # no split has them (see above)
-        shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
-        raise DataError(f"the labels skip class index(es) {shown}: {len(seen)} classes "
-                        f"labelled {min(seen)}..{max(seen)} give the classifier {num_classes} "
-                        f"outputs, {len(skipped)} never trained (a larger, slower model)",
-                        loc=f"{loc} ({spec} -> train)",
-                        hint="map the labels to 0..K-1, e.g. "
-                             "y = numpy.unique(y, return_inverse=True)[1] over all splits")
     return DataBundle(num_classes=num_classes, name=spec, **splits)  # type: ignore[arg-type]
+
+
+def label_gaps(data: DataBundle, loc: str) -> DataError | None:
+    """The error for labels that skip a class index (no split has it: a class only in val
+    or test is refused on load), which a new search refuses: labels 0, 100, ..., 900 gave
+    the classifier 901 outputs. An old run dir with such labels still resumes and exports
+    (its weights have those outputs)."""
+    seen = set(data.train.y.unique().tolist())
+    if not (skipped := sorted(set(range(data.num_classes)) - seen)):
+        return None
+    shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+    return DataError(f"the labels skip class index(es) {shown}: {len(seen)} classes labelled "
+                     f"{min(seen)}..{max(seen)} give the classifier {data.num_classes} "
+                     f"outputs, {len(skipped)} never trained (a larger, slower model)",
+                     loc=f"{loc} ({data.name} -> train)",
+                     hint="map the labels to 0..K-1, e.g. "
+                          "y = numpy.unique(y, return_inverse=True)[1] over all splits")
 
 
 def batches(split: Split, batch_size: int, *, shuffle: bool,

@@ -56,7 +56,7 @@ class ModelGraph:
     layers: tuple[LayerInfo, ...]
     tensors: tuple[TensorInfo, ...] = field(default=())
     # layers whose weights the cost model does not know (a Conv1d, a GRU, a parameter used
-    # in forward): (name, kind, parameters); their latency, Flash and SRAM count as zero
+    # in forward): (name, kind, parameters); no compute, no Flash are counted for them
     uncosted: tuple[tuple[str, str, int], ...] = field(default=())
 
     def uncosted_note(self) -> str | None:
@@ -66,9 +66,10 @@ class ModelGraph:
         n = sum(c for _, _, c in self.uncosted)
         names = ", ".join(f"{f} ({k}, {c:,})" for f, k, c in self.uncosted[:4])
         more = f" and {len(self.uncosted) - 4} more" if len(self.uncosted) > 4 else ""
-        return (f"{n:,} parameters in layers the cost model does not know count as zero "
-                f"latency, Flash and SRAM: {names}{more} (it costs Conv2d, Linear, pools, adds "
-                "and muls; a 1-D conv is a Conv2d with (1, k) kernels)")
+        return (f"{n:,} parameters in layers the cost model does not know count as no "
+                f"compute and no Flash (an op's overhead at most): {names}{more} (it costs "
+                "Conv2d, Linear, pools, adds and muls; a 1-D conv is a Conv2d with (1, k) "
+                "kernels)")
 
     def layer(self, fqn: str) -> LayerInfo:
         for info in self.layers:

@@ -4,6 +4,7 @@ field or flag), what was expected and a fix, and no traceback. In-process throug
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -323,6 +324,34 @@ def test_a_model_with_layers_the_cost_model_does_not_know_is_refused(tmp_path, c
         "nn.Conv2d(48, 64, 1, bias=False)", "nn.ConvTranspose2d(48, 64, 1, bias=False)")})
     line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
     assert "model.builder: cannot cost the model: 3,072 parameters in layers the cost model " \
-           "does not know count as zero latency, Flash and SRAM: 9 (ConvTranspose2d, 3,072)" \
+           "does not know count as no compute and no Flash (an op's overhead at most): 9 " \
+           "(ConvTranspose2d, 3,072)" \
         in line
     assert not (tmp_path / "run").exists()
+
+
+def test_what_a_new_search_refuses_an_old_run_still_exports(tmp_path, capsys, monkeypatch):
+    """Labels that skip a class index and `cluster.k: 1` are refused when a search starts.
+    Refused on every load, they stopped the export and resume of a run made before the
+    checks (its weights have the outputs those labels gave)."""
+    from autocompress.cli import main
+    from autocompress.search import setup
+
+    cfg = own_config(tmp_path, **{"mydata.py": (RETURN, "    y = y + 1\n" + RETURN),
+                                  "space.yaml": ("quant.bits: [4, 8]",
+                                                 "quant.bits: [4, 8]\n    cluster.k: [0, 1]")})
+    run = tmp_path / "run"
+    monkeypatch.setattr(setup, "label_gaps", lambda *args: None)     # a run made before them
+    monkeypatch.setattr(setup, "_one_cluster", lambda space: None)
+    assert main(["search", str(cfg), "--run-dir", str(run), "--trials", "1", "--no-baselines",
+                 "--quiet"]) == 0
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["export", str(run), "--trial", "0"]) == 0
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "new"))
+    assert "the labels skip class index(es) 0" in line
+    cfg.with_name("mydata.py").write_text(cfg.with_name("mydata.py").read_text()
+                                          .replace("    y = y + 1\n", ""))
+    monkeypatch.delitem(sys.modules, "mydata")                    # imported again
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "new"))
+    assert "space.yaml:" in line and "cluster.k: value 1 is not supported" in line

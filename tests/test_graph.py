@@ -80,7 +80,7 @@ def test_layers_the_cost_model_does_not_know_are_named_not_costed_as_zero_silent
                                                   ("c1", "Conv1d"), ("gru", "GRU")]
     n = 18 + 16 + 3 * (8 * 7 + 8 * 8 + 8 + 8)                  # w, c1, gru
     assert g.uncosted_note().startswith(f"{n} parameters in layers the cost model does not "
-                                        "know count as zero")
+                                        "know count as no compute")
     plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(36, 2))
     assert inspect_model(plain, torch.zeros(1, 1, 5, 5)).uncosted_note() is None
 

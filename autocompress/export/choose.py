@@ -74,7 +74,8 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
         wanted = ([] if no_limit else [f"latency <= {max_latency_ms} ms on {device}"]) + \
             ([] if min_accuracy is None else [f"accuracy >= {min_accuracy}"])
         raise ExportError(f"no front point meets {' and '.join(wanted) or 'the budgets'}",
-                          loc="--min-accuracy" if no_limit else "--max-latency-ms", hint=hint)
+                          loc="--max-latency-ms" if not no_limit else "--min-accuracy"
+                          if min_accuracy is not None else "export", hint=hint)
     return dict(choice)
 
 

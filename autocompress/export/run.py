@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -187,9 +188,12 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "parity_max_abs_diff": diff,
             "predicted": {n: c.summary() for n, c in costs.items()},
             "predicted_int8_onnx": (as_int8 := int8_file_cost(int8, ctx.cost_models)),
-            # the limits the file breaks: it stores sub-8-bit weights at 8 bits
-            "int8_onnx_over_budget": over_budget({"cost": as_int8}, [
-                *budgets_of(cfg), *export_limits(device, max_latency_ms, memory)]),
+            # the limits the file breaks (it stores sub-8-bit weights at 8 bits): the run's,
+            # then export's own, named by their flag
+            "int8_onnx_over_budget": over_budget({"cost": as_int8}, budgets_of(cfg)) + [
+                {**o, "budget": "--" + o["budget"].split(".", 1)[1].replace("_", "-")}
+                for o in over_budget({"cost": as_int8},
+                                     export_limits(device, max_latency_ms, memory))],
             "predicted_at_search": {n: {k: v for k, v in c.items() if k in
                                         ("latency_ms", "flash_kb", "peak_sram_kb")}
                                     for n, c in rec.get("cost", {}).items()},
@@ -233,10 +237,12 @@ def _staging_folder(parent: Path, prefix: str) -> tuple[Path, int]:
     """A new folder with a unique name, made with the umask's permissions like the run dir's
     other folders (``tempfile.mkdtemp`` makes it 0700), and the descriptor that holds its
     lock while this export writes it. Staging folders an export killed (``kill -9``) left
-    behind, whose lock nobody holds, are removed first."""
+    behind, whose lock nobody holds, are removed first: those older than a minute (a new
+    one is made, then locked: in between it is unlocked)."""
     name = re.compile(re.escape(prefix) + "[0-9a-f]{8}")
     for old in parent.iterdir():
-        if name.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
+        if name.fullmatch(old.name) and old.is_dir() and not old.is_symlink() \
+                and time.time() - old.stat().st_mtime > 60:
             with suppress(OSError):
                 fd = _locked(old)
                 try:

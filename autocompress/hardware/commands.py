@@ -32,8 +32,7 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
     p.add_argument("--out", type=Path, required=True, help="profile YAML to write")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     p.add_argument("--quick", action="store_true", help="small grid, few runs (about a second)")
-    p.add_argument("--name", help="profile name: the file name without .yaml, which is how "
-                                  "configs find it (a check; it cannot differ)")
+    p.add_argument("--name", help="profile name: must be the file name without .yaml")
     q = add("predict", "Predict latency, Flash and peak SRAM of an ONNX file or a "
                        "module:callable PyTorch model on a hardware profile.")
     q.add_argument("model", help="model.onnx, or pkg.module:build returning an nn.Module")

@@ -199,8 +199,7 @@ def budget_label_side(frac: float) -> str:
 
 
 def _draw_budgets(ax: Axes, info: ParetoPlotInfo) -> list[Any]:
-    lo, hi = ax.get_xlim()
-    texts = []
+    (lo, hi), texts = ax.get_xlim(), []
     for line in info.budget_lines:
         ax.axvline(line.x, color=BUDGET_COLOR, linestyle="--", linewidth=1.3, zorder=1)
         ax.axvspan(line.x, max(line.x * 10.0, line.x + 1.0), color=INFEASIBLE_COLOR,

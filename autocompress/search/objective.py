@@ -68,7 +68,7 @@ def cost_plan(ctx: SearchContext, plan: CompressionPlan, seed: int
 def pruned_channels(ctx: SearchContext, plan: CompressionPlan, graph: ModelGraph, seed: int
                     ) -> dict[str, list[int]]:
     """Each layer the plan prunes -> [output channels kept, of] (``graph``: the compressed
-    model's): what the report shows, since the kept count is rounded (``search.round_to``)."""
+    model's): what the report shows, since the kept count is rounded (the profiles' ``align.channels``)."""
     asked = [f for f, c in plan.configs(PruneConfig).items() if c.ratio > 0]
     if not asked:
         return {}

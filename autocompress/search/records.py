@@ -41,7 +41,7 @@ class TrialRecord:
     worker: str | None = None         # host:pid of the process that ran it
     threads: int | None = None        # torch CPU threads it ran with: scores depend on it
     channels: Mapping[str, Sequence[int]] = field(default_factory=dict)   # pruned layer ->
-    # [output channels kept, of]: the plan's ratio is rounded (search.round_to), 0.25 of 8 kept 8
+    # [output channels kept, of]: the ratio is rounded (profiles' align.channels): .25 of 8 kept 8
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -141,8 +141,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         check_study_files(run_dir)
     # A resumed run keeps the reduction it started with (none for a run made before it).
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
-    if ctx.uncosted is not None and not resume:
-        raise ctx.uncosted
+    if ctx.new_run_error is not None and not resume:
+        raise ctx.new_run_error
     if (own := own_teacher(cfg)) is not None and not resume:   # a bad path: before the
         own.build(ctx.data)                                          # run dir is written
     check_budget_reachable(ctx)
@@ -165,7 +165,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if ctx.reduction is not None and ctx.reduction.dropped:
         progress.say(ctx.reduction.summary())
     for note in filter(None, (p.quick_note() for p in ctx.profiles.values())):
-        progress.say(note)
+        progress.warn(note)
     if resume and (reaped := reap_previous_ray(run_dir)):   # either backend, run dir locked
         progress.say(f"stopped {reaped} leftover process(es) of the killed run's Ray")
     if on_ready is not None:

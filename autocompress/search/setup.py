@@ -11,14 +11,15 @@ import torch
 from autocompress.budgets import config_device_limits, effective_budgets
 from autocompress.compress.prune import prune_groups
 from autocompress.config import SearchConfig, objectives_of
-from autocompress.data import DataBundle, load_digits_bundle, load_user_bundle
-from autocompress.errors import ConfigError, ModelError, SpaceError
+from autocompress.data import DataBundle, label_gaps, load_digits_bundle, load_user_bundle
+from autocompress.errors import AutocompressError, ConfigError, ModelError, SpaceError
 from autocompress.graph import ModelGraph, inspect_model
 from autocompress.hardware import CostModel, HardwareProfile, load_profile
 from autocompress.models.families import DEFAULT_FAMILY
 from autocompress.models.source import ModelSource
 from autocompress.search.reduce import Reduction, dominated, reduced
 from autocompress.space import ResolvedSpace, SearchSpace, resolve
+from autocompress.space.distributions import Range
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ class SearchContext:
     ignored: tuple[str, ...]          # layers never pruned (the logits layer)
     round_to: int                     # channel alignment for pruning
     reduction: Reduction | None = None   # format values dropped before the search
-    uncosted: ModelError | None = None   # weights the cost model does not know: a new search
-    #                                      refuses the model (an old run still resumes, exports)
+    # what a new search refuses and an old run dir may hold, so that it still resumes and
+    # exports: weights the cost model does not know, labels that skip a class index, ...
+    new_run_error: AutocompressError | None = None
 
     @property
     def budgets(self) -> Mapping[str, Mapping[str, float]]:
@@ -129,13 +131,27 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
                      layer_names=source.layer_names if source.is_family else None,
                      factorizable=[x.fqn for x in graph.compressible if x.groups == 1])
     note = graph.uncosted_note()         # the budgets and fronts would be wrong
+    refused = (note and ModelError(f"cannot cost the model: {note}", loc=where,
+                                   hint="build the model from the layers it costs")) \
+        or label_gaps(data, f"{cfg.path} data.source") or _one_cluster(space)
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},
                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to,
-                        uncosted=note and ModelError(f"cannot cost the model: {note}",
-                                                     loc=where, hint="build the model from "
-                                                     "the layers it costs"))
+                        new_run_error=refused or None)
     if not cfg.search.reduce_space:
         return ctx
     red = dominated(ctx) if reduction is None else reduction
     return replace(ctx, rspace=reduced(rspace, red), reduction=red)
+
+
+def _one_cluster(space: SearchSpace) -> AutocompressError | None:
+    """``cluster.k: 1`` in a list or as a fixed value, which a new search refuses: one value
+    for every weight means off (as 0 does), silently. A range may span 1 (sampled, it is off)."""
+    for rule in space.rules:
+        dist = rule.knobs.get("cluster.k")
+        if dist is not None and not isinstance(dist, Range) and 1 in dist.values():
+            return space.doc.error(("rules", rule.index, "cluster.k"), "value 1 is not "
+                                   "supported: one shared value is no clustering",
+                                   cls=SpaceError, hint="expected shared values in 2..256 "
+                                   "(0 = off)")
+    return None

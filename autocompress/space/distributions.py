@@ -61,10 +61,9 @@ Distribution = Choice | Range | Fixed
 def parse_distribution(doc: Located, path: PathKey, value: Any, *,
                        allowed: tuple[Any, ...] | None = None,
                        bounds: tuple[float, float] | None = None,
-                       integer: bool = False, expect: str = "a value",
-                       exclude: tuple[Any, ...] = ()) -> Distribution:
-    """Parse one knob; ``allowed``/``bounds``/``integer``/``exclude`` validate every value it
-    can take (``integer``: whole numbers only, so a range is sampled as integers)."""
+                       integer: bool = False, expect: str = "a value") -> Distribution:
+    """Parse one knob; ``allowed``/``bounds``/``integer`` validate every value it can take
+    (``integer``: whole numbers only, so a range is sampled as integers)."""
     def bad(msg: str) -> SpaceError:
         err = doc.error(path, msg, hint=f"expected {expect}", cls=SpaceError)
         assert isinstance(err, SpaceError)
@@ -96,8 +95,7 @@ def parse_distribution(doc: Located, path: PathKey, value: Any, *,
                       "takes a list, e.g. [4, 8]")
         checked = tuple(range(int(dist.low), int(dist.high) + 1, int(dist.step or 1)))
     for v in checked:
-        if (allowed is not None and v not in allowed) or (  # a range may span one: sampled
-                v in exclude and not isinstance(dist, Range)):  # there, it acts as off
+        if allowed is not None and v not in allowed:
             raise bad(f"value {v!r} is not supported" + (
                 f" (the range {dist.low}..{dist.high} takes it; give a list instead)"
                 if isinstance(dist, Range) else ""))

@@ -52,7 +52,7 @@ LAYER_KNOBS: dict[str, dict[str, Any]] = {
     "lowrank.rank_ratio": {"bounds": (0.01, 1.0), "expect": "ratios in 0.01..1 (1 = keep)",
                            "on": "factorizable",
                            "default": 1.0},
-    "cluster.k": {"bounds": (0, 256), "integer": True, "exclude": (1,),   # 1: one value
+    "cluster.k": {"bounds": (0, 256), "integer": True,
                   "expect": "shared values in 2..256 (0 = off)", "default": 0,
                   "cheap": "clusters"},
 }
@@ -67,7 +67,7 @@ DISTILL_KNOBS: dict[str, dict[str, Any]] = {
     "alpha": {"bounds": (0.0, 1.0), "expect": "weights in 0..1"},
     "feature_weight": {"bounds": (0.0, 100.0), "expect": "weights in 0..100 (0 = logits only)"},
 }
-SPEC_KEYS = ("allowed", "bounds", "integer", "expect", "exclude")
+SPEC_KEYS = ("allowed", "bounds", "integer", "expect")
 
 
 def param_prefix(knob: str) -> str:

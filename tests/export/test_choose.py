@@ -27,8 +27,13 @@ def test_no_limit_exports_the_most_accurate_and_an_accuracy_floor_alone_the_fast
     kw = {"trial": None, "max_latency_ms": None, "device": "stm32f746", "budgets": []}
     assert choose_record(front, min_accuracy=None, **kw)["number"] == 0
     assert choose_record(front, min_accuracy=0.82, **kw)["number"] == 1
-    with pytest.raises(ExportError, match=r"no front point meets accuracy >= 0.95"):
+    with pytest.raises(ExportError, match=r"no front point meets accuracy >= 0.95") as exc:
         choose_record(front, min_accuracy=0.95, **kw)
+    assert exc.value.loc == "--min-accuracy"
+    failed = [rec(0, 0.9, 1.0, state="failed")]
+    with pytest.raises(ExportError, match=r"no front point meets the budgets") as exc:
+        choose_record(failed, min_accuracy=None, **kw)
+    assert exc.value.loc == "export"                   # not a flag that was never given
 
 
 def test_the_front_within_the_run_budget_is_chosen_and_the_skipped_are_named():

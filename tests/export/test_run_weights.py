@@ -63,14 +63,18 @@ def test_a_failed_export_leaves_no_temporary_folder(finished_run, tmp_path, caps
     killed, busy = run / "export" / ".1.0badf00d", run / "export" / ".1.5ca1ab1e"
     killed.mkdir()
     (killed / "model.onnx").write_bytes(b"half")
+    young = run / "export" / ".1.0000beef"       # just made by another export, not locked yet
+    young.mkdir()
     busy.mkdir()
+    for folder in (killed, busy):                # older than a minute
+        os.utime(folder, (1e9, 1e9))
     held = export_mod._locked(busy)
     try:
         with pytest.raises(KeyboardInterrupt):
             export_mod.export_run(run, trial=1, quiet=True)
     finally:
         os.close(held)
-    assert list((run / "export").iterdir()) == [busy]
+    assert sorted((run / "export").iterdir()) == [young, busy]
 
 
 def test_a_failed_int8_step_names_the_export_folder_not_the_removed_staging_one(
