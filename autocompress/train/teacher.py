@@ -94,8 +94,14 @@ class UserTeacher:
             raise ModelError(f"{self.spec} returned {type(model).__name__}, expected a "
                              "torch.nn.Module", loc=self.loc, hint="signature: "
                              "load_teacher(input_shape, num_classes) -> trained nn.Module")
-        with torch.no_grad():
-            out = model.eval()(data.val.x[:2])
+        try:
+            with torch.no_grad():
+                out = model.eval()(data.val.x[:2])
+        except Exception as exc:          # e.g. a model left on the GPU: training runs on CPU
+            raise ModelError(f"the teacher raised {type(exc).__name__} on two validation "
+                             f"images: {exc}", loc=self.loc, hint="return a CPU model that "
+                             f"takes inputs of shape (N, {', '.join(map(str, args[0]))})"
+                             ) from exc
         if not (isinstance(out, Tensor) and out.dim() == 2 and out.shape[1] == data.num_classes):
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ModelError(f"the teacher outputs {shape}, expected logits of shape (N, "
@@ -107,8 +113,10 @@ class UserTeacher:
 def _weights_hash(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(memoryview(tensor.detach().contiguous().cpu().numpy()))
+        if isinstance(tensor, Tensor):     # as bytes: numpy has no bfloat16
+            digest.update(name.encode())
+            digest.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1)
+                                     .view(torch.uint8).numpy()))
     return digest.hexdigest()
 
 

@@ -54,6 +54,10 @@ def not_a_model(input_shape, num_classes):
 
 def wrong_outputs(input_shape, num_classes):
     return nn.Flatten()
+
+
+def wrong_inputs(input_shape, num_classes):
+    return nn.Linear(3, num_classes)
 '''
 
 
@@ -90,7 +94,9 @@ def test_your_own_teacher_gives_the_logits_and_is_cached_by_its_weights(tmp_path
     assert other.key != first.key
     for name, what in (("not_a_model", "returned str, expected a torch.nn.Module"),
                        ("wrong_outputs", "the teacher outputs (2, 64), expected logits of "
-                                         "shape (N, 10)")):
+                                         "shape (N, 10)"),
+                       ("wrong_inputs", "the teacher raised RuntimeError on two validation "
+                                        "images")):
         with pytest.raises(ModelError, match=re.escape(what)):
             UserTeacher(f"myteacher:{name}", code).build(data)
 
