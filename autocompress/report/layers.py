@@ -3,8 +3,8 @@
 Rows are the front's trials (fastest first), columns the layers in execution order (taken
 from the cost estimate's per-layer list, merged across trials whose architectures differ),
 and there is one panel per technique found in the plans: weight bits, prune ratio (the share
-of channels removed, where the record says: the ratio is rounded to the profiles' ``align.channels``
-channels) and, when present, sparsity, rank ratio, cluster k. A technique this module does
+of channels removed, where the record says: the kept count is rounded to a multiple of the
+profiles' ``align.channels``) and, when present, sparsity, rank ratio, cluster k. A technique this module does
 not know is shown by its first numeric field, so new plan kinds never break the report.
 
 Example:
