@@ -348,8 +348,18 @@ def test_what_a_new_search_refuses_an_old_run_still_exports(tmp_path, capsys, mo
     monkeypatch.undo()
     capsys.readouterr()
     assert main(["export", str(run), "--trial", "0"]) == 0
+    assert main(["search", "--resume", str(run), "--trials", "2"]) == 0    # says what is off
+    assert "warning: the labels skip class index(es) 0" in capsys.readouterr().out
     line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "new"))
     assert "the labels skip class index(es) 0" in line
+    mynets = cfg.with_name("mynets.py")      # a builder with its class count written in:
+    kept = mynets.read_text()                # the labels are named, not its 10 outputs
+    mynets.write_text(kept.replace("nn.Linear(64, num_classes)", "nn.Linear(64, 10)"))
+    monkeypatch.delitem(sys.modules, "mynets")
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "new"))
+    assert "the labels skip class index(es) 0" in line
+    mynets.write_text(kept)
+    monkeypatch.delitem(sys.modules, "mynets")
     cfg.with_name("mydata.py").write_text(cfg.with_name("mydata.py").read_text()
                                           .replace("    y = y + 1\n", ""))
     monkeypatch.delitem(sys.modules, "mydata")                    # imported again

@@ -191,9 +191,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             # the limits the file breaks (it stores sub-8-bit weights at 8 bits): the run's,
             # then export's own, named by their flag
             "int8_onnx_over_budget": over_budget({"cost": as_int8}, budgets_of(cfg)) + [
-                {**o, "budget": "--" + o["budget"].split(".", 1)[1].replace("_", "-")}
-                for o in over_budget({"cost": as_int8},
-                                     export_limits(device, max_latency_ms, memory))],
+                {**o, "budget": f"--max-{b.metric.replace('_', '-')}"}
+                for b in export_limits(device, max_latency_ms, memory)
+                for o in over_budget({"cost": as_int8}, [b])],
             "predicted_at_search": {n: {k: v for k, v in c.items() if k in
                                         ("latency_ms", "flash_kb", "peak_sram_kb")}
                                     for n, c in rec.get("cost", {}).items()},
@@ -241,9 +241,10 @@ def _staging_folder(parent: Path, prefix: str) -> tuple[Path, int]:
     one is made, then locked: in between it is unlocked)."""
     name = re.compile(re.escape(prefix) + "[0-9a-f]{8}")
     for old in parent.iterdir():
-        if name.fullmatch(old.name) and old.is_dir() and not old.is_symlink() \
-                and time.time() - old.stat().st_mtime > 60:
-            with suppress(OSError):
+        if name.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
+            with suppress(OSError):      # another export may remove it meanwhile
+                if time.time() - old.stat().st_mtime <= 60:
+                    continue
                 fd = _locked(old)
                 try:
                     shutil.rmtree(old)

@@ -75,7 +75,7 @@ def _shared_context(session: Session) -> Any:
     try:
         return ray.put(session.ctx)
     except Exception as exc:          # any serialization failure: each actor builds it
-        session.progress.warn(f"search context not shared through Ray ({type(exc).__name__}: "
+        session.progress.warn(f"warning: search context not shared through Ray ({type(exc).__name__}: "
                              f"{exc}); each worker builds it")
         return None
 

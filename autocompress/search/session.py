@@ -214,6 +214,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if resume:       # listed in env.json once the study and the teacher have opened
         if note := record_resume(run_dir):
             progress.warn(note)
+        if ctx.new_run_error is not None:      # an old run: it goes on, but say what is off
+            progress.warn(f"warning: {ctx.new_run_error.raw_message} (a new search refuses "
+                          "this; the run resumes as it started)")
         done = counted(list(by_number.values()))
         progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted_n} interrupted"
                      + (f"; {done} finished meet the run's target of {progress.total} "

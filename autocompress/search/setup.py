@@ -69,8 +69,8 @@ def load_data(cfg: SearchConfig) -> DataBundle:
                             base_dir=cfg.import_dir())
 
 
-def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, where: str
-             ) -> ModelGraph:
+def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, where: str,
+             gaps: AutocompressError | None = None) -> ModelGraph:
     """The model's graph, its errors blamed on ``where`` (the builder, or the data the
     built-in student cannot take); the model must output one logit per class of the data."""
     try:
@@ -82,6 +82,8 @@ def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, wh
     finally:
         model.train()
     if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] == num_classes):
+        if gaps is not None:      # labels 1..10 made num_classes 11: the cause, said first
+            raise gaps
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"the model outputs {shape}, expected logits of shape (N, "
                          f"{num_classes}) for the {num_classes} classes in the data", loc=where,
@@ -118,7 +120,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     example = data.example()
     model = source.build(arch, seed=cfg.seed)
     where = source.loc if cfg.model.builder else f"{cfg.path} data.source"
-    graph = _inspect(model, example, data.num_classes, where)
+    gaps = label_gaps(data, f"{cfg.path} data.source")
+    graph = _inspect(model, example, data.num_classes, where, gaps)
     compressible = [layer.fqn for layer in graph.compressible   # "m#1": a 2nd call of m,
                     if "#" not in layer.fqn]                     # compressed with m
     if not compressible:
@@ -133,7 +136,7 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     note = graph.uncosted_note()         # the budgets and fronts would be wrong
     refused = (note and ModelError(f"cannot cost the model: {note}", loc=where,
                                    hint="build the model from the layers it costs")) \
-        or label_gaps(data, f"{cfg.path} data.source") or _one_cluster(space)
+        or gaps or _one_cluster(space)
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},
                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to,
