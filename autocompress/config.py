@@ -59,6 +59,9 @@ class TrainConfig:
     # trainings per candidate under different seeds: accuracy = their mean (a less noisy
     # score at repeats x the cost); the best one's weights are kept
     repeats: int = 1
+    # where candidates and the teacher train: auto (a CUDA GPU when torch sees one), cpu,
+    # cuda, cuda:N. Everything else runs on the CPU (``train/device.py``)
+    device: str = "auto"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,7 @@ only a new search refuses.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,17 @@ def _early_stopping(v: Any) -> str | None:
     return None
 
 
+def _device(v: Any) -> str | None:
+    """``train.device`` (whether this machine has that GPU is checked when a search starts).
+
+    >>> _device("gpu")
+    "expected auto, cpu, cuda or cuda:N (N a GPU index), got 'gpu'"
+    """
+    if isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+        return None
+    return f"expected auto, cpu, cuda or cuda:N (N a GPU index), got {v!r}"
+
+
 def _opt_num(lo: float, hi: float) -> Check:
     inner = _num(lo, hi)
     return lambda v: None if v is None else inner(v)
@@ -102,7 +114,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
                 "model": _opt_str},
     "train": {"epochs": _num(0, 1000, True), "finetune_epochs": _num(0, 1000, True),
               "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True),
-              "repeats": _num(1, 100, True)},
+              "repeats": _num(1, 100, True), "device": _device},
     "hardware": {"profiles": _str_list, "budgets": lambda v: None},
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),

@@ -21,7 +21,7 @@ from typing import Any
 CONFIG_NAME = "config.resolved.yaml"
 ENV_NAME = "env.json"
 _DETAIL_KEYS = (("created", "created"), ("git_rev", "git revision"), ("python", "python"),
-                ("platform", "platform"), ("config_dir", "config dir"))
+                ("platform", "platform"), ("gpu", "GPU"), ("config_dir", "config dir"))
 
 
 @dataclass(frozen=True, kw_only=True)

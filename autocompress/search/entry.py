@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from autocompress.search.session import SearchResult
 
 # Settings a resumed run may change: they set how fast trials run (CPU threads per trial,
-# e.g. on a machine with other cores) or how long this command may run, not what the study
-# samples or what a trial scores.
-RESUME_SETTABLE = ("search.threads", "search.timeout_s")
+# e.g. on a machine with other cores; the device they train on) or how long this command
+# may run, not what the study samples or what a trial scores.
+RESUME_SETTABLE = ("search.threads", "search.timeout_s", "train.device")
 # a resume may be given these differently: the trial count (raised with ``trials``), the
 # baselines (the run keeps its own) and the space file's path (its text is compared)
 _RESUME_IGNORED = ("search.trials", "search.baselines", "model.space")
@@ -92,7 +92,8 @@ def resume_config(cfg: SearchConfig | None, run_dir: Path) -> SearchConfig:
                           hint="give None as the config to continue the run as it was "
                                "searched; start a new run to search another space")
     return check_config(replace(own, search=replace(own.search, threads=cfg.search.threads,
-                                                    timeout_s=cfg.search.timeout_s)))
+                                                    timeout_s=cfg.search.timeout_s),
+                                train=replace(own.train, device=cfg.train.device)))
 
 
 def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -32,6 +32,7 @@ from autocompress.search.early_stop import Board, EarlyStopping, Pruned, chance_
 from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
+from autocompress.train.device import training_device
 from autocompress.train.finetune import FinetuneInfo, compress_and_finetune
 
 REPEAT_SEED_STRIDE = 10_000   # train.repeats: training j of a trial with seed s uses s + j * this
@@ -156,17 +157,18 @@ def _train(ctx: SearchContext, teacher: Teacher | None, plan: CompressionPlan, s
     logits = None if teacher is None else teacher.train_logits
     teacher_net = None if teacher is None else teacher.model
     tc = ctx.cfg.train
+    device = training_device(tc.device)      # this process's: a Ray worker's own GPU
     hook = None if on_epoch is None else functools.partial(on_epoch, model)
     fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
-                                             batch_size=tc.batch_size),
+                                             batch_size=tc.batch_size, device=device),
         seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=hook,
         teacher=teacher_net)
     model, done = compress_and_finetune(
         model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
-                                                   batch_size=tc.batch_size),
+                                                   batch_size=tc.batch_size, device=device),
         example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
         calibration=ctx.calibration(), teacher_logits=logits, teacher=teacher_net)
-    return model, done, accuracy(model, ctx.data.val)
+    return model, done, accuracy(model, ctx.data.val, device=device)
 
 
 def _rung_check(ctx: SearchContext, board: Board | None, plan: CompressionPlan, number: int,
@@ -191,7 +193,7 @@ def _rung_check(ctx: SearchContext, board: Board | None, plan: CompressionPlan, 
             probe = apply_plan(model, plan, ctx.example(), round_to=ctx.round_to,
                                ignored=ctx.ignored, calibration=ctx.calibration())
             tighten(probe, plan.configs(SparsityConfig), 1, 1)   # iterative: its full ratio
-        acc = accuracy(probe, val)
+        acc = accuracy(probe, val, device=training_device(ctx.cfg.train.device))
         out[f"rung_accuracy/{epochs_done}"] = acc
         margin = policy.margin(acc, len(val))
         if not board.decide(epochs_done, number, acc, cost_vec, protected, margin, floor):

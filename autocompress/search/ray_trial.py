@@ -62,8 +62,10 @@ def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
         import ray
 
         _CACHE.clear()
-        _CACHE[key] = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
+        ctx = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
             build_context(cfg, reduction=payload["reduction"])
+        train = replace(ctx.cfg.train, device=payload["device"])   # the GPU Ray gave, or none
+        _CACHE[key] = replace(ctx, cfg=replace(ctx.cfg, train=train))
         teacher = payload["teacher"]     # your own teacher's class unpickles only once its
         if teacher.model is None:        # module is importable: it is built here instead
             own = payload["own_teacher"]

@@ -1,7 +1,8 @@
-"""Driver-side pieces handed to Ray Tune: trial names, the callback that takes each result's
-weights out before Tune keeps the result, and the stopper that ends every running trial once
-the search has to stop (a user error: as on the Optuna backend, whose workers stop at once;
-Tune ran the other trials to their end, possibly hours, before the driver exited 2)."""
+"""Driver-side pieces handed to Ray Tune: trial names, each trial's GPU share, the callback
+that takes each result's weights out before Tune keeps the result, and the stopper that ends
+every running trial once the search has to stop (a user error: as on the Optuna backend, whose
+workers stop at once; Tune ran the other trials to their end, possibly hours, before the
+driver exited 2)."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,27 @@ from contextlib import contextmanager
 from typing import Any
 
 TUNE_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
+
+
+def trial_gpus(device: str, workers: int, cluster_gpus: float, *, loc: str = "train.device"
+               ) -> float:
+    """A trial's share of a GPU on Ray (Ray then shows the worker that GPU as ``cuda``): none
+    where it trains on the CPU (``train.device: cpu``, or ``auto`` on a cluster without GPUs);
+    else the cluster's GPUs split between the workers, at most one each, so two workers on
+    one GPU share it.
+
+    >>> trial_gpus("auto", 2, 1.0), trial_gpus("auto", 2, 8.0), trial_gpus("auto", 4, 0.0)
+    (0.5, 1.0, 0.0)
+    """
+    from autocompress.errors import ConfigError
+
+    if device == "cpu" or (device == "auto" and cluster_gpus <= 0):
+        return 0.0
+    if cluster_gpus <= 0:
+        raise ConfigError(f"{device!r} needs a GPU, but the Ray cluster has none",
+                          loc=loc, hint="train.device: auto trains on the CPU "
+                          "where there is no GPU; or start the Ray nodes with --num-gpus")
+    return min(1.0, cluster_gpus / workers)
 
 
 def trial_name(trial: Any) -> str:

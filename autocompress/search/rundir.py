@@ -186,11 +186,21 @@ def git_revision() -> str | None:
     return head.stdout.strip() + "-dirty" * (dirty.returncode == 1)
 
 
+def gpu_name() -> str | None:
+    """The GPU torch sees first, or None."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def environment(seed: int, profiles: Mapping[str, str]) -> dict[str, Any]:
-    """What reproducing a run needs: versions, seed, profile hashes, platform."""
+    """What reproducing a run needs: versions, seed, profile hashes, platform, GPU (None
+    where torch sees none: ``train.device: auto`` then trains on the CPU)."""
+    import torch
+
     return {"seed": seed, "profiles_sha256": dict(profiles), "packages": package_versions(),
             "python": platform.python_version(), "platform": platform.platform(),
-            "git_rev": git_revision(),
+            "gpu": gpu_name(), "cuda": torch.version.cuda, "git_rev": git_revision(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -200,7 +210,7 @@ def record_resume(run_dir: Path) -> str | None:
     env = json.loads((run_dir / "env.json").read_text())
     now = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "packages": package_versions(), "python": platform.python_version(),
-           "git_rev": git_revision()}
+           "gpu": gpu_name(), "git_rev": git_revision()}
     env["resumes"] = [*env.get("resumes", []), now]
     write_json(run_dir / "env.json", env)
     changed = [f"{name} {now['packages'].get(name)} (the run started with {version})"
@@ -220,7 +230,8 @@ def search_environment(run_dir: Path) -> dict[str, Any]:
         env = json.loads((run_dir / "env.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {key: env[key] for key in ("packages", "python", "git_rev", "created", "resumes")
+    return {key: env[key] for key in ("packages", "python", "gpu", "git_rev", "created",
+                                      "resumes")
             if key in env}
 
 

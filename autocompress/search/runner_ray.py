@@ -47,6 +47,7 @@ from autocompress.search.ray_trial import trainable, user_error
 from autocompress.search.ray_tune_parts import (
     quiet_lost_workers,
     stop_when,
+    trial_gpus,
     trial_name,
     weights_mover,
 )
@@ -256,10 +257,13 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
                    replace(session.teacher, model=None),
                    "reduction": session.ctx.reduction, "ctx": _shared_context(session),
                    "run_id": str(session.run_dir.resolve())}
+        gpu = trial_gpus(cfg.train.device, workers, ray.cluster_resources().get("GPU", 0.0),
+                         loc=f"{cfg.path} train.device")
+        payload["device"] = "cuda" if gpu else "cpu"   # the GPU Ray gives the worker, or none
         stash: dict[str, str] = {}                # trial id -> its weights (base64)
         searcher = _searcher(session, remaining, stash)   # it ends the run (num_samples -1)
         wrapped = tune.with_resources(tune.with_parameters(trainable, payload=payload),
-                                        {"cpu": threads})
+                                        {"cpu": threads, **({"gpu": gpu} if gpu else {})})
         tuner = tune.Tuner(
             wrapped,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1,

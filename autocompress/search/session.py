@@ -18,6 +18,7 @@ import torch
 from autocompress.budgets import DEVICE_FILE, budgets_of
 from autocompress.config import SearchConfig, lead_profile, pareto_objectives
 from autocompress.config_checks import check_new_run
+from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
@@ -46,6 +47,7 @@ from autocompress.search.study import (
 )
 from autocompress.stats import binomial_se
 from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
+from autocompress.train.device import device_problem, training_device
 from autocompress.train.teacher import UserTeacher
 
 
@@ -106,6 +108,15 @@ class Session:
         return self.deadline is not None and time.time() >= self.deadline
 
 
+def check_device(cfg: SearchConfig, resume: bool) -> None:
+    """Refuse a GPU the config asks for that this machine lacks (a resume may move a run to
+    another machine: ``--set train.device=...`` is one of the settings it may change)."""
+    if (problem := device_problem(cfg.train.device)) is not None:
+        raise ConfigError(problem, loc=f"{cfg.path} train.device", hint=(
+            "resume with --set train.device=auto (the GPU where there is one, else the CPU)"
+            if resume else "train.device: auto takes the GPU where there is one, else the CPU"))
+
+
 def own_teacher(cfg: SearchConfig) -> UserTeacher | None:
     """``teacher.model``, your own trained teacher, if the config names one."""
     return None if cfg.teacher.model is None else UserTeacher(
@@ -116,7 +127,8 @@ def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teache
     tc, own = cfg.teacher, own_teacher(cfg)
     return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed, own=own,
                        settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
-                                              batch_size=cfg.train.batch_size))
+                                              batch_size=cfg.train.batch_size,
+                                              device=training_device(cfg.train.device)))
 
 
 def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
@@ -139,6 +151,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if resume:
         check_run_files(run_dir)
         check_study_files(run_dir)
+    check_device(cfg, resume)
     # A resumed run keeps the reduction it started with (none for a run made before it).
     ctx = build_context(cfg, reduction=Reduction.load(run_dir) if resume else None)
     if ctx.new_run_error is not None and not resume:
@@ -156,7 +169,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                         label=len(cfg.hardware.profiles) > 1)
     searched = sum(len(d.values()) > 1 for d in ctx.rspace.dists.values())
     progress.say(f"run dir {run_dir}  ({searched} searched parameters, "
-                 f"profiles {', '.join(ctx.profiles)})")
+                 f"profiles {', '.join(ctx.profiles)}, training on "
+                 f"{training_device(cfg.train.device)})")
     if not searched and cfg.search.trials > 1:
         progress.warn("warning: the space has no parameter left to search (every knob is fixed"
                      + (" or dropped by the space reduction"

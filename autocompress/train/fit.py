@@ -3,7 +3,8 @@
 KD loss (Hinton et al.): ``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1-alpha) * CE``
 (the teacher's distribution first: ``kl_div(log_softmax(s/T), log_softmax(t/T))``).
 Teacher logits are computed once per run and indexed by sample, so a KD epoch costs the
-same as a plain one.
+same as a plain one. ``TrainSettings.device`` is where training runs (``train.device``); the
+model is back on the CPU when ``fit`` returns (``train.device``'s module doc).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from autocompress.compress.plan import DistillConfig
 from autocompress.data import Split, batches
+from autocompress.train.device import placed, where
 from autocompress.train.features import FeatureDistiller
 
 
@@ -26,6 +28,7 @@ class TrainSettings:
     lr: float = 5e-3
     batch_size: int = 64
     weight_decay: float = 1e-4
+    device: str = "cpu"           # resolved: "cpu", "cuda", "cuda:1" (``train.device``)
 
 
 def kd_loss(student_logits: Tensor, targets: Tensor, teacher_logits: Tensor | None,
@@ -52,25 +55,37 @@ def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
     ``distill.feature_weight > 0`` (``train.features``)."""
     if settings.epochs <= 0:
         return math.nan
+    device = torch.device(settings.device)
+    features = distill is not None and distill.feature_weight > 0   # the teacher runs then
+    with placed(device, model, teacher if features else None):
+        return _fit(model, train, settings, device, seed=seed, teacher_logits=teacher_logits,
+                    distill=distill, on_epoch=on_epoch, teacher=teacher)
+
+
+def _fit(model: nn.Module, train: Split, settings: TrainSettings, device: torch.device, *,
+         seed: int, teacher_logits: Tensor | None, distill: DistillConfig | None,
+         on_epoch: Callable[[int], None] | None, teacher: nn.Module | None) -> float:
     gen = torch.Generator().manual_seed(seed)
     features = None
     params = list(model.parameters())
     if distill is not None and distill.feature_weight > 0:
         if teacher is None:
             raise ValueError("feature distillation (distill.feature_weight > 0) needs the teacher")
-        features = FeatureDistiller(model, teacher, train.x[:1])
-        params += list(features.adapter.parameters())
+        features = FeatureDistiller(model, teacher, train.x[:1].to(device))
+        params += list(features.adapter.to(device).parameters())
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    soft_all = None if teacher_logits is None else teacher_logits.to(device)
     model.train()
     mean = math.nan
     try:
         for epoch in range(settings.epochs):
             total, count = 0.0, 0
             for x, y, idx in batches(train, settings.batch_size, shuffle=True, generator=gen):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 logits = model(x)
-                soft = None if teacher_logits is None else teacher_logits[idx]
+                soft = None if soft_all is None else soft_all[idx.to(device)]
                 loss = kd_loss(logits, y, soft, distill)
                 if features is not None and distill is not None:
                     loss = loss + distill.feature_weight * features.loss(x)
@@ -83,8 +98,9 @@ def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
                 total += float(loss.detach()) * len(y)
                 count += len(y)
             mean = total / max(1, count)
-            if on_epoch is not None:
-                on_epoch(epoch + 1)
+            if on_epoch is not None:   # sparsity steps, rung checks: on the CPU, as elsewhere
+                with placed("cpu", model):
+                    on_epoch(epoch + 1)
                 model.train()
     finally:
         if features is not None:
@@ -93,10 +109,16 @@ def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, batch_size: int = 512) -> Tensor:
+def predict(model: nn.Module, split: Split, batch_size: int = 512, *,
+            device: torch.device | str | None = None) -> Tensor:
+    """Logits of ``split`` (on the CPU), computed on ``device`` (None: where the model is)."""
     model.eval()
-    return torch.cat([model(x) for x, _, _ in batches(split, batch_size, shuffle=False)])
+    with placed(device, model):
+        run_on = where(model)
+        return torch.cat([model(x.to(run_on)).cpu()
+                          for x, _, _ in batches(split, batch_size, shuffle=False)])
 
 
-def accuracy(model: nn.Module, split: Split) -> float:
-    return float((predict(model, split).argmax(1) == split.y).float().mean())
+def accuracy(model: nn.Module, split: Split, *, device: torch.device | str | None = None
+             ) -> float:
+    return float((predict(model, split, device=device).argmax(1) == split.y).float().mean())

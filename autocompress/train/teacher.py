@@ -42,7 +42,7 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     torch.manual_seed(seed)
     model = TeacherCNN(data.input_shape[0], data.num_classes, widths) if own is None \
         else own.build(data)
-    recipe: dict[str, object] = {"widths": list(widths), "settings": asdict(settings),
+    recipe: dict[str, object] = {"widths": list(widths), "settings": _recipe(settings),
                                  "seed": seed} if own is None else {
         "model": own.spec, "weights": _weights_hash(model)}
     key = hashlib.sha256(json.dumps({
@@ -63,14 +63,22 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
     else:
         if own is None:
             fit(model, data.train, settings, seed=seed)
-        logits = predict(model, data.train)
+        logits = predict(model, data.train, device=settings.device)
         buf = io.BytesIO()     # not to a path: a full disk is then an OSError, not torch's
         torch.save({"train_logits": logits} if own else
                    {"state_dict": model.state_dict(), "train_logits": logits}, buf)
         write_durable(path, buf.getvalue())
     model.eval()
-    return Teacher(model=model, train_logits=logits, val_accuracy=accuracy(model, data.val),
-                   key=key)
+    return Teacher(model=model, train_logits=logits, key=key,
+                   val_accuracy=accuracy(model, data.val, device=settings.device))
+
+
+def _recipe(settings: TrainSettings) -> dict[str, object]:
+    """The training settings that make a teacher: not where it trains (a cache made on a GPU
+    serves a resume on a CPU, and the keys of caches made before ``device`` stay the same)."""
+    out = asdict(settings)
+    out.pop("device")
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,13 +103,13 @@ class UserTeacher:
                              "torch.nn.Module", loc=self.loc, hint="signature: "
                              "load_teacher(input_shape, num_classes) -> trained nn.Module")
         try:
+            model = model.cpu()        # a model returned on the GPU too: train.device moves it
             with torch.no_grad():
                 out = model.eval()(data.val.x[:2])
-        except Exception as exc:          # e.g. a model left on the GPU: training runs on CPU
+        except Exception as exc:
             raise ModelError(f"the teacher raised {type(exc).__name__} on two validation "
-                             f"images: {exc}", loc=self.loc, hint="return a CPU model that "
-                             f"takes inputs of shape (N, {', '.join(map(str, args[0]))})"
-                             ) from exc
+                             f"images: {exc}", loc=self.loc, hint="return a model that takes "
+                             f"inputs of shape (N, {', '.join(map(str, args[0]))})") from exc
         if not (isinstance(out, Tensor) and out.dim() == 2 and out.shape[1] == data.num_classes):
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ModelError(f"the teacher outputs {shape}, expected logits of shape (N, "
