@@ -19,6 +19,9 @@ from autocompress.errors import AutocompressError, is_disk_full, one_line
 from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
 from autocompress.hardware.commands import HANDLERS as HW_HANDLERS
 from autocompress.hardware.commands import add_commands
+from autocompress.hardware.recalibrate import EXAMPLE as CALIBRATE_EXAMPLE
+from autocompress.hardware.recalibrate import add_command as add_calibrate
+from autocompress.hardware.recalibrate import run_command as calibrate
 
 EXAMPLES = {
     "search": "autocompress search experiments/digits_mcu/config.yaml --trials 20 "
@@ -27,6 +30,7 @@ EXAMPLES = {
     "export": "autocompress export runs/demo --max-latency-ms 5 --out runs/demo/export/best",
     "profiles": "autocompress profiles",
     **HW_EXAMPLES,
+    "calibrate": CALIBRATE_EXAMPLE,
 }
 
 
@@ -110,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         ).add_argument("names", nargs="*", metavar="NAME",
                        help="profile names or files: load (validate) each and show its details")
     add_commands(sub, add)
+    add_calibrate(add)
     return parser
 
 
@@ -221,7 +226,8 @@ def _disk_full(exc: OSError) -> str:
     return f"{os.strerror(exc.errno or errno.ENOSPC)}{where}"
 
 
-COMMANDS = {"search": _search, "report": _report, "export": _export, **HW_HANDLERS}
+COMMANDS = {"search": _search, "report": _report, "export": _export, **HW_HANDLERS,
+            "calibrate": calibrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ def assert_user_error(res: subprocess.CompletedProcess, *fragments: str) -> None
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize("command", ["search", "report", "export", "profiles"])
+@pytest.mark.parametrize("command", ["search", "report", "export", "profiles", "calibrate"])
 def test_help_has_an_example(command):
     res = cli(command, "--help")
     assert res.returncode == 0 and "example:" in res.stdout and "autocompress" in res.stdout

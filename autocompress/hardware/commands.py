@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from autocompress.errors import AutocompressError, ModelError, ProfileError
-from autocompress.hardware.text import align_rows, layer_table
+from autocompress.hardware.text import layer_table, profiles_lines
 
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
@@ -46,12 +46,13 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
     q.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def profile_yaml(data: dict[str, Any]) -> str:
+def profile_yaml(data: dict[str, Any], header: str = "# Measured with `autocompress "
+                 "profile`; regenerate rather than edit by hand.") -> str:
     """YAML text of a profile dict: sections via PyYAML, one flow line per LUT entry."""
     from autocompress.yamlio import dump_yaml
 
     body = {k: v for k, v in data.items() if k != "entries"}
-    lines = ["# Measured with `autocompress profile`; regenerate rather than edit by hand.",
+    lines = [header,
              dump_yaml(body, sort_keys=False, width=100).rstrip(), "entries:"]
     for key, e in sorted(data["entries"].items()):
         lines.append(f'  "{key}": {{mean_ms: {e["mean_ms"]:.6f}, std_ms: {e["std_ms"]:.6f}, '
@@ -193,6 +194,18 @@ def load_graph(spec: str, input_shape: tuple[int, ...] | None,
     return graph, {}
 
 
+def profile_arg(profile: str) -> Any:
+    """The HardwareProfile ``--profile`` names; an unknown name is an error at ``--profile``."""
+    from autocompress.hardware.profile import load_profile
+
+    try:
+        return load_profile(profile)
+    except ProfileError as exc:
+        if exc.loc != "hardware":               # a bad profile file names its own file:line
+            raise
+        raise ProfileError(exc.raw_message, loc="--profile", hint=exc.hint) from None
+
+
 def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
             num_classes: int = 10, fmt: str | None = None) -> dict[str, Any]:
     """JSON-ready cost of ``spec`` on ``profile``: totals, provenance, per-layer rows.
@@ -202,12 +215,7 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
     from autocompress.hardware.cost import CostModel
     from autocompress.hardware.formats import LayerFormat, bits_of, is_format
 
-    try:
-        model = CostModel(profile)              # an unknown profile fails before the model
-    except ProfileError as exc:
-        if exc.loc != "hardware":               # a bad profile file names its own file:line
-            raise
-        raise ProfileError(exc.raw_message, loc="--profile", hint=exc.hint) from None
+    model = CostModel(profile_arg(profile))   # an unknown profile fails before the model
     if fmt is not None and not is_format(fmt):
         raise AutocompressError(f"{fmt!r} is not a format name", loc="--format",
                                 hint="a format name such as fp32, fp16, int8 or int4")
@@ -251,20 +259,6 @@ def _predict(args: argparse.Namespace) -> int:
     if out["note"]:
         print(out["note"])
     return 0
-
-
-def profiles_lines(names: Iterable[str] | None = None) -> list[str]:
-    """The lines of ``autocompress profiles``: name, device kind, SoC, measurement method and
-    the sha256 prefix of each known profile (``names``: default every one), columns sized to
-    their widest entry."""
-    from autocompress.hardware.profile import list_profiles, load_profile
-
-    rows = []
-    for name in list_profiles() if names is None else names:
-        prof = load_profile(name)
-        rows.append((name, prof.device.kind, prof.device.soc, prof.measurement.method,
-                     f"sha256 {prof.sha256[:12]}"))
-    return align_rows(rows)
 
 
 def _profiles(args: argparse.Namespace) -> int:

@@ -46,3 +46,17 @@ def align_rows(rows: Iterable[Sequence[str]], sep: str = " ") -> list[str]:
     widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
     return [sep.join(c if i == len(r) - 1 else f"{c:<{widths[i]}}" for i, c in enumerate(r))
             for r in table]
+
+
+def profiles_lines(names: Iterable[str] | None = None) -> list[str]:
+    """The lines of ``autocompress profiles``: name, device kind, SoC, measurement method and
+    the sha256 prefix of each known profile (``names``: default every one), columns sized to
+    their widest entry."""
+    from autocompress.hardware.profile import list_profiles, load_profile
+
+    rows = []
+    for name in list_profiles() if names is None else names:
+        prof = load_profile(name)
+        rows.append((name, prof.device.kind, prof.device.soc, prof.measurement.method,
+                     f"sha256 {prof.sha256[:12]}"))
+    return align_rows(rows)
