@@ -22,6 +22,9 @@ from autocompress.hardware.commands import add_commands
 from autocompress.hardware.recalibrate import EXAMPLE as CALIBRATE_EXAMPLE
 from autocompress.hardware.recalibrate import add_command as add_calibrate
 from autocompress.hardware.recalibrate import run_command as calibrate
+from autocompress.sensitivity import EXAMPLE as SENSITIVITY_EXAMPLE
+from autocompress.sensitivity import add_command as add_sensitivity
+from autocompress.sensitivity import run_command as sensitivity
 
 EXAMPLES = {
     "search": "autocompress search experiments/digits_mcu/config.yaml --trials 20 "
@@ -31,6 +34,7 @@ EXAMPLES = {
     "profiles": "autocompress profiles",
     **HW_EXAMPLES,
     "calibrate": CALIBRATE_EXAMPLE,
+    "sensitivity": SENSITIVITY_EXAMPLE,
 }
 
 
@@ -115,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="profile names or files: load (validate) each and show its details")
     add_commands(sub, add)
     add_calibrate(add)
+    add_sensitivity(add)
     return parser
 
 
@@ -227,7 +232,7 @@ def _disk_full(exc: OSError) -> str:
 
 
 COMMANDS = {"search": _search, "report": _report, "export": _export, **HW_HANDLERS,
-            "calibrate": calibrate}
+            "calibrate": calibrate, "sensitivity": sensitivity}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,15 +15,19 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from torch import nn
 
 from autocompress.compress import CompressionPlan, QuantConfig, bake
 from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant, unused_ranges
 from autocompress.compress.checkpoint import load_state, save_packed
 from autocompress.compress.size import stored_bytes
+from autocompress.config import SearchConfig
 from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record, export_limits
 from autocompress.export.summary import (
@@ -42,7 +46,7 @@ from autocompress.search.rundir import (
     search_environment,
     write_json,
 )
-from autocompress.search.setup import build_context
+from autocompress.search.setup import SearchContext, build_context
 from autocompress.train import accuracy
 
 
@@ -119,20 +123,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
     try:    # from here on, any failure (Ctrl-C included) removes the temporary folder
-        ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
-        plan = CompressionPlan.from_dict(rec["plan"])
-        model = bake(build_compressed(ctx, plan, int(rec["seed"])))
-        try:
-            state = load_state(weights)
-            for key in unused_ranges(state, model):   # older runs' float layers had them
-                del state[key]
-            model.load_state_dict(state)
-        except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
-            raise ExportError(f"not a valid checkpoint for trial {number}, cannot read the "
-                              f"trial's saved weights ({load_problem(exc)})", loc=str(weights),
-                              hint="restore the file from a copy of the run dir, or export "
-                                   "another complete trial: report/trials.csv lists them") from None
-        model.eval()
+        ctx, plan, model = trial_model(cfg, rec, weights)
         graph = inspect_model(model, ctx.example())
         costs = estimate(ctx, plan, graph)
         test = ctx.data.test
@@ -231,6 +222,26 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     if not quiet:
         print_summary(out, manifest, device)
     return out
+
+
+def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path
+                ) -> tuple[SearchContext, CompressionPlan, nn.Module]:
+    """(search context, plan, trained model in eval mode) of the trial ``rec``, its weights
+    read from ``weights`` (``trials/<n>/model.pt``)."""
+    ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
+    plan = CompressionPlan.from_dict(rec["plan"])
+    model = bake(build_compressed(ctx, plan, int(rec["seed"])))
+    try:
+        state = load_state(weights)
+        for key in unused_ranges(state, model):   # older runs' float layers had them
+            del state[key]
+        model.load_state_dict(state)
+    except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
+        raise ExportError(f"not a valid checkpoint for trial {rec['number']}, cannot read the "
+                          f"trial's saved weights ({load_problem(exc)})", loc=str(weights),
+                          hint="restore the file from a copy of the run dir, or export "
+                               "another complete trial: report/trials.csv lists them") from None
+    return ctx, plan, model.eval()
 
 
 def _staging_folder(parent: Path, prefix: str) -> tuple[Path, int]:

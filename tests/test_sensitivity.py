@@ -1,0 +1,64 @@
+"""`autocompress sensitivity`: per-layer accuracy change of a trained trial."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autocompress.cli import main
+from autocompress.config import load_config
+from autocompress.errors import AutocompressError
+from autocompress.search.runner_optuna import run_search
+from autocompress.sensitivity import default_record, table_lines
+from tests.conftest import TINY, write_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sens")
+    cfg = load_config(write_config(folder, TINY), ["search.trials=2"])
+    result = run_search(cfg, folder / "run", baselines=False, quiet=True, report=False)
+    return folder / "run", result.records
+
+
+def test_the_fp32_baseline_is_the_default_else_the_most_accurate_trial():
+    recs = [{"number": 0, "state": "complete", "metrics": {"accuracy": 0.9}},
+            {"number": 1, "state": "complete", "metrics": {"accuracy": 0.8}, "baseline": "fp32"},
+            {"number": 3, "state": "complete", "metrics": {"accuracy": 0.7}},
+            {"number": 2, "state": "failed"}]
+    assert default_record(recs)["number"] == 1
+    assert default_record([recs[0], recs[2]])["number"] == 0
+    with pytest.raises(AutocompressError, match="no complete trial"):
+        default_record([recs[3]])
+
+
+def test_each_layer_is_probed_alone_from_the_trials_own_weights(run, capsys):
+    run_dir, records = run
+    best = max((r for r in records if r["state"] == "complete"),
+               key=lambda r: r["metrics"]["accuracy"])
+    assert main(["sensitivity", str(run_dir), "--bits", "8,2", "--prune", "0.5",
+                 "--sparsity", "0.99", "--sort"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((run_dir / "sensitivity" / f"{best['number']}.json").read_text())
+    assert (run_dir / "sensitivity" / f"{best['number']}.png").stat().st_size > 10_000
+    assert result["val_accuracy"] == pytest.approx(best["metrics"]["accuracy"], abs=1e-6)
+    assert result["probes"] == ["int8", "int2", "prune 50%", "sparse 99%"]
+    assert result["layers"][0] == "stem.conv" and result["layers"][-1] == "classifier"
+    assert result["drop"]["classifier"]["prune 50%"] is None               # the output layer
+    assert "writes the model's output" in result["not_applied"]["classifier"]["prune 50%"]
+    sparse = [result["drop"][f]["sparse 99%"] for f in result["layers"]]
+    assert min(sparse) < -0.2                 # 99% of a layer's weights gone hurts somewhere
+    assert all(-1 <= v <= 1 for row in result["drop"].values() for v in row.values()
+               if v is not None)
+    assert table_lines(result, sort=True)[1] in out
+
+
+@pytest.mark.parametrize(("args", "loc"), [(["--bits", "9"], "--bits"),
+                                           (["--prune", "half"], "--prune"),
+                                           (["--trial", "99"], "--trial"),
+                                           (["--bits", "", "--prune", "", "--sparsity", ""],
+                                            "--bits")])
+def test_mistakes_exit_2_naming_the_flag(run, capsys, args, loc):
+    assert main(["sensitivity", str(run[0]), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {loc}")
