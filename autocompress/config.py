@@ -62,6 +62,9 @@ class TrainConfig:
     # where candidates and the teacher train: auto (a CUDA GPU when torch sees one), cpu,
     # cuda, cuda:N. Everything else runs on the CPU (``train/device.py``)
     device: str = "auto"
+    # per-batch image augmentation of the students and the built-in teacher: null (off), or
+    # {hflip: true, crop: 4} (random flip; random crop after 4 pixels of zero padding)
+    augment: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

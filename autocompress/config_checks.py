@@ -102,6 +102,24 @@ def _device(v: Any) -> str | None:
     return f"expected auto, cpu, cuda or cuda:N (N a GPU index), got {v!r}"
 
 
+def _augment(v: Any) -> str | None:
+    """``train.augment``: null (off) or ``{hflip: bool, crop: pixels}`` (``train/augment.py``).
+
+    >>> _augment({"hflip": True, "crop": 4}) is None, _augment({"flip": True})[:28]
+    (True, 'expected a mapping {hflip: t')
+    """
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not v or set(v) - {"hflip", "crop"}:
+        return f"expected a mapping {{hflip: true|false, crop: PIXELS}} or null, got {v!r}"
+    flip, crop = v.get("hflip", False), v.get("crop", 0)
+    if not isinstance(flip, bool):
+        return f"hflip: expected true or false, got {flip!r}"
+    if isinstance(crop, bool) or not isinstance(crop, int) or not 0 <= crop <= 64:
+        return f"crop: expected a zero padding in pixels, 0..64, got {crop!r}"
+    return None
+
+
 def _opt_num(lo: float, hi: float) -> Check:
     inner = _num(lo, hi)
     return lambda v: None if v is None else inner(v)
@@ -114,7 +132,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
                 "model": _opt_str},
     "train": {"epochs": _num(0, 1000, True), "finetune_epochs": _num(0, 1000, True),
               "lr": _num(1e-6, 10), "batch_size": _num(1, 65536, True),
-              "repeats": _num(1, 100, True), "device": _device},
+              "repeats": _num(1, 100, True), "device": _device, "augment": _augment},
     "hardware": {"profiles": _str_list, "budgets": lambda v: None},
     "search": {"trials": _num(1, 100000, True), "sampler": _one_of(*SAMPLERS),
                "objectives": _str_list, "threads": _num(1, 256, True),

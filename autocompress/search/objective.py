@@ -32,6 +32,7 @@ from autocompress.search.early_stop import Board, EarlyStopping, Pruned, chance_
 from autocompress.search.records import TrialRecord
 from autocompress.search.setup import SearchContext
 from autocompress.train import Teacher, TrainSettings, accuracy, fit
+from autocompress.train.augment import from_config
 from autocompress.train.device import training_device
 from autocompress.train.finetune import FinetuneInfo, compress_and_finetune
 
@@ -158,14 +159,14 @@ def _train(ctx: SearchContext, teacher: Teacher | None, plan: CompressionPlan, s
     teacher_net = None if teacher is None else teacher.model
     tc = ctx.cfg.train
     device = training_device(tc.device)      # this process's: a Ray worker's own GPU
+    settings = functools.partial(TrainSettings, batch_size=tc.batch_size, device=device,
+                                 augment=from_config(tc.augment))
     hook = None if on_epoch is None else functools.partial(on_epoch, model)
-    fit(model, ctx.data.train, TrainSettings(epochs=tc.epochs, lr=tc.lr,
-                                             batch_size=tc.batch_size, device=device),
+    fit(model, ctx.data.train, settings(epochs=tc.epochs, lr=tc.lr),
         seed=seed, teacher_logits=logits, distill=plan.distill, on_epoch=hook,
         teacher=teacher_net)
     model, done = compress_and_finetune(
-        model, plan, ctx.data.train, TrainSettings(epochs=tc.finetune_epochs, lr=tc.lr / 2,
-                                                   batch_size=tc.batch_size, device=device),
+        model, plan, ctx.data.train, settings(epochs=tc.finetune_epochs, lr=tc.lr / 2),
         example=ctx.example(), seed=seed + 1, round_to=ctx.round_to, ignored=ctx.ignored,
         calibration=ctx.calibration(), teacher_logits=logits, teacher=teacher_net)
     return model, done, accuracy(model, ctx.data.val, device=device)

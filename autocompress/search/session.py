@@ -47,6 +47,7 @@ from autocompress.search.study import (
 )
 from autocompress.stats import binomial_se
 from autocompress.train import Teacher, TrainSettings, get_teacher, weak_teacher_warning
+from autocompress.train.augment import from_config
 from autocompress.train.device import device_problem, training_device
 from autocompress.train.teacher import UserTeacher
 
@@ -128,7 +129,8 @@ def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teache
     return get_teacher(run_dir, ctx.data, widths=tc.widths, seed=cfg.seed, own=own,
                        settings=TrainSettings(epochs=tc.epochs, lr=tc.lr,
                                               batch_size=cfg.train.batch_size,
-                                              device=training_device(cfg.train.device)))
+                                              device=training_device(cfg.train.device),
+                                              augment=from_config(cfg.train.augment)))
 
 
 def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,

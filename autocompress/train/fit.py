@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from autocompress.compress.plan import DistillConfig
 from autocompress.data import Split, batches
+from autocompress.train.augment import Augment
 from autocompress.train.device import placed, where
 from autocompress.train.features import FeatureDistiller
 
@@ -29,6 +30,7 @@ class TrainSettings:
     batch_size: int = 64
     weight_decay: float = 1e-4
     device: str = "cpu"           # resolved: "cpu", "cuda", "cuda:1" (``train.device``)
+    augment: Augment = field(default_factory=Augment)   # per-batch (``train.augment``): off
 
 
 def kd_loss(student_logits: Tensor, targets: Tensor, teacher_logits: Tensor | None,
@@ -84,6 +86,8 @@ def _fit(model: nn.Module, train: Split, settings: TrainSettings, device: torch.
             total, count = 0.0, 0
             for x, y, idx in batches(train, settings.batch_size, shuffle=True, generator=gen):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if settings.augment.on:        # its draws from the shuffle's generator
+                    x = settings.augment(x, gen)
                 logits = model(x)
                 soft = None if soft_all is None else soft_all[idx.to(device)]
                 loss = kd_loss(logits, y, soft, distill)

@@ -75,9 +75,12 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
 
 def _recipe(settings: TrainSettings) -> dict[str, object]:
     """The training settings that make a teacher: not where it trains (a cache made on a GPU
-    serves a resume on a CPU, and the keys of caches made before ``device`` stay the same)."""
+    serves a resume on a CPU), and the keys of caches made before ``device`` and ``augment``
+    stay the same."""
     out = asdict(settings)
     out.pop("device")
+    if not settings.augment.on:    # off: the key of a cache made before augmentation existed
+        out.pop("augment")
     return out
 
 

@@ -12,6 +12,7 @@ from autocompress.config import load_config
 from autocompress.data import load_digits_bundle
 from autocompress.errors import ConfigError
 from autocompress.models import StudentArch, build_student
+from autocompress.models.student import student_layer_names
 from autocompress.models.teacher import TeacherCNN
 from autocompress.search.ray_tune_parts import trial_gpus
 from autocompress.search.rundir import load_run_config
@@ -104,50 +105,54 @@ def test_placed_leaves_a_module_where_it_is_without_a_device():
     assert net.weight is weight and net.weight.device.type == "cpu"
 
 
-# --- on a GPU ---------------------------------------------------------------------------
+# --- the training path, on the CPU here and on a GPU where there is one -------------------
 
-def _digits():
-    return load_digits_bundle(0)
+DEVICES = ["cpu", pytest.param("cuda", marks=cuda)]
 
 
-@cuda
-def test_fit_trains_on_the_gpu_and_hands_back_a_cpu_model():
-    data = _digits()
-    net = build_student(StudentArch(width_mult=0.5), 1, 10)
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_trains_on_the_device_and_hands_back_a_cpu_model(device):
+    data = load_digits_bundle(0)
+    net = build_student(StudentArch(width_mult=0.5), in_channels=1, num_classes=10)
+    weight = next(net.parameters())
     seen: list[str] = []
-    fit(net, data.train, TrainSettings(epochs=2, device="cuda"), seed=0,
+    fit(net, data.train, TrainSettings(epochs=2, device=device), seed=0,
         on_epoch=lambda _: seen.append(next(net.parameters()).device.type))
     assert seen == ["cpu", "cpu"]                       # hooks see the CPU model
+    assert next(net.parameters()) is weight             # the same parameters, back on the CPU
     assert {p.device.type for p in net.parameters()} == {"cpu"}
-    assert accuracy(net, data.val, device="cuda") > 0.5
+    assert accuracy(net, data.val, device=device) > 0.5
     assert {p.device.type for p in net.parameters()} == {"cpu"}
 
 
-@cuda
-def test_compression_with_features_qat_and_iterative_sparsity_on_the_gpu():
-    data = _digits()
+@pytest.mark.parametrize("device", DEVICES)
+def test_compression_with_features_qat_and_iterative_sparsity_on_the_device(device):
+    data = load_digits_bundle(0)
     teacher = TeacherCNN(1, 10, (16, 32))
-    fit(teacher, data.train, TrainSettings(epochs=2, device="cuda"), seed=0)
-    net = build_student(StudentArch(width_mult=0.5), 1, 10)
-    fit(net, data.train, TrainSettings(epochs=1, device="cuda"), seed=0)
-    plan = CompressionPlan(layers={"re:.*conv.*": (SparsityConfig(ratio=0.5, steps=2),
-                                                   QuantConfig(bits=8, mode="qat"))},
+    fit(teacher, data.train, TrainSettings(epochs=2, device=device), seed=0)
+    arch = StudentArch(width_mult=0.5)
+    net = build_student(arch, in_channels=1, num_classes=10)
+    fit(net, data.train, TrainSettings(epochs=1, device=device), seed=0)
+    convs = [n for n in student_layer_names(arch) if n != "classifier"]
+    plan = CompressionPlan(layers={n: (SparsityConfig(ratio=0.5, steps=2),
+                                       QuantConfig(bits=8, mode="qat")) for n in convs},
                            distill=DistillConfig(alpha=0.5, feature_weight=0.1))
-    out, info = compress_and_finetune(net, plan, data.train, TrainSettings(epochs=2,
-                                      device="cuda"), example=data.train.x[:1], seed=1,
-                                      teacher=teacher)
+    out, info = compress_and_finetune(net, plan, data.train,
+                                      TrainSettings(epochs=2, device=device),
+                                      example=data.train.x[:1], seed=1, teacher=teacher,
+                                      teacher_logits=torch.zeros(len(data.train), 10))
     assert info.sparsity_by_epoch[-1] == pytest.approx(0.5, abs=0.02)
     assert {p.device.type for p in (*out.parameters(), *teacher.parameters())} == {"cpu"}
-    assert accuracy(out, data.val, device="cuda") > 0.3
+    assert accuracy(out, data.val, device=device) > 0.3
 
 
-@cuda
-def test_a_search_trains_on_the_gpu_and_says_so(tmp_path, capsys):
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_search_trains_on_the_device_and_says_so(tmp_path, capsys, device):
     from autocompress.search.runner_optuna import run_search
 
-    cfg = load_config(write_config(tmp_path, TINY), ["train.device=cuda",
+    cfg = load_config(write_config(tmp_path, TINY), [f"train.device={device}",
                                                      "search.early_stopping={rungs: [1]}",
                                                      "train.epochs=2"])
-    result = run_search(cfg, tmp_path / "run", trials=3, report=False)
-    assert "training on cuda" in capsys.readouterr().out
+    result = run_search(cfg, tmp_path / "run", trials=3, report=False, baselines=False)
+    assert f"training on {device}" in capsys.readouterr().out
     assert sum(r["state"] == "complete" for r in result.records) >= 2
