@@ -35,9 +35,10 @@ MAX_SAMPLES = 1 << 20  # elements per tensor used for a quantile (torch.quantile
 def _range(x: Tensor, calib: str) -> tuple[Tensor, Tensor]:
     flat = x.detach().flatten().float()
     if calib == "percentile":
-        if flat.numel() > MAX_SAMPLES:
-            flat = flat[torch.linspace(0, flat.numel() - 1, MAX_SAMPLES).long()]
-        q = torch.quantile(flat, torch.tensor([1 - PERCENTILE, PERCENTILE]))
+        if flat.numel() > MAX_SAMPLES:     # on the tensor's device: QAT runs on a GPU too
+            flat = flat[torch.linspace(0, flat.numel() - 1, MAX_SAMPLES,
+                                       device=flat.device).long()]
+        q = torch.quantile(flat, torch.tensor([1 - PERCENTILE, PERCENTILE], device=flat.device))
         return q[0], q[1]
     return flat.min(), flat.max()
 

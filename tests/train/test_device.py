@@ -134,8 +134,10 @@ def test_compression_with_features_qat_and_iterative_sparsity_on_the_device(devi
     net = build_student(arch, in_channels=1, num_classes=10)
     fit(net, data.train, TrainSettings(epochs=1, device=device), seed=0)
     convs = [n for n in student_layer_names(arch) if n != "classifier"]
-    plan = CompressionPlan(layers={n: (SparsityConfig(ratio=0.5, steps=2),
-                                       QuantConfig(bits=8, mode="qat")) for n in convs},
+    plan = CompressionPlan(layers={n: (SparsityConfig(ratio=0.5, steps=2),   # QAT of inputs:
+                                       QuantConfig(bits=8, mode="qat", act_bits=8,  # ranges
+                                                   act_calib="percentile"))        # on device
+                                   for n in convs},
                            distill=DistillConfig(alpha=0.5, feature_weight=0.1))
     out, info = compress_and_finetune(net, plan, data.train,
                                       TrainSettings(epochs=2, device=device),
