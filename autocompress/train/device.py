@@ -44,8 +44,8 @@ def resolve_device(spec: str) -> torch.device:
 
 def training_device(spec: str) -> str:
     """:func:`resolve_device` as the text ``TrainSettings.device`` takes; on a GPU, cuDNN is
-    set to its deterministic kernels (a seed then gives the same training on that GPU; not
-    the CPU's, whose kernels round differently)."""
+    set to its deterministic kernels (other CUDA kernels may still vary between runs, and no
+    GPU run matches the CPU's bit for bit)."""
     device = resolve_device(spec)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
