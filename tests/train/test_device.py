@@ -2,6 +2,7 @@
 a GPU (skipped on the CPU-only CI machine)."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -158,3 +159,17 @@ def test_a_search_trains_on_the_device_and_says_so(tmp_path, capsys, device):
     result = run_search(cfg, tmp_path / "run", trials=3, report=False, baselines=False)
     assert f"training on {device}" in capsys.readouterr().out
     assert sum(r["state"] == "complete" for r in result.records) >= 2
+
+
+@cuda
+def test_ray_trials_train_on_their_share_of_the_gpu(tmp_path):
+    from tests.test_cli import cli
+
+    run = tmp_path / "run"
+    res = cli("search", str(write_config(tmp_path, TINY)), "--run-dir", str(run),
+              "--backend", "ray", "--workers", "2", "--no-baselines", "--trials", "2",
+              "--set", "train.device=cuda", "--set", "search.threads=1")
+    assert res.returncode == 0, res.stderr
+    assert "training on cuda" in res.stdout
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    assert sum(r["state"] == "complete" for r in records) == 2
