@@ -203,7 +203,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                       "counted so in stored_bytes; model.int8.onnx runs every quantized layer, "
                       "sub-8-bit ones included, as int8 (8-bit weights in the file: ONNX "
                       "Runtime has no faster sub-8-bit kernels), so it is larger than "
-                      "stored_bytes for sub-8-bit plans"],
+                      "stored_bytes for sub-8-bit plans"] if not all(keep) else [
+                      "the plan quantizes no layer: model.int8.onnx is the float model"],
             **environment(int(rec["seed"]), {n: p.sha256 for n, p in ctx.profiles.items()}),
             "search_environment": search_environment(run_dir),  # the trial was trained under
         }

@@ -118,11 +118,18 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
     if m.get("over_budget"):
         lines.append("  budget     over the run's budget: "
                      + ", ".join(_budget_text(o) for o in m["over_budget"]))
+    float_file = not m.get("onnx_int8_weight_bits", {None: 8})
+    if float_file:
+        lines.append("  int8 file  the plan quantizes no layer: model.int8.onnx is the float "
+                     "model (no Q/DQ nodes)")
     if m.get("int8_onnx_over_budget"):
+        sub8 = any(isinstance(b, int) and b < 8 for b in m.get("weight_bits", {}).values())
         lines.append("  warning    model.int8.onnx breaks "
                      + ", ".join(_budget_text(o) for o in m["int8_onnx_over_budget"])
-                     + " (it stores sub-8-bit weights at 8 bits and costs as written; "
-                       "model.pt keeps them packed, for a runtime with sub-8-bit kernels)")
+                     + (" (as the float model it is)" if float_file else
+                        " (it stores sub-8-bit weights at 8 bits and costs as written; "
+                        "model.pt keeps them packed, for a runtime with sub-8-bit kernels)"
+                        if sub8 else " (as the plan does)"))
     if drift := cost_drift(m):
         lines.append(f"  warning    the rebuilt model costs otherwise than at the search "
                      f"({drift}): its code (model.builder) or this package changed since")

@@ -2,6 +2,7 @@
 the summary lines for a baseline or an over-budget trial."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -77,6 +78,24 @@ def test_an_int8_file_over_the_flash_budget_is_said(tmp_path, capsys):
         {"budget": "stm32f746.max_flash_kb", "value": 20.1, "limit": 20.0}]), "stm32f746")
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "model.int8.onnx breaks" in ln]
     assert line.startswith("  warning    model.int8.onnx breaks stm32f746.max_flash_kb 20.1 > 20 ")
+
+
+@pytest.mark.parametrize(("bits", "in_file", "reason"), [
+    ({"fc": 4, "conv": 8}, {"fc": 8, "conv": 8}, "(it stores sub-8-bit weights at 8 bits"),
+    ({"fc": 8}, {"fc": 8}, "(as the plan does)"),
+    ({"fc": 32}, {}, "(as the float model it is)")])
+def test_the_int8_files_warning_gives_the_plans_own_reason(tmp_path, capsys, bits, in_file,
+                                                           reason):
+    """An fp32 baseline's model.int8.onnx (no layer quantized) was said to store sub-8-bit
+    weights at 8 bits."""
+    print_summary(tmp_path, _manifest(weight_bits=bits, onnx_int8_weight_bits=in_file,
+                                      int8_onnx_over_budget=[{"budget": "stm32f746.max_flash_kb",
+                                                              "value": 30.0, "limit": 20.0}]),
+                  "stm32f746")
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if "model.int8.onnx breaks" in ln]
+    assert line.endswith(reason) or reason in line
+    assert ("int8 file  the plan quantizes no layer" in out) == (not in_file)
 
 
 def test_every_profile_of_the_run_gets_its_predicted_line_the_chosen_one_first(tmp_path,
