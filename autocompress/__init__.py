@@ -38,6 +38,7 @@ _LAZY = {
     "SearchResult": "autocompress.search.session",
     "report_run": "autocompress.search.entry",
     "export_run": "autocompress.export.run",
+    "load_export": "autocompress.export.load",
     "records_to_dataframe": "autocompress.report",
 }
 __all__ = sorted([*_LAZY, "__version__"])

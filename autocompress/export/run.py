@@ -24,12 +24,13 @@ import numpy as np
 from torch import nn
 
 from autocompress.compress import CompressionPlan, QuantConfig, bake
-from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant, unused_ranges
-from autocompress.compress.checkpoint import load_state, save_packed
+from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant
+from autocompress.compress.checkpoint import save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.config import SearchConfig
 from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record, export_limits
+from autocompress.export.load import load_weights, rebuild_info
 from autocompress.export.summary import (
     host_prediction_error,
     int8_file_cost,
@@ -163,6 +164,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         manifest = {
             "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],  # the trial's
             "run_seed": cfg.seed,               # the run's (config) seed; trial seed = it + n
+            "rebuild": rebuild_info(ctx.source, ctx.round_to, ctx.ignored, int(rec["seed"])),
             "baseline": rec.get("baseline"), "over_budget": over_budget(rec, budgets_of(cfg)),
             "accuracy": acc,
             "params": graph.params, "macs": graph.macs,
@@ -173,7 +175,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                                  "encodings) + per-channel scales + the other state-dict "
                                  "tensors as float (BatchNorm unfolded: 4 values per channel, "
                                  "where stored_bytes counts one folded bias) + its index; "
-                                 "read it with autocompress.compress.checkpoint.load_state"},
+                                 "read it with autocompress.compress.checkpoint.load_state, "
+                                 "or the whole model with autocompress.load_export(folder)"},
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
             "onnx_params": count_onnx_params(fp32),
             "parity_max_abs_diff": diff,
@@ -233,10 +236,7 @@ def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path
     plan = CompressionPlan.from_dict(rec["plan"])
     model = bake(build_compressed(ctx, plan, int(rec["seed"])))
     try:
-        state = load_state(weights)
-        for key in unused_ranges(state, model):   # older runs' float layers had them
-            del state[key]
-        model.load_state_dict(state)
+        load_weights(model, weights)
     except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
         raise ExportError(f"not a valid checkpoint for trial {rec['number']}, cannot read the "
                           f"trial's saved weights ({load_problem(exc)})", loc=str(weights),

@@ -142,3 +142,38 @@ def test_report_refuses_a_run_whose_config_changed(finished_run, tmp_path, capsy
     resolved.write_text(resolved.read_text() + "# edited\n")
     line = run_cli(capsys, "report", str(run))
     assert "config.resolved.yaml changed since the run started" in line
+
+
+@pytest.mark.parametrize("trial", [1, 3])         # the fp32 baseline; sparse-25 (pruned)
+def test_an_export_folder_loads_back_as_the_model_it_measured(finished_run, tmp_path, capsys,  # noqa: F811
+                                                             trial):
+    """plan.json + model.pt did not rebuild the model: the channel alignment pruning rounded
+    to was recorded nowhere, and the loader (bake) was not public."""
+    import autocompress as ac
+    from autocompress.data import load_digits_bundle
+    from autocompress.train import accuracy
+
+    run = _copy(finished_run, tmp_path)
+    assert main(["export", str(run), "--trial", str(trial), "--out", str(tmp_path / "e")]) == 0
+    printed = capsys.readouterr().out
+    shutil.move(str(tmp_path / "e"), str(tmp_path / "moved"))        # the folder alone
+    manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
+    model = ac.load_export(tmp_path / "moved")
+    assert not any("parametrizations" in k for k in model.state_dict())
+    test = load_digits_bundle(0).test
+    assert accuracy(model, test) == pytest.approx(manifest["accuracy"]["test_torch"], abs=1e-9)
+    float_plan = not manifest["onnx_int8_weight_bits"]
+    assert float_plan == (trial == 1)
+    assert ("the plan quantizes no layer: model.int8.onnx is the float model" in printed) \
+        == float_plan
+
+
+def test_a_folder_that_is_no_export_is_named(tmp_path):
+    import autocompress as ac
+    from autocompress.errors import ExportError
+
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(ExportError) as err:
+        ac.load_export(tmp_path)
+    assert err.value.loc == str(tmp_path / "manifest.json") and "export the trial again" in \
+        err.value.hint
