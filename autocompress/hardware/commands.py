@@ -20,7 +20,7 @@ from autocompress.hardware.text import layer_table, profiles_lines
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
     # a glob, not a trial number: which trial `autocompress export` picks depends on the run
-    "predict": "autocompress predict runs/demo/export/*/model.int8.onnx --profile stm32f746 "
+    "predict": "autocompress predict runs/demo/export/best/model.int8.onnx --profile stm32f746 "
                "--json",
 }
 
@@ -135,6 +135,10 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(d <= 0 for d in shape):
         raise AutocompressError(f"bad --input-shape {text!r}", loc="--input-shape",
                                 hint="positive ints without the batch, e.g. 3,32,32")
+    if len(shape) == 3 and shape[2] in (1, 3) and shape[0] == shape[1] >= 8:   # as data.py
+        raise AutocompressError(f"--input-shape {text!r} looks channels-last (H,W,C)",
+                                loc="--input-shape", hint=f"the models take C,H,W: "
+                                f"{shape[2]},{shape[0]},{shape[1]}")
     return shape
 
 
@@ -244,6 +248,9 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.num_classes < 1:
+        raise AutocompressError(f"expected a class count >= 1, got {args.num_classes}",
+                                loc="--num-classes")
     out = predict(args.model, args.profile, parse_shape(args.input_shape), args.num_classes,
                   args.format)
     if args.json:
@@ -289,6 +296,5 @@ def _profiles(args: argparse.Namespace) -> int:
 
 
 # "profiles" has its subparser in cli.py (with search, report and export); its handler is here.
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"profile": _profile,
-                                                             "predict": _predict,
-                                                             "profiles": _profiles}
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "profile": _profile, "predict": _predict, "profiles": _profiles}

@@ -336,3 +336,16 @@ def test_onnx_ops_with_weights_the_cost_model_does_not_know_are_named(tmp_path: 
     assert graph.uncosted_note() is not None
     out = predict(str(path), "stm32f746")
     assert out["note"].startswith("warning: ") and "GRU" in out["note"]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--input-shape", "32,32,3"], "error: --input-shape: --input-shape '32,32,3' looks "
+                                   "channels-last (H,W,C) (the models take C,H,W: 3,32,32)"),
+    (["--input-shape", "3,32,32", "--num-classes", "0"], "error: --num-classes: expected a "
+                                                         "class count >= 1, got 0")])
+def test_a_channels_last_shape_or_no_class_is_refused(capsys, args, fragment):
+    """32,32,3 costed a 32-input-channel model at 0.197 ms (0.443 ms as 3,32,32); a class
+    count of 0 failed while tracing (ZeroDivisionError)."""
+    assert main(["predict", "tests.hardware.test_hw_predict:build", "--profile", "pixel4",
+                 *args]) == 2
+    assert capsys.readouterr().err.strip() == fragment
