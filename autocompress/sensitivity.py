@@ -41,9 +41,10 @@ def probes(bits: Sequence[int], prune: Sequence[float], sparsity: Sequence[float
     >>> [p.label for p in probes([8, 2], [0.5], [0.9])]
     ['int8', 'int2', 'prune 50%', 'sparse 90%']
     """
-    return ([Probe(f"int{b}", QuantConfig(bits=b, mode="ptq")) for b in bits]
-            + [Probe(f"prune {r:.0%}", PruneConfig(ratio=r)) for r in prune]
-            + [Probe(f"sparse {r:.0%}", SparsityConfig(ratio=r)) for r in sparsity])
+    return ([Probe(f"int{b}", QuantConfig(bits=b, mode="ptq")) for b in dict.fromkeys(bits)]
+            + [Probe(f"prune {100 * r:g}%", PruneConfig(ratio=r)) for r in dict.fromkeys(prune)]
+            + [Probe(f"sparse {100 * r:g}%", SparsityConfig(ratio=r))
+               for r in dict.fromkeys(sparsity)])
 
 
 def default_record(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -64,9 +65,10 @@ def analyse(ctx: Any, plan: Any, model: Any, chosen: Sequence[Probe], *,
     from autocompress.compress import CompressionPlan, apply_plan
     from autocompress.graph import inspect_model
     from autocompress.train import accuracy
-    from autocompress.train.device import training_device
+    from autocompress.train.device import device_problem, training_device
 
-    device = training_device(ctx.cfg.train.device)
+    spec = ctx.cfg.train.device        # a run trained on a GPU is read on a machine without
+    device = "cpu" if device_problem(spec) is not None else training_device(spec)
     val = ctx.data.val
     base = accuracy(model, val, device=device)
     layers = [layer.fqn for layer in inspect_model(model, ctx.example()).layers
@@ -196,7 +198,11 @@ def run_command(args: Any) -> int:
             raise AutocompressError(f"trial {args.trial} is not a complete trial of this run",
                                     loc="--trial", hint="report/trials.csv lists them")
     number = int(rec["number"])
-    ctx, plan, model = trial_model(cfg, rec, run_dir / "trials" / str(number) / "model.pt")
+    weights = run_dir / "trials" / str(number) / "model.pt"
+    if not weights.is_file():
+        raise AutocompressError(f"trial {number} has no saved weights", loc=str(weights),
+                                hint="give another complete trial with --trial N")
+    ctx, plan, model = trial_model(cfg, rec, weights)
 
     def progress(done: int, total: int, fqn: str) -> None:   # a live line on a terminal
         print(f"\r[{done}/{total}] {fqn}\033[K", end="" if done < total else "\r\033[K",

@@ -62,3 +62,21 @@ def test_mistakes_exit_2_naming_the_flag(run, capsys, args, loc):
     assert main(["sensitivity", str(run[0]), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {loc}")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_a_run_trained_on_a_gpu_is_read_on_the_cpu(tmp_path):
+    """A run whose config says train.device: cuda crashed sensitivity on a machine without a
+    GPU (a resume may move it there; the run keeps its config)."""
+    from dataclasses import replace
+
+    from autocompress.compress import CompressionPlan
+    from autocompress.search.setup import build_context
+    from autocompress.sensitivity import analyse, probes
+
+    cfg = load_config(write_config(tmp_path, TINY))
+    ctx = build_context(cfg)
+    ctx = replace(ctx, cfg=replace(cfg, train=replace(cfg.train, device="cuda")))
+    plan = CompressionPlan()
+    result = analyse(ctx, plan, ctx.source.build(plan.arch, 0), probes([8], [], []))
+    assert result["probes"] == ["int8"] and len(result["layers"]) > 5

@@ -55,7 +55,7 @@ def profile_yaml(data: dict[str, Any], header: str = "# Measured with `autocompr
     lines = [header,
              dump_yaml(body, sort_keys=False, width=100).rstrip(), "entries:"]
     for key, e in sorted(data["entries"].items()):
-        lines.append(f'  "{key}": {{mean_ms: {e["mean_ms"]:.6f}, std_ms: {e["std_ms"]:.6f}, '
+        lines.append(f'  "{key}": {{mean_ms: {e["mean_ms"]:.9f}, std_ms: {e["std_ms"]:.9f}, '
                      f'n: {e["n"]}}}')   # fixed point: YAML 1.1 reads 7e-05 as a string
     return "\n".join(lines) + "\n"
 
@@ -220,7 +220,7 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
     from autocompress.hardware.formats import LayerFormat, bits_of, is_format
 
     model = CostModel(profile_arg(profile))   # an unknown profile fails before the model
-    if fmt is not None and not is_format(fmt):
+    if fmt is not None and not (is_format(fmt) and 1 <= bits_of(fmt) <= 32):
         raise AutocompressError(f"{fmt!r} is not a format name", loc="--format",
                                 hint="a format name such as fp32, fp16, int8 or int4")
     graph, formats = load_graph(spec, input_shape, num_classes)

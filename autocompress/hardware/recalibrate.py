@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import statistics
 from collections.abc import Sequence
@@ -50,7 +51,12 @@ def read_measurements(path: Path) -> list[Measured]:
     if not path.is_file():
         raise AutocompressError(f"measurements file not found: {path}", loc="--measured",
                                 hint="a CSV with a header line model,measured_ms")
-    with path.open(newline="", encoding="utf-8") as fh:
+    try:
+        text = path.read_text(encoding="utf-8-sig")      # a spreadsheet's byte-order mark too
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutocompressError(f"cannot read the measurements: {exc}", loc=str(path),
+                                hint="save it as UTF-8 text (CSV)") from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"model", "measured_ms"} - set(reader.fieldnames or ())
         if missing:
@@ -167,6 +173,7 @@ def calibrate(profile: str, measured: Path, out: Path | None = None) -> dict[str
     scale, and with ``out`` the rescaled profile written there (its own predictions checked).
     JSON-ready."""
     from autocompress.hardware.commands import predict, profile_arg, profile_yaml
+    from autocompress.hardware.profile import PROFILE_DIR
     from autocompress.yamlio import dump_yaml
 
     loaded = profile_arg(profile)
@@ -175,9 +182,13 @@ def calibrate(profile: str, measured: Path, out: Path | None = None) -> dict[str
     if out is not None:
         if out.suffix not in (".yaml", ".yml"):
             raise AutocompressError("the profile file must end in .yaml", loc="--out")
-        if out.resolve() == src_path.resolve():
-            raise AutocompressError("--out is the profile being calibrated", loc="--out",
-                                    hint="write a new profile, e.g. --out my_device.yaml")
+        shipped = {p.stem for p in PROFILE_DIR.glob("*.yaml")}
+        if out.resolve() == src_path.resolve() or out.stem in shipped:
+            raise AutocompressError(
+                "--out is the profile being calibrated" if out.resolve() == src_path.resolve()
+                else f"--out {out} would replace or shadow a shipped profile", loc="--out",
+                hint=f"write a profile of a new name, e.g. --out my_{source}.yaml (beside your "
+                     "config or in hardware_profiles/ under the folder you run from)")
     pred = [_predict(r, str(src_path), measured, predict) for r in rows]
     meas = [r.measured_ms for r in rows]
     scale = fit_scale(pred, meas)

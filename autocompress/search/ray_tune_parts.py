@@ -6,6 +6,7 @@ driver exited 2)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,11 +18,11 @@ def trial_gpus(device: str, workers: int, cluster_gpus: float, *, loc: str = "tr
                ) -> float:
     """A trial's share of a GPU on Ray (Ray then shows the worker that GPU as ``cuda``): none
     where it trains on the CPU (``train.device: cpu``, or ``auto`` on a cluster without GPUs);
-    else the cluster's GPUs split between the workers, at most one each, so two workers on
-    one GPU share it.
+    else one GPU each where there are enough, or an equal share of one (a fractional request
+    must fit on a single GPU: 3 workers on 2 GPUs take half of one each, not 2/3).
 
-    >>> trial_gpus("auto", 2, 1.0), trial_gpus("auto", 2, 8.0), trial_gpus("auto", 4, 0.0)
-    (0.5, 1.0, 0.0)
+    >>> trial_gpus("auto", 2, 1.0), trial_gpus("auto", 2, 8.0), trial_gpus("auto", 3, 2.0)
+    (0.5, 1.0, 0.5)
     """
     from autocompress.errors import ConfigError
 
@@ -31,7 +32,7 @@ def trial_gpus(device: str, workers: int, cluster_gpus: float, *, loc: str = "tr
         raise ConfigError(f"{device!r} needs a GPU, but the Ray cluster has none",
                           loc=loc, hint="train.device: auto trains on the CPU "
                           "where there is no GPU; or start the Ray nodes with --num-gpus")
-    return min(1.0, cluster_gpus / workers)
+    return min(1.0, 1.0 / math.ceil(workers / cluster_gpus))   # a share fits on one GPU
 
 
 def trial_name(trial: Any) -> str:

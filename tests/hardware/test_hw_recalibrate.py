@@ -106,10 +106,11 @@ def test_the_command_prints_the_table_and_writes_a_profile_found_by_name(tmp_pat
     ("model,measured_ms\nnone.onnx,1\n", ":2", "no file"),
     ("model,measured_ms\nmodel.pt,1\n", ":2", "expected an ONNX file"),
     ("model,measured_ms\n", "measured.csv", "no measurements"),
+    ("model,measured_ms\nMODEL,\xe9\n", "measured.csv", "cannot read the measurements"),
 ])
 def test_a_bad_measurements_file_names_its_line(tmp_path, models, body, where, what):
     csv = tmp_path / "measured.csv"
-    csv.write_text(body.replace("MODEL", str(models[0])))
+    csv.write_bytes(body.replace("MODEL", str(models[0])).encode("latin-1"))
     with pytest.raises(AutocompressError) as err:
         read_measurements(csv)
     assert err.value.loc.endswith(where) and what in err.value.raw_message
@@ -123,7 +124,9 @@ def test_cli_mistakes_exit_2_in_one_line(tmp_path, models, capsys):
                            (["--profile", "stm32f746", "--out", str(source)],
                             "--out is the profile being calibrated"),
                            (["--profile", "stm32f746", "--out", str(tmp_path / "p.txt")],
-                            "must end in .yaml")):
+                            "must end in .yaml"),
+                           (["--profile", "stm32f746", "--out", str(tmp_path / "pixel4.yaml")],
+                            "would replace or shadow a shipped profile")):
         assert main(["calibrate", "--measured", str(csv), *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0]
@@ -131,3 +134,31 @@ def test_cli_mistakes_exit_2_in_one_line(tmp_path, models, capsys):
     csv.write_text("model,measured_ms\nbad.onnx,1\n")
     assert main(["calibrate", "--profile", "stm32f746", "--measured", str(csv)]) == 2
     assert f"{csv}:2" in capsys.readouterr().err
+
+
+def test_a_spreadsheets_csv_and_a_bad_format_name(tmp_path, models):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: 'the header lacks model'; an
+    unknown format name was a traceback."""
+    csv = tmp_path / "measured.csv"
+    csv.write_bytes("\ufeffmodel,measured_ms,format\n".encode() + f"{models[0]},1.5,\n".encode())
+    assert [r.measured_ms for r in read_measurements(csv)] == [1.5]
+    csv.write_text(f"model,measured_ms,format\n{models[0]},1.5,fp99\n")
+    with pytest.raises(AutocompressError) as err:
+        calibrate("stm32f746", csv)
+    assert err.value.loc == f"{csv}:2" and "'fp99' is not a format name" in str(err.value)
+
+
+@pytest.mark.parametrize("scale", [0.05, 40.0])
+def test_a_measured_profile_keeps_its_precision_at_any_scale(tmp_path, models, scale):
+    """LUT entries written with 6 decimals lost 0.2-0.5% at scales of 0.07 and below."""
+    from autocompress.hardware.commands import profile_yaml
+    from autocompress.hardware.measure import measure_profile
+
+    host = tmp_path / "host.yaml"
+    host.write_text(profile_yaml(measure_profile(name="host", threads=1, quick=True)))
+    csv = tmp_path / "m.csv"
+    before = [predict(str(m), str(host))["latency_ms"] for m in models]
+    csv.write_text("model,measured_ms\n" + "".join(
+        f"{m},{scale * b:.12f}\n" for m, b in zip(models, before, strict=True)))
+    result = calibrate(str(host), csv, tmp_path / "scaled.yaml")
+    assert all(abs(e) < 1e-4 for e in result["after"]), result["after"]

@@ -93,6 +93,7 @@ def test_ray_gives_each_trial_a_share_of_the_gpus():
     assert trial_gpus("cpu", 1, 4.0) == 0.0
     assert trial_gpus("auto", 3, 1.0) == pytest.approx(1 / 3)
     assert trial_gpus("cuda:1", 2, 4.0) == 1.0
+    assert trial_gpus("auto", 3, 2.0) == 0.5      # 2/3 of a GPU fits one per GPU: 1 idles
     with pytest.raises(ConfigError, match="the Ray cluster has none") as err:
         trial_gpus("cuda", 2, 0.0, loc="c.yaml train.device")
     assert err.value.loc == "c.yaml train.device"
