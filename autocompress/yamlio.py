@@ -163,6 +163,11 @@ def load_yaml(path: str | Path, *, what: str = "file",
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise cls(f"{what} not found", loc=str(p), hint="check the path") from None
+    except IsADirectoryError:       # a run dir given as the config: it meant --resume
+        raise cls(f"the {what} is a folder, not a file", loc=str(p), hint=(
+            f"to continue that run: autocompress search --resume {p}"
+            if (p / "config.resolved.yaml").is_file() else "give the YAML file's path")
+                  ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise cls(f"cannot read {what}: {exc}", loc=str(p)) from None
     return parse_yaml(text, str(p), cls=cls)

@@ -405,3 +405,12 @@ def test_python_dash_m_runs_the_cli():
     res = subprocess.run([sys.executable, "-m", "autocompress", "search", "missing.yaml"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 2 and "missing.yaml: config not found" in res.stderr
+
+
+def test_a_run_dir_given_as_the_config_points_to_resume(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.resolved.yaml").write_text("name: x\n")
+    assert_user_error(cli("search", str(run)), "the config is a folder, not a file",
+                      f"to continue that run: autocompress search --resume {run}")
+    assert_user_error(cli("search", str(tmp_path)), "give the YAML file's path")

@@ -178,7 +178,7 @@ def _baseline_lines(info: ParetoPlotInfo, front: ParetoFront, y_obj: Objective,
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lat = Objective.latency(info.profile)
     for b in info.baselines:
-        b = replace(b, name=b.name + " (over budget)" * b.over_budget)
+        b = replace(b, name=b.name + b.over_text(info.profile))
         rivals = [r for r in front.points if (lat.get(r) or float("inf")) <= b.x]
         best = max(rivals, key=lambda r: (y_obj.get(r) or 0.0, r.get("number") == b.number),
                    default=None)

@@ -183,7 +183,7 @@ def _draw_baselines(ax: Axes, info: ParetoPlotInfo) -> None:
     for name in baseline_order(list(by_name)):
         marker, color = baseline_style(name)
         pts = by_name[name]
-        over = " (over budget)" * all(b.over_budget for b in pts)
+        over = pts[0].over_text(info.profile) if all(b.over_budget for b in pts) else ""
         ax.scatter([b.x for b in pts], [b.y for b in pts], marker=marker, s=90, color=color,
                    edgecolors="black", linewidths=0.7, label=f"baseline: {name}{over}", zorder=6)
 
