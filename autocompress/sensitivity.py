@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autocompress.compress.plan import PruneConfig, QuantConfig, SparsityConfig, TechniqueConfig
 from autocompress.errors import AutocompressError
-from autocompress.pareto import Objective
 
 EXAMPLE = "autocompress sensitivity runs/demo --bits 8,4,2 --prune 0.25,0.5"
 
@@ -31,7 +29,7 @@ EXAMPLE = "autocompress sensitivity runs/demo --bits 8,4,2 --prune 0.25,0.5"
 @dataclass(frozen=True)
 class Probe:
     label: str
-    config: TechniqueConfig
+    config: Any              # a TechniqueConfig (compress is imported lazily: a light CLI)
 
 
 def probes(bits: Sequence[int], prune: Sequence[float], sparsity: Sequence[float]
@@ -41,6 +39,8 @@ def probes(bits: Sequence[int], prune: Sequence[float], sparsity: Sequence[float
     >>> [p.label for p in probes([8, 2], [0.5], [0.9])]
     ['int8', 'int2', 'prune 50%', 'sparse 90%']
     """
+    from autocompress.compress.plan import PruneConfig, QuantConfig, SparsityConfig
+
     return ([Probe(f"int{b}", QuantConfig(bits=b, mode="ptq")) for b in dict.fromkeys(bits)]
             + [Probe(f"prune {100 * r:g}%", PruneConfig(ratio=r)) for r in dict.fromkeys(prune)]
             + [Probe(f"sparse {100 * r:g}%", SparsityConfig(ratio=r))
@@ -53,6 +53,8 @@ def default_record(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     if not done:
         raise AutocompressError("the run has no complete trial", loc="RUN_DIR",
                                 hint="run (or resume) the search first")
+    from autocompress.pareto import Objective
+
     fp32 = [r for r in done if r.get("baseline") == "fp32"]
     return fp32[0] if fp32 else max(done, key=lambda r: Objective.accuracy().get(r) or 0.0)
 
@@ -62,7 +64,7 @@ def analyse(ctx: Any, plan: Any, model: Any, chosen: Sequence[Probe], *,
     """Validation accuracy of ``model`` as it is, then with each probe on each weighted layer
     alone; a probe that cannot apply to a layer (the logits layer's channels, a layer too
     small to prune) is None with the reason."""
-    from autocompress.compress import CompressionPlan, apply_plan
+    from autocompress.compress import CompressionPlan, PruneConfig, apply_plan
     from autocompress.graph import inspect_model
     from autocompress.train import accuracy
     from autocompress.train.device import device_problem, training_device

@@ -209,7 +209,7 @@ def test_compressed_rung_score_takes_iterative_sparsity_at_its_final_ratio(ctx, 
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)][:3]
     zeros = []
 
-    def measure(probe, _val):
+    def measure(probe, _val, **_kw):
         ws = [probe.get_submodule(n).weight for n in convs]
         zeros.append(sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws))
         return 0.5
