@@ -69,7 +69,7 @@ def placed(device: torch.device | str | None, *modules: nn.Module | None) -> Ite
         yield
         return
     device = torch.device(device)
-    moved = [(m, where(m)) for m in modules if m is not None and where(m) != device]
+    moved = [(m, at) for m in modules if m is not None and (at := where(m)) != device]
     for module, _ in moved:
         module.to(device)
     try:

@@ -58,8 +58,8 @@ def fit(model: nn.Module, train: Split, settings: TrainSettings, *, seed: int,
     if settings.epochs <= 0:
         return math.nan
     device = torch.device(settings.device)
-    features = distill is not None and distill.feature_weight > 0   # the teacher runs then
-    with placed(device, model, teacher if features else None):
+    teacher_runs = distill is not None and distill.feature_weight > 0   # features
+    with placed(device, model, teacher if teacher_runs else None):
         return _fit(model, train, settings, device, seed=seed, teacher_logits=teacher_logits,
                     distill=distill, on_epoch=on_epoch, teacher=teacher)
 
