@@ -192,7 +192,9 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
     if size > max_rows > 1:
         front = [front[round(i * (size - 1) / (max_rows - 1))] for i in range(max_rows)]
     plans = [_plan_layers(r) for r in front]
-    in_plans = {name for p in plans for name in p}
+    coupled = [{f for f in (r.get("channels") or {}) if (_pruned_share(r, f) or 0) > 0}
+               for r in front]           # pruned with a layer the plan prunes (no entry)
+    in_plans = {name for p in plans for name in p} | set().union(*coupled)
     order = [n for n in execution_order(_cost_layers(r) for r in front) if n in in_plans]
     order += sorted(in_plans - set(order), key=_natural)
     known = [set(_cost_layers(r)) | set(p) for r, p in zip(front, plans, strict=True)]
@@ -208,6 +210,12 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
                     for field, _, off in _EXTRA.get(t[0], ()):
                         if (v := _number(entry.get(field))) is not None and v != off:
                             values.setdefault((t[0], field), {})[(i, layer)] = v
+    for i, layers in enumerate(coupled):
+        for layer in layers:
+            cells = values.setdefault(("prune", "ratio"), {})
+            if (i, layer) not in cells:
+                cells[(i, layer)] = _pruned_share(front[i], layer) or 0.0
+                kept = True
     panels = []
     for (kind, field), vals in sorted(values.items(), key=lambda kv: _panel_rank(*kv[0])):
         label, _, off, higher = _KNOWN.get(kind, (f"{kind} {field}", (), None, True))

@@ -69,17 +69,20 @@ def cost_plan(ctx: SearchContext, plan: CompressionPlan, seed: int
 
 def pruned_channels(ctx: SearchContext, plan: CompressionPlan, graph: ModelGraph, seed: int
                     ) -> dict[str, list[int]]:
-    """Each layer the plan prunes -> [output channels kept, of] (``graph``: the compressed
-    model's): what the report shows, since the kept count is rounded (the profiles' ``align.channels``)."""
-    asked = [f for f, c in plan.configs(PruneConfig).items() if c.ratio > 0]
+    """Each layer the plan prunes, and each one pruned with it (a depthwise conv, a residual
+    partner), -> [output channels kept, of] (``graph``: the compressed model's): what the
+    report shows, since the kept count is rounded (the profiles' ``align.channels``)."""
+    asked = {f for f, c in plan.configs(PruneConfig).items() if c.ratio > 0}
     if not asked:
         return {}
     student = dict(ctx.source.build(plan.arch, seed).named_modules())
-    kept = {layer.fqn: int(layer.out_shape[0]) for layer in graph.layers   # (C, H, W), (F,)
-            if layer.fqn in asked and layer.out_shape}
-    return {f: [kept[f], int(getattr(student[f], "out_channels", None)
-                               or student[f].out_features)]
-            for f in asked if f in kept and f in student}
+    out = {}
+    for layer in graph.layers:
+        module = student.get(layer.fqn)
+        of = getattr(module, "out_channels", None) or getattr(module, "out_features", None)
+        if of and layer.out_shape and (layer.fqn in asked or layer.out_shape[0] < of):
+            out[layer.fqn] = [int(layer.out_shape[0]), int(of)]   # (C, H, W), (F,)
+    return out
 
 
 def cost_values(costs: Mapping[str, CostEstimate], objectives: Sequence[str]) -> list[float]:

@@ -74,6 +74,21 @@ def test_the_prune_panel_shows_the_channels_removed_where_the_record_says() -> N
         ("prune ratio", ((0.25,),))]
 
 
+def test_a_layer_pruned_with_another_shows_its_channels_removed() -> None:
+    """A depthwise conv pruned with its expand conv (it has no prune entry of its own) was
+    blank, which the caption calls "not applied"."""
+    prune = {"kind": "prune", "ratio": 0.5, "criterion": "l1"}
+    rec = planned(0, "complete", 0.9, 2.0, {"expand": [prune], "dw": [q(8)]},
+                  channels={"expand": [12, 24], "dw": [12, 24]})
+    info = layer_heatmap_info([rec])
+    panels = {p.label: p for p in info.panels}
+    at = {layer: k for k, layer in enumerate(info.layers)}
+    assert set(at) == {"expand", "dw"}
+    assert panels["channels pruned"].cells[0][at["dw"]] == 0.5
+    assert panels["channels pruned"].cells[0][at["expand"]] == 0.5
+    assert panels["weight bits"].cells[0][at["dw"]] == 8.0
+
+
 def test_activation_bits_get_a_panel_only_when_set() -> None:
     a = planned(0, "complete", 0.9, 2.0, {"stem.conv": [{**q(4), "act_bits": 8}],
                                           "head.conv": [{**q(8), "act_bits": 32}]})

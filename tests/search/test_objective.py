@@ -68,6 +68,8 @@ def test_the_record_keeps_the_channels_pruning_kept_not_only_the_ratio_asked(ctx
     graph, _, _ = objective.cost_plan(ctx, plan, 0)
     kept = objective.pruned_channels(ctx, plan, graph, 0)
     assert kept["stem.conv"] == [8, 8] and kept["stages.2.0.expand.conv"] == [12, 24]
+    assert kept["stages.2.0.dw.conv"] == [12, 24]        # pruned with its expand conv
+    assert "stages.2.0.project.conv" not in kept          # its inputs only
     plain = {**params, **{k: 0.0 for k in params if k.startswith("prune/")}}
     plan = ctx.rspace.to_plan(plain)
     assert objective.pruned_channels(ctx, plan, objective.cost_plan(ctx, plan, 0)[0], 0) == {}
