@@ -83,7 +83,8 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
                 ax.text(j, i, text, ha="center", va="center", fontsize=7.5,
                         color="white" if dark and np.isfinite(data[i, j]) else "#222222")
         ax.set_yticks(range(len(info.rows)), info.rows, fontsize=8, family="monospace")
-        ax.set_ylabel(panel.label, fontsize=10, fontweight="bold")
+        ax.set_title(panel.label, loc="left", fontsize=9.5, fontweight="bold")   # a ylabel
+        # ran into the next panel's on short panels (one or two front points)
         ax.set_xticks(np.arange(-0.5, n_cols, 1.0), minor=True)
         ax.set_yticks(np.arange(-0.5, n_rows, 1.0), minor=True)
         ax.grid(which="minor", color="white", linewidth=1.2)

@@ -262,3 +262,28 @@ def test_a_baseline_over_another_devices_budget_says_which() -> None:
                for info in (orin, pixel4)}
     assert "baseline: fp32 (over the pixel4 budget)" in legends["orin"]
     assert "baseline: fp32 (over budget)" in legends["pixel4"]
+
+
+def test_heatmap_panel_names_do_not_run_into_each_other(tmp_path, monkeypatch) -> None:
+    """Each panel's name was its y label, longer than a one- or two-row panel is tall:
+    "weight bits" and "channels pruned" overlapped."""
+    import autocompress.report.figures as figures
+    from autocompress.report.layers import layer_heatmap_info
+    from tests.report.sample import planned
+
+    prune = {"kind": "prune", "ratio": 0.5, "criterion": "l1"}
+    quant = {"kind": "quant", "bits": 4}
+    info = layer_heatmap_info([planned(0, "complete", 0.9, 2.0,
+                                       {"a": [prune, quant], "b": [quant]})])
+    kept = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, dpi: kept.setdefault("f", fig))
+    figures.render_heatmap(info, tmp_path / "h.png")
+    fig = kept["f"]
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    panels = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    assert [ax.get_title(loc="left") for ax in panels] == [p.label for p in info.panels]
+    boxes = [ax._left_title.get_window_extent(renderer) for ax in panels]
+    for k, box in enumerate(boxes):
+        for j, other in enumerate(panels):
+            assert j == k or not box.overlaps(other.get_window_extent(renderer))
