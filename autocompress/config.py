@@ -167,8 +167,10 @@ def parse_config(doc: Located, overrides: Sequence[str] | Mapping[str, Any] = ()
     known_top = [*TOP, *SCHEMA]
     for key in data:
         if key not in known_top:
-            raise fail((key,), f"unknown key '{key}'",
-                       did_you_mean(key, known_top) or f"known keys: {', '.join(known_top)}")
+            raise fail((key,), f"unknown key '{key}'", (
+                "this is a search space file, not a config: name it in a config as model.space "
+                "(see experiments/digits_mcu/config.yaml)" if {"rules", "arch"} & set(data)
+                else did_you_mean(key, known_top) or f"known keys: {', '.join(known_top)}"))
     values: dict[str, Any] = {}
     for key, check in TOP.items():
         if key in data:

@@ -414,3 +414,11 @@ def test_a_run_dir_given_as_the_config_points_to_resume(tmp_path):
     assert_user_error(cli("search", str(run)), "the config is a folder, not a file",
                       f"to continue that run: autocompress search --resume {run}")
     assert_user_error(cli("search", str(tmp_path)), "give the YAML file's path")
+
+
+def test_a_space_file_given_as_the_config_is_named_as_one():
+    from tests.conftest import SPACE
+
+    assert_user_error(cli("search", str(SPACE)), "unknown key 'version'",
+                      "this is a search space file, not a config: name it in a config as "
+                      "model.space")

@@ -10,6 +10,9 @@ from typing import Any
 from autocompress.errors import ExportError
 from autocompress.pareto import Budget, Objective, ParetoFront
 
+NO_FEASIBLE = ("the run has no feasible complete trial: resume it for more (autocompress "
+               "search --resume RUN_DIR --trials N), or export one over budget with --trial N "
+               "(report/trials.csv lists them)")
 
 def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                   max_latency_ms: float | None, device: str, budgets: list[Any],
@@ -48,7 +51,7 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
             hint="; ".join(f"the smallest in {m.removesuffix('_kb').replace('_', ' ')}, trial "
                            f"{r['number']}, needs {r['cost'][device][m]:.4g} KB"
                            for m, r in smallest.items() if r is not None)
-            or "the run has no feasible complete trial")
+            or NO_FEASIBLE)
     no_limit = max_latency_ms is None
     limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
     choice = front.select(max_values=limits, min_values={} if min_accuracy is None
@@ -64,7 +67,7 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
         fastest = min(front.points, key=lat, default=None)
         within = [p for p in front.points if no_limit or lat(p) <= float(max_latency_ms)]
         best = max(within, key=lambda p: p["metrics"]["accuracy"], default=None)
-        hint = ("the run has no feasible complete trial" if fastest is None
+        hint = (NO_FEASIBLE if fastest is None
                 else f"the fastest front point, trial {fastest['number']}, needs "
                      f"{lat(fastest):.4g} ms (export it with --trial {fastest['number']})"
                 if best is None

@@ -34,6 +34,7 @@ def test_no_limit_exports_the_most_accurate_and_an_accuracy_floor_alone_the_fast
     with pytest.raises(ExportError, match=r"no front point meets the budgets") as exc:
         choose_record(failed, min_accuracy=None, **kw)
     assert exc.value.loc == "export"                   # not a flag that was never given
+    assert "--resume RUN_DIR --trials N" in exc.value.hint and "--trial N" in exc.value.hint
 
 
 def test_the_front_within_the_run_budget_is_chosen_and_the_skipped_are_named():
