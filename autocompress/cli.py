@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="export the most accurate front point within this latency")
     e.add_argument("--max-flash-kb", type=float, help="... within this Flash (KB)")
     e.add_argument("--max-peak-sram-kb", type=float, help="... within this peak SRAM (KB)")
-    e.add_argument("--device", help="profile the limits refer to (default: the run's first)")
+    e.add_argument("--device", help="profile the limits refer to (default: the first "
+                                    "objective's, else the run's first)")
     e.add_argument("--min-accuracy", type=float,
                    help="require at least this accuracy (alone: the fastest front point that "
                         "reaches it; no choice at all: the most accurate front point)")

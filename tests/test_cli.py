@@ -422,3 +422,21 @@ def test_a_space_file_given_as_the_config_is_named_as_one():
     assert_user_error(cli("search", str(SPACE)), "unknown key 'version'",
                       "this is a search space file, not a config: name it in a config as "
                       "model.space")
+
+
+def test_export_defaults_to_the_device_the_search_led_with(tmp_path):
+    """Progress lines and the front led with the first objective's profile (pixel4), while
+    `export --max-latency-ms` judged the first listed one (stm32f746)."""
+    cfg = write_config(tmp_path, TINY.replace("profiles: [stm32f746]",
+                                              "profiles: [stm32f746, pixel4]")
+                       .replace("sampler: random}",
+                                "sampler: random, objectives: [accuracy, pixel4.latency_ms]}"))
+    run = tmp_path / "run"
+    res = cli("search", str(cfg), "--run-dir", str(run), "--no-baselines", "--trials", "2",
+              "--quiet")
+    assert res.returncode == 0, res.stderr
+    res = cli("export", str(run), "--max-latency-ms", "100")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    first = next(ln for ln in lines if "predicted" in ln and "as model.int8" not in ln)
+    assert first.strip().startswith("pixel4 ")

@@ -27,7 +27,7 @@ from autocompress.compress import CompressionPlan, QuantConfig, bake
 from autocompress.compress.actquant import input_ranges, layer_order, remove_act_quant
 from autocompress.compress.checkpoint import save_packed
 from autocompress.compress.size import stored_bytes
-from autocompress.config import SearchConfig
+from autocompress.config import SearchConfig, lead_profile
 from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record, export_limits
 from autocompress.export.load import load_weights, rebuild_info
@@ -99,7 +99,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                           "--max-latency-ms 5, or pick a trial with --trial N")
     cfg, records = load_run(run_dir)
     check_run_files(run_dir)          # an edited profile changed the predicted costs
-    device = device or cfg.hardware.profiles[0]
+    device = device or lead_profile(cfg)     # the one the progress lines and fronts lead with
     if device not in cfg.hardware.profiles:
         raise ExportError(f"unknown device '{device}' for this run", loc="--device",
                           hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}")
