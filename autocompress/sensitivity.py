@@ -71,9 +71,9 @@ def analyse(ctx: Any, plan: Any, model: Any, chosen: Sequence[Probe], *,
 
     spec = ctx.cfg.train.device        # a run trained on a GPU is read on a machine without
     device = "cpu" if device_problem(spec) is not None else training_device(spec)
-    val = ctx.data.val
+    val, example, calibration = ctx.data.val, ctx.example(), ctx.calibration()   # once
     base = accuracy(model, val, device=device)
-    layers = [layer.fqn for layer in inspect_model(model, ctx.example()).layers
+    layers = [layer.fqn for layer in inspect_model(model, example).layers
               if layer.compressible and "#" not in layer.fqn]
     table: dict[str, dict[str, float | None]] = {}
     why: dict[str, dict[str, str]] = {}
@@ -86,8 +86,8 @@ def analyse(ctx: Any, plan: Any, model: Any, chosen: Sequence[Probe], *,
                 continue
             one = CompressionPlan(arch=plan.arch, layers={fqn: (probe.config,)})
             try:
-                out = apply_plan(model, one, ctx.example(), round_to=ctx.round_to,
-                                 ignored=ctx.ignored, calibration=ctx.calibration())
+                out = apply_plan(model, one, example, round_to=ctx.round_to,
+                                 ignored=ctx.ignored, calibration=calibration)
             except (AutocompressError, ValueError, RuntimeError) as exc:
                 table[fqn][probe.label] = None
                 why.setdefault(fqn, {})[probe.label] = f"{type(exc).__name__}: {exc}"
