@@ -177,6 +177,12 @@ def add_command(add: Any) -> None:
     s.add_argument("--prune", default="0.25,0.5", help="structured prune ratios ('' none)")
     s.add_argument("--sparsity", default="0.5,0.9", help="unstructured sparsity ratios ('' none)")
     s.add_argument("--sort", action="store_true", help="the most sensitive layer first")
+    s.add_argument("--narrow", type=Path, metavar="OUT.yaml",
+                   help="also write the run's search space without the values that lost more "
+                        "than --max-drop points (search it with --set model.space=OUT.yaml)")
+    s.add_argument("--max-drop", type=float, default=5.0, metavar="POINTS",
+                   help="accuracy points a probe may lose and its value stay in the narrowed "
+                        "space (default 5: the probes are not fine-tuned, the search is)")
 
 
 def run_command(args: Any) -> int:
@@ -190,6 +196,8 @@ def run_command(args: Any) -> int:
         raise AutocompressError("no probe left", loc="--bits", hint="give --bits, --prune or "
                                 "--sparsity values")
     run_dir = Path(args.run_dir)
+    if args.narrow is not None:
+        _check_narrow_target(run_dir, args.narrow, args.max_drop)
     cfg, records = load_run(run_dir)
     check_run_files(run_dir)
     if args.trial is None:
@@ -229,4 +237,48 @@ def run_command(args: Any) -> int:
         for label, reason in reasons.items():
             print(f"  n/a {fqn} {label}: {reason}")
     print(f"wrote {out / f'{number}.json'} and {png}")
+    if args.narrow is not None:
+        write_narrowed(run_dir, ctx.rspace, chosen, result, args.narrow, args.max_drop)
     return 0
+
+
+def _check_narrow_target(run_dir: Path, out: Path, max_drop: float) -> None:
+    from autocompress.search.rundir import RUN_FILES
+
+    if not 0 <= max_drop <= 100:
+        raise AutocompressError(f"expected accuracy points in 0..100, got {max_drop:g}",
+                                loc="--max-drop", hint="e.g. --max-drop 5")
+    if out.resolve() in {(run_dir / n).resolve() for n in RUN_FILES}:
+        raise AutocompressError("the run's own files are what resume and export check",
+                                loc="--narrow", hint="write the narrowed space elsewhere, e.g. "
+                                "--narrow search_spaces/narrowed.yaml")
+    if not out.resolve().parent.is_dir():
+        raise AutocompressError(f"no folder {out.parent}", loc="--narrow",
+                                hint="create it, or give a path in an existing folder")
+
+
+def write_narrowed(run_dir: Path, rspace: Any, chosen: Sequence[Probe],
+                   result: Mapping[str, Any], out: Path, max_drop: float) -> None:
+    """Write the run's search space narrowed by ``result`` (``autocompress.space.narrow``)."""
+    import datetime
+
+    from autocompress.search.rundir import write_yaml
+    from autocompress.space import SearchSpace
+    from autocompress.space.narrow import measured_by_layer, narrow, narrowed_document
+    from autocompress.yamlio import load_yaml
+
+    narrowing = narrow(rspace, measured_by_layer(chosen, result), max_drop)
+    source = load_yaml(run_dir / "space.yaml", what="search space")
+    lines = narrowing.lines or ["nothing: no probe of a searched value lost more"]
+    header = "".join(f"# {line}\n" for line in (
+        f"{run_dir / 'space.yaml'} narrowed by `autocompress sensitivity` on trial "
+        f"{result['trial']} ({datetime.date.today()}): values that lost more than "
+        f"{max_drop:g} points with one layer compressed, no fine-tuning, are removed.",
+        *lines))
+    write_yaml(out, narrowed_document(source.data, narrowing), header=header,
+               default_flow_style=None)         # a list on one line, as people write them
+    SearchSpace.load(out)                        # it reads back as a space
+    print(f"narrowed space (values losing more than {max_drop:g} points removed):")
+    for line in lines:
+        print(f"  {line}")
+    print(f"wrote {out}; search it with --set model.space={out.resolve()}")

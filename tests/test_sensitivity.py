@@ -80,3 +80,45 @@ def test_a_run_trained_on_a_gpu_is_read_on_the_cpu(tmp_path):
     plan = CompressionPlan()
     result = analyse(ctx, plan, ctx.source.build(plan.arch, 0), probes([8], [], []))
     assert result["probes"] == ["int8"] and len(result["layers"]) > 5
+
+
+def test_narrow_writes_a_space_the_search_reads(run, tmp_path, capsys):
+    """``--narrow`` removes what lost more than ``--max-drop`` points, as a space that a
+    search of the same config resolves."""
+    from autocompress.search.setup import build_context
+    from autocompress.yamlio import load_yaml
+
+    run_dir, _ = run
+    out = tmp_path / "narrow.yaml"
+    assert main(["sensitivity", str(run_dir), "--bits", "8,2", "--prune", "0.5", "--sparsity",
+                 "", "--narrow", str(out), "--max-drop", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert f"search it with --set model.space={out}" in printed
+    trial = json.loads(next((run_dir / "sensitivity").glob("*.json")).read_text())
+    lost = {f: {p: -100 * v for p, v in row.items() if v is not None}
+            for f, row in trial["drop"].items()}
+    rules = load_yaml(out).data["rules"]
+    exact = [r for r in rules if not str(r["match"]).startswith("re:")]
+    assert exact, "with --max-drop 0, some layer lost something at int2 or 50% pruning"
+    for rule in exact:
+        fqn = rule["match"]
+        if "quant.bits" in rule and isinstance(rule["quant.bits"], list):
+            assert 2 not in rule["quant.bits"] or lost[fqn]["int2"] <= 0
+        if "prune.ratio" in rule:
+            assert 0.5 not in rule["prune.ratio"] and lost[fqn]["prune 50%"] > 0
+    cfg = load_config(run_dir.parent / "config.yaml", [f"model.space={out}"])
+    narrowed = build_context(cfg).rspace
+    assert len(narrowed.dists) == len(build_context(load_config(
+        run_dir.parent / "config.yaml")).rspace.dists)          # the same parameters
+
+
+@pytest.mark.parametrize(("args", "loc"), [(["--narrow", "RUN/space.yaml"], "--narrow"),
+                                           (["--narrow", "x.yaml", "--max-drop", "-1"],
+                                            "--max-drop"),
+                                           (["--narrow", "no/such/dir/x.yaml"], "--narrow")])
+def test_narrow_refuses_the_runs_own_files_and_bad_drops(run, capsys, args, loc):
+    run_dir = run[0]
+    args = [a.replace("RUN", str(run_dir)) for a in args]
+    assert main(["sensitivity", str(run_dir), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {loc}")

@@ -247,8 +247,8 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_yaml(path: Path, data: Any, header: str = "") -> None:
-    write_text(path, header + dump_yaml(data, sort_keys=False))
+def write_yaml(path: Path, data: Any, header: str = "", **dump: Any) -> None:
+    write_text(path, header + dump_yaml(data, sort_keys=False, **dump))
 
 
 def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
