@@ -52,5 +52,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'autocompress' has no attribute {name!r}")
 
 
-def __dir__() -> list[str]:       # tab completion lists the lazy names too
-    return sorted([*globals(), *_LAZY])
+def __dir__() -> list[str]:       # tab completion: the public names, the lazy ones too
+    return list(__all__)

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autocompress.config_checks import field_loc
 from autocompress.errors import ConfigError
 from autocompress.pareto import Budget
 
@@ -102,6 +103,6 @@ def check_within_device(cfg: SearchConfig) -> None:
                 attr = DEVICE_KEYS[key]
                 raise ConfigError(f"{asked:g} KB is more than the device has ({prof}: "
                                   f"device.{attr} {size:g} KB)",
-                                  loc=f"{cfg.path} hardware.budgets.{prof}.{key}",
+                                  loc=field_loc(cfg, f"hardware.budgets.{prof}.{key}"),
                                   hint=f"lower it to at most {size:g}, or leave it out: the "
                                   "device's own size is the default limit")

@@ -22,6 +22,7 @@ from autocompress.yamlio import (
     apply_overrides,
     format_path,
     load_yaml,
+    override_flag,
 )
 
 BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
@@ -157,11 +158,12 @@ def parse_config(doc: Located, overrides: Sequence[str] | Mapping[str, Any] = ()
     if isinstance(raw.get("data"), str):        # shorthand data: digits, before any --set
         raw = {**raw, "data": {"source": raw["data"]}}
     data, touched = apply_overrides(raw, overrides)
+    flag = override_flag(overrides)
 
     def fail(path: PathKey, msg: str, hint: str | None = None) -> ConfigError:
         made_by_set = path not in doc.lines and any(t[:len(path)] == path for t in touched)
         in_set = any(path[:len(t)] == t for t in touched)     # the key or a list/map above it
-        loc = f"--set {format_path(path)}" if in_set or made_by_set else doc.loc(path)
+        loc = f"{flag} {format_path(path)}" if in_set or made_by_set else doc.loc(path)
         return ConfigError(msg, loc=loc, hint=hint)
 
     known_top = [*TOP, *SCHEMA]

@@ -153,22 +153,45 @@ def check_new_run(cfg: SearchConfig) -> None:
     name = cfg.name              # it becomes a folder name: runs/<name>-<time>
     if "/" in name or "\\" in name or name in (".", "..") or name.startswith("-"):
         raise ConfigError(f"expected a name without '/' or a leading '-' (it names the run's "
-                          f"folder), got {name!r}", loc=f"{cfg.path} name",
+                          f"folder), got {name!r}", loc=field_loc(cfg, "name"),
                           hint="e.g. name: mcu-search")
     objectives = cfg.search.objectives
     if len(set(objectives)) < len(objectives):
         twice = next(o for i, o in enumerate(objectives) if o in objectives[:i])
-        raise ConfigError(f"objective '{twice}' is listed twice", loc=f"{cfg.path} "
-                          "search.objectives", hint="list each objective once")
+        raise ConfigError(f"objective '{twice}' is listed twice",
+                          loc=field_loc(cfg, "search.objectives"), hint="list each objective once")
     if objectives and "accuracy" not in objectives:
         raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
                           "search would pick the cheapest model whatever it scores",
-                          loc=f"{cfg.path} search.objectives", hint="add accuracy, e.g. "
+                          loc=field_loc(cfg, "search.objectives"), hint="add accuracy, e.g. "
                           f"objectives: [accuracy, {cfg.hardware.profiles[0]}.latency_ms]")
     if cfg.data.source != "digits":
         for key in ("val_fraction", "test_fraction"):
             if getattr(cfg.data, key) != getattr(DataConfig, key):
                 raise ConfigError(f"{key} splits the built-in digits only; "
                                   f"{cfg.data.source} returns its own train/val/test splits",
-                                  loc=f"{cfg.path} data.{key}",
+                                  loc=field_loc(cfg, f"data.{key}"),
                                   hint="remove it, or change the split in your data callable")
+
+
+def field_loc(cfg: SearchConfig, field: str) -> str:
+    """``file:line field`` of a config field the config file holds with the value ``cfg``
+    has; else ``file field`` (a default, a ``--set``, a file changed since)."""
+    from autocompress.yamlio import load_yaml
+
+    path = tuple(field.split("."))
+    try:
+        doc = load_yaml(cfg.path, what="config")
+        held: Any = doc.data
+        ours: Any = cfg
+        for key in path:
+            held = held if isinstance(held, str) and key == "source" else held[key]
+            ours = ours[key] if isinstance(ours, dict) or hasattr(ours, "keys") else \
+                getattr(ours, key)
+    except Exception:             # unreadable, or not in the file: the field alone
+        return f"{cfg.path} {field}"
+    line = next((doc.lines[path[:n]] for n in range(len(path), 0, -1)
+                 if path[:n] in doc.lines), None)
+    same = (list(held) if isinstance(held, (list, tuple)) else held) == \
+        (list(ours) if isinstance(ours, (list, tuple)) else ours)
+    return f"{cfg.path}:{line} {field}" if same and line is not None else f"{cfg.path} {field}"

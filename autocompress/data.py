@@ -126,7 +126,7 @@ def _check_values(x: Tensor, y: Tensor, where: str) -> None:
     if n:
         raise DataError(f"x holds {n} non-finite value(s) (NaN or inf)", loc=where,
                         hint="clean or impute them before returning the split")
-    if x.dim() == 4 and x.shape[3] in (1, 3) and x.shape[1] == x.shape[2] >= 8:
+    if x.dim() == 4 and x.shape[3] in (1, 3) and min(x.shape[1], x.shape[2]) >= 8:
         raise DataError(f"x looks channels-last: shape {tuple(x.shape)} (N x H x W x C)",
                         loc=where, hint="the models take N x C x H x W: return "
                         "x.permute(0, 3, 1, 2)")

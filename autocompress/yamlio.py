@@ -10,11 +10,10 @@ objects are ever constructed from YAML.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -184,25 +183,36 @@ def split_override(item: str) -> tuple[str, str]:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]
                     ) -> tuple[dict, set[PathKey]]:
-    """Apply ``a.b=value`` strings (value parsed as YAML), or a ``{"a.b": value}`` mapping.
-    Returns the new data and the paths set."""
+    """Apply ``a.b=value`` strings (value parsed as YAML), or a ``{"a.b": value}`` mapping
+    (values as they are: a ``Path``, a list). Returns the new data and the paths set."""
     out = copy.deepcopy(data)
     touched: set[PathKey] = set()
-    if isinstance(overrides, str | Mapping):   # one string was read letter by letter
-        overrides = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] \
-            if isinstance(overrides, Mapping) else [overrides]
-    for item in overrides:
-        key, raw = split_override(item)
-        try:
-            value = yaml.load(raw, Loader=Loader)    # safe: Loader is a SafeLoader
-        except yaml.YAMLError:
-            value = raw
+    flag = override_flag(overrides)
+    if isinstance(overrides, str):              # one string was read letter by letter
+        overrides = [overrides]
+    pairs = ([(str(k), v) for k, v in overrides.items()] if isinstance(overrides, Mapping)
+             else [_parsed(*split_override(item)) for item in overrides])
+    for key, value in pairs:
         path = tuple(key.split("."))
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"cannot set '{key}': '{part}' is not a section", loc="--set")
-        node[path[-1]] = value
+                raise ConfigError(f"cannot set '{key}': '{part}' is not a section", loc=flag)
+        node[path[-1]] = (str(value) if isinstance(value, PurePath)
+                          else list(value) if isinstance(value, tuple) else value)
         touched.add(path)
     return out, touched
+
+
+def override_flag(overrides: Any) -> str:
+    """How errors name an override: ``--set`` on the command line, ``override`` for a
+    mapping given in Python."""
+    return "override" if isinstance(overrides, Mapping) else "--set"
+
+
+def _parsed(key: str, raw: str) -> tuple[str, Any]:
+    try:
+        return key, yaml.load(raw, Loader=Loader)    # safe: Loader is a SafeLoader
+    except yaml.YAMLError:
+        return key, raw

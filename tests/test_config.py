@@ -52,6 +52,32 @@ def test_a_path_as_name_is_refused_for_a_new_run_only(tmp_path):
         check_new_run(cfg)
 
 
+def test_a_new_runs_refusals_name_the_line_the_file_holds(tmp_path):
+    """``name:`` and ``data.val_fraction`` errors named the field without its line; a value
+    given by an override names the field alone (the file's line holds another value)."""
+    from pathlib import Path
+
+    from autocompress.config_checks import check_new_run, field_loc
+
+    path = write_config(tmp_path, TINY.replace("name: tiny", "name: a/b"))
+    with pytest.raises(ConfigError) as err:
+        check_new_run(load_config(path))
+    assert err.value.loc == f"{path}:1 name"
+    cfg = load_config(path, {"name": "c/d", "model.space": Path(load_config(path).model.space)})
+    assert field_loc(cfg, "name") == f"{path} name"
+    assert field_loc(cfg, "search.sampler") == f"{path}:10 search.sampler"
+    assert field_loc(cfg, "train.device") == f"{path} train.device"          # a default
+
+
+def test_python_overrides_are_named_as_such():
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO_CONFIG, {"search.trials": "x"})
+    assert err.value.loc == "override search.trials"
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO_CONFIG, ["search.trials=x"])
+    assert err.value.loc == "--set search.trials"
+
+
 @pytest.mark.parametrize("override, fragment", [
     ("hardware.budgets.stm32f746.max_latency_ms=.inf", "expected a positive number, got inf"),
     ("hardware.budgets.stm32f746.max_latency_ms=.nan", "expected a positive number, got nan"),

@@ -66,7 +66,8 @@ CONFIG_CASES = {
     "unknown profile": ("profiles: [stm32f746]\n  budgets: {stm32f746: {max_latency_ms: 50}}",
                         "profiles: [stm32f999]", ["stm32f999", "known profiles", "stm32f746"]),
     "impossible budget": ("max_latency_ms: 50", "max_latency_ms: 0.01",
-                          ["no candidate in the space can meet the budget"]),
+                          ["config.yaml:9 hardware.budgets.stm32f746.max_latency_ms: no "
+                           "candidate in the space can meet the budget"]),
     "unknown dataset": ("data: digits", "data: mnist", ["data.source", "'digits' or"]),
     "bad data import": ("data: digits", "data: nosuchmodule:make", ["cannot import module"]),
 }
@@ -187,6 +188,8 @@ DATA_CASES = {
                                                     "1 non-finite value(s)"]),
     "channels last": ("    x = x.transpose(0, 2, 3, 1)\n", ["looks channels-last",
                                                             "x.permute(0, 3, 1, 2)"]),
+    "channels last, not square": ("    x = x.reshape(len(x), 1, 32, 8).transpose(0, 2, 3, 1)\n",
+                                  ["looks channels-last: shape (1257, 32, 8, 1)"]),
     "one class": ("    y = y * 0\n", ["train has a single class (0)"]),
     "1-D signals": ("    x = x.reshape(len(x), 1, -1)\n",
                     ["(mydata:make_data -> train)", "x must be images, shape (N, C, H, W); got "
@@ -328,6 +331,32 @@ def test_a_model_with_layers_the_cost_model_does_not_know_is_refused(tmp_path, c
            "(ConvTranspose2d, 3,072)" \
         in line
     assert not (tmp_path / "run").exists()
+
+
+GRU_NET = """    return Recurrent(input_shape[0], num_classes)
+
+
+class Recurrent(nn.Module):
+    def __init__(self, channels, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 8, 3, padding=1)
+        self.gru = nn.GRU(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.gru(self.conv(x).mean(3).transpose(1, 2))[0][:, -1])
+
+
+def unused():
+    return nn.Sequential("""
+
+
+def test_a_model_with_a_gru_is_refused_not_a_crash(tmp_path, capsys):
+    """Torch-Pruning raised IndexError on it (exit 1, a traceback) before the refusal."""
+    cfg = own_config(tmp_path, **{"mynets.py": ("    return nn.Sequential(", GRU_NET),
+                                  "space.yaml": ('"14"', "fc")})
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert "model.builder: cannot cost the model" in line and "(GRU, " in line, line
 
 
 def test_what_a_new_search_refuses_an_old_run_still_exports(tmp_path, capsys, monkeypatch):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autocompress.config_checks import field_loc
 from autocompress.errors import ConfigError
 from autocompress.hardware.cost import BUDGET_KEYS
 from autocompress.search.rundir import REDUCTION_FILE
@@ -235,7 +236,8 @@ def check_budget_reachable(ctx: SearchContext) -> None:
             parts.append(f"{key} needs {value:.4g} > limit {value - excess:.4g}"
                          + (" (the device's own size)" if key in own else ""))
         raise ConfigError("no candidate in the space can meet the budget: the cheapest one "
-                          f"({'; '.join(parts)})", loc=f"{ctx.cfg.path} hardware.budgets",
+                          f"({'; '.join(parts)})", loc=field_loc(ctx.cfg, "hardware.budgets" + (
+                              f".{next(iter(over))}" if len(over) == 1 and not own else "")),
                           hint="allow smaller models in the search space, or a smaller input"
                           if own == set(over)
                           else "raise the limits or allow smaller models in the search space")

@@ -32,6 +32,7 @@ from typing import Any
 from autocompress import errors
 from autocompress.compress.checkpoint import write_durable
 from autocompress.config import SearchConfig
+from autocompress.config_checks import field_loc
 from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.entry import entry
 from autocompress.search.loop import next_trial, show
@@ -258,7 +259,7 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
                    "reduction": session.ctx.reduction, "ctx": _shared_context(session),
                    "run_id": str(session.run_dir.resolve())}
         gpu = trial_gpus(cfg.train.device, workers, ray.cluster_resources().get("GPU", 0.0),
-                         loc=f"{cfg.path} train.device")
+                         loc=field_loc(cfg, "train.device"))
         payload["device"] = "cuda" if gpu else "cpu"   # the GPU Ray gives the worker, or none
         stash: dict[str, str] = {}                # trial id -> its weights (base64)
         searcher = _searcher(session, remaining, stash)   # it ends the run (num_samples -1)

@@ -17,7 +17,7 @@ import torch
 
 from autocompress.budgets import DEVICE_FILE, budgets_of
 from autocompress.config import SearchConfig, lead_profile, pareto_objectives
-from autocompress.config_checks import check_new_run
+from autocompress.config_checks import check_new_run, field_loc
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
 from autocompress.search.baselines import baselines as all_baselines
@@ -113,7 +113,7 @@ def check_device(cfg: SearchConfig, resume: bool) -> None:
     """Refuse a GPU the config asks for that this machine lacks (a resume may move a run to
     another machine: ``--set train.device=...`` is one of the settings it may change)."""
     if (problem := device_problem(cfg.train.device)) is not None:
-        raise ConfigError(problem, loc=f"{cfg.path} train.device", hint=(
+        raise ConfigError(problem, loc=field_loc(cfg, "train.device"), hint=(
             "resume with --set train.device=auto (the GPU where there is one, else the CPU)"
             if resume else "train.device: auto takes the GPU where there is one, else the CPU"))
 
@@ -121,7 +121,7 @@ def check_device(cfg: SearchConfig, resume: bool) -> None:
 def own_teacher(cfg: SearchConfig) -> UserTeacher | None:
     """``teacher.model``, your own trained teacher, if the config names one."""
     return None if cfg.teacher.model is None else UserTeacher(
-        cfg.teacher.model, cfg.import_dir(), loc=f"{cfg.path} teacher.model")
+        cfg.teacher.model, cfg.import_dir(), loc=field_loc(cfg, "teacher.model"))
 
 
 def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teacher:

@@ -11,6 +11,7 @@ import torch
 from autocompress.budgets import config_device_limits, effective_budgets
 from autocompress.compress.prune import prune_groups
 from autocompress.config import SearchConfig, objectives_of
+from autocompress.config_checks import field_loc
 from autocompress.data import DataBundle, label_gaps, load_digits_bundle, load_user_bundle
 from autocompress.errors import AutocompressError, ConfigError, ModelError, SpaceError
 from autocompress.graph import ModelGraph, inspect_model
@@ -63,9 +64,9 @@ def load_data(cfg: SearchConfig) -> DataBundle:
     if cfg.data.source == "digits":
         return load_digits_bundle(cfg.seed, cfg.data.val_fraction, cfg.data.test_fraction)
     if ":" not in cfg.data.source:
-        raise ConfigError(f"unknown dataset '{cfg.data.source}'", loc=f"{cfg.path} data.source",
+        raise ConfigError(f"unknown dataset '{cfg.data.source}'", loc=field_loc(cfg, "data.source"),
                           hint="use 'digits' or 'module:callable'")
-    return load_user_bundle(cfg.data.source, cfg.seed, loc=f"{cfg.path} data.source",
+    return load_user_bundle(cfg.data.source, cfg.seed, loc=field_loc(cfg, "data.source"),
                             base_dir=cfg.import_dir())
 
 
@@ -108,7 +109,7 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     source = ModelSource(input_shape=data.input_shape, num_classes=data.num_classes,
                          base=space.base, builder=cfg.model.builder, base_dir=cfg.import_dir(),
                          family=space.family or DEFAULT_FAMILY,
-                         loc=f"{cfg.path} model.builder")
+                         loc=field_loc(cfg, "model.builder"))
     profiles = {name: load_profile(name, search_dirs=cfg.profile_dirs())
                 for name in cfg.hardware.profiles}
     # Resolve rules on the largest architecture, so every layer a candidate can have is named.
@@ -119,8 +120,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
         arch = {"depths": [largest.get("depth", 1)] * n, "expands": [largest.get("expand", 4)] * n}
     example = data.example()
     model = source.build(arch, seed=cfg.seed)
-    where = source.loc if cfg.model.builder else f"{cfg.path} data.source"
-    gaps = label_gaps(data, f"{cfg.path} data.source")
+    where = source.loc if cfg.model.builder else field_loc(cfg, "data.source")
+    gaps = label_gaps(data, field_loc(cfg, "data.source"))
     graph = _inspect(model, example, data.num_classes, where, gaps)
     compressible = [layer.fqn for layer in graph.compressible   # "m#1": a 2nd call of m,
                     if "#" not in layer.fqn]                     # compressed with m
@@ -128,15 +129,20 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
         raise SpaceError("the model has no conv or linear layer to compress", loc="model")
     ignored = (compressible[-1],)
     round_to = max(p.align.channels for p in profiles.values())
-    leaders = [f for f in prune_groups(model, example, ignored, round_to) if f not in ignored]
+    note = graph.uncosted_note()         # the budgets and fronts would be wrong
+    uncosted = note and ModelError(f"cannot cost the model: {note}", loc=where,
+                                   hint="build the model from the layers it costs")
+    try:
+        leaders = [f for f in prune_groups(model, example, ignored, round_to) if f not in ignored]
+    except Exception:         # Torch-Pruning fails on some layers the cost model refuses (GRU)
+        if uncosted:
+            raise uncosted from None
+        raise
     rspace = resolve(space, quant_layers=compressible, prune_leaders=leaders,
                      num_stages=source.num_stages,
                      layer_names=source.layer_names if source.is_family else None,
                      factorizable=[x.fqn for x in graph.compressible if x.groups == 1])
-    note = graph.uncosted_note()         # the budgets and fronts would be wrong
-    refused = (note and ModelError(f"cannot cost the model: {note}", loc=where,
-                                   hint="build the model from the layers it costs")) \
-        or gaps or _one_cluster(space)
+    refused = uncosted or gaps or _one_cluster(space)
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},
                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to,
