@@ -220,8 +220,13 @@ def _predict(row: Measured, profile: str, csv_path: Path, predict: Any) -> float
     except AutocompressError as exc:        # the file is the user's: name its CSV line
         if exc.loc == "--profile":
             raise
+        hint = exc.hint                     # predict's hint names its --format flag
+        if exc.loc == "--format":
+            hint = ("leave the row's format column empty: a quantized file's formats come "
+                    "from its QDQ nodes" if "QDQ" in exc.raw_message else
+                    "a format name in the format column, such as fp32, fp16, int8 or int4")
         raise type(exc)(f"{row.model.name}: {exc.raw_message}", loc=f"{csv_path}:{row.line}",
-                        hint=exc.hint) from None
+                        hint=hint) from None
 
 
 def print_result(result: dict[str, Any]) -> None:

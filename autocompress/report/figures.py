@@ -101,8 +101,8 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         top.set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="left",
                        fontsize=8)
     shown = f"{info.sampled}; " if info.sampled else "Front points, "
-    axes[0].set_title(f"{shown}layer by layer: darker = compressed more, grey = layer not in "
-                      "that model", fontsize=9.5)
+    fig.suptitle(f"{shown}layer by layer: darker = compressed more, grey = layer not in "
+                 "that model", fontsize=9.5)   # axes[0]'s title sat on its panel's name
     return save_figure(fig, path, dpi)
 
 

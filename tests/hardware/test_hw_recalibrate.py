@@ -146,6 +146,7 @@ def test_a_spreadsheets_csv_and_a_bad_format_name(tmp_path, models):
     with pytest.raises(AutocompressError) as err:
         calibrate("stm32f746", csv)
     assert err.value.loc == f"{csv}:2" and "'fp99' is not a format name" in str(err.value)
+    assert "format column" in str(err.value) and "--format" not in str(err.value)  # predict's
 
 
 @pytest.mark.parametrize("scale", [0.05, 40.0])

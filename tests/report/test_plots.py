@@ -287,3 +287,6 @@ def test_heatmap_panel_names_do_not_run_into_each_other(tmp_path, monkeypatch) -
     for k, box in enumerate(boxes):
         for j, other in enumerate(panels):
             assert j == k or not box.overlaps(other.get_window_extent(renderer))
+    # the figure's title sat on the first panel's name (both were axes[0]'s titles)
+    assert fig._suptitle is not None and "layer by layer" in fig._suptitle.get_text()
+    assert not fig._suptitle.get_window_extent(renderer).overlaps(boxes[0])
