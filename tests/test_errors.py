@@ -234,6 +234,15 @@ def test_model_with_the_wrong_number_of_outputs(tmp_path, capsys):
     assert "model.builder: the model outputs (1, 7), expected logits of shape (N, 10)" in line
 
 
+def test_a_model_that_ends_in_softmax_is_refused(tmp_path, capsys):
+    """Trained with cross-entropy on probabilities, a DS-CNN reached 39% instead of 83%."""
+    cfg = own_config(tmp_path, **{"mynets.py": ("nn.Linear(64, num_classes),",
+                                                "nn.Linear(64, num_classes), nn.Softmax(1),")})
+    line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert "model.builder: the model outputs probabilities" in line and "softmax" in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_input_shape_mismatch(tmp_path, capsys):
     cfg = own_config(tmp_path, **{"mynets.py": ("channels = input_shape[0]", "channels = 3")})
     line = run_cli(capsys, "search", str(cfg))
