@@ -3,6 +3,7 @@ field or flag), what was expected and a fix, and no traceback. In-process throug
 (fast); tests/test_cli.py checks the same through a real subprocess."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -403,3 +404,28 @@ def test_what_a_new_search_refuses_an_old_run_still_exports(tmp_path, capsys, mo
     monkeypatch.delitem(sys.modules, "mydata")                    # imported again
     line = run_cli(capsys, "search", str(cfg), "--run-dir", str(tmp_path / "new"))
     assert "space.yaml:" in line and "cluster.k: value 1 is not supported" in line
+
+
+def test_a_changed_data_module_is_named_on_resume_and_export(tmp_path, capsys):
+    """A resume after the user's data module changed mixed trials trained on two datasets in
+    one study, and an export rebuilt the model with the changed builder, silently."""
+    cfg = own_config(tmp_path)
+    run = tmp_path / "run"
+    quick = ["--set", "teacher.epochs=1", "--set", "train.epochs=1", "--set",
+             "train.finetune_epochs=0", "--set", "search.threads=1"]
+    assert main(["search", str(cfg), "--run-dir", str(run), "--trials", "1", "--no-baselines",
+                 "--quiet", *quick]) == 0
+    env = json.loads((run / "env.json").read_text())["user_code_sha256"]
+    assert set(env) == {"mydata", "mynets"}
+    capsys.readouterr()
+    assert main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "e1")]) == 0
+    assert "warning:" not in capsys.readouterr().err
+    data = cfg.parent / "mydata.py"
+    data.write_text(data.read_text() + "\n# noise raised\n")
+    assert main(["search", "--resume", str(run), "--trials", "2", "--quiet"]) == 0
+    err = capsys.readouterr().out               # the search's warnings go with its lines
+    assert f"warning: {data.resolve()} (mydata) changed since the search started" in err
+    assert "mynets" not in err
+    assert main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "e2")]) == 0
+    assert "(mydata) changed since the search started: the model is rebuilt" in \
+        capsys.readouterr().err

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Mapping
 from contextlib import suppress
@@ -48,6 +49,7 @@ from autocompress.search.rundir import (
     write_json,
 )
 from autocompress.search.setup import SearchContext, build_context
+from autocompress.search.user_code import code_changes
 from autocompress.train import accuracy
 
 
@@ -125,6 +127,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                           hint="choose a writable --out") from None
     try:    # from here on, any failure (Ctrl-C included) removes the temporary folder
         ctx, plan, model = trial_model(cfg, rec, weights)
+        for line in code_changes(run_dir, cfg, "the model is rebuilt and tested with it as "
+                                 "it is, not as the trial was trained"):
+            print(line, file=sys.stderr)
         graph = inspect_model(model, ctx.example())
         costs = estimate(ctx, plan, graph)
         test = ctx.data.test

@@ -20,6 +20,7 @@ from autocompress.config import SearchConfig, lead_profile, pareto_objectives
 from autocompress.config_checks import check_new_run, field_loc
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
+from autocompress.search import user_code
 from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
@@ -77,6 +78,7 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     env = environment(cfg.seed, {n: p.sha256 for n, p in ctx.profiles.items()})
     env["config_dir"] = str(cfg.import_dir().resolve())      # where its modules live
     env["run_files_sha256"] = run_file_hashes(run_dir)
+    env[user_code.KEY] = user_code.code_hashes(cfg)     # compared on resume and export
     write_json(run_dir / "env.json", env)
 
 
@@ -230,6 +232,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if resume:       # listed in env.json once the study and the teacher have opened
         if note := record_resume(run_dir):
             progress.warn(note)
+        for line in user_code.code_changes(run_dir, cfg, "the trials run from now on use "
+                                           "it as it is, the trials recorded used it as it was"):
+            progress.warn(line)
         if ctx.new_run_error is not None:      # an old run: it goes on, but say what is off
             progress.warn(f"warning: {ctx.new_run_error.raw_message} (a new search refuses "
                           "this; the run resumes as it started)")
