@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--activations", choices=("uint8", "int8"), default="uint8",
                    help="model.int8.onnx's activations: uint8 (fast in ONNX Runtime on x86, "
                         "the default) or int8 (signed, as CMSIS-NN / TFLite Micro run them)")
+    e.add_argument("--quiet", action="store_true",
+                   help="print only the export folder (for scripts); warnings still show")
 
     add("profiles", "List the known hardware profiles, or show and validate the named ones."
         ).add_argument("names", nargs="*", metavar="NAME",
@@ -220,10 +222,12 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from autocompress.export.run import export_run
 
-    export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
-               device=args.device, min_accuracy=args.min_accuracy, out=args.out,
-               max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb,
-               activations=args.activations)
+    out = export_run(args.run_dir, trial=args.trial, max_latency_ms=args.max_latency_ms,
+                     device=args.device, min_accuracy=args.min_accuracy, out=args.out,
+                     max_flash_kb=args.max_flash_kb, max_peak_sram_kb=args.max_peak_sram_kb,
+                     activations=args.activations, quiet=args.quiet)
+    if args.quiet:
+        print(out)
     return 0
 
 

@@ -228,8 +228,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         raise
     finally:
         os.close(held)
-    if not quiet:
-        print_summary(out, manifest, device)
+    print_summary(out, manifest, device, warnings_only=quiet)
     return out
 
 

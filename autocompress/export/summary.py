@@ -2,6 +2,7 @@
 measured latency, the run budgets the exported trial breaks, and the printed summary."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,10 @@ def cost_drift(m: dict[str, Any], tolerance: float = 0.005) -> str:
     return "; ".join(out)
 
 
-def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
+def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool = False
+                  ) -> None:
+    """The export's summary on stdout; ``warnings_only``: its budget and warning lines alone,
+    on stderr (``export --quiet``)."""
     acc, host = m["accuracy"], m["host_latency_ms"]
     files = m["files"]
     lines = [f"exported trial {m['trial']} (plan {m['plan_id']}) to {out}"]
@@ -166,6 +170,11 @@ def print_summary(out: Path, m: dict[str, Any], device: str) -> None:
     if drop > INT8_DROP_WARN + 1e-6:      # accuracies come as float32: 0.795 - 0.79 > 0.005
         lines.append(f"  WARNING: int8 ONNX loses {100 * drop:.1f} points of test accuracy "
                      "(more than 0.5)")
+    if warnings_only:
+        for line in lines:
+            if line.lstrip().lower().startswith(("warning", "budget")):
+                print(line.strip(), file=sys.stderr)
+        return
     print("\n".join(lines))
 
 

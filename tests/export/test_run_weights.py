@@ -115,6 +115,14 @@ def test_export_folder_permissions_and_baseline_over_budget_lines(finished_run, 
     (broken,) = manifest["int8_onnx_over_budget"]
     assert broken["budget"] == "stm32f746.max_latency_ms" and broken["limit"] == 2.0
     assert "model.int8.onnx breaks stm32f746.max_latency_ms" in printed
+    # --quiet: the folder alone on stdout (for scripts), the same warnings on stderr
+    assert main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "q"),
+                 "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == f"{tmp_path / 'q'}\n"
+    assert quiet.err.splitlines() == [
+        line.strip() for line in printed.splitlines()
+        if line.strip().startswith(("budget", "warning"))] and len(quiet.err.splitlines()) == 2
 
 
 def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  # noqa: F811
