@@ -266,6 +266,13 @@ def test_rule_matching_no_layer_of_own_model(tmp_path, capsys):
     assert "space.yaml:12" in line and "matches no layer" in line
 
 
+def test_a_prune_rule_on_the_output_layer_says_why_it_matches_nothing(tmp_path, capsys):
+    cfg = own_config(tmp_path, **{"space.yaml": ('"re:(0|3|9)"', '"14"')})
+    line = run_cli(capsys, "search", str(cfg))
+    assert "'14' matches no layer prune.ratio applies to" in line
+    assert "the layer writing the model's output is never pruned" in line
+
+
 def test_resume_of_something_that_is_not_a_run(tmp_path, capsys):
     assert "not a run directory" in run_cli(capsys, "search", "--resume", str(tmp_path))
 
@@ -420,6 +427,11 @@ def test_a_changed_data_module_is_named_on_resume_and_export(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "e1")]) == 0
     assert "warning:" not in capsys.readouterr().err
+    rebuild = json.loads((tmp_path / "e1" / "manifest.json").read_text())["rebuild"]
+    assert rebuild["builder"] == "mynets:build_model" and rebuild["family"] is None  # not
+    import autocompress as ac  # the family's name: "mobilenet_v2"
+
+    assert ac.load_export(tmp_path / "e1")[0].in_channels == 1
     data = cfg.parent / "mydata.py"
     data.write_text(data.read_text() + "\n# noise raised\n")
     assert main(["search", "--resume", str(run), "--trials", "2", "--quiet"]) == 0

@@ -26,7 +26,8 @@ def rebuild_info(source: Any, round_to: int, ignored: tuple[str, ...], seed: int
                  ) -> dict[str, Any]:
     """The manifest's ``rebuild`` entry (``source``: the run's ``ModelSource``)."""
     return {"input_shape": list(source.input_shape), "num_classes": source.num_classes,
-            "family": source.family, "base": dict(source.base), "builder": source.builder,
+            "family": None if source.builder else source.family,    # a builder: its own
+            "base": dict(source.base), "builder": source.builder,
             "import_dir": None if source.base_dir is None else str(source.base_dir),
             "round_to": round_to, "ignored": list(ignored), "seed": seed}
 
@@ -51,7 +52,8 @@ def load_export(folder: str | Path) -> nn.Module:
                           "autocompress export RUN_DIR --trial N") from None
     source = ModelSource(input_shape=tuple(info["input_shape"]),
                          num_classes=int(info["num_classes"]), base=info["base"],
-                         builder=info["builder"], family=info["family"],
+                         builder=info["builder"],
+                         **({"family": info["family"]} if info.get("family") else {}),
                          base_dir=None if info["import_dir"] is None else Path(info["import_dir"]),
                          loc=f"{manifest} rebuild.builder")
     example = torch.zeros(1, *source.input_shape)

@@ -135,7 +135,11 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(d <= 0 for d in shape):
         raise AutocompressError(f"bad --input-shape {text!r}", loc="--input-shape",
                                 hint="positive ints without the batch, e.g. 3,32,32")
-    if len(shape) == 3 and shape[2] in (1, 3) and shape[0] == shape[1] >= 8:   # as data.py
+    if len(shape) == 2:            # built, then failed deep in the forward pass
+        raise AutocompressError(f"--input-shape {text!r} has two sizes", loc="--input-shape",
+                                hint=f"images are C,H,W: 1,{shape[0]},{shape[1]} for one "
+                                "channel (a vector input is one size)")
+    if len(shape) == 3 and shape[2] in (1, 3) and min(shape[0], shape[1]) >= 8:   # as data.py
         raise AutocompressError(f"--input-shape {text!r} looks channels-last (H,W,C)",
                                 loc="--input-shape", hint=f"the models take C,H,W: "
                                 f"{shape[2]},{shape[0]},{shape[1]}")

@@ -239,7 +239,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
             progress.warn(f"warning: {ctx.new_run_error.raw_message} (a new search refuses "
                           "this; the run resumes as it started)")
         done = counted(list(by_number.values()))
-        progress.say(f"resuming: {len(by_number)} trials recorded, {interrupted_n} interrupted"
+        progress.say(f"resuming: {len(by_number)} trials recorded"
+                     + (f" ({interrupted_n} of them interrupted, recorded failed)"
+                        if interrupted_n else "")
                      + (f"; {done} finished meet the run's target of {progress.total} "
                         "(baselines included), so none is left to run (raise --trials to run "
                         "more)" if done >= progress.total else ""))

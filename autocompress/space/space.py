@@ -1,8 +1,8 @@
 """Search space: arch, distillation and per-layer compression knobs from YAML.
 
 Rules address layers by exact fqn or ``re:`` regex. For each (layer, knob), an exact rule
-that sets the knob wins, else the first regex rule that sets it. ``skip: true`` on a
-matching rule removes every knob of that layer. ``share: true`` makes one parameter for
+that sets the knob wins, else the first regex rule that sets it. ``skip: true`` removes every
+knob of the layers it matches. ``share: true`` makes one parameter for
 all the layers a rule matches (implied for the sparsity knobs of a rule that fixes
 ``sparsity.scope: global``: those layers share one threshold and the lead's ratio). A rule
 that matches no eligible layer is an error at its line.
@@ -41,6 +41,8 @@ from autocompress.yamlio import Located, load_yaml
 
 RULE_KEYS = ("match", "skip", "share", *LAYER_KNOBS)
 TOP_KEYS = ("version", "family", "base", "arch", "reference", "distill", "rules")
+LEADERS_WHY = ("it applies to prune-group leaders (the layer writing the model's output is "
+               "never pruned, a layer coupled to a leader is pruned with it); ")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,8 +131,7 @@ class SearchSpace:
                    distill=distill, rules=tuple(rules),
                    reference=parse_reference(doc, data.get("reference") or {}, arch))
 
-    def max_arch(self) -> dict[str, int]:
-        """Largest depth/expand each arch knob can take (layer names are resolved on it)."""
+    def max_arch(self) -> dict[str, int]:     # layer names are resolved on the largest
         return {k: max(self.arch[k].values()) for k in ("depth", "expand") if k in self.arch}
 
 
@@ -276,10 +277,10 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
         for knob, dist in rule.knobs.items():
             targets = [f for f in eligible[knob] if rule.matches(f)]
             if not targets:
-                raise space.doc.error(("rules", rule.index, knob),
-                                      f"'{rule.pattern}' matches no layer {knob} applies to",
-                                      cls=SpaceError,
-                                      hint=f"eligible: {', '.join(eligible[knob][:6])}")
+                why = LEADERS_WHY if LAYER_KNOBS[knob].get("on") == "leaders" else ""
+                raise space.doc.error(("rules", rule.index, knob), f"'{rule.pattern}' matches "
+                                      f"no layer {knob} applies to", cls=SpaceError,
+                                      hint=f"{why}eligible: {', '.join(eligible[knob][:6])}")
             for fqn in targets:
                 if fqn in skipped or knob in layer_params.get(fqn, {}):
                     continue

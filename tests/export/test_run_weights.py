@@ -166,6 +166,7 @@ def test_an_export_folder_loads_back_as_the_model_it_measured(finished_run, tmp_
     printed = capsys.readouterr().out
     shutil.move(str(tmp_path / "e"), str(tmp_path / "moved"))        # the folder alone
     manifest = json.loads((tmp_path / "moved" / "manifest.json").read_text())
+    assert manifest["rebuild"]["family"] == "mobilenet_v2"
     model = ac.load_export(tmp_path / "moved")
     assert not any("parametrizations" in k for k in model.state_dict())
     test = load_digits_bundle(0).test

@@ -341,6 +341,11 @@ def test_onnx_ops_with_weights_the_cost_model_does_not_know_are_named(tmp_path: 
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--input-shape", "32,32,3"], "error: --input-shape: --input-shape '32,32,3' looks "
                                    "channels-last (H,W,C) (the models take C,H,W: 3,32,32)"),
+    (["--input-shape", "49,10,1"], "error: --input-shape: --input-shape '49,10,1' looks "
+                                   "channels-last (H,W,C) (the models take C,H,W: 1,49,10)"),
+    (["--input-shape", "49,10"], "error: --input-shape: --input-shape '49,10' has two sizes "
+                                 "(images are C,H,W: 1,49,10 for one channel (a vector input "
+                                 "is one size))"),
     (["--input-shape", "3,32,32", "--num-classes", "0"], "error: --num-classes: expected a "
                                                          "class count >= 1, got 0")])
 def test_a_channels_last_shape_or_no_class_is_refused(capsys, args, fragment):
