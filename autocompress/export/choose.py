@@ -142,3 +142,39 @@ def export_limits(device: str, max_latency_ms: float | None,
     latency = [] if max_latency_ms is None else [
         Budget(profile=device, metric="latency_ms", limit=float(max_latency_ms))]
     return [*latency, *_memory_budgets(device, memory)]
+
+
+def stored_as_planned(rec: Mapping[str, Any]) -> bool:
+    """Whether ``model.int8.onnx`` stores the trial's weights as its predicted Flash counts
+    them: no sub-8-bit weights, no sparsity, no clustering (the int8 file writes those as
+    dense int8, bigger than predicted).
+
+    >>> stored_as_planned({"plan": {"layers": {"a": [{"kind": "quant", "bits": 8}]}}})
+    True
+    >>> stored_as_planned({"plan": {"layers": {"a": [{"kind": "quant", "bits": 4}]}}})
+    False
+    """
+    for configs in (rec.get("plan") or {}).get("layers", {}).values():
+        for c in configs:
+            if c.get("kind") in ("sparsity", "cluster") or (
+                    c.get("kind") == "quant" and int(c.get("bits", 8)) < 8):
+                return False
+    return True
+
+
+def int8_file_alternative(records: list[dict[str, Any]], chosen: Mapping[str, Any],
+                          device: str, limits: list[Budget]) -> dict[str, Any] | None:
+    """The most accurate complete trial other than ``chosen`` that is stored as planned
+    (``stored_as_planned``) and within ``limits`` (the run's budgets and export's own): what
+    to export when the chosen trial's int8 file breaks them. Its number, accuracy and
+    predicted cost on ``device``. None when ``chosen`` is stored as planned itself."""
+    if stored_as_planned(chosen):
+        return None
+    ok = [r for r in records if r.get("state") == "complete"
+          and r.get("number") != chosen.get("number") and stored_as_planned(r)
+          and not any((v := b.violation(r)) is not None and v > 0 for b in limits)]
+    best = max(ok, key=lambda r: r.get("metrics", {}).get("accuracy", 0.0), default=None)
+    return None if best is None else {
+        "trial": best["number"], "accuracy": best["metrics"]["accuracy"],
+        **{k: v for k, v in best["cost"][device].items()
+           if k in ("latency_ms", "flash_kb", "peak_sram_kb")}}

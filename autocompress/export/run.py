@@ -30,9 +30,10 @@ from autocompress.compress.checkpoint import save_packed
 from autocompress.compress.size import stored_bytes
 from autocompress.config import SearchConfig, lead_profile
 from autocompress.errors import AutocompressError, ExportError, load_problem
-from autocompress.export.choose import choice_notes, choose_record, export_limits
+from autocompress.export.choose import choice_notes, choose_record, export_limits, int8_file_alternative
 from autocompress.export.load import load_weights, rebuild_info
 from autocompress.export.summary import (
+    MODEL_PT_NOTE,
     host_prediction_error,
     int8_file_cost,
     over_budget,
@@ -175,13 +176,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "params": graph.params, "macs": graph.macs,
             "stored_bytes": size.total_bytes,
             "model_pt": {**packed.to_dict(), "stored_bytes": size.total_bytes,
-                         "note": "model.pt = the weights packed as stored_bytes counts them "
-                                 "(sub-8-bit codes at their bit-width, codebooks, sparse "
-                                 "encodings) + per-channel scales + the other state-dict "
-                                 "tensors as float (BatchNorm unfolded: 4 values per channel, "
-                                 "where stored_bytes counts one folded bias) + its index; "
-                                 "read it with autocompress.compress.checkpoint.load_state, "
-                                 "or the whole model with autocompress.load_export(folder)"},
+                         "note": MODEL_PT_NOTE},
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
             "onnx_params": count_onnx_params(fp32),
             "parity_max_abs_diff": diff,
@@ -189,10 +184,12 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "predicted_int8_onnx": (as_int8 := int8_file_cost(int8, ctx.cost_models)),
             # the limits the file breaks (it stores sub-8-bit weights at 8 bits): the run's,
             # then export's own, named by their flag
-            "int8_onnx_over_budget": over_budget({"cost": as_int8}, budgets_of(cfg)) + [
-                {**o, "budget": f"--max-{b.metric.replace('_', '-')}"}
-                for b in export_limits(device, max_latency_ms, memory)
-                for o in over_budget({"cost": as_int8}, [b])],
+            "int8_onnx_over_budget": (broken := over_budget({"cost": as_int8}, budgets_of(cfg))
+                                      + [{**o, "budget": f"--max-{b.metric.replace('_', '-')}"}
+                                         for b in export_limits(device, max_latency_ms, memory)
+                                         for o in over_budget({"cost": as_int8}, [b])]),
+            "int8_file_alternative": (broken and int8_file_alternative(records, rec, device, [
+                *budgets_of(cfg), *export_limits(device, max_latency_ms, memory)])) or None,
             "predicted_at_search": {n: {k: v for k, v in c.items() if k in
                                         ("latency_ms", "flash_kb", "peak_sram_kb")}
                                     for n, c in rec.get("cost", {}).items()},

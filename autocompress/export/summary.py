@@ -55,6 +55,14 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]],
     return out
 
 
+MODEL_PT_NOTE = ("model.pt = the weights packed as stored_bytes counts them (sub-8-bit codes "
+                 "at their bit-width, codebooks, sparse encodings) + per-channel scales + the "
+                 "other state-dict tensors as float (BatchNorm unfolded: 4 values per "
+                 "channel, where stored_bytes counts one folded bias) + its index; read it "
+                 "with autocompress.compress.checkpoint.load_state, or the whole model with "
+                 "autocompress.load_export(folder)")
+
+
 def int8_file_cost(int8: Path, cost_models: Any) -> dict[str, dict[str, Any]]:
     """Predicted cost of ``model.int8.onnx`` as written (read back from the file: every
     quantized layer int8, sub-8-bit ones included), per profile. The plan's own prediction
@@ -134,6 +142,13 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
                         " (it stores sub-8-bit weights at 8 bits and costs as written; "
                         "model.pt keeps them packed, for a runtime with sub-8-bit kernels)"
                         if sub8 else " (as the plan does)"))
+    if alt := m.get("int8_file_alternative"):
+        lines.append(f"  instead    trial {alt['trial']} ({alt['accuracy']:.4f}, "
+                     + ", ".join(f"{alt[k]:.4g} {unit}" for k, unit in (
+                         ("latency_ms", "ms"), ("flash_kb", "KB flash"),
+                         ("peak_sram_kb", "KB SRAM")) if k in alt)
+                     + ") stores 8-bit or float weights only, so its int8 file meets them: "
+                     f"export it with --trial {alt['trial']}")
     if drift := cost_drift(m):
         lines.append(f"  warning    the rebuilt model costs otherwise than at the search "
                      f"({drift}): its code (model.builder) or this package changed since")
@@ -172,7 +187,7 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
                      "(more than 0.5)")
     if warnings_only:
         for line in lines:
-            if line.lstrip().lower().startswith(("warning", "budget")):
+            if line.lstrip().lower().startswith(("warning", "budget", "instead")):
                 print(line.strip(), file=sys.stderr)
         return
     print("\n".join(lines))

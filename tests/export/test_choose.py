@@ -113,3 +113,28 @@ def test_flash_and_sram_limits_choose_too(tmp_path, capsys):
 
     assert main(["export", str(tmp_path / "run"), "--trial", "1", "--max-flash-kb", "5"]) == 2
     assert "--max-flash-kb chooses among front points" in capsys.readouterr().err
+
+
+def test_an_int8_file_over_the_limits_names_a_trial_whose_file_fits():
+    """`--max-flash-kb 11` picked a trial whose 4-bit layers fit only packed; its int8 file
+    needed 11.9 KB, and the all-int8 front point that truly fits (9.1 KB) went unnamed."""
+    from autocompress.export.choose import int8_file_alternative
+
+    def planned(number, acc, flash, layers, state="complete"):
+        r = rec(number, acc, 2.0, state=state)
+        r["cost"]["stm32f746"]["flash_kb"] = flash
+        r["plan"] = {"layers": {"conv": layers}}
+        return r
+
+    int4 = [{"kind": "quant", "bits": 4}]
+    chosen = planned(9, 0.93, 10.8, int4)
+    records = [chosen, planned(4, 0.90, 9.1, [{"kind": "quant", "bits": 8}]),
+               planned(5, 0.92, 9.5, [{"kind": "sparsity", "ratio": 0.5}]),     # dense in int8
+               planned(6, 0.95, 12.0, [{"kind": "prune", "ratio": 0.5}]),       # over the limit
+               planned(7, 0.99, 8.0, [], state="failed"),
+               planned(8, 0.85, 7.0, [{"kind": "quant", "bits": 32}])]
+    limits = [Budget(profile="stm32f746", metric="flash_kb", limit=11.0)]
+    alt = int8_file_alternative(records, chosen, "stm32f746", limits)
+    assert alt == {"trial": 4, "accuracy": 0.90, "latency_ms": 2.0, "flash_kb": 9.1,
+                   "peak_sram_kb": 1.0}
+    assert int8_file_alternative(records, records[1], "stm32f746", limits) is None  # fits
