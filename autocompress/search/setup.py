@@ -21,6 +21,7 @@ from autocompress.models.source import ModelSource
 from autocompress.search.reduce import Reduction, dominated, reduced
 from autocompress.space import ResolvedSpace, SearchSpace, resolve
 from autocompress.space.distributions import Range
+from autocompress.train.teacher import outputs_probabilities
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,7 @@ def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, wh
                          f"{num_classes}) for the {num_classes} classes in the data", loc=where,
                          hint="give the last layer num_classes outputs (the builder's second "
                          "argument)")
-    if num_classes > 1 and bool((out >= 0).all()) and \
-            torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-4):
+    if outputs_probabilities(out):
         # cross-entropy and distillation take logits: trained on probabilities, a DS-CNN
         # reached 39% where it reached 83% without the softmax
         return graph, ModelError("the model outputs probabilities (each row sums to 1: a "

@@ -118,7 +118,22 @@ class UserTeacher:
             raise ModelError(f"the teacher outputs {shape}, expected logits of shape (N, "
                              f"{data.num_classes})", loc=self.loc,
                              hint="return the model that outputs one logit per class")
+        if outputs_probabilities(out):       # distillation softens logits, not probabilities
+            raise ModelError("the teacher outputs probabilities (each row sums to 1: a softmax "
+                             "at the end), not logits", loc=self.loc,
+                             hint="return the model without its final softmax")
         return model.requires_grad_(False)
+
+
+def outputs_probabilities(out: Tensor) -> bool:
+    """Whether a model's output rows (N, K) look like a softmax's: non-negative, each
+    summing to 1. Cross-entropy and distillation take logits.
+
+    >>> outputs_probabilities(torch.tensor([[0.2, 0.8]])), outputs_probabilities(torch.ones(1, 2))
+    (True, False)
+    """
+    return out.shape[1] > 1 and bool((out >= 0).all()) and torch.allclose(
+        out.sum(1), torch.ones(len(out), dtype=out.dtype), atol=1e-4)
 
 
 def _weights_hash(model: nn.Module) -> str:

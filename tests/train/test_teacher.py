@@ -56,6 +56,10 @@ def wrong_outputs(input_shape, num_classes):
     return nn.Flatten()
 
 
+def with_softmax(input_shape, num_classes):
+    return nn.Sequential(load_teacher(input_shape, num_classes), nn.Softmax(1))
+
+
 def wrong_inputs(input_shape, num_classes):
     return nn.Linear(3, num_classes)
 '''
@@ -96,7 +100,8 @@ def test_your_own_teacher_gives_the_logits_and_is_cached_by_its_weights(tmp_path
                        ("wrong_outputs", "the teacher outputs (2, 64), expected logits of "
                                          "shape (N, 10)"),
                        ("wrong_inputs", "the teacher raised RuntimeError on two validation "
-                                        "images")):
+                                        "images"),
+                       ("with_softmax", "the teacher outputs probabilities")):
         with pytest.raises(ModelError, match=re.escape(what)):
             UserTeacher(f"myteacher:{name}", code).build(data)
 
