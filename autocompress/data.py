@@ -129,7 +129,7 @@ def _check_values(x: Tensor, y: Tensor, where: str) -> None:
     if x.dim() == 4 and x.shape[3] in (1, 3) and min(x.shape[1], x.shape[2]) >= 8:
         raise DataError(f"x looks channels-last: shape {tuple(x.shape)} (N x H x W x C)",
                         loc=where, hint="the models take N x C x H x W: return "
-                        "x.permute(0, 3, 1, 2)")
+                        "x.permute(0, 3, 1, 2) (a signal of C channels is N x C x 1 x W)")
 
 
 _INT_TYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

@@ -181,8 +181,8 @@ def add_command(add: Any) -> None:
                    help="also write the run's search space without the values that lost more "
                         "than --max-drop points (search it with --set model.space=OUT.yaml)")
     s.add_argument("--max-drop", type=float, default=5.0, metavar="POINTS",
-                   help="accuracy points a probe may lose and its value stay in the narrowed "
-                        "space (default 5: the probes are not fine-tuned, the search is)")
+                   help="with --narrow: accuracy points a probe may lose and its value stay "
+                        "in the space (default 5: the probes are not fine-tuned, the search is)")
 
 
 def run_command(args: Any) -> int:
@@ -252,6 +252,9 @@ def _check_narrow_target(run_dir: Path, out: Path, max_drop: float) -> None:
         raise AutocompressError("the run's own files are what resume and export check",
                                 loc="--narrow", hint="write the narrowed space elsewhere, e.g. "
                                 "--narrow search_spaces/narrowed.yaml")
+    if out.is_dir():
+        raise AutocompressError("a folder, not a file", loc="--narrow",
+                                hint=f"name the file, e.g. --narrow {out / 'narrowed.yaml'}")
     if not out.resolve().parent.is_dir():
         raise AutocompressError(f"no folder {out.parent}", loc="--narrow",
                                 hint="create it, or give a path in an existing folder")

@@ -199,10 +199,21 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"cannot set '{key}': '{part}' is not a section", loc=flag)
-        node[path[-1]] = (str(value) if isinstance(value, PurePath)
-                          else list(value) if isinstance(value, tuple) else value)
+        node[path[-1]] = _plain_value(value)
         touched.add(path)
     return out, touched
+
+
+def _plain_value(value: Any) -> Any:
+    """A Python override's value as YAML would give it: a copy (the caller's dict is not
+    the config's), a ``Path`` as text, a tuple as a list, at any depth."""
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def override_flag(overrides: Any) -> str:

@@ -69,6 +69,21 @@ def test_a_new_runs_refusals_name_the_line_the_file_holds(tmp_path):
     assert field_loc(cfg, "train.device") == f"{path} train.device"          # a default
 
 
+def test_python_override_values_are_copied_and_made_plain():
+    """The caller's dict became the config's: changing it later changed a validated config;
+    a Path or a tuple below the top level was refused."""
+    from pathlib import Path
+
+    budgets = {"stm32f746": {"max_latency_ms": 9.0}}
+    cfg = load_config(DEMO_CONFIG, {"hardware": {"profiles": ("stm32f746",),
+                                                 "budgets": budgets},
+                                    "model": {"space": Path("../../search_spaces/"
+                                                            "mobilenet_digits.yaml")}})
+    budgets["stm32f746"]["max_latency_ms"] = 0.001
+    assert cfg.hardware.budgets["stm32f746"]["max_latency_ms"] == 9.0
+    assert cfg.hardware.profiles == ("stm32f746",) and cfg.model.space.endswith(".yaml")
+
+
 def test_python_overrides_are_named_as_such():
     with pytest.raises(ConfigError) as err:
         load_config(DEMO_CONFIG, {"search.trials": "x"})

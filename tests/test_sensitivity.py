@@ -115,7 +115,8 @@ def test_narrow_writes_a_space_the_search_reads(run, tmp_path, capsys):
 @pytest.mark.parametrize(("args", "loc"), [(["--narrow", "RUN/space.yaml"], "--narrow"),
                                            (["--narrow", "x.yaml", "--max-drop", "-1"],
                                             "--max-drop"),
-                                           (["--narrow", "no/such/dir/x.yaml"], "--narrow")])
+                                           (["--narrow", "no/such/dir/x.yaml"], "--narrow"),
+                                           (["--narrow", "RUN"], "--narrow")])
 def test_narrow_refuses_the_runs_own_files_and_bad_drops(run, capsys, args, loc):
     run_dir = run[0]
     args = [a.replace("RUN", str(run_dir)) for a in args]

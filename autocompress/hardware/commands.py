@@ -124,8 +124,9 @@ def progress_printer(stream: TextIO, every: int = 50
     return progress, finish
 
 
-def parse_shape(text: str | None) -> tuple[int, ...] | None:
-    """``"3,32,32"`` -> (3, 32, 32); AutocompressError on anything else."""
+def parse_shape(text: str | None, images: bool = True) -> tuple[int, ...] | None:
+    """``"3,32,32"`` -> (3, 32, 32); AutocompressError on anything else. ``images``: a
+    PyTorch model's C,H,W (an ONNX file's input keeps its own layout, tf2onnx's H,W,C too)."""
     if text is None:
         return None
     try:
@@ -135,11 +136,11 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(d <= 0 for d in shape):
         raise AutocompressError(f"bad --input-shape {text!r}", loc="--input-shape",
                                 hint="positive ints without the batch, e.g. 3,32,32")
-    if len(shape) == 2:            # built, then failed deep in the forward pass
+    if images and len(shape) == 2:            # built, then failed deep in the forward pass
         raise AutocompressError(f"--input-shape {text!r} has two sizes", loc="--input-shape",
                                 hint=f"images are C,H,W: 1,{shape[0]},{shape[1]} for one "
                                 "channel (a vector input is one size)")
-    if len(shape) == 3 and shape[2] in (1, 3) and min(shape[0], shape[1]) >= 8:   # as data.py
+    if images and len(shape) == 3 and shape[2] in (1, 3) and min(shape[0], shape[1]) >= 8:
         raise AutocompressError(f"--input-shape {text!r} looks channels-last (H,W,C)",
                                 loc="--input-shape", hint=f"the models take C,H,W: "
                                 f"{shape[2]},{shape[0]},{shape[1]}")
@@ -255,7 +256,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.num_classes < 1:
         raise AutocompressError(f"expected a class count >= 1, got {args.num_classes}",
                                 loc="--num-classes")
-    out = predict(args.model, args.profile, parse_shape(args.input_shape), args.num_classes,
+    shape = parse_shape(args.input_shape, images=not str(args.model).endswith(".onnx"))
+    out = predict(args.model, args.profile, shape, args.num_classes,
                   args.format)
     if args.json:
         print(json.dumps(out))

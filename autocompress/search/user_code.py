@@ -34,7 +34,7 @@ def _source(module_name: str, import_dir: Path) -> Path | None:
         try:
             spec = importlib.util.find_spec(module_name)
             file = spec.origin if spec is not None else None
-        except (ImportError, ValueError):
+        except Exception:         # a parent package's __init__ runs, and may raise
             file = None
         finally:
             if added:

@@ -3,15 +3,17 @@
 a layer's bit-widths, prune ratios and sparsity ratios that lost more than ``max_drop``
 accuracy points when that layer alone was compressed are removed from its choices, and so
 is every value that compresses that layer at least as hard (fewer bits, a higher ratio).
-A value no probe speaks for is kept, and so is the least compressing value of every knob:
-a narrowed knob never becomes empty. The sparsity ratio of a rule that fixes
+A listed value no probe speaks for is kept, and so is the least compressing value of every
+knob: a narrowed knob never becomes empty. A range ends below its first bad probe, at the
+last good one (or its low end). The sparsity ratio of a rule that fixes
 ``sparsity.scope: global`` is left as it is: it sets one threshold over its layers, which no
 one-layer probe measures.
 
-A layer's own parameter is narrowed by a new exact rule for it (exact rules win over regex
-rules, and the new rules come first, so they also win over an exact rule already there); a
-parameter that a ``share: true`` rule gives several layers is narrowed in that rule, by what
-any of its layers lost. Narrowed values are written as a list, even a single one, so that the
+A layer's own parameter is narrowed in the exact rule that sets it, or by a new exact rule
+appended for it (exact rules win over regex rules wherever they stand; appended, the rules
+already there keep their indices, and so a shared parameter its name); a parameter that a
+``share: true`` rule gives several layers is narrowed in that rule, by what any of its
+layers lost. Narrowed values are written as a list, even a single one, so that the
 run's uniform baselines stay what they were (a value outside a list makes a baseline
 evaluated from its own parameters, not a trial the space would drop).
 
@@ -61,6 +63,9 @@ def narrow_values(knob: str, dist: Distribution, measured: Measured, max_drop: f
 def _narrow_range(knob: str, dist: Range, measured: Measured, bad: list[Any]) -> Any:
     if not NARROWED[knob]:                     # bits: every width up to the worst bad one goes
         low = int(max(bad)) + 1
+        if dist.step:                          # up onto the range's grid
+            step = int(dist.step)
+            low = int(dist.low) + -(-(low - int(dist.low)) // step) * step
         if low <= dist.low:
             return None
         return [int(dist.high)] if low >= dist.high else _range(dist, low, dist.high)
@@ -69,8 +74,8 @@ def _narrow_range(knob: str, dist: Range, measured: Measured, bad: list[Any]) ->
         return None
     safe = [v for v, lost in measured if lost is not None and dist.low <= v < first_bad]
     high = max(safe, default=dist.low)
-    if dist.step:                              # on the range's grid
-        high = dist.low + int((high - dist.low) / dist.step + 1e-9) * dist.step
+    if dist.step:                              # down onto the range's grid
+        high = round(dist.low + int((high - dist.low) / dist.step + 1e-9) * dist.step, 10)
     return [dist.low] if high <= dist.low else _range(dist, dist.low, high)
 
 
@@ -129,12 +134,20 @@ def _text(dist: Distribution) -> Any:
 
 
 def narrowed_document(raw: Mapping[str, Any], narrowing: Narrowing) -> dict[str, Any]:
-    """The space file's data with the narrowing applied (new exact rules first)."""
+    """The space file's data with the narrowing applied (see the module docstring)."""
     doc = dict(raw)
     rules = [dict(r) for r in (raw.get("rules") or [])]
     for index, knobs in narrowing.shared.items():
         rules[index].update(knobs)
-    doc["rules"] = [{"match": fqn, **knobs} for fqn, knobs in narrowing.exact.items()] + rules
+    for fqn, knobs in narrowing.exact.items():
+        rest = dict(knobs)
+        for rule in rules:                    # the exact rule that sets a knob: in place
+            if str(rule.get("match")) == fqn:
+                for knob in [k for k in rest if k in rule]:
+                    rule[knob] = rest.pop(knob)
+        if rest:
+            rules.append({"match": fqn, **rest})
+    doc["rules"] = rules
     return doc
 
 

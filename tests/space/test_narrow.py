@@ -49,19 +49,32 @@ def test_own_parameters_get_exact_rules_and_shared_ones_narrow_their_rule():
     assert out.shared == {1: {"quant.bits": [4, 8]}}       # stem's int2 loss, for every layer
     assert len(out.lines) == 2 and "lost 30.0 points at 0.5" in "\n".join(out.lines)
     doc = narrowed_document(parse_yaml(text, "space.yaml").data, out)
-    assert doc["rules"][0] == {"match": "stages.0.0.expand.conv", "prune.ratio": [0.0]}
+    assert doc["rules"][-1] == {"match": "stages.0.0.expand.conv", "prune.ratio": [0.0]}
     again = _resolved(dump_yaml(doc, sort_keys=False))           # a valid space, and it wins
     assert again.dists["prune/stages.0.0.expand.conv"] == Choice(choices=(0.0,))
-    assert again.dists["quant/rule2"] == Choice(choices=(4, 8))
+    assert again.dists["quant/rule1"] == Choice(choices=(4, 8))   # the same parameter names
+    assert set(again.dists) == set(rs.dists)
     assert again.dists["quant/classifier"] == Fixed(value=8)
 
 
-def test_a_new_exact_rule_beats_an_exact_rule_already_there():
+def test_an_exact_rule_already_there_is_narrowed_in_place():
     text = SPACE + "  - match: stem.conv\n    quant.bits: [2, 8]\n"
     out = narrow(_resolved(text), {"stem.conv": {"quant.bits": [(2, 9.0)]}}, 2.0)
     doc = narrowed_document(parse_yaml(text, "space.yaml").data, out)
+    assert doc["rules"][-1] == {"match": "stem.conv", "quant.bits": [8]}
+    assert len(doc["rules"]) == 5
     assert _resolved(dump_yaml(doc, sort_keys=False)).dists["quant/stem.conv"] == \
         Choice(choices=(8,))
+
+
+def test_narrowed_ranges_stay_on_their_grid():
+    """A stepped range narrowed off its grid made a space that does not load."""
+    assert narrow_values("quant.bits", Range(low=2, high=8, step=2, integer=True),
+                         [(2, 9.0)], 2.0) == {"low": 4, "high": 8, "step": 2}
+    assert narrow_values("quant.bits", Range(low=2, high=8, step=3, integer=True),
+                         [(4, 9.0)], 2.0) == {"low": 5, "high": 8, "step": 3}
+    assert narrow_values("sparsity.ratio", Range(low=0.0, high=0.9, step=0.1),
+                         [(0.3, 0.1), (0.5, 9.0)], 2.0) == {"low": 0.0, "high": 0.3, "step": 0.1}
 
 
 def test_global_sparsity_is_left_alone():
