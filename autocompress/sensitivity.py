@@ -24,6 +24,7 @@ from typing import Any
 from autocompress.errors import AutocompressError
 
 EXAMPLE = "autocompress sensitivity runs/demo --bits 8,4,2 --prune 0.25,0.5"
+NARROWED_MARK = "narrowed by `autocompress sensitivity`"   # --narrow replaces only its own
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,10 @@ def _check_narrow_target(run_dir: Path, out: Path, max_drop: float) -> None:
     if out.is_dir():
         raise AutocompressError("a folder, not a file", loc="--narrow",
                                 hint=f"name the file, e.g. --narrow {out / 'narrowed.yaml'}")
+    if out.is_file() and NARROWED_MARK not in out.read_text(errors="replace")[:2000]:
+        raise AutocompressError("the file exists and is not a space --narrow wrote (your own "
+                                "space, its comments, would be replaced)", loc="--narrow",
+                                hint="give a new file name")
     if not out.resolve().parent.is_dir():
         raise AutocompressError(f"no folder {out.parent}", loc="--narrow",
                                 hint="create it, or give a path in an existing folder")
@@ -274,7 +279,7 @@ def write_narrowed(run_dir: Path, rspace: Any, chosen: Sequence[Probe],
     source = load_yaml(run_dir / "space.yaml", what="search space")
     lines = narrowing.lines or ["nothing: no probe of a searched value lost more"]
     header = "".join(f"# {line}\n" for line in (
-        f"{run_dir / 'space.yaml'} narrowed by `autocompress sensitivity` on trial "
+        f"{run_dir / 'space.yaml'} {NARROWED_MARK} on trial "
         f"{result['trial']} ({datetime.date.today()}): values that lost more than "
         f"{max_drop:g} points with one layer compressed, no fine-tuning, are removed.",
         *lines))

@@ -10,7 +10,7 @@ from autocompress.config import load_config
 from autocompress.errors import AutocompressError
 from autocompress.search.runner_optuna import run_search
 from autocompress.sensitivity import default_record, table_lines
-from tests.conftest import TINY, write_config
+from tests.conftest import SPACE, TINY, write_config
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +116,11 @@ def test_narrow_writes_a_space_the_search_reads(run, tmp_path, capsys):
                                            (["--narrow", "x.yaml", "--max-drop", "-1"],
                                             "--max-drop"),
                                            (["--narrow", "no/such/dir/x.yaml"], "--narrow"),
-                                           (["--narrow", "RUN"], "--narrow")])
+                                           (["--narrow", "RUN"], "--narrow"),
+                                           (["--narrow", "SPACE"], "--narrow")])
 def test_narrow_refuses_the_runs_own_files_and_bad_drops(run, capsys, args, loc):
     run_dir = run[0]
-    args = [a.replace("RUN", str(run_dir)) for a in args]
+    args = [a.replace("RUN", str(run_dir)).replace("SPACE", str(SPACE)) for a in args]
     assert main(["sensitivity", str(run_dir), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {loc}")
