@@ -131,5 +131,5 @@ def test_a_search_distills_from_your_own_teacher(tmp_path, capsys):
                        name="bad.yaml")
     assert main(["search", str(bad), "--run-dir", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
-    assert "bad.yaml teacher.model" in err and "load_teachr" in err
+    assert "bad.yaml:5 teacher.model" in err and "load_teachr" in err
     assert not (tmp_path / "bad").exists()                    # refused before the run dir
