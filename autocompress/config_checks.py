@@ -6,7 +6,7 @@ only a new search refuses.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import ConfigError, did_you_mean
@@ -186,8 +186,7 @@ def field_loc(cfg: SearchConfig, field: str) -> str:
         ours: Any = cfg
         for key in path:
             held = held if isinstance(held, str) and key == "source" else held[key]
-            ours = ours[key] if isinstance(ours, dict) or hasattr(ours, "keys") else \
-                getattr(ours, key)
+            ours = ours[key] if isinstance(ours, Mapping) else getattr(ours, key)
     except Exception:             # unreadable, or not in the file: the field alone
         return f"{cfg.path} {field}"
     line = next((doc.lines[path[:n]] for n in range(len(path), 0, -1)

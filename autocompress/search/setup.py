@@ -130,8 +130,9 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
         arch = {"depths": [largest.get("depth", 1)] * n, "expands": [largest.get("expand", 4)] * n}
     example = data.example()
     model = source.build(arch, seed=cfg.seed)
-    where = source.loc if cfg.model.builder else field_loc(cfg, "data.source")
-    gaps = label_gaps(data, field_loc(cfg, "data.source"))
+    data_loc = field_loc(cfg, "data.source")     # reads the config file: once
+    where = source.loc if cfg.model.builder else data_loc
+    gaps = label_gaps(data, data_loc)
     graph, probabilities = _inspect(model, example, data.num_classes, where, gaps)
     compressible = [layer.fqn for layer in graph.compressible   # "m#1": a 2nd call of m,
                     if "#" not in layer.fqn]                     # compressed with m
