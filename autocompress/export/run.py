@@ -31,6 +31,7 @@ from autocompress.compress.size import stored_bytes
 from autocompress.config import SearchConfig, lead_profile
 from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record, export_limits, int8_file_alternative
+from autocompress.export.io_quant import io_quantization
 from autocompress.export.load import load_weights, rebuild_info
 from autocompress.export.summary import (
     MODEL_PT_NOTE,
@@ -197,6 +198,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "host_predicted_vs_measured": host_check,
             "weight_bits": weight_bits,
             "onnx_int8_activation_type": activations,
+            "onnx_int8_io": io_quantization(int8),     # for firmware with int8 input/output
             "activation_bits": {f: c.act_bits for f, c in plan.configs(QuantConfig).items()
                                 if isinstance(c, QuantConfig) and c.act_bits < 32
                                 and c.bits < 32},          # a float layer runs float ones

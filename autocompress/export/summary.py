@@ -168,6 +168,7 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
         f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
         f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
         f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
+        *_io_line(m.get("onnx_int8_io")),
     ]
     check = m.get("host_predicted_vs_measured", {})
     if "fp32" in check:
@@ -214,3 +215,17 @@ def _int8_line(m: dict[str, Any], device: str) -> list[str]:
            "kernels" if sub8 else "the file as written")
     return [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
             f"{as_int8['flash_kb']:.1f} KB, peak SRAM {as_int8['peak_sram_kb']:.1f} KB ({why})"]
+
+
+def _io_line(io: dict[str, Any] | None) -> list[str]:
+    """The int8 file's input and output quantization, for firmware with integer I/O."""
+    if not io:
+        return []
+    def text(end: dict[str, Any], formula: str) -> str:
+        if end.get("float"):
+            return f"{end['name']} float"
+        lo, hi = end["float_range"]
+        return (f"{end['name']} {end['dtype']} {formula.format(s=end['scale'], z=end['zero_point'])}"
+                f" (covers {lo:.4g}..{hi:.4g})")
+    return [f"  int8 i/o   {text(io['input'], 'q = x/{s:.6g} + {z}')}; "
+            f"{text(io['output'], 'x = (q - {z})*{s:.6g}')}"]

@@ -239,6 +239,34 @@ def test_int8_smaller_and_keeps_accuracy(tmp_path, trained32, capfd):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
 
 
+def test_the_int8_files_input_and_output_quantization_is_read_back(tmp_path, trained32):
+    """Firmware with int8 I/O quantizes the input and dequantizes the logits itself: the
+    parameters read back must reproduce what the file does at its two ends."""
+    from autocompress.export.io_quant import io_quantization
+
+    model, xtr, _, xte, _ = trained32
+    fp32 = export_onnx(model, xtr[:1], tmp_path / "m.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", xtr[:256].numpy())
+    io = io_quantization(int8)
+    src, dst = io["input"], io["output"]
+    assert (src["name"], src["layout"], src["dtype"]) == ("input", "NCHW", "uint8")
+    assert src["shape"][1:] == [3, 32, 32] and dst["shape"][1:] == [10]
+    x = xte[:32].numpy()
+    lo, hi = src["float_range"]
+    calib = xtr[:256].numpy()
+    step = src["scale"]               # MinMax covers it, but for the zero point's rounding
+    assert lo <= min(calib.min(), 0) + step and hi >= calib.max() - step
+    q = np.clip(np.round(x / src["scale"]) + src["zero_point"], 0, 255)
+    deq = ((q - src["zero_point"]) * src["scale"]).astype(np.float32)
+    logits = onnx_predict(int8, x)
+    np.testing.assert_allclose(onnx_predict(int8, deq), logits, atol=1e-6)  # same codes inside
+    codes = np.round(logits / dst["scale"]) + dst["zero_point"]
+    assert codes.min() >= 0 and codes.max() <= 255
+    np.testing.assert_allclose((codes - dst["zero_point"]) * dst["scale"], logits,
+                               rtol=1e-5, atol=1e-5)     # the logits sit on the output's grid
+    assert io_quantization(fp32)["input"]["float"] and io_quantization(fp32)["output"]["float"]
+
+
 def test_errors_are_export_errors(tmp_path):
     with pytest.raises(ExportError, match="pip install"):
         _require("surely_not_an_installed_module_xyz")

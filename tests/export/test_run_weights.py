@@ -140,6 +140,11 @@ def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["onnx_int8_activation_type"] == "int8"
     assert manifest["accuracy"]["test_onnx_int8"] > 0.5
+    # firmware with int8 I/O gets the input's and logits' parameters, signed like the rest
+    io = manifest["onnx_int8_io"]
+    assert io["input"]["dtype"] == io["output"]["dtype"] == "int8"
+    assert io["input"]["shape"][1:] == [1, 8, 8] and io["input"]["scale"] > 0
+    assert "int8 i/o   input int8 q = x/" in capsys.readouterr().out
 
 
 def test_report_refuses_a_run_whose_config_changed(finished_run, tmp_path, capsys):  # noqa: F811

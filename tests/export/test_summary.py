@@ -215,3 +215,15 @@ def test_with_repeated_trainings_the_summary_says_which_accuracy_is_which(tmp_pa
     print_summary(tmp_path, m, "stm32f746")
     assert "val (search) 0.4750 (mean of 2 trainings; these weights 0.5390)" \
         in capsys.readouterr().out
+
+
+def test_the_int8_files_io_quantization_gets_one_line(tmp_path, capsys):
+    io = {"input": {"name": "input", "shape": ["batch", 1, 8, 8], "layout": "NCHW",
+                    "dtype": "uint8", "scale": 1 / 255, "zero_point": 0,
+                    "float_range": [0.0, 1.0]},
+          "output": {"name": "logits", "shape": ["batch", 10], "float": True}}
+    print_summary(tmp_path, _manifest(onnx_int8_io=io), "stm32f746")
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "int8 i/o" in ln]
+    assert line == ["  int8 i/o   input uint8 q = x/0.00392157 + 0 (covers 0..1); logits float"]
+    print_summary(tmp_path, _manifest(), "stm32f746")          # an export made before it
+    assert "int8 i/o" not in capsys.readouterr().out
