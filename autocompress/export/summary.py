@@ -77,7 +77,8 @@ def int8_file_cost(int8: Path, cost_models: Any) -> dict[str, dict[str, Any]]:
         return {name: {"error": f"{type(exc).__name__}: {exc}"} for name in cost_models}
     for name, cm in cost_models.items():
         try:
-            out[name] = {k: float(v) for k, v in cm.estimate(graph, formats).summary().items()
+            out[name] = {k: float(v) for k, v in cm.estimate(graph, cm.deployed(formats))
+                         .summary().items()
                          if k in ("latency_ms", "flash_kb", "peak_sram_kb")}
         except Exception as exc:  # e.g. a LUT miss on a profile without fallback
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -235,8 +235,10 @@ def predict(spec: str, profile: str, input_shape: tuple[int, ...] | None = None,
                                 "nodes", loc="--format", hint="leave --format out, or give "
                                 "the float model.onnx to cost it in another format")
     default = fmt and LayerFormat(weight_bits=bits_of(fmt), act_bits=bits_of(fmt))
-    est = model.estimate(graph, formats if qdq else {}, default or None)
-    used = "the ONNX graph's QDQ formats" if qdq else fmt or \
+    est = model.estimate(graph, model.deployed(formats) if qdq else {}, default or None)
+    float_note = f" (float layers in fp{model.profile.float_bits}, the profile's float)" \
+        if model.profile.float_bits != 32 else ""
+    used = f"the ONNX graph's QDQ formats{float_note}" if qdq else fmt or \
         f"{model.profile.default_format.weight_format} (the profile's native)"
     return {"model": spec, "profile": model.profile.name, "profile_sha256": model.profile.sha256,
             "format": used,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from autocompress.errors import ConfigError, did_you_mean
@@ -91,6 +91,20 @@ class CostModel:
     def __init__(self, profile: HardwareProfile | str, *, fallback: bool | None = None) -> None:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self.fallback = fallback
+
+    def deployed(self, formats: Mapping[str, LayerFormat]) -> dict[str, LayerFormat]:
+        """``formats`` with their float (32-bit) widths at the profile's ``float_bits``: a
+        layer a plan or an int8 file keeps float runs in the device's own float format
+        (fp16 on a Jetson, whose int8 would otherwise look faster than the float it
+        replaces). An explicit ``fp32`` (``predict --format fp32``) is not passed here."""
+        bits = self.profile.float_bits
+        if bits == 32:
+            return dict(formats)
+        def width(b: int) -> int:
+            return bits if b == 32 else b
+        return {name: replace(f, weight_bits=width(f.weight_bits), act_bits=width(f.act_bits),
+                              codebook_bits=width(f.codebook_bits))
+                for name, f in formats.items()}
 
     def estimate(self, graph: ModelGraph, formats: Mapping[str, LayerFormat] | None = None,
                  default: LayerFormat | None = None, *, strict: bool = False) -> CostEstimate:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from autocompress.hardware.formats import LayerFormat, bits_of
+from autocompress.hardware.formats import LayerFormat, bits_of, is_float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +152,12 @@ class HardwareProfile:
         """The preferred native format (first of ``formats.weights``/``activations``)."""
         return LayerFormat(weight_bits=bits_of(self.formats.weights[0]),
                            act_bits=bits_of(self.formats.activations[0]))
+
+    @property
+    def float_bits(self) -> int:
+        """The width a float layer runs in: the first float format of ``formats.weights``
+        (a Jetson's TensorRT engine, built ``--fp16``, runs fp16), 32 when none is listed."""
+        return next((bits_of(f) for f in self.formats.weights if is_float(f)), 32)
 
     def supports(self, fmt: str) -> bool:
         return fmt in self.formats.weights or fmt in self.formats.activations

@@ -47,7 +47,7 @@ def build_compressed(ctx: SearchContext, plan: CompressionPlan, seed: int) -> nn
 
 def estimate(ctx: SearchContext, plan: CompressionPlan, graph: ModelGraph
              ) -> dict[str, CostEstimate]:
-    return {name: cm.estimate(graph, plan_formats(plan, cm.profile.default_format))
+    return {name: cm.estimate(graph, cm.deployed(plan_formats(plan, cm.profile.default_format)))
             for name, cm in ctx.cost_models.items()}
 
 

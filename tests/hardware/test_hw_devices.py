@@ -111,6 +111,40 @@ def test_int8_speeds_up_only_where_the_device_has_int8() -> None:
         assert quant.flash_kb < 0.6 * base.flash_kb, name
 
 
+def test_a_float_layer_runs_in_the_profiles_float_format_in_the_search() -> None:
+    """A plan's float layer (quant.bits 32, the fp32 baseline) was costed fp32 on the Jetsons,
+    whose TensorRT engine runs it fp16: int8 looked 1.37x faster than float on a Nano, where
+    it runs at fp16 speed. Pixel 4 and the MCUs run float as fp32, as before."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from autocompress.compress import CompressionPlan, QuantConfig
+    from autocompress.graph import inspect_model
+    from autocompress.search.objective import estimate
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    graph = inspect_model(net, torch.zeros(1, 3, 32, 32))
+    names = ("jetson_nano", "jetson_orin_nano", "pixel4", "stm32f746")
+    ctx = SimpleNamespace(cost_models={n: CostModel(n) for n in names})
+    def plan(bits: int) -> CompressionPlan:
+        return CompressionPlan(layers={f: (QuantConfig(bits=bits),) for f in ("0", "2", "5")})
+    fp, i8 = estimate(ctx, plan(32), graph), estimate(ctx, plan(8), graph)
+    as_fp16 = {n: CostModel(n).estimate(graph, default=LayerFormat(weight_bits=16, act_bits=16))
+               for n in names[:2]}
+    assert fp["jetson_nano"].latency_ms == pytest.approx(i8["jetson_nano"].latency_ms)
+    for n in names[:2]:
+        assert fp[n].latency_ms == pytest.approx(as_fp16[n].latency_ms), n
+        assert fp[n].flash_kb == pytest.approx(as_fp16[n].flash_kb), n   # 2 B per weight
+    assert fp["jetson_orin_nano"].latency_ms > i8["jetson_orin_nano"].latency_ms  # real int8
+    fp32 = LayerFormat(weight_bits=32, act_bits=32)
+    for n in names[2:]:
+        assert fp[n].latency_ms == pytest.approx(CostModel(n).estimate(graph, default=fp32)
+                                                 .latency_ms), n
+
+
 def test_device_ordering_is_plausible() -> None:
     """Orin Nano beats Nano on every reference model; the 4-thread phone CPU is slower than
     both GPUs on ResNet-50."""
