@@ -127,9 +127,12 @@ def _check_values(x: Tensor, y: Tensor, where: str) -> None:
         raise DataError(f"x holds {n} non-finite value(s) (NaN or inf)", loc=where,
                         hint="clean or impute them before returning the split")
     if x.dim() == 4 and x.shape[3] in (1, 3) and min(x.shape[1], x.shape[2]) >= 8:
-        raise DataError(f"x looks channels-last: shape {tuple(x.shape)} (N x H x W x C)",
+        signal = x.shape[3] == 1 and x.shape[1] < x.shape[2]   # (N, 9, 128, 1): 9 sensors?
+        raise DataError(f"x looks channels-last: shape {tuple(x.shape)} (N x H x W x C)"
+                        + (", or a signal laid out N x C x W x 1" if signal else ""),
                         loc=where, hint="the models take N x C x H x W: return "
-                        "x.permute(0, 3, 1, 2) (a signal of C channels is N x C x 1 x W)")
+                        "x.permute(0, 3, 1, 2) for images; a signal of C channels is "
+                        "N x C x 1 x W" + (": x.transpose(2, 3)" if signal else ""))
 
 
 _INT_TYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

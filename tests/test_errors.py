@@ -191,6 +191,9 @@ DATA_CASES = {
                                                             "x.permute(0, 3, 1, 2)"]),
     "channels last, not square": ("    x = x.reshape(len(x), 1, 32, 8).transpose(0, 2, 3, 1)\n",
                                   ["looks channels-last: shape (1257, 32, 8, 1)"]),
+    "a signal laid out N x C x W x 1": ("    x = x.reshape(len(x), 8, 32, 1)\n",
+                                        ["shape (1257, 8, 32, 1) (N x H x W x C), or a signal "
+                                         "laid out N x C x W x 1", "x.transpose(2, 3)"]),
     "one class": ("    y = y * 0\n", ["train has a single class (0)"]),
     "1-D signals": ("    x = x.reshape(len(x), 1, -1)\n",
                     ["(mydata:make_data -> train)", "x must be images, shape (N, C, H, W); got "
