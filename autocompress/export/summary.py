@@ -198,7 +198,8 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
 def _device_lines(m: dict[str, Any], device: str) -> list[str]:
     """The plan's predicted cost on ``device``, then the int8 file's where it differs."""
     pred = m["predicted"][device]
-    return [f"  {device:<10} predicted {pred['latency_ms']:.4g} ms, flash "
+    own = [f"  {device}"] if len(device) > 10 else []   # a long name on a line of its own
+    return [*own, f"  {'' if own else device:<10} predicted {pred['latency_ms']:.4g} ms, flash "
             f"{pred['flash_kb']:.1f} KB, peak SRAM {pred['peak_sram_kb']:.1f} KB",
             *_int8_line(m, device)]
 

@@ -227,3 +227,11 @@ def test_the_int8_files_io_quantization_gets_one_line(tmp_path, capsys):
     assert line == ["  int8 i/o   input uint8 q = x/0.00392157 + 0 (covers 0..1); logits float"]
     print_summary(tmp_path, _manifest(), "stm32f746")          # an export made before it
     assert "int8 i/o" not in capsys.readouterr().out
+
+
+def test_a_profile_name_longer_than_the_label_column_keeps_the_columns(tmp_path, capsys):
+    orin = {"latency_ms": 0.12, "flash_kb": 20.0, "peak_sram_kb": 3.5}
+    print_summary(tmp_path, _manifest(predicted={"jetson_orin_nano": orin}), "jetson_orin_nano")
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("  jetson_orin_nano")
+    assert out[at + 1] == "             predicted 0.12 ms, flash 20.0 KB, peak SRAM 3.5 KB"
