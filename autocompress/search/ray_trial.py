@@ -72,13 +72,22 @@ def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
             teacher = replace(teacher, model=own.build(_CACHE[key].data).eval())
         _CACHE[f"{key}:teacher"] = teacher
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="autocompress-", dir=scratch_dir()) as tmp:
         rec = run_trial(_CACHE[key], _CACHE[f"{key}:teacher"], config["params"],
                         number=config["number"], seed=config["seed"], trial_dir=Path(tmp),
                         baseline=config["baseline"], note=config["note"], board=board)
         weights = Path(tmp, "model.pt")
         blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
     return {"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob}
+
+
+def scratch_dir(cwd: Path | None = None) -> str | None:
+    """Where a trial writes its files before they go to the driver: the actor's working
+    directory, which Tune makes the trial's folder under Ray's temp dir on that node
+    (``.../working_dirs/<trial>``), so a worker killed mid-trial leaves them there, removed
+    with Ray's temp dir, not in the system's /tmp; None (the system's) when Ray did not."""
+    cwd = Path.cwd() if cwd is None else cwd
+    return str(cwd) if "working_dirs" in cwd.parts else None
 
 
 def user_error(data: str) -> errors.AutocompressError:

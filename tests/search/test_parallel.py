@@ -235,8 +235,10 @@ def test_ray_trial_that_loses_its_worker_or_raises_a_user_error(tmp_path, fault)
         "epochs: 6, finetune_epochs: 3", "epochs: 1, finetune_epochs: 1").replace(
         "trials: 12, sampler: tpe", "trials: 3, sampler: random, threads: 1")
     (folder / "config.yaml").write_text(cfg)
+    systmp = tmp_path / "systmp"            # the system temp dir, as the workers see it
+    systmp.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AC_TEST_PARENT": str(os.getpid()),
-           "AC_TEST_FAULT": fault}
+           "AC_TEST_FAULT": fault, "TMPDIR": str(systmp)}
     run = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search",
                           str(folder / "config.yaml"), "--run-dir", str(run), "--backend", "ray",
@@ -257,6 +259,8 @@ def test_ray_trial_that_loses_its_worker_or_raises_a_user_error(tmp_path, fault)
     counted = [r for r in lines if r not in lost]
     assert len(counted) == 3 and sorted(r["number"] for r in lines) == list(range(4))
     assert {r["state"] for r in counted} <= {"complete", "infeasible"}, counted
+    # the lost trial's scratch folder stays in Ray's temp dir, not one per kill in /tmp
+    assert not [p.name for p in systmp.iterdir() if p.name.startswith(("tmp", "autocompress"))]
 
 
 COUNTED_DATA = """\
