@@ -70,7 +70,7 @@ def ray_head(cpus: int) -> Iterator[str]:
     """A Ray head on this machine for the duration (``ray start --head`` on a free port, a
     temp dir of its own, no dashboard or auth token); yields its address. Stops exactly this
     head afterwards (``ray stop`` would stop every Ray of the user)."""
-    from autocompress.search.ray_cluster import kill_processes_using
+    from autocompress.search.ray_reap import kill_processes_using
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -15,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.errors import AutocompressError
+from autocompress.search.ray_reap import (
+    ORPHAN_PREFIX,
+    reap_orphans,
+    reap_previous_ray,
+    write_owner,
+)
 
 PROBE_S = 5.0                  # a Ray head that does not accept a connection in this is absent
 SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
@@ -38,66 +43,13 @@ def ray_temp_dir(run_dir: Path) -> Path:
     if len(str(path)) <= SOCKET_MAX:
         path.mkdir(parents=True, exist_ok=True)
     else:
-        path = Path(tempfile.mkdtemp(prefix="ac-ray-", dir="/tmp"))
+        for folder, stopped in reap_orphans():
+            print(f"removed {folder}, a killed run's Ray session folder ({stopped} leftover "
+                  "process(es) stopped)", flush=True)
+        path = Path(tempfile.mkdtemp(prefix=ORPHAN_PREFIX, dir="/tmp"))
+        write_owner(path)
     (run_dir / ".ray_temp").write_text(f"{path}\n{run_dir.resolve()}\n")   # folder, owner
     return path
-
-
-def processes_using(folder: Path) -> list[int]:
-    """Pids of processes with a file open under ``folder`` (Linux /proc; [] elsewhere)."""
-    out = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if any(os.readlink(fd).startswith(f"{folder}/") for fd in (proc / "fd").iterdir()):
-                out.append(int(proc.name))
-        except OSError:
-            continue
-    return out
-
-
-def kill_processes_using(folder: Path, *, rounds: int = 1) -> int:
-    """SIGKILL the processes with files open under ``folder`` (this one excepted), again
-    for up to ``rounds`` rounds half a second apart while any is left (a raylet still alive
-    may start a new worker). Returns how many were killed."""
-    import signal
-    import time
-
-    killed = 0
-    for i in range(rounds):
-        pids = [p for p in processes_using(folder) if p != os.getpid()]
-        if not pids:
-            break
-        for pid in pids:              # Ray's agents ignore SIGTERM once their raylet is gone
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-        if i + 1 < rounds:
-            time.sleep(0.5)
-    return killed
-
-
-def reap_previous_ray(run_dir: Path) -> int:
-    """After a driver was killed (SIGKILL), some processes of the local Ray it started
-    (dashboard and runtime-env agents) outlive it. Stop exactly those — found by their open
-    files in that run's own Ray folder — and remove a /tmp folder of ours. Returns how many.
-    A marker written for another run dir that still exists (this one is a copy of it, whose
-    Ray may be alive) is dropped without touching that Ray; one whose run dir is gone (this
-    one was moved) is reaped."""
-    marker = run_dir / ".ray_temp"
-    if not marker.is_file():
-        return 0
-    lines = marker.read_text().split("\n")
-    folder, owner = Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
-    if owner and Path(owner) != run_dir.resolve() and Path(owner).is_dir():
-        marker.unlink()
-        return 0
-    killed = kill_processes_using(folder)
-    if folder.name.startswith("ac-ray-"):
-        shutil.rmtree(folder, ignore_errors=True)
-    marker.unlink()
-    return killed
 
 
 def check_address(address: str) -> None:

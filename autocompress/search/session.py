@@ -25,7 +25,7 @@ from autocompress.search.baselines import baselines as all_baselines
 from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_level, rung_report
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.progress import Progress
-from autocompress.search.ray_cluster import reap_previous_ray
+from autocompress.search.ray_reap import reap_previous_ray
 from autocompress.search.records import RecordLog, counted, read_records
 from autocompress.search.recovery import enqueue, recover
 from autocompress.search.reduce import Reduction, check_budget_reachable

@@ -3,13 +3,14 @@ run dir are checked, before the teacher; its errors reach the driver; its thread
 start (Ray's processes die with the thread that started them)."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from autocompress.config import load_config
 from autocompress.errors import AutocompressError
-from autocompress.search import ray_cluster
+from autocompress.search import ray_cluster, ray_reap
 from autocompress.search.session import open_session
 
 from ..conftest import TINY, write_config
@@ -123,12 +124,47 @@ def test_a_copied_run_dir_does_not_stop_the_original_runs_ray(tmp_path):
                                "f = open(sys.argv[1]); time.sleep(60)", str(folder / "session.log")])
     try:
         deadline = time.time() + 20
-        while holder.pid not in ray_cluster.processes_using(folder) and time.time() < deadline:
+        while holder.pid not in ray_reap.processes_using(folder) and time.time() < deadline:
             time.sleep(0.1)
         shutil.copytree(original, tmp_path / "copy")
-        assert ray_cluster.reap_previous_ray(tmp_path / "copy") == 0
+        assert ray_reap.reap_previous_ray(tmp_path / "copy") == 0
         assert holder.poll() is None                     # the original's process lives
-        assert ray_cluster.reap_previous_ray(original) == 1   # its own run dir: reaped
+        assert ray_reap.reap_previous_ray(original) == 1   # its own run dir: reaped
         assert holder.wait(timeout=10) != 0
     finally:
         holder.kill()
+
+
+def test_a_killed_drivers_tmp_ray_folder_is_reaped_by_the_next_local_ray(tmp_path):
+    """A driver killed with SIGKILL left its Ray's agents running and /tmp/ac-ray-* behind
+    until that run was resumed; a user who starts a new run instead kept them. The next local
+    Ray stops the processes of a folder whose owner is dead, and only those."""
+    import subprocess
+    import sys
+
+    def folder(name: str, owner_pid: int | None) -> tuple[object, subprocess.Popen]:
+        path = tmp_path / f"{ray_reap.ORPHAN_PREFIX}{name}"
+        path.mkdir()
+        if owner_pid is not None:
+            ray_reap.write_owner(path) if owner_pid == os.getpid() else \
+                (path / ray_reap.OWNER).write_text(f"{owner_pid} 1\n")
+        (path / "agent.log").write_text("")
+        agent = subprocess.Popen([sys.executable, "-c", "import sys, time; "
+                                  "f = open(sys.argv[1]); time.sleep(60)", str(path / "agent.log")])
+        deadline = time.time() + 20
+        while agent.pid not in ray_reap.processes_using(path) and time.time() < deadline:
+            time.sleep(0.1)
+        return path, agent
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    made = {name: folder(name, pid) for name, pid in
+            (("killed", dead.pid), ("alive", os.getpid()), ("unowned", None))}
+    try:
+        assert ray_reap.reap_orphans(tmp_path) == [(made["killed"][0], 1)]
+        assert made["killed"][1].wait(timeout=10) != 0 and not made["killed"][0].exists()
+        for name in ("alive", "unowned"):          # a live driver's, or one being made
+            assert made[name][1].poll() is None and made[name][0].exists(), name
+    finally:
+        for _, agent in made.values():
+            agent.kill()

@@ -324,7 +324,7 @@ def test_ray_driver_killed_then_resumed_loses_nothing(tmp_path, signame):
     counted = [r for r in latest.values() if not str(r["error"] or "").startswith("interrupted")]
     assert len(counted) == 4 and sorted(latest) == list(range(len(latest)))
     assert {r["state"] for r in counted} <= {"complete", "infeasible"}, counted   # none failed
-    from autocompress.search.ray_cluster import processes_using
+    from autocompress.search.ray_reap import processes_using
 
     assert processes_using(ray_tmp) == []                 # the killed run's Ray is gone too
 
@@ -345,7 +345,7 @@ def test_ray_cluster_address_started_by_hand(tmp_path):
     search runs its trials on that cluster's worker processes and leaves the cluster up."""
     import tempfile
 
-    from autocompress.search.ray_cluster import processes_using
+    from autocompress.search.ray_reap import processes_using
 
     ray_bin = Path(sys.executable).with_name("ray")
     port, temp = _free_port(), Path(tempfile.mkdtemp(prefix="ac-rt-", dir="/tmp"))
@@ -369,7 +369,7 @@ def test_ray_cluster_address_started_by_hand(tmp_path):
         assert not (run / "ray_tmp").exists()                      # the cluster's temp is used
         assert processes_using(temp), "the cluster should still be running after the search"
     finally:                          # stop exactly this cluster (`ray stop` would stop all)
-        from autocompress.search.ray_cluster import kill_processes_using
+        from autocompress.search.ray_reap import kill_processes_using
 
         kill_processes_using(temp, rounds=20)
         shutil.rmtree(temp, ignore_errors=True)
