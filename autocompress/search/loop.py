@@ -31,7 +31,7 @@ from autocompress.search.records import (
     file_lock,
     read_records,
 )
-from autocompress.search.recovery import recover, tell
+from autocompress.search.recovery import recover, tell, trial_seed
 from autocompress.search.reduce import Reduction
 from autocompress.search.session import Session, load_teacher
 from autocompress.search.setup import build_context
@@ -78,7 +78,7 @@ def work(session: Session) -> int:
     while (nxt := next_trial(session)) is not None:
         trial, params = nxt
         rec = run_trial(ctx, session.teacher, params, number=trial.number,
-                        seed=cfg.seed + trial.number, baseline=trial.user_attrs.get("baseline"),
+                        seed=trial_seed(cfg.seed, trial), baseline=trial.user_attrs.get("baseline"),
                         note=trial.user_attrs.get("note"), board=board,
                         trial_dir=run_dir / "trials" / str(trial.number))
         append_record(session.records_path, rec)   # the record first: the run dir is the truth

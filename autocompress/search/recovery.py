@@ -22,7 +22,7 @@ def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[st
     written: tell the study) or was interrupted (record it failed). So is a finished trial
     whose record was cut off (a torn last line of records.jsonl, skipped with a warning).
     An interrupted baseline or initial-design trial is enqueued again; the failed record
-    carries the trial's seed (``base_seed + number``, as it ran). Returns how many."""
+    carries the trial's seed (:func:`trial_seed`, as it ran). Returns how many."""
     import optuna
 
     state = optuna.trial.TrialState
@@ -47,9 +47,16 @@ def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[st
             study.tell(trial, state=state.FAIL)
         why = "the run was killed" if running else "its record was cut off"
         records[frozen.number] = interrupted(study, frozen, why, records_path,
-                                             seed=rec["seed"] if rec else base_seed + frozen.number
-                                             ).to_dict()
+                                             seed=rec["seed"] if rec else
+                                             trial_seed(base_seed, frozen)).to_dict()
     return len(stale) + len(lost)
+
+
+def trial_seed(base_seed: int, trial: Any) -> int:
+    """A trial's training seed: ``base_seed + number``, or, for a baseline or start-up
+    design trial run again after an interruption, its first run's (user attr ``seed``), so
+    that its figures do not depend on whether the run was killed."""
+    return int(trial.user_attrs.get("seed", base_seed + trial.number))
 
 
 def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
@@ -66,7 +73,7 @@ def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
     if fixed and tries < MAX_TRIES:
         enqueue(study, {} if "baseline_params" in attrs else
                 dict(trial.system_attrs.get("fixed_params", trial.params)),
-                {**attrs, "tries": tries + 1})
+                {**attrs, "tries": tries + 1, "seed": seed})
     error = (f"not run again after {tries} interruptions (the last: {why}; if its process "
              "was killed each time: out of memory, or a crash in native code?)"
              if fixed and tries >= MAX_TRIES

@@ -53,7 +53,7 @@ from autocompress.search.ray_tune_parts import (
     weights_mover,
 )
 from autocompress.search.records import TrialRecord, append_record, counted, read_records
-from autocompress.search.recovery import interrupted, tell
+from autocompress.search.recovery import interrupted, tell, trial_seed
 from autocompress.search.session import (
     SearchResult,
     Session,
@@ -86,7 +86,7 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
     from ray.tune.search import Searcher
 
     def _seed(trial: Any) -> int:        # the trial's training seed, as on the Optuna backend
-        return session.cfg.seed + trial.number
+        return trial_seed(session.cfg.seed, trial)
 
     class StudySearcher(Searcher):
         """Optuna ask/tell from the driver, recording every finished trial. A trial whose

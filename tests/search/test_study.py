@@ -177,3 +177,24 @@ def test_a_baseline_that_keeps_killing_its_process_is_recorded_failed_after_thre
     assert rec.error.startswith(f"not run again after {MAX_TRIES} interruptions")
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting == [] and counted(read_records(path)) == 1    # counted, not replaced
+
+
+def test_a_baseline_run_again_after_a_kill_keeps_its_first_runs_seed(tmp_path):
+    """Its seed was run seed + its new number: the re-run uniform-int8 baseline scored 0.956
+    where it had 0.970, so a baseline's figures depended on whether the run was killed."""
+    from autocompress.search.recovery import interrupted, trial_seed
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["maximize"])
+    dist = {"x": optuna.distributions.IntDistribution(0, 9)}
+    study.tell(study.ask(dist), 0.5)                    # trial 0: a searched one
+    study.enqueue_trial({"x": 3}, user_attrs={"baseline": "uniform-int8"})
+    first = study.ask(dist)                             # trial 1: the baseline, killed
+    assert first.user_attrs["baseline"] and trial_seed(100, first) == 101
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    interrupted(study, study.trials[first.number], "the run was killed",
+                tmp_path / "records.jsonl", seed=trial_seed(100, first))
+    again = study.ask(dist)
+    assert again.number == 2 and again.params == {"x": 3}
+    assert trial_seed(100, again) == 101                # its first run's, not 102
+    assert trial_seed(100, study.ask(dist)) == 103      # a searched trial: seed + number
