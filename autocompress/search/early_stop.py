@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -108,10 +108,13 @@ def chance_level(labels: Any) -> float:
 
 
 def rung_report(entries: Sequence[Mapping[str, Any]], policy: EarlyStopping, chance: float,
-                n_val: int) -> str:
+                n_val: int, ended: Collection[int] | None = None) -> str:
     """One line on what early stopping did: stops per rung (among the searched candidates:
     baselines are never stopped), and a hint when a rung's stops
-    came while its median candidate was not measurably above chance (3 standard errors)."""
+    came while its median candidate was not measurably above chance (3 standard errors).
+    ``ended``: the trial numbers that ended (not interrupted), when only those count."""
+    if ended is not None:
+        entries = [e for e in entries if e["number"] in ended]
     stops = {r: sum(1 for e in entries if e["rung"] == r and not e["passed"])
              for r in policy.rungs}
     seen = len({e["number"] for e in entries if not e.get("protected")})   # baselines: never

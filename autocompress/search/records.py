@@ -90,9 +90,14 @@ def append_line(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+def interrupted(record: Mapping[str, Any]) -> bool:
+    """A trial stopped from outside (a kill, a lost worker): replaced, not counted."""
+    return str(record.get("error") or "").startswith("interrupted")
+
+
 def counted(records: list[dict[str, Any]]) -> int:
     """Finished trials that count towards the target (interrupted ones are replaced)."""
-    return sum(1 for r in records if not str(r.get("error") or "").startswith("interrupted"))
+    return sum(1 for r in records if not interrupted(r))
 
 
 def read_records(path: Path, *, warn: bool = True) -> list[dict[str, Any]]:

@@ -153,12 +153,13 @@ def _searcher(session: Session, remaining: int, stash: dict[str, str]) -> Any:
                            else "stopped by an error in the driver")
                 else:
                     self.lost += 1
-                    why = "its Ray worker was lost; its log is under RUN_DIR/ray"
+                    why = f"its Ray worker was lost; its log is under {session.run_dir / 'ray'}"
                 self._interrupted(trial, why)
                 return
             else:
                 rec = self._failed(trial, f"its Ray worker was lost ({self.lost} lost "
-                                          "already, not replaced); its log is under RUN_DIR/ray")
+                                          f"already, not replaced); its log is under "
+                                          f"{session.run_dir / 'ray'}")
             append_record(session.records_path, rec)
             tell(session.study, trial, rec, session.ctx.objectives)
             show(session, rec)

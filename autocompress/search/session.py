@@ -26,7 +26,7 @@ from autocompress.search.early_stop import EarlyStopping, FileBoard, chance_leve
 from autocompress.search.initial import NOTE, spread_design
 from autocompress.search.progress import Progress
 from autocompress.search.ray_reap import reap_previous_ray
-from autocompress.search.records import RecordLog, counted, read_records
+from autocompress.search.records import RecordLog, counted, interrupted, read_records
 from autocompress.search.recovery import enqueue, recover
 from autocompress.search.reduce import Reduction, check_budget_reachable
 from autocompress.search.rundir import (
@@ -243,8 +243,10 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                      + (f" ({interrupted_n} of them interrupted, recorded failed)"
                         if interrupted_n else "")
                      + (f"; {done} finished meet the run's target of {progress.total} "
-                        "(baselines included), so none is left to run (raise --trials to run "
-                        "more)" if done >= progress.total else ""))
+                        + ("(baselines included), " if any(r.get("baseline") for r in
+                                                           by_number.values()) else "")
+                        + "so none is left to run (raise --trials to run more)"
+                        if done >= progress.total else ""))
     return Session(cfg=cfg, run_dir=run_dir, ctx=ctx, teacher=teacher, study=study,
                    progress=progress, deadline=deadline)
 
@@ -254,10 +256,11 @@ def check_cpus(session: Session, workers: int) -> None:
     would slow each other down (``--set search.threads=N`` works on a resume too)."""
     cpus, threads = os.cpu_count() or 1, session.cfg.search.threads
     if workers * threads > cpus:
+        fix = f"--workers {cpus}" if threads == 1 else \
+            f"--set search.threads={max(1, cpus // workers)}"
         session.progress.warn(f"warning: {workers} workers x {threads} threads = "
                              f"{workers * threads} > {cpus} CPUs here, so trials will slow each "
-                             f"other down (add --set search.threads="
-                             f"{max(1, cpus // workers)})")
+                             f"other down (use {fix})")
 
 
 def finish(session: Session) -> SearchResult:
@@ -278,7 +281,8 @@ def finish(session: Session) -> SearchResult:
     if policy is not None:
         val = session.ctx.data.val
         rungs = FileBoard(session.run_dir / "rungs.jsonl", policy).entries()
-        session.progress.say(rung_report(rungs, policy, chance_level(val.y), len(val)))
+        session.progress.say(rung_report(rungs, policy, chance_level(val.y), len(val),
+                                         {r["number"] for r in records if not interrupted(r)}))
     front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
                                      budgets_of(session.cfg))
     return SearchResult(run_dir=session.run_dir, records=records, front=front)

@@ -84,6 +84,9 @@ def test_rung_report_flags_stops_made_at_chance(tmp_path):
                            "rung 3: 0)")
     assert "at rung 1 the median candidate scored 11.0% against 10.0% for chance" in line
     assert "rung 3 the" not in line
+    # a trial interrupted after its rung (killed, its worker lost) is not a candidate
+    assert rung_report(board.entries(), policy, 0.1, 270, ended={0, 2, 3, 9}).startswith(
+        "early stopping: 2 of 3 searched candidates stopped")
     floor = EarlyStopping(rungs=(1, 3))                                    # the default floor
     assert "chance" not in rung_report(board.entries(), floor, 0.1, 270)   # already on
     assert "chance" not in rung_report(board.entries(), policy, 0.01, 270)  # 100 classes

@@ -207,6 +207,7 @@ def test_resume_refuses_a_run_whose_space_or_config_was_edited(tmp_path, capsys)
     run_search(cfg, run, resume=True, report=False)                                # restored: resumes
     out = capsys.readouterr().out
     assert "so none is left to run (raise --trials" in out
+    assert "baselines included" not in out                  # the run has none (--no-baselines)
     assert f"note: this resume runs torch {torch.__version__} (the run started with 1.0)" in out
     assert "(the run started at deadbeef)" in out
     resumes = json.loads((run / "env.json").read_text())["resumes"]
@@ -258,7 +259,12 @@ def test_more_threads_than_cpus_is_flagged(monkeypatch):
     assert said == []
     runner_session.check_cpus(session, 2)
     assert said == ["warning: 2 workers x 2 threads = 4 > 2 CPUs here, so trials will slow "
-                    "each other down (add --set search.threads=1)"]
+                    "each other down (use --set search.threads=1)"]
+    said.clear()
+    session.cfg.search.threads = 1                   # nothing left to lower: fewer workers
+    runner_session.check_cpus(session, 3)
+    assert said == ["warning: 3 workers x 1 threads = 3 > 2 CPUs here, so trials will slow "
+                    "each other down (use --workers 2)"]
 
 
 def test_calibration_samples_come_from_across_a_class_sorted_train_split():
