@@ -4,14 +4,16 @@ Several processes are safe because (1) the decision "is another trial due?" and 
 happen under a file lock in the run dir, counting recorded trials plus trials running in
 other workers, so no worker overshoots the target; (2) Optuna numbers trials in the storage
 (the journal file, appended under its lock) and pops each enqueued baseline once; (3) records
-are appended under a lock and fsync'd. A worker that dies leaves its trial RUNNING: the main process
-recovers it (records it failed) and fills the gap itself.
+are appended under a lock and fsync'd. A worker that dies leaves its trial RUNNING (marked with
+the worker's pid): the main process, between its own trials, records it interrupted and starts
+the worker again; one that failed otherwise (exit 2: it said why) has its gap filled at the end.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,7 @@ def next_trial(session: Session) -> tuple[Any, dict[str, Any]] | None:
         if counted(records) + len(running) >= session.target:
             return None
         trial = study.ask()
+        trial.set_user_attr("pid", os.getpid())    # a worker that dies: its trials are known
         fixed = trial.user_attrs.get("baseline_params")
         params = dict(fixed) if fixed is not None else suggest_all(
             trial, session.ctx.rspace.distributions())
@@ -70,12 +73,17 @@ def board_for(session: Session) -> FileBoard | None:
     return None if policy is None else FileBoard(session.run_dir / "rungs.jsonl", policy)
 
 
-def work(session: Session) -> int:
-    """Run trials until the target is reached; returns how many this worker ran."""
+def work(session: Session, between: Callable[[], None] | None = None) -> int:
+    """Run trials until the target is reached; returns how many this worker ran.
+    ``between``: called before each trial (the main process watches its workers there)."""
     cfg, ctx, run_dir = session.cfg, session.ctx, session.run_dir
     board = board_for(session)
     done = 0
-    while (nxt := next_trial(session)) is not None:
+    while True:
+        if between is not None:
+            between()
+        if (nxt := next_trial(session)) is None:
+            break
         trial, params = nxt
         rec = run_trial(ctx, session.teacher, params, number=trial.number,
                         seed=trial_seed(cfg.seed, trial), baseline=trial.user_attrs.get("baseline"),
@@ -160,29 +168,49 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
 
 
 def run_workers(session: Session, workers: int) -> None:
-    """Run the loop here and in ``workers - 1`` spawned processes, then make sure a worker
-    that died did not leave the run short."""
-    procs = []
-    if workers > 1:
-        spawn = mp.get_context("spawn")
-        for index in range(1, workers):
-            proc = spawn.Process(target=_worker_main, daemon=True,
-                                 args=(session.cfg, session.run_dir, session.progress.quiet,
-                                       session.deadline, index, os.getpid()))
-            proc.start()
-            procs.append(proc)
+    """Run the loop here and in ``workers - 1`` spawned processes. A worker that dies (killed,
+    out of memory) is seen between this process's trials: its trial is recorded interrupted
+    (replaced) and the worker started again, up to ``workers`` times in a run. At the end,
+    a worker that failed otherwise (a user error, a full disk) did not leave the run short."""
+    spawn = mp.get_context("spawn")
+
+    def start(index: int) -> Any:
+        proc = spawn.Process(target=_worker_main, daemon=True,
+                             args=(session.cfg, session.run_dir, session.progress.quiet,
+                                   session.deadline, index, os.getpid()))
+        proc.start()
+        return proc
+
+    procs = {index: start(index) for index in range(1, workers)}
+    restarts = [workers]
+
+    def watch() -> None:
+        for index, proc in list(procs.items()):
+            code = proc.exitcode
+            if code is None or code in (0, 2, 130) or not restarts[0]:
+                continue          # running, done, or it said why (a user error: exit 2)
+            by_number = {r["number"]: r for r in read_records(session.records_path)}
+            why = f"its worker process died, exit code {code}"
+            n = recover(session.study, by_number, session.ctx.objectives,
+                        session.records_path, base_seed=session.cfg.seed, pid=proc.pid,
+                        why=why + (": out of memory?" if code == -9 else ""))
+            restarts[0] -= 1
+            procs[index] = start(index)
+            session.progress.warn(f"warning: worker {index} died (exit code {code}); "
+                                  f"{n} interrupted trial(s) replaced; worker started again")
+
     try:
-        work(session)
+        work(session, watch if procs else None)
     except BaseException:       # Ctrl-C reached every worker; SIGTERM or a crash only this one
-        for proc in procs:
+        for proc in procs.values():
             proc.terminate()
         raise
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.join()
-    if any(p.exitcode != 0 for p in procs):
+    if any(p.exitcode != 0 for p in procs.values()):
         by_number = {r["number"]: r for r in read_records(session.records_path)}
         n = recover(session.study, by_number, session.ctx.objectives, session.records_path,
-                    base_seed=session.cfg.seed)
+                    base_seed=session.cfg.seed, why="its worker process failed")
         session.progress.warn(f"a worker process failed; {n} interrupted trial(s) replaced here")
         work(session)

@@ -17,16 +17,21 @@ MAX_TRIES = 3     # a baseline or design trial interrupted this often is recorde
 
 
 def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[str, ...],
-            records_path: Path, *, base_seed: int) -> int:
+            records_path: Path, *, base_seed: int, pid: int | None = None,
+            why: str = "the run was killed") -> int:
     """After a crash: a trial the study still shows running either finished (its record was
     written: tell the study) or was interrupted (record it failed). So is a finished trial
     whose record was cut off (a torn last line of records.jsonl, skipped with a warning).
     An interrupted baseline or initial-design trial is enqueued again; the failed record
-    carries the trial's seed (:func:`trial_seed`, as it ran). Returns how many."""
+    carries the trial's seed (:func:`trial_seed`, as it ran). ``pid``: only the trials of
+    that worker process (user attr ``pid``; it died, the others run on), interrupted because
+    ``why``. Returns how many."""
     import optuna
 
     state = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
+    if pid is not None:
+        trials = [t for t in trials if t.user_attrs.get("pid") == pid]
     stale = [t for t in trials if t.state == state.RUNNING]
     lost = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)
             and t.number not in records]
@@ -45,8 +50,8 @@ def recover(study: Any, records: dict[int, dict[str, Any]], objectives: tuple[st
                 tell(study, trial, TrialRecord(**rec), objectives)
                 continue
             study.tell(trial, state=state.FAIL)
-        why = "the run was killed" if running else "its record was cut off"
-        records[frozen.number] = interrupted(study, frozen, why, records_path,
+        records[frozen.number] = interrupted(study, frozen, why if running else
+                                             "its record was cut off", records_path,
                                              seed=rec["seed"] if rec else
                                              trial_seed(base_seed, frozen)).to_dict()
     return len(stale) + len(lost)
@@ -67,7 +72,7 @@ def interrupted(study: Any, trial: Any, why: str, records_path: Path, *,
     enqueue and the record does not enqueue it twice), unless it ran :data:`MAX_TRIES` times:
     then it is recorded failed and counted (a candidate that killed its process every time
     ran again on every resume, and in the main process killed the search)."""
-    attrs = dict(trial.user_attrs)
+    attrs = {k: v for k, v in trial.user_attrs.items() if k != "pid"}   # who ran it
     tries = int(attrs.get("tries", 1))
     fixed = bool(attrs.get("baseline") or attrs.get("design"))
     if fixed and tries < MAX_TRIES:

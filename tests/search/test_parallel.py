@@ -416,6 +416,40 @@ def test_a_worker_process_dies_with_the_killed_search(tmp_path):
     assert alive == []
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_killed_mid_trial_is_seen_at_once_and_started_again(tmp_path):
+    """Its trial stayed 'running' until the main process had run the rest alone; then it was
+    recorded 'interrupted (the run was killed)', though the run was not."""
+    import signal
+    import time
+
+    cfg = write_config(tmp_path, FAST.replace("trials: 3", "trials: 6"))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "autocompress.cli", "search", str(cfg),
+                             "--run-dir", str(run), "--workers", "2", "--no-baselines"],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed, deadline = None, time.time() + 240
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        journal = run / "study.journal"
+        text = journal.read_text() if journal.exists() else ""
+        for child in _children(proc.pid):      # the worker, once a trial of its own runs
+            if f'"pid":{child}}}' in text and "spawn_main" in \
+                    Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                os.kill(child, signal.SIGKILL)
+                killed = child
+        time.sleep(0.05)
+    out, _ = proc.communicate(timeout=600)
+    assert killed and proc.returncode == 0, out[-3000:]
+    assert "warning: worker 1 died (exit code -9); 1 interrupted trial(s) replaced; worker " \
+           "started again" in out
+    lines = _check_run(run, 7)                          # 6 + the one it replaced
+    lost = [r for r in lines if str(r["error"]).startswith("interrupted")]
+    assert [r["error"] for r in lost] == ["interrupted (its worker process died, exit code -9: "
+                                          "out of memory?); a new trial replaces it"]
+
+
 @pytest.mark.parametrize("prctl", [True, False], ids=["pdeathsig", "watch-thread"])
 def test_die_with_ends_the_process_when_its_parent_is_killed(tmp_path, prctl):
     """Both ways a worker follows the search: Linux's PR_SET_PDEATHSIG and the thread that
