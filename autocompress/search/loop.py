@@ -143,8 +143,11 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
     which dies with the main process ``parent``. Like the CLI, it ends a user error with its
     one-line message (exit 2) and Ctrl-C, which the terminal sends to every worker, quietly
     (130): no traceback from each process."""
+    import signal
+
     from autocompress.search.progress import Progress
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # ignored while it started
     _die_with(parent)
     try:
         torch.set_num_threads(cfg.search.threads)
@@ -167,6 +170,24 @@ def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float 
         sys.exit(2)
 
 
+def start_quiet(proc: Any) -> Any:
+    """Start ``proc`` (spawned) with Ctrl-C ignored until its target restores it: a Ctrl-C
+    while the new interpreter imports (before ``_worker_main`` can catch it) printed a
+    traceback from the worker. The main process stops it then (``terminate``)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        proc.start()                  # signal handlers are the main thread's to set
+        return proc
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)   # inherited across the exec
+    try:
+        proc.start()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    return proc
+
+
 def run_workers(session: Session, workers: int) -> None:
     """Run the loop here and in ``workers - 1`` spawned processes. A worker that dies (killed,
     out of memory) is seen between this process's trials: its trial is recorded interrupted
@@ -175,11 +196,9 @@ def run_workers(session: Session, workers: int) -> None:
     spawn = mp.get_context("spawn")
 
     def start(index: int) -> Any:
-        proc = spawn.Process(target=_worker_main, daemon=True,
-                             args=(session.cfg, session.run_dir, session.progress.quiet,
-                                   session.deadline, index, os.getpid()))
-        proc.start()
-        return proc
+        return start_quiet(spawn.Process(target=_worker_main, daemon=True, args=(
+            session.cfg, session.run_dir, session.progress.quiet, session.deadline, index,
+            os.getpid())))
 
     procs = {index: start(index) for index in range(1, workers)}
     restarts = [workers]

@@ -487,3 +487,26 @@ def test_die_with_ends_the_process_when_its_parent_is_killed(tmp_path, prctl):
     else:
         os.kill(pid, signal.SIGKILL)
         pytest.fail("the child outlived its killed parent by 10 s")
+
+
+def _sigint_disposition(queue) -> None:
+    import signal
+
+    queue.put(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+
+
+def test_a_worker_starts_with_ctrl_c_ignored_until_its_code_runs():
+    """A Ctrl-C while a spawned worker imported (before _worker_main could catch it)
+    printed a traceback from it; the parent's own Ctrl-C handling is left as it was."""
+    import multiprocessing as mp
+    import signal
+
+    from autocompress.search.loop import start_quiet
+
+    spawn = mp.get_context("spawn")
+    queue = spawn.Queue()
+    before = signal.getsignal(signal.SIGINT)
+    proc = start_quiet(spawn.Process(target=_sigint_disposition, args=(queue,)))
+    assert signal.getsignal(signal.SIGINT) is before
+    assert queue.get(timeout=60) is True             # inherited: ignored through the imports
+    proc.join(timeout=60)
