@@ -79,5 +79,7 @@ def load_problem(exc: BaseException) -> str:
         # keep the unpickler's first sentence: what it met (its advice follows)
         found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.\s|\n\s*\n|$)", text, re.S)
         text = found.group(1) if found else ""
-    text = " ".join(text.split())[:200]
+    text = " ".join(text.split())
+    if len(text) > 320:           # a shape mismatch names both shapes within this
+        text = text[:320].rsplit(" ", 1)[0] + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

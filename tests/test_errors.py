@@ -444,3 +444,16 @@ def test_a_changed_data_module_is_named_on_resume_and_export(tmp_path, capsys):
     assert main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "e2")]) == 0
     assert "(mydata) changed since the search started: the model is rebuilt" in \
         capsys.readouterr().err
+    # a builder whose widths changed: the weights no longer fit. Export blamed the checkpoint
+    # ("not a valid checkpoint ... restore the file"), its message cut off mid-shape
+    nets = cfg.parent / "mynets.py"
+    nets.write_text(nets.read_text().replace("Conv2d(channels, 24", "Conv2d(channels, 16")
+                    .replace("BatchNorm2d(24)", "BatchNorm2d(16)").replace("Conv2d(24, 48",
+                                                                           "Conv2d(16, 48"))
+    sys.modules.pop("mynets", None)
+    assert main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "e3")]) == 2
+    err = capsys.readouterr().err
+    assert "trial 0's saved weights do not fit the model built from your code now" in err
+    assert f"(mydata) changed; {nets.resolve()} (mynets) changed since the search started: " \
+           "restore your code as it was then" in err
+    assert "not a valid checkpoint" not in err and "torch.Size([16, 1, 3, 3])" in err

@@ -9,15 +9,10 @@ half-written is left looking complete.
 from __future__ import annotations
 
 import copy
-import fcntl
 import os
-import re
-import secrets
 import shutil
 import sys
-import time
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +28,7 @@ from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record, export_limits, int8_file_alternative
 from autocompress.export.io_quant import io_quantization
 from autocompress.export.load import load_weights, rebuild_info
+from autocompress.export.staging import named_for, staging_folder
 from autocompress.export.summary import (
     MODEL_PT_NOTE,
     host_prediction_error,
@@ -123,15 +119,16 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                           hint="choose another --out or delete it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp, held = _staging_folder(out.parent, f".{out.name}.")
+        tmp, held = staging_folder(out.parent, f".{out.name}.")
     except OSError as exc:
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
     try:    # from here on, any failure (Ctrl-C included) removes the temporary folder
-        ctx, plan, model = trial_model(cfg, rec, weights)
-        for line in code_changes(run_dir, cfg, "the model is rebuilt and tested with it as "
-                                 "it is, not as the trial was trained"):
+        changed = code_changes(run_dir, cfg, "the model is rebuilt and tested with it as "
+                               "it is, not as the trial was trained")
+        for line in changed:
             print(line, file=sys.stderr)
+        ctx, plan, model = trial_model(cfg, rec, weights, changed)
         graph = inspect_model(model, ctx.example())
         costs = estimate(ctx, plan, graph)
         test = ctx.data.test
@@ -221,7 +218,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         tmp.rename(out)
     except AutocompressError as exc:   # it may name a file of the staging folder, removed now
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _named_for(exc, tmp, out) from exc.__cause__
+        raise named_for(exc, tmp, out) from exc.__cause__
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -231,67 +228,26 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     return out
 
 
-def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path
-                ) -> tuple[SearchContext, CompressionPlan, nn.Module]:
+def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path,
+                changed: Sequence[str] = ()) -> tuple[SearchContext, CompressionPlan, nn.Module]:
     """(search context, plan, trained model in eval mode) of the trial ``rec``, its weights
-    read from ``weights`` (``trials/<n>/model.pt``)."""
+    read from ``weights`` (``trials/<n>/model.pt``). ``changed``: ``code_changes`` lines, the
+    likelier cause when the weights do not load."""
     ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
     plan = CompressionPlan.from_dict(rec["plan"])
     model = bake(build_compressed(ctx, plan, int(rec["seed"])))
     try:
         load_weights(model, weights)
     except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
+        if changed:            # the model's code changed: the file is most likely fine
+            raise ExportError(f"trial {rec['number']}'s saved weights do not fit the model "
+                              f"built from your code now ({load_problem(exc)})",
+                              loc=str(weights), hint="; ".join(
+                                  c.removeprefix("warning: ").split(" since the search")[0]
+                                  for c in changed) + " since the search started: restore "
+                              "your code as it was then (env.json keeps its sha256)") from None
         raise ExportError(f"not a valid checkpoint for trial {rec['number']}, cannot read the "
                           f"trial's saved weights ({load_problem(exc)})", loc=str(weights),
                           hint="restore the file from a copy of the run dir, or export "
                                "another complete trial: report/trials.csv lists them") from None
     return ctx, plan, model.eval()
-
-
-def _staging_folder(parent: Path, prefix: str) -> tuple[Path, int]:
-    """A new folder with a unique name, made with the umask's permissions like the run dir's
-    other folders (``tempfile.mkdtemp`` makes it 0700), and the descriptor that holds its
-    lock while this export writes it. Staging folders an export killed (``kill -9``) left
-    behind, whose lock nobody holds, are removed first: those older than a minute (a new
-    one is made, then locked: in between it is unlocked)."""
-    name = re.compile(re.escape(prefix) + "[0-9a-f]{8}")
-    for old in parent.iterdir():
-        if name.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
-            with suppress(OSError):      # another export may remove it meanwhile
-                if time.time() - old.stat().st_mtime <= 60:
-                    continue
-                fd = _locked(old)
-                try:
-                    shutil.rmtree(old)
-                finally:
-                    os.close(fd)
-    while True:
-        path = parent / f"{prefix}{secrets.token_hex(4)}"
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path, _locked(path)
-
-
-def _locked(folder: Path) -> int:
-    """An open descriptor of ``folder`` holding an exclusive ``flock`` on it; raises
-    ``OSError`` (BlockingIOError) when another process holds it."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _named_for(exc: AutocompressError, tmp: Path, out: Path) -> AutocompressError:
-    """``exc`` naming ``out`` where it names the staging folder ``tmp`` (removed on failure),
-    and saying that nothing was written."""
-    if str(tmp) not in str(exc):
-        return exc
-    def fix(text: str | None) -> str | None:
-        return text.replace(str(tmp), str(out)) if text else text
-    return type(exc)(f"{fix(exc.raw_message)}; nothing was written to {out}",
-                     loc=fix(exc.loc), hint=fix(exc.hint))
