@@ -142,6 +142,14 @@ def _natural(name: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def _owner(name: str, layers: set[str]) -> str | None:
+    """The plan layer a cost layer belongs to: itself, or the layer whose name prefixes it
+    (a low-rank layer ``a.b`` runs as its factors ``a.b.0`` and ``a.b.1``)."""
+    while name and name not in layers:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
 def _cost_layers(rec: Record) -> list[str]:
     names: list[str] = []
     for cost in (rec.get("cost") or {}).values():
@@ -195,7 +203,9 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
     coupled = [{f for f in (r.get("channels") or {}) if (_pruned_share(r, f) or 0) > 0}
                for r in front]           # pruned with a layer the plan prunes (no entry)
     in_plans = {name for p in plans for name in p} | set().union(*coupled)
-    order = [n for n in execution_order(_cost_layers(r) for r in front) if n in in_plans]
+    owners = ([_owner(n, in_plans) for n in _cost_layers(r)] for r in front)
+    order = [n for n in execution_order([o for o in seq if o] for seq in owners)
+             if n in in_plans]
     order += sorted(in_plans - set(order), key=_natural)
     known = [set(_cost_layers(r)) | set(p) for r, p in zip(front, plans, strict=True)]
     values: dict[tuple[str, str], dict[tuple[int, str], float]] = {}

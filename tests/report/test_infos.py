@@ -119,6 +119,15 @@ def test_heatmap_tolerates_odd_plans_and_no_front() -> None:
     assert layer_heatmap_info([rec(0, "infeasible", None, {"mcu": 1.0})]).is_empty
 
 
+def test_a_low_rank_layer_keeps_its_place_in_execution_order() -> None:
+    """Its cost layers are its factors (``b.0``, ``b.1``): unmatched, it went after the
+    classifier, though the page says the columns are in execution order."""
+    lowrank = {"kind": "svd", "rank_ratio": 0.5}
+    r = planned(0, "complete", 0.9, 2.0, {"a": [q(8)], "b": [q(8), lowrank], "fc": [q(8)]},
+                order=["a", "b.0", "b.1", "fc"])
+    assert layer_heatmap_info([r]).layers == ("a", "b", "fc")
+
+
 def test_execution_order_merges_and_survives_cycles() -> None:
     assert execution_order([ORDER[:3], [ORDER[0], ORDER[2], ORDER[5]]]) == [
         ORDER[0], ORDER[1], ORDER[2], ORDER[5]]
