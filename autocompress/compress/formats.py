@@ -19,6 +19,21 @@ from autocompress.compress.plan import (
 from autocompress.hardware.formats import LayerFormat
 
 
+def unquantized_format(plan: CompressionPlan, native: LayerFormat) -> LayerFormat:
+    """The format a layer without a quant config runs in: int8 when the plan quantizes some
+    layer to integer bits (export's ``model.int8.onnx`` quantizes every layer the plan does
+    not keep float: on a phone, whose native format is fp32, such a layer was costed fp32,
+    its activations 4x the file's), else the device's ``native`` one.
+
+    >>> unquantized_format(CompressionPlan(layers={"fc": (QuantConfig(bits=4),)}),
+    ...                    LayerFormat(weight_bits=32, act_bits=32)).weight_bits
+    8
+    """
+    integer = any(isinstance(c, QuantConfig) and c.bits < 32
+                  for c in plan.configs(QuantConfig).values())
+    return LayerFormat(weight_bits=8, act_bits=8) if integer else native
+
+
 def plan_formats(plan: CompressionPlan, default: LayerFormat | None = None
                  ) -> dict[str, LayerFormat]:
     """Per-layer weight/activation formats and sparsity the cost model sees (32 bits = float).

@@ -68,7 +68,9 @@ def test_a_failed_export_leaves_no_temporary_folder(finished_run, tmp_path, caps
     busy.mkdir()
     for folder in (killed, busy):                # older than a minute
         os.utime(folder, (1e9, 1e9))
-    held = export_mod._locked(busy)
+    from autocompress.export.staging import locked
+
+    held = locked(busy)
     try:
         with pytest.raises(KeyboardInterrupt):
             export_mod.export_run(run, trial=1, quiet=True)

@@ -145,6 +145,33 @@ def test_a_float_layer_runs_in_the_profiles_float_format_in_the_search() -> None
                                                  .latency_ms), n
 
 
+def test_a_layer_the_plan_leaves_alone_runs_int8_beside_int8_layers_as_exported() -> None:
+    """On pixel4 (native fp32) a layer without a quant config was costed fp32 beside int8
+    ones, while model.int8.onnx quantizes it: a skipped stem's fp32 output made the search's
+    peak SRAM 192 KB against the file's 48 KB. Without any quantized layer it stays native."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from autocompress.compress import CompressionPlan, PruneConfig, QuantConfig
+    from autocompress.graph import inspect_model
+    from autocompress.search.objective import estimate
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    graph = inspect_model(net, torch.zeros(1, 3, 32, 32))
+    ctx = SimpleNamespace(cost_models={"pixel4": CostModel("pixel4")})
+    q8 = (QuantConfig(bits=8),)
+    mixed = CompressionPlan(layers={"2": q8, "5": q8})                 # "0" left alone
+    every = CompressionPlan(layers={"0": q8, "2": q8, "5": q8})
+    got, want = estimate(ctx, mixed, graph)["pixel4"], estimate(ctx, every, graph)["pixel4"]
+    assert got.summary() == want.summary()
+    pruned = CompressionPlan(layers={"0": (PruneConfig(ratio=0.0),)})   # no quant at all
+    fp32 = CostModel("pixel4").estimate(graph, default=LayerFormat(weight_bits=32, act_bits=32))
+    assert estimate(ctx, pruned, graph)["pixel4"].latency_ms == pytest.approx(fp32.latency_ms)
+
+
 def test_device_ordering_is_plausible() -> None:
     """Orin Nano beats Nano on every reference model; the 4-thread phone CPU is slower than
     both GPUs on ResNet-50."""
