@@ -291,7 +291,8 @@ def _profiles(args: argparse.Namespace) -> int:
         print(f"{prof.name}: {prof.path}\n  device   {dev.cpu}" + (f"; {memory}" if memory else "")
               + f"\n  runtime  {rt.name} {rt.version}, {rt.threads} thread(s)\n  formats  "
               f"weights {', '.join(fmt.weights)}; activations {', '.join(fmt.activations)}"
-              f"{'; sparse kernels' if fmt.sparse_kernels else ''}\n  costs    "
+              f"{'; sparse kernels' if fmt.sparse_kernels else ''}"
+              f"{'' if fmt.packed_weights else '; weights stored dense at 8 bits'}\n  costs    "
               f"{len(prof.entries)} measured LUT entries, {len(prof.calibration)} published "
               f"figures, {'analytic fallback' if prof.fallback and prof.analytic else 'LUT only'}")
         if (note := prof.quick_note()) is not None:

@@ -27,7 +27,7 @@ from autocompress.hardware.latency import (
     executed_formats,
     input_boundary_ms,
 )
-from autocompress.hardware.memory import KB, layer_flash_bytes, peak_sram
+from autocompress.hardware.memory import KB, layer_flash_bytes, peak_sram, stored_dense
 from autocompress.hardware.profile import load_profile
 from autocompress.hardware.spec import HardwareProfile
 
@@ -142,7 +142,8 @@ class CostModel:
             lat = estimate_layer_latency(self.profile, layer, fmt, fallback=self.fallback)
             act_bits[layer.fqn] = bits_of(executed_formats(self.profile, fmt)[1])
             written[layer.output] = (act_bits[layer.fqn], fmt)
-            layer_flash = 0.0 if again else layer_flash_bytes(layer, fmt)  # stored once
+            layer_flash = 0.0 if again else layer_flash_bytes(   # stored once
+                layer, fmt if self.profile.formats.packed_weights else stored_dense(fmt))
             flash += layer_flash
             total_ms += lat.latency_ms
             # Measurement noise is independent per layer; analytic-model error is not.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autocompress.graph import LayerInfo, ModelGraph
 from autocompress.hardware.formats import LayerFormat, format_for_bits, is_float
@@ -75,6 +75,20 @@ def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
         zero_point = 0 if fmt.symmetric else ZERO_POINT_BYTES
         total += layer.bias * INT_BIAS_BYTES + scales * (SCALE_BYTES + zero_point)
     return total
+
+
+def stored_dense(fmt: LayerFormat) -> LayerFormat:
+    """``fmt`` as a runtime without packed storage keeps the weights (``packed_weights:
+    false``): dense, integer values at 8 bits (a clustered layer's codebook values too, per
+    channel, as ``model.int8.onnx`` re-rounds them), float ones at their width.
+
+    >>> stored_dense(LayerFormat(weight_bits=4, sparsity=0.5)).weight_bits
+    8
+    """
+    bits = fmt.value_bits
+    return replace(fmt, weight_bits=bits if is_float(format_for_bits(bits)) else max(bits, 8),
+                   sparsity=0.0, codebook=0, codebook_bits=0,
+                   per_channel=fmt.per_channel or bool(fmt.codebook))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -190,10 +190,12 @@ def parse_profile(r: Reader) -> HardwareProfile:
                           batch=r.get(("runtime", "batch"), "int", 1, minimum=1),
                           overhead_ms=r.get(("runtime", "overhead_ms"), "number", 0.0,
                                             minimum=0))
-    r.section(("formats",), required=("weights", "activations"), optional=("sparse_kernels",))
+    r.section(("formats",), required=("weights", "activations"),
+              optional=("sparse_kernels", "packed_weights"))
     formats = FormatSpec(weights=_formats(r, ("formats", "weights")),
                          activations=_formats(r, ("formats", "activations")),
-                         sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False))
+                         sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False),
+                         packed_weights=r.get(("formats", "packed_weights"), "bool", True))
     r.section(("align",), optional=("channels", "fast_multiple", "int8_dw_fast",
                                     "int8_dw_block", "fp32_block"), default={})
     align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1),

@@ -27,11 +27,15 @@ class RuntimeSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class FormatSpec:
-    """What runs natively; the first entry of each list is the preferred format."""
+    """What runs natively; the first entry of each list is the preferred format.
+    ``packed_weights``: the runtime stores sub-8-bit, clustered and sparse weights compressed
+    (Flash counts them so); False: as ``model.int8.onnx`` stores them, dense at 8 bits (or a
+    float width), as ONNX Runtime, TFLite and TensorRT do."""
 
     weights: tuple[str, ...]
     activations: tuple[str, ...]
     sparse_kernels: bool = False
+    packed_weights: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
