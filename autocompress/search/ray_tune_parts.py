@@ -54,6 +54,26 @@ def weights_mover(stash: dict[str, str]) -> Any:
     return WeightsMover()
 
 
+def newest_first() -> Any:
+    """Tune's FIFO scheduler, but starting the newest pending trial. The actor a finished
+    trial frees (``reuse_actors``) goes to the trial the scheduler picks; FIFO picked the
+    oldest pending one, which after a lost worker is its replacement, still waiting for the
+    new actor Tune starts for it: it took the freed actor and Tune removed the new one
+    (``TuneController._maybe_reuse_cached_actor``), so while trials were shorter than an
+    actor's start every later trial ran on the one surviving actor. Newest first, the freed
+    actor goes to the trial the searcher just added and the replacement keeps its new actor
+    (it takes a freed one only when no newer trial comes: the search is at its end)."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import FIFOScheduler
+
+    class NewestFirst(FIFOScheduler):
+        def choose_trial_to_run(self, tune_controller: Any) -> Any:
+            pending = [t for t in tune_controller.get_trials() if t.status == Trial.PENDING]
+            return pending[-1] if pending else super().choose_trial_to_run(tune_controller)
+
+    return NewestFirst()
+
+
 def stop_when(stop: Callable[[], bool]) -> Any:
     """A Tune stopper that stops the whole experiment (every running trial) once ``stop()``;
     Tune asks it at every step of its loop."""

@@ -10,8 +10,9 @@ and torch threads each. A trial returns its record and baked weights in its resu
 driver appends the record, writes ``trials/<n>/model.pt`` and tells the study, so worker
 nodes need no access to the run dir (the weights are taken out of the result before Tune
 keeps it in its experiment state). A trial whose worker was lost is recorded interrupted
-and replaced; a user error in a trial stops the search with that error. Early-stopping
-rungs go through one actor on the driver's node that owns ``rungs.jsonl``.
+and replaced (on a new actor: ``newest_first`` gives a freed actor to the newest trial); a
+user error in a trial stops the search with that error. Early-stopping rungs go through one
+actor on the driver's node that owns ``rungs.jsonl``.
 
 Ray keeps its session files under ``RUN_DIR/ray_tmp`` (or a short ``/tmp/ac-ray-*`` folder
 when that path is too long for a Unix socket) and Tune its experiment state under
@@ -46,6 +47,7 @@ from autocompress.search.ray_cluster import (
 )
 from autocompress.search.ray_trial import trainable, user_error
 from autocompress.search.ray_tune_parts import (
+    newest_first,
     quiet_lost_workers,
     stop_when,
     trial_gpus,
@@ -268,7 +270,8 @@ def _run_tune(session: Session, workers: int, local: LocalRay | None, remaining:
                                         {"cpu": threads, **({"gpu": gpu} if gpu else {})})
         tuner = tune.Tuner(
             wrapped,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=newest_first(),
+                                        num_samples=-1,
                                         max_concurrent_trials=workers, reuse_actors=True,
                                         trial_name_creator=trial_name,
                                         trial_dirname_creator=trial_name),

@@ -222,12 +222,24 @@ def build_model(input_shape, num_classes):
 """
 
 
+SLOW_START = """
+import os, time
+from pathlib import Path
+
+if os.getppid() != int(os.environ["AC_TEST_PARENT"]) and Path(os.environ["AC_TEST_DIED"]).exists():
+    time.sleep(10)        # a Ray worker started after the loss: slower to start than a trial
+"""
+
+
 @pytest.mark.ray
 @pytest.mark.parametrize("fault", ["lost worker", "user error"])
 def test_ray_trial_that_loses_its_worker_or_raises_a_user_error(tmp_path, fault):
     """A trial whose worker process dies is recorded interrupted and replaced (the run ends
-    with its trial count); a user error in a trial stops the search with exit 2 and the
-    error's own message, as on the Optuna backend, not a run of failed trials."""
+    with its trial count), and the surviving worker, once free, takes the newest trial, not
+    the replacement that waits for its new worker (which Tune then removed: while trials were
+    shorter than a worker's start, every later trial ran on the survivor); a user error in a
+    trial stops the search with exit 2 and the error's own message, as on the Optuna
+    backend, not a run of failed trials."""
     folder = tmp_path / "own"
     shutil.copytree(ROOT / "experiments" / "own_model", folder)
     (folder / "mynets.py").write_text(FLAKY)
@@ -237,8 +249,11 @@ def test_ray_trial_that_loses_its_worker_or_raises_a_user_error(tmp_path, fault)
     (folder / "config.yaml").write_text(cfg)
     systmp = tmp_path / "systmp"            # the system temp dir, as the workers see it
     systmp.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AC_TEST_PARENT": str(os.getpid()),
-           "AC_TEST_FAULT": fault, "TMPDIR": str(systmp)}
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_START)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{ROOT}",
+           "AC_TEST_PARENT": str(os.getpid()), "AC_TEST_FAULT": fault,
+           "AC_TEST_DIED": str(folder / "died"), "TMPDIR": str(systmp)}
     run = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "autocompress.cli", "search",
                           str(folder / "config.yaml"), "--run-dir", str(run), "--backend", "ray",
@@ -261,6 +276,9 @@ def test_ray_trial_that_loses_its_worker_or_raises_a_user_error(tmp_path, fault)
     assert {r["state"] for r in counted} <= {"complete", "infeasible"}, counted
     # the lost trial's scratch folder stays in Ray's temp dir, not one per kill in /tmp
     assert not [p.name for p in systmp.iterdir() if p.name.startswith(("tmp", "autocompress"))]
+    survivor = next(r["worker"] for r in counted if r["number"] < 2)    # trial 2 replaces
+    after = sorted((r for r in counted if r["worker"] == survivor), key=lambda r: r["started_at"])
+    assert after[1]["number"] == 3, lines
 
 
 COUNTED_DATA = """\
