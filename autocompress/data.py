@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autocompress.errors import DataError
+from autocompress.errors import DataError, raised
 from autocompress.imports import load_callable
 
 SPLITS = ("train", "val", "test")
@@ -143,7 +143,7 @@ def load_user_bundle(spec: str, seed: int, *, loc: str, base_dir: Path | None) -
     try:
         raw = fn(seed)
     except Exception as exc:          # the user's code failed: say where, not a traceback
-        raise DataError(f"{spec}({seed}) raised {type(exc).__name__}: {exc}", loc=loc,
+        raise DataError(f"{spec}({seed}) {raised(exc)}", loc=loc,
                         hint="signature: make_data(seed) -> {'train': (x, y), 'val': ..., "
                              "'test': ...}") from exc
     if not isinstance(raw, Mapping) or not set(SPLITS) <= set(raw):

@@ -7,6 +7,7 @@ import errno
 import pickle
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class AutocompressError(Exception):
@@ -83,3 +84,25 @@ def load_problem(exc: BaseException) -> str:
     if len(text) > 320:           # a shape mismatch names both shapes within this
         text = text[:320].rsplit(" ", 1)[0] + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def raised(exc: BaseException) -> str:
+    """``raised ValueError: boom (mydata.py:12 in make_data)``: what your code raised and
+    the innermost line of it that ran (outside this package and installed libraries), so a
+    one-line error still says where to look.
+
+    >>> try:
+    ...     int("x")
+    ... except ValueError as e:
+    ...     raised(e).startswith("raised ValueError: invalid literal")
+    True
+    """
+    import sysconfig
+    import traceback
+
+    skip = (str(Path(__file__).parent), *{sysconfig.get_paths()[k] for k in ("purelib",
+                                                                            "platlib", "stdlib")})
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(skip) and not f.filename.startswith("<")]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"raised {type(exc).__name__}: {exc}{where}"

@@ -71,7 +71,8 @@ def test_data_callable_that_raises_exits_2(tmp_path):
         "def make_data(seed):\n    raise RuntimeError('dataset server down')\n")
     cfg = write_config(tmp_path, TINY.replace("data: digits", "data: downdata:make_data"))
     assert_user_error(cli("search", str(cfg), "--run-dir", str(tmp_path / "run")),
-                      "downdata:make_data(0) raised RuntimeError: dataset server down")
+                      "downdata:make_data(0) raised RuntimeError: dataset server down "
+                      f"({tmp_path / 'downdata.py'}:2 in make_data)")   # where, in your code
 
 
 def test_impossible_budget_exits_2_before_training(tmp_path):

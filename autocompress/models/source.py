@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autocompress.errors import ModelError
+from autocompress.errors import ModelError, raised
 from autocompress.imports import load_callable
 from autocompress.models.families import DEFAULT_FAMILY, Family, get_family
 
@@ -68,7 +68,7 @@ class ModelSource:
             model = fn(tuple(self.input_shape), self.num_classes)
         except Exception as exc:
             raise ModelError(f"{self.builder}{(tuple(self.input_shape), self.num_classes)} "
-                             f"raised {type(exc).__name__}: {exc}", loc=self.loc) from exc
+                             f"{raised(exc)}", loc=self.loc) from exc
         if not isinstance(model, nn.Module):
             raise ModelError(f"{self.builder} returned {type(model).__name__}, "
                              "expected a torch.nn.Module", loc=self.loc,

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from autocompress.compress.checkpoint import write_durable
 from autocompress.data import DataBundle
-from autocompress.errors import ModelError, RunDirError, load_problem
+from autocompress.errors import ModelError, RunDirError, load_problem, raised
 from autocompress.imports import load_callable
 from autocompress.models.teacher import TeacherCNN
 from autocompress.stats import binomial_se
@@ -99,7 +99,7 @@ class UserTeacher:
         try:
             model = fn(*args)
         except Exception as exc:          # the user's code failed: say where, one line
-            raise ModelError(f"{self.spec}{args} raised {type(exc).__name__}: {exc}",
+            raise ModelError(f"{self.spec}{args} {raised(exc)}",
                              loc=self.loc) from exc
         if not isinstance(model, nn.Module):
             raise ModelError(f"{self.spec} returned {type(model).__name__}, expected a "
