@@ -252,7 +252,8 @@ def print_result(result: dict[str, Any]) -> None:
                   "(give `format` for float files) or ops the profile costs otherwise")
     if result["out"]:
         print(f"wrote {result['out']}: use it as profiles: [{Path(result['out']).stem}] "
-              f"(beside your config or in hardware_profiles/)")
+              f"in a config beside it (or with it in hardware_profiles/), and as "
+              f"--profile {result['out']} with predict, profiles and calibrate")
     else:
         print("(no --out: nothing written)")
 

@@ -93,6 +93,9 @@ def test_the_command_prints_the_table_and_writes_a_profile_found_by_name(tmp_pat
     text = capsys.readouterr().out
     assert "scale " in text and "leave-one-out" in text and f"wrote {out}" in text
     assert load_profile("my_mcu", [out.parent]).name == "my_mcu"
+    assert f"--profile {out} with predict" in text       # by name only a search finds it
+    assert main(["predict", str(models[0]), "--profile", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["profile"] == "my_mcu"
     assert main(["calibrate", "--profile", "stm32f746", "--measured", str(csv), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["out"] is None and [r["format"] for r in result["rows"]] == [None, None, "fp32"]
