@@ -47,6 +47,9 @@ class PlotPoint:
     xerr: float | None = None  # latency std (``cost.<device>.std_ms``) on latency plots
 
 
+_WORDS = {"latency_ms": "latency", "flash_kb": "flash", "peak_sram_kb": "SRAM"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class BaselinePoint:
     name: str
@@ -56,21 +59,24 @@ class BaselinePoint:
     on_front: bool
     xerr: float | None = None
     over_budget: bool = False    # breaks a budget of the run (any device's): kept off fronts
-    over_on: tuple[str, ...] = ()   # the devices whose budgets it breaks
+    over_on: tuple[str, ...] = ()   # the budgets it breaks, "<device>.<metric>"
 
     def over_text(self, profile: str) -> str:
-        """What a label adds: '' within every budget, ' (over budget)', or, on the plot of a
-        device whose budgets it meets, the devices it breaks them on.
+        """What a label adds: '' within every budget, else the budgets it breaks: on this
+        device's plot by metric, on another's with the device (a point left of this plot's
+        latency line read "(over budget)": it broke the Flash budget).
 
-        >>> BaselinePoint(name="fp32", x=1, y=1, number=1, on_front=False, over_budget=True,
-        ...               over_on=("pixel4",)).over_text("jetson_orin_nano")
-        ' (over the pixel4 budget)'
+        >>> b = BaselinePoint(name="fp32", x=1, y=1, number=1, on_front=False,
+        ...                   over_budget=True, over_on=("pixel4.flash_kb",))
+        >>> b.over_text("pixel4"), b.over_text("jetson_orin_nano")
+        (' (over the flash budget)', ' (over the pixel4 flash budget)')
         """
-        others = [p for p in self.over_on if p != profile]
         if not self.over_budget:
             return ""
-        return f" (over the {', '.join(others)} budget)" if others and \
-            profile not in self.over_on else " (over budget)"
+        split = [key.partition(".")[::2] for key in self.over_on]
+        here = [_WORDS.get(m, m) for p, m in split if p == profile]
+        what = here or [f"{p} {_WORDS.get(m, m)}".strip() for p, m in split]
+        return f" (over the {', '.join(what)} budget)" if what else " (over budget)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,8 +174,8 @@ def _info(records: Sequence[Record], profile: str, y_obj: Objective,
     baselines = tuple(
         BaselinePoint(name=str(r["baseline"]), x=x, y=y, number=r.get("number"),
                       on_front=id(r) in on_front, over_budget=id(r) in over,
-                      over_on=tuple(dict.fromkeys(b.profile for b in budgets
-                                                  if (b.violation(r) or 0.0) > 0)),
+                      over_on=tuple(f"{b.profile}.{b.metric}" for b in budgets
+                                    if (b.violation(r) or 0.0) > 0),
                       xerr=get_path(r, err_path) if err_path else None)
         for r in (*front.points, *front.dominated, *front.infeasible)   # over budget: still shown
         if r.get("baseline")

@@ -260,7 +260,7 @@ def test_a_baseline_over_another_devices_budget_says_which() -> None:
     legends = {info.profile: [t.get_text() for t in
                               pareto_figure(info).axes[0].get_legend().get_texts()]
                for info in (orin, pixel4)}
-    assert "baseline: fp32 (over the pixel4 budget)" in legends["orin"]
+    assert "baseline: fp32 (over the pixel4 latency budget)" in legends["orin"]
     assert "baseline: fp32 (over budget)" in legends["pixel4"]
 
 

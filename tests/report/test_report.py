@@ -258,7 +258,7 @@ def test_summary_compares_each_baseline_with_the_best_front_point_not_slower() -
             rec(3, "complete", 0.95, {"mcu": 3.0}, baseline="sparse-25")]
     md = summary_markdown(recs, [Objective.accuracy()], [BUDGET])
     # over the 10 ms budget: said, not quoted as a speed-up over a point the user could ship
-    assert ("| uniform-int8 (over budget) | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | -1.00 "
+    assert ("| uniform-int8 (over the latency budget) | 2 | 97.00 % | 12 ms | 1 (4 ms) | 96.00 % | -1.00 "
             "points | 3.00x |") in md
     # on the front: nothing as fast is more accurate (trial 0 is faster, but less accurate)
     assert "| sparse-25 | 3 | 95.00 % | 3 ms | itself (on the front) | 95.00 % | +0.00 points | 1.00x |" in md
