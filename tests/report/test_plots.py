@@ -261,7 +261,7 @@ def test_a_baseline_over_another_devices_budget_says_which() -> None:
                               pareto_figure(info).axes[0].get_legend().get_texts()]
                for info in (orin, pixel4)}
     assert "baseline: fp32 (over the pixel4 latency budget)" in legends["orin"]
-    assert "baseline: fp32 (over budget)" in legends["pixel4"]
+    assert "baseline: fp32 (over the latency budget)" in legends["pixel4"]
 
 
 def test_heatmap_panel_names_do_not_run_into_each_other(tmp_path, monkeypatch) -> None:
