@@ -177,6 +177,6 @@ def _infeasible_panel(ax: Any, trace: InfeasibleTrace) -> None:
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_ylabel("proposals\nover budget")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)     # upper right hid the last trials
 
 

@@ -70,13 +70,23 @@ class BaselinePoint:
         ...                   over_budget=True, over_on=("pixel4.flash_kb",))
         >>> b.over_text("pixel4"), b.over_text("jetson_orin_nano")
         (' (over the flash budget)', ' (over the pixel4 flash budget)')
+        >>> BaselinePoint(name="fp32", x=1, y=1, number=1, on_front=False, over_budget=True,
+        ...               over_on=("pixel4.latency_ms", "pixel4.flash_kb")).over_text("orin")
+        ' (over the pixel4 latency and flash budgets)'
         """
         if not self.over_budget:
             return ""
-        split = [key.partition(".")[::2] for key in self.over_on]
-        here = [_WORDS.get(m, m) for p, m in split if p == profile]
-        what = here or [f"{p} {_WORDS.get(m, m)}".strip() for p, m in split]
-        return f" (over the {', '.join(what)} budget)" if what else " (over budget)"
+        by: dict[str, list[str]] = {}
+        for key in self.over_on:
+            device, _, metric = key.partition(".")
+            by.setdefault(device, []).append(_WORDS.get(metric, metric))
+        if not by:
+            return " (over budget)"
+        what = [" and ".join(by[profile])] if profile in by else \
+            [f"{d} {' and '.join(ms)}" for d, ms in by.items()]
+        plural = "s" if sum(len(ms) for ms in ([by[profile]] if profile in by
+                                                else by.values())) > 1 else ""
+        return f" (over the {', '.join(what)} budget{plural})"
 
 
 @dataclass(frozen=True, kw_only=True)

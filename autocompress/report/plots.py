@@ -32,6 +32,9 @@ INFEASIBLE_COLOR = "#d62728"
 BUDGET_COLOR = "#8b0000"
 
 
+LEGEND_INSIDE = 5     # legend entries a Pareto plot keeps inside its axes; more go beside it
+
+
 def _figure(width: float = 8.0, height: float = 5.5) -> Any:
     """A pyplot-free Agg figure (no global state, safe in threads and notebooks)."""
     try:
@@ -98,7 +101,12 @@ def pareto_figure(info: ParetoPlotInfo, *, size: tuple[float, float] = (8.0, 5.5
     ax.set_title("\n".join([head, *textwrap.wrap(counts, int(9.5 * size[0]))]),
                  fontsize=11)                                # ~9.5 characters per inch at 11 pt
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    entries = len(ax.get_legend_handles_labels()[0])
+    if entries > LEGEND_INSIDE:   # wherever it went inside, it covered a front (a tester's
+        fig.set_figwidth(size[0] + 3.2)   # 9 entries over a front's vertical step)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  fontsize=9, frameon=False)
+    elif entries:
         # Above-left of a (max y, min x) front is empty by definition: room for the legend.
         ax.legend(loc="best" if ys else "upper right", fontsize=9, framealpha=0.9)
     _place_front_labels(fig, ax, info, labels, budget_texts)
@@ -284,7 +292,8 @@ def _place_front_labels(fig: Any, ax: Axes, info: ParetoPlotInfo,
         obstacles.append((front[-1][0], front[-1][1] - 1.0, right, front[-1][1] + 1.0))
     legend = ax.get_legend()
     obstacles += [extent(a) for a in (*texts, *([legend] if legend is not None else []))]
-    if legend is not None:    # pinned where it is: 'best' would move it again at savefig
+    if legend is not None and legend.get_bbox_to_anchor() is legend.axes.bbox:
+        # pinned where it is: 'best' would move it again at savefig
         (lx, ly, _, _), (ax0, ay0, ax1, ay1) = extent(legend), extent(ax)
         legend.set_loc(((lx - ax0) / (ax1 - ax0), (ly - ay0) / (ay1 - ay0)))
 

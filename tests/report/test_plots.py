@@ -290,3 +290,21 @@ def test_heatmap_panel_names_do_not_run_into_each_other(tmp_path, monkeypatch) -
     # the figure's title sat on the first panel's name (both were axes[0]'s titles)
     assert fig._suptitle is not None and "layer by layer" in fig._suptitle.get_text()
     assert not fig._suptitle.get_window_extent(renderer).overlaps(boxes[0])
+
+
+def test_a_long_legend_goes_beside_the_plot_not_over_the_front() -> None:
+    """Nine entries in the middle of a phone plot covered the front's vertical step; a
+    short legend stays inside, where 'best' puts it."""
+    names = ["fp32", "uniform-int8", "uniform-int4", "sparse-25", "sparse-50"]
+    recs = [rec(0, "complete", 0.90, {"mcu": 5.0}), rec(1, "complete", 0.50, {"mcu": 5.0}),
+            rec(2, "complete", 0.40, {"mcu": 9.0}),
+            *(rec(3 + i, "complete", 0.8 - 0.05 * i, {"mcu": 6.0 + i}, baseline=n)
+              for i, n in enumerate(names))]
+    for records, outside in ((recs, True), (recs[:3], False)):
+        (info,) = pareto_plot_infos(records, [Objective.accuracy()])
+        fig = pareto_figure(info)
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert bool(legend.x0 >= ax.get_window_extent(renderer).x1) is outside, len(records)
