@@ -28,6 +28,7 @@ _LAZY = {
     "DistillConfig": "autocompress.compress",
     "apply_plan": "autocompress.compress",
     "plan_formats": "autocompress.compress.formats",
+    "plan_cost": "autocompress.compress.formats",
     "inspect_model": "autocompress.graph",
     "load_profile": "autocompress.hardware",
     "CostModel": "autocompress.hardware",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import os
 import pickle
 import re
 from collections.abc import Iterable
@@ -100,9 +101,10 @@ def raised(exc: BaseException) -> str:
     import sysconfig
     import traceback
 
-    skip = (str(Path(__file__).parent), *{sysconfig.get_paths()[k] for k in ("purelib",
-                                                                            "platlib", "stdlib")})
+    skip = tuple(os.path.join(p, "") for p in (str(Path(__file__).parent), *{
+        sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}))
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(skip) and not f.filename.startswith("<")]
+              if not f.filename.startswith(skip) and not f.filename.startswith("<")
+              and not {"site-packages", "dist-packages"} & set(Path(f.filename).parts)]
     where = f" ({frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
     return f"raised {type(exc).__name__}: {exc}{where}"

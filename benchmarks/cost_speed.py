@@ -41,10 +41,11 @@ def main() -> int:
     import optuna
     import torch
 
+    from autocompress.compress.formats import plan_formats
     from autocompress.config import load_config
     from autocompress.graph import inspect_model
     from autocompress.hardware import CostModel, list_profiles
-    from autocompress.search.objective import build_compressed, plan_formats
+    from autocompress.search.objective import build_compressed
     from autocompress.search.setup import build_context
 
     torch.set_num_threads(1)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from autocompress.compress.plan import (
     ClusterConfig,
@@ -18,12 +19,26 @@ from autocompress.compress.plan import (
 )
 from autocompress.hardware.formats import LayerFormat
 
+if TYPE_CHECKING:
+    from autocompress.graph import ModelGraph
+    from autocompress.hardware import CostEstimate, CostModel
+
+
+def plan_cost(cost_model: CostModel, plan: CompressionPlan, graph: ModelGraph) -> CostEstimate:
+    """The plan's cost as the search records it (``graph``: the compressed model's): layers
+    it leaves alone in :func:`unquantized_format`, float ones in the profile's float format
+    (``CostModel.deployed``)."""
+    alone = unquantized_format(plan, cost_model.profile.default_format)
+    return cost_model.estimate(graph, cost_model.deployed(plan_formats(plan, alone)), alone)
+
 
 def unquantized_format(plan: CompressionPlan, native: LayerFormat) -> LayerFormat:
-    """The format a layer without a quant config runs in: int8 when the plan quantizes some
-    layer to integer bits (export's ``model.int8.onnx`` quantizes every layer the plan does
-    not keep float: on a phone, whose native format is fp32, such a layer was costed fp32,
-    its activations 4x the file's), else the device's ``native`` one.
+    """The format a layer without a quant config is costed in: int8 when the plan quantizes
+    some layer to integer bits, since export's ``model.int8.onnx`` then quantizes every layer
+    the plan does not keep at 32 bits (post-training: the search trains it float; on a phone,
+    whose native format is fp32, such a layer was costed fp32, its activations 4x the
+    file's); else the device's ``native`` one, the float ``model.onnx`` (whose int8 copy is
+    then the whole model quantized after training, costed by export on its own).
 
     >>> unquantized_format(CompressionPlan(layers={"fc": (QuantConfig(bits=4),)}),
     ...                    LayerFormat(weight_bits=32, act_bits=32)).weight_bits

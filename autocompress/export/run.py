@@ -167,7 +167,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         host_check = host_prediction_error(graph, host, cfg.profile_dirs(), int8)
         manifest = {
             "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],  # the trial's
-            "run_seed": cfg.seed,               # the run's (config) seed; trial seed = it + n
+            "run_seed": cfg.seed,     # the config's; trial seed = it + n (a re-run baseline: its first n)
             "rebuild": rebuild_info(ctx.source, ctx.round_to, ctx.ignored, int(rec["seed"])),
             "baseline": rec.get("baseline"), "over_budget": over_budget(rec, budgets_of(cfg)),
             "accuracy": acc,
@@ -239,7 +239,8 @@ def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path,
     try:
         load_weights(model, weights)
     except Exception as exc:   # unreadable, truncated, newer format, or not this trial's
-        if changed:            # the model's code changed: the file is most likely fine
+        if changed and "loading state_dict" in str(exc):   # read, but it fits no longer:
+            # the model's code changed, the file is most likely fine
             raise ExportError(f"trial {rec['number']}'s saved weights do not fit the model "
                               f"built from your code now ({load_problem(exc)})",
                               loc=str(weights), hint="; ".join(

@@ -213,8 +213,9 @@ def _int8_line(m: dict[str, Any], device: str) -> list[str]:
             abs(as_int8[k] - pred[k]) <= 0.005 * abs(pred[k]) for k in keys):
         return []
     sub8 = any(b is not None and b < 8 for b in m.get("weight_bits", {}).values())
+    packed = abs(as_int8["flash_kb"] - pred["flash_kb"]) > 0.005 * abs(pred["flash_kb"])
     why = ("sub-8-bit layers at int8; the packed flash above needs a runtime with sub-8-bit "
-           "kernels" if sub8 else "the file as written")
+           "kernels" if sub8 and packed else "the file as written")
     return [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
             f"{as_int8['flash_kb']:.1f} KB, peak SRAM {as_int8['peak_sram_kb']:.1f} KB ({why})"]
 

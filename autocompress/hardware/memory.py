@@ -79,16 +79,17 @@ def layer_flash_bytes(layer: LayerInfo, fmt: LayerFormat) -> float:
 
 def stored_dense(fmt: LayerFormat) -> LayerFormat:
     """``fmt`` as a runtime without packed storage keeps the weights (``packed_weights:
-    false``): dense, integer values at 8 bits (a clustered layer's codebook values too, per
-    channel, as ``model.int8.onnx`` re-rounds them), float ones at their width.
+    false``): as ``model.int8.onnx`` writes them, dense, integer values at 8 bits, symmetric
+    per channel (a clustered, asymmetric or per-tensor layer is re-rounded so), float ones
+    at their width.
 
     >>> stored_dense(LayerFormat(weight_bits=4, sparsity=0.5)).weight_bits
     8
     """
     bits = fmt.value_bits
     return replace(fmt, weight_bits=bits if is_float(format_for_bits(bits)) else max(bits, 8),
-                   sparsity=0.0, codebook=0, codebook_bits=0,
-                   per_channel=fmt.per_channel or bool(fmt.codebook))
+                   sparsity=0.0, codebook=0, codebook_bits=0, per_channel=True,
+                   symmetric=True)
 
 
 @dataclass(frozen=True, kw_only=True)

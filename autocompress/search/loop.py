@@ -201,6 +201,7 @@ def run_workers(session: Session, workers: int) -> None:
             os.getpid())))
 
     procs = {index: start(index) for index in range(1, workers)}
+    started = list(procs.values())      # a restarted worker's dead one too, for the end
     restarts = [workers]
 
     def watch() -> None:
@@ -215,6 +216,7 @@ def run_workers(session: Session, workers: int) -> None:
                         why=why + (": out of memory?" if code == -9 else ""))
             restarts[0] -= 1
             procs[index] = start(index)
+            started.append(procs[index])
             session.progress.warn(f"warning: worker {index} died (exit code {code}); "
                                   f"{n} interrupted trial(s) replaced; worker started again")
 
@@ -227,9 +229,12 @@ def run_workers(session: Session, workers: int) -> None:
     finally:
         for proc in procs.values():
             proc.join()
-    if any(p.exitcode != 0 for p in procs.values()):
+    if any(p.exitcode != 0 for p in started):   # all ended now: any RUNNING is stale (one
+        # killed between its ask and its pid attribute is found only here)
         by_number = {r["number"]: r for r in read_records(session.records_path)}
         n = recover(session.study, by_number, session.ctx.objectives, session.records_path,
                     base_seed=session.cfg.seed, why="its worker process failed")
-        session.progress.warn(f"a worker process failed; {n} interrupted trial(s) replaced here")
+        if n:                   # one seen and replaced while the run went on is not again
+            session.progress.warn(f"a worker process failed; {n} interrupted trial(s) "
+                                  "replaced here")
         work(session)

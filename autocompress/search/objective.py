@@ -23,7 +23,7 @@ from autocompress.compress import (
     bake,
 )
 from autocompress.compress.checkpoint import save_packed
-from autocompress.compress.formats import plan_formats, unquantized_format
+from autocompress.compress.formats import plan_cost
 from autocompress.compress.sparsity import tighten
 from autocompress.errors import AutocompressError, is_disk_full
 from autocompress.graph import ModelGraph, inspect_model
@@ -49,11 +49,7 @@ def estimate(ctx: SearchContext, plan: CompressionPlan, graph: ModelGraph
              ) -> dict[str, CostEstimate]:
     """The plan's cost on every profile, as export writes it: a layer kept float in the
     profile's float format, one the plan leaves alone int8 if any is (``unquantized_format``)."""
-    out = {}
-    for name, cm in ctx.cost_models.items():
-        alone = unquantized_format(plan, cm.profile.default_format)
-        out[name] = cm.estimate(graph, cm.deployed(plan_formats(plan, alone)), alone)
-    return out
+    return {name: plan_cost(cm, plan, graph) for name, cm in ctx.cost_models.items()}
 
 
 def constraints_of(ctx: SearchContext, costs: Mapping[str, CostEstimate]) -> dict[str, float]:

@@ -40,12 +40,12 @@ TUNE_ENV = ("PL_DISABLE_FORK", "1")     # what Tune's actors' runtime env sets
 def ray_temp_dir(run_dir: Path) -> Path:
     """Ray's session folder for a local Ray, remembered in ``RUN_DIR/.ray_temp``."""
     path = (run_dir / "ray_tmp").resolve()
+    for folder, stopped in reap_orphans():     # what kill -9'd runs left in /tmp
+        print(f"removed {folder}, a killed run's Ray session folder ({stopped} leftover "
+              "process(es) stopped)", flush=True)
     if len(str(path)) <= SOCKET_MAX:
         path.mkdir(parents=True, exist_ok=True)
     else:
-        for folder, stopped in reap_orphans():
-            print(f"removed {folder}, a killed run's Ray session folder ({stopped} leftover "
-                  "process(es) stopped)", flush=True)
         path = Path(tempfile.mkdtemp(prefix=ORPHAN_PREFIX, dir="/tmp"))
         write_owner(path)
     (run_dir / ".ray_temp").write_text(f"{path}\n{run_dir.resolve()}\n")   # folder, owner

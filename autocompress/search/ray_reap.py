@@ -83,8 +83,10 @@ def _started(pid: int) -> str | None:
 
 
 def write_owner(folder: Path) -> None:
-    """Mark ``folder`` as this driver's, for :func:`reap_orphans`."""
-    (folder / OWNER).write_text(f"{os.getpid()} {_started(os.getpid())}\n")
+    """Mark ``folder`` as this driver's, for :func:`reap_orphans`; unmarked (never reaped)
+    where a process's start time cannot be read (no /proc: it would look dead at once)."""
+    if (started := _started(os.getpid())) is not None:
+        (folder / OWNER).write_text(f"{os.getpid()} {started}\n")
 
 
 def reap_orphans(tmp: Path = Path("/tmp")) -> list[tuple[Path, int]]:
@@ -96,8 +98,8 @@ def reap_orphans(tmp: Path = Path("/tmp")) -> list[tuple[Path, int]]:
     for folder in tmp.glob(f"{ORPHAN_PREFIX}*"):
         try:
             pid, started = (folder / OWNER).read_text().split()
-            if _started(int(pid)) == started:
-                continue
+            if _started(int(pid)) == started or _started(os.getpid()) is None:
+                continue          # its driver runs, or no /proc here to tell
         except (OSError, ValueError):
             continue
         out.append((folder, kill_processes_using(folder)))

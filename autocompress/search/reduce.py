@@ -14,8 +14,9 @@ of its trials on candidates hobbled by 2-bit layers. Add ``<profile>.flash_kb`` 
 objectives or a ``max_flash_kb`` budget and they are searched again;
 ``search.reduce_space: false`` keeps every value regardless.
 
-Latency and Flash add up layer by layer (but for boundaries between float and integer layers),
-so two references suffice for them; peak SRAM is a
+Latency and Flash add up layer by layer (but for boundaries between float and integer layers,
+and a layer without a quant rule, costed int8 once any other layer is integer: that only
+ever favours integer values), so two references suffice for them; peak SRAM is a
 maximum over the execution order, so for it the probe compares the layer's own activation
 width instead (a narrower activation is never dropped while peak SRAM counts). Values with
 the same deployed format (``act_bits`` 32 and 8 on an int8 layer: it runs int8 either way)
@@ -134,7 +135,8 @@ def _probe(ctx: SearchContext, plan: Any, graph: Any, fqns: list[str],
            metrics: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[float, ...]]:
     """(deployed formats of ``fqns``, cost vector). Peak SRAM is a maximum over the execution
     order, so its entry is the layers' own activation bits (narrower never costs more)."""
-    from autocompress.search.objective import estimate, plan_formats
+    from autocompress.compress.formats import plan_formats
+    from autocompress.search.objective import estimate
 
     formats = plan_formats(plan)
     costs = estimate(ctx, plan, graph)

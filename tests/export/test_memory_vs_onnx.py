@@ -40,11 +40,11 @@ from autocompress.compress import (
     TechniqueConfig,
     apply_plan,
 )
+from autocompress.compress.formats import plan_formats
 from autocompress.graph import inspect_model
 from autocompress.hardware import CostModel, LayerFormat, layer_flash_bytes
 from autocompress.hardware.memory import CSR_INDEX_BYTES, CSR_ROWPTR_BYTES, INT_BIAS_BYTES, KB
 from autocompress.models.student import StudentArch, build_student, student_layer_names
-from autocompress.search.objective import plan_formats
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

@@ -375,10 +375,10 @@ def test_the_int8_file_is_costed_as_written_beside_the_packed_plan(tmp_path, cap
     model.int8.onnx stores them as int8, so the manifest also costs the file as written
     (the walkthrough's int8 file needed 33% more Flash than the manifest said)."""
     from autocompress.compress import CompressionPlan, QuantConfig, apply_plan, bake
+    from autocompress.compress.formats import plan_formats
     from autocompress.export.summary import int8_file_cost, print_summary
     from autocompress.graph import inspect_model
     from autocompress.hardware import CostModel
-    from autocompress.search.objective import plan_formats
 
     torch.manual_seed(0)
     net = nn.Sequential(ConvBNAct(1, 16, 3), ConvBNAct(16, 32, 3), nn.AdaptiveAvgPool2d(1),

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from autocompress.compress import ClusterConfig, CompressionPlan, QuantConfig, apply_plan
+from autocompress.compress.formats import plan_formats
 from autocompress.compress.size import stored_bytes
 from autocompress.graph import LayerInfo, inspect_model
 from autocompress.hardware import CostModel, LayerFormat, layer_flash_bytes
-from autocompress.search.objective import plan_formats
 
 FC = LayerInfo(fqn="fc", op="linear", in_shape=(64,), out_shape=(10,), params=640, bias=10)
 

@@ -180,16 +180,19 @@ def test_sub_8_bit_weights_save_flash_only_where_the_runtime_stores_them_packed(
     int4, int8 = LayerFormat(weight_bits=4, act_bits=8), LayerFormat(weight_bits=8, act_bits=8)
     clustered = LayerFormat(weight_bits=4, act_bits=8, codebook=16, codebook_bits=8)
     sparse = LayerFormat(weight_bits=8, act_bits=8, sparsity=0.75)
+    # export writes symmetric per-channel int8 whatever the plan's grid
+    per_tensor = LayerFormat(weight_bits=8, act_bits=8, per_channel=False, symmetric=False)
     for name, packed in (("pixel4", False), ("jetson_nano", False),
                          ("jetson_orin_nano", False), ("stm32f746", True)):
         model = CostModel(name)
         assert model.profile.formats.packed_weights is packed, name
         flash = {k: model.estimate(graph, default=f).flash_kb for k, f in
-                 (("int4", int4), ("int8", int8), ("clustered", clustered), ("sparse", sparse))}
+                 (("int4", int4), ("int8", int8), ("clustered", clustered), ("sparse", sparse),
+                  ("per_tensor", per_tensor))}
         if packed:
             assert flash["int4"] < 0.6 * flash["int8"] and flash["sparse"] < flash["int8"], name
         else:
-            assert flash["int4"] == flash["sparse"] == flash["int8"], name
+            assert flash["int4"] == flash["sparse"] == flash["per_tensor"] == flash["int8"], name
             assert flash["clustered"] == pytest.approx(flash["int8"]), name
 
 

@@ -168,3 +168,15 @@ def test_a_killed_drivers_tmp_ray_folder_is_reaped_by_the_next_local_ray(tmp_pat
     finally:
         for _, agent in made.values():
             agent.kill()
+
+
+def test_without_proc_a_live_runs_folder_is_never_taken_for_an_orphan(tmp_path, monkeypatch):
+    """Where a start time cannot be read (no /proc), the owner was written as 'pid None' and
+    read back as dead: a second Ray run removed the running one's session folder."""
+    monkeypatch.setattr(ray_reap, "_started", lambda pid: None)
+    live = tmp_path / f"{ray_reap.ORPHAN_PREFIX}live"
+    live.mkdir()
+    ray_reap.write_owner(live)
+    (tmp_path / f"{ray_reap.ORPHAN_PREFIX}old").mkdir()
+    (tmp_path / f"{ray_reap.ORPHAN_PREFIX}old" / ray_reap.OWNER).write_text("1 123\n")
+    assert ray_reap.reap_orphans(tmp_path) == [] and live.is_dir()

@@ -116,7 +116,7 @@ def test_bad_knob_values_name_the_line(bad, what):
 
 
 def test_plan_formats_see_act_bits_sparsity_clusters_and_factors():
-    from autocompress.search.objective import plan_formats
+    from autocompress.compress.formats import plan_formats
 
     rs = _rs()
     params = rs.uniform_params(bits=8)
