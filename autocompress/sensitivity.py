@@ -133,12 +133,12 @@ def render(result: Mapping[str, Any], title: str, path: Path) -> Path:
     """Heatmap: layers x probes, colour = accuracy lost (points), each cell labelled."""
     import numpy as np
 
-    from autocompress.report.plots import _figure, save_figure
+    from autocompress.report.canvas import new_figure, save_figure
 
     layers, cols = result["layers"], result["probes"]
     data = np.array([[np.nan if (v := result["drop"][f][c]) is None else -100 * v
                       for c in cols] for f in layers], dtype=float)
-    fig = _figure(width=max(6.0, 1.1 * len(cols) + 3.5), height=max(3.0, 0.32 * len(layers) + 1.6))
+    fig = new_figure(width=max(6.0, 1.1 * len(cols) + 3.5), height=max(3.0, 0.32 * len(layers) + 1.6))
     ax = fig.add_subplot(1, 1, 1)
     finite = data[np.isfinite(data)]
     top = max(1.0, float(finite.max())) if finite.size else 1.0

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autocompress.report.canvas import new_figure, save_figure
 from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo
-from autocompress.report.plots import FRONT_COLOR, _figure, save_figure
+from autocompress.report.plots import FRONT_COLOR
 from autocompress.report.trace import HypervolumeInfo
 from autocompress.search.sampling import InfeasibleTrend
 
@@ -49,7 +50,7 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
     cell_h = 0.32
     width = min(max(8.0, 0.42 * n_cols + 4.0), 22.0)
     height = sum(cell_h * n_rows + 0.7 for _ in panels) + 1.9 if panels else 3.0
-    fig = _figure(width, height)
+    fig = new_figure(width, height)
     if info.is_empty:
         ax = fig.add_subplot()
         ax.axis("off")
@@ -131,7 +132,7 @@ def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
     share of the sampler's proposals that were over budget, over the last 10 and overall."""
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    fig = _figure(8.0, 5.6 if infeasible else 3.8)
+    fig = new_figure(8.0, 5.6 if infeasible else 3.8)
     if infeasible:
         ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
         _infeasible_panel(low, infeasible)

@@ -12,18 +12,17 @@ Example:
 from __future__ import annotations
 
 import itertools
-import sys
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autocompress.report.canvas import new_figure, save_figure
 from autocompress.report.info import ParetoPlotInfo, PlotPoint
 from autocompress.report.labels import Box, place_labels
 from autocompress.report.styles import baseline_order, baseline_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 FRONT_COLOR = "#1f5fbf"
 DOMINATED_COLOR = "#9a9a9a"
@@ -35,22 +34,6 @@ BUDGET_COLOR = "#8b0000"
 LEGEND_INSIDE = 5     # legend entries a Pareto plot keeps inside its axes; more go beside it
 
 
-def _figure(width: float = 8.0, height: float = 5.5) -> Any:
-    """A pyplot-free Agg figure (no global state, safe in threads and notebooks)."""
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
-        raise ImportError("the report needs matplotlib: pip install matplotlib") from exc
-    if "matplotlib.pyplot" not in sys.modules:  # never switch a live notebook's backend
-        matplotlib.use("Agg")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150,
                   size: tuple[float, float] = (8.0, 5.5)) -> Path:
     """Draw one device's trade-off to ``path`` (PNG, or any format matplotlib knows by suffix):
@@ -60,22 +43,11 @@ def render_pareto(info: ParetoPlotInfo, path: Path | str, *, dpi: int = 150,
     return save_figure(pareto_figure(info, size=size), path, dpi)
 
 
-def save_figure(fig: Figure, path: Path | str, dpi: int) -> Path:
-    """Save beside, then rename: a reader never sees half a picture, and a symlink planted
-    at ``path`` is replaced, not written through."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".") or "png")
-    tmp.replace(out)
-    return out
-
-
 def pareto_figure(info: ParetoPlotInfo, *, size: tuple[float, float] = (8.0, 5.5)) -> Any:
     """The matplotlib Figure :func:`render_pareto` saves (one Axes)."""
     from matplotlib.ticker import PercentFormatter
 
-    fig = _figure(*size)
+    fig = new_figure(*size)
     ax = fig.add_subplot()
     ys = [p.y for p in (*info.front, *info.dominated, *info.infeasible, *info.stopped)
           if p.y is not None]
