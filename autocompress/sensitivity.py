@@ -189,7 +189,6 @@ def add_command(add: Any) -> None:
 def run_command(args: Any) -> int:
     from autocompress.export.run import trial_model
     from autocompress.search.rundir import check_run_files, load_run, write_json
-    from autocompress.search.user_code import code_changes
 
     chosen = probes(_numbers(args.bits, "--bits", int, 2, 8),
                     _numbers(args.prune, "--prune", float, 0.01, 0.95),
@@ -214,10 +213,8 @@ def run_command(args: Any) -> int:
     if not weights.is_file():
         raise AutocompressError(f"trial {number} has no saved weights", loc=str(weights),
                                 hint="give another complete trial with --trial N")
-    changed = code_changes(run_dir, cfg, "the probes run the model as the code builds it now")
-    for line in changed:
-        print(line, file=sys.stderr)
-    ctx, plan, model = trial_model(cfg, rec, weights, changed)
+    ctx, plan, model = trial_model(cfg, rec, weights,
+                                   "the probes run the model as the code builds it now")
 
     def progress(done: int, total: int, fqn: str) -> None:   # a live line on a terminal
         print(f"\r[{done}/{total}] {fqn}\033[K", end="" if done < total else "\r\033[K",

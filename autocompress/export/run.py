@@ -12,7 +12,7 @@ import copy
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +124,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         raise ExportError(f"cannot write the output folder: {exc.strerror}", loc=str(out),
                           hint="choose a writable --out") from None
     try:    # from here on, any failure (Ctrl-C included) removes the temporary folder
-        changed = code_changes(run_dir, cfg, "the model is rebuilt and tested with it as "
-                               "it is, not as the trial was trained")
-        for line in changed:
-            print(line, file=sys.stderr)
-        ctx, plan, model = trial_model(cfg, rec, weights, changed)
+        ctx, plan, model = trial_model(cfg, rec, weights, "the model is rebuilt and tested "
+                                       "with it as it is, not as the trial was trained")
         graph = inspect_model(model, ctx.example())
         costs = estimate(ctx, plan, graph)
         test = ctx.data.test
@@ -228,11 +225,15 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     return out
 
 
-def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path,
-                changed: Sequence[str] = ()) -> tuple[SearchContext, CompressionPlan, nn.Module]:
+def trial_model(cfg: SearchConfig, rec: Mapping[str, Any], weights: Path, doing: str
+                ) -> tuple[SearchContext, CompressionPlan, nn.Module]:
     """(search context, plan, trained model in eval mode) of the trial ``rec``, its weights
-    read from ``weights`` (``trials/<n>/model.pt``). ``changed``: ``code_changes`` lines, the
-    likelier cause when the weights do not load."""
+    read from ``weights`` (``trials/<n>/model.pt``). Your modules that changed since the
+    search are warned about on stderr, saying what the caller is ``doing`` with them, and
+    named when the weights no longer fit."""
+    changed = code_changes(weights.parents[2], cfg, doing)     # RUN_DIR/trials/<n>/model.pt
+    for line in changed:
+        print(line, file=sys.stderr)
     ctx = build_context(cfg, reduction=NONE)     # the record's plan says it all
     plan = CompressionPlan.from_dict(rec["plan"])
     model = bake(build_compressed(ctx, plan, int(rec["seed"])))

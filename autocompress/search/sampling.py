@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autocompress.search.records import interrupted
+
 
 @dataclass(frozen=True, kw_only=True)
 class InfeasibleTrend:
@@ -37,7 +39,7 @@ def proposals(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """
     return sorted((r for r in records if not r.get("baseline")
                    and not str(r.get("note") or "").startswith(DESIGN_NOTE)
-                   and not str(r.get("error") or "").startswith("interrupted")),
+                   and not interrupted(r)),
                   key=lambda r: int(r["number"]))
 
 
