@@ -105,15 +105,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="export the most accurate front point within this latency")
     e.add_argument("--max-flash-kb", type=float, help="... within this Flash (KB)")
     e.add_argument("--max-peak-sram-kb", type=float, help="... within this peak SRAM (KB)")
-    e.add_argument("--device", help="profile the limits refer to (default: the first "
-                                    "objective's, else the run's first)")
+    e.add_argument("--device", help="the profile exported for: the limits refer to it and "
+                                    "model.int8.onnx takes its runtime's int8 form (default: "
+                                    "the first objective's, else the run's first)")
     e.add_argument("--min-accuracy", type=float,
                    help="require at least this accuracy (alone: the fastest front point that "
                         "reaches it; no choice at all: the most accurate front point)")
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
-    e.add_argument("--activations", choices=("uint8", "int8"), default="uint8",
-                   help="model.int8.onnx's activations: uint8 (fast in ONNX Runtime on x86, "
-                        "the default) or int8 (signed, as CMSIS-NN / TFLite Micro run them)")
+    e.add_argument("--activations", choices=("uint8", "int8", "int8-symmetric"),
+                   help="model.int8.onnx's activations (default: the form --device's runtime "
+                        "takes, its profile's formats.int8_activations): uint8 (fast in ONNX "
+                        "Runtime on x86), int8 (a zero point per tensor: TFLite, CMSIS-NN) or "
+                        "int8-symmetric (zero point 0, weights float behind Q/DQ: TensorRT)")
     e.add_argument("--quiet", action="store_true",
                    help="print only the export folder (for scripts); warnings still show")
 

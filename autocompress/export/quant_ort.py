@@ -1,13 +1,24 @@
 """Static int8 quantization of an fp32 ONNX file with ``onnxruntime.quantization`` (QDQ).
 
-Weights are QInt8 (per output channel by default, symmetric); activations are QUInt8
-(asymmetric, MinMax calibration). Measured side by side (ORT 1.32, 1 thread, 3x32x32
-MobileNetV2-like nets): QUInt8 activations run 1.3-1.9x faster than fp32 with the same
-accuracy; QInt8 activations run 1.5-1.9x *slower* than fp32 (likely no fused s8s8 conv kernel), so
-QUInt8 is the default. ``quant_pre_process`` (shape inference + ORT graph optimization) runs
-first as ORT recommends; it changes latency by <1% and trims the file ~4%. The result is
-then compacted (``compact.compact_onnx``: shape annotations and long names removed, the
-same fused kernels). A weight trained on a symmetric grid (sub-8-bit included) keeps it
+Weights are QInt8 (per output channel by default, symmetric); activations (MinMax
+calibration) are one of ``ACTIVATIONS``, the form the target runtime takes (a profile's
+``formats.int8_activations``):
+
+- ``uint8``: QUInt8, asymmetric. Measured side by side (ORT 1.32, 1 thread, 3x32x32
+  MobileNetV2-like nets) it runs 1.3-1.9x faster than fp32 in ONNX Runtime on x86 with the
+  same accuracy; signed activations run 1.5-1.9x *slower* than fp32 there (likely no fused
+  s8s8 conv kernel);
+- ``int8``: QInt8, asymmetric (a zero point per tensor), as TFLite, TFLite Micro and CMSIS-NN
+  run int8;
+- ``int8-symmetric``: QInt8 with zero point 0, weights stored float behind a
+  QuantizeLinear/DequantizeLinear pair and biases left float, as TensorRT's ONNX parser takes
+  explicit quantization (symmetric only, and no int8 or int32 initializers under
+  DequantizeLinear before TensorRT 10; onnxruntime issues #11535 and #14229).
+
+``quant_pre_process`` (shape inference + ORT graph optimization) runs first as ORT
+recommends; it changes latency by <1% and trims the file ~4%. The result is then compacted
+(``compact.compact_onnx``: shape annotations and long names removed, the same fused
+kernels). A weight trained on a symmetric grid (sub-8-bit included) keeps it
 (``grid_overrides``): its int8 codes are the trained ones.
 
 >>> quantize_int8(Path("model.onnx"), Path("model.int8.onnx"), x_calib[:256])
@@ -27,7 +38,8 @@ from autocompress.errors import ExportError
 from autocompress.export.compact import compact_onnx
 from autocompress.export.onnx_io import _require, quiet
 
-ActivationType = Literal["quint8", "qint8"]
+Activations = Literal["uint8", "int8", "int8-symmetric"]
+ACTIVATIONS: tuple[Activations, ...] = ("uint8", "int8", "int8-symmetric")
 
 CALIB_BATCH = 64  # rows per calibration feed; MinMax ranges do not depend on the chunking
 
@@ -212,13 +224,13 @@ def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model",
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
-                  per_channel: bool = True, activation: ActivationType = "quint8",
+                  per_channel: bool = True, activations: Activations = "uint8",
                   preprocess: bool = True, input_ranges: Sequence[InputRange] | None = None,
                   keep_float: Sequence[bool] | None = None) -> Path:
     """Write a static int8 QDQ copy of ``fp32_path`` to ``out_path`` and return ``out_path``.
 
     ``calibration``: representative inputs (N, ...) float32; a few hundred rows are plenty.
-    ``activation``: ``"quint8"`` (default, asymmetric) or ``"qint8"`` (symmetric).
+    ``activations``: one of ``ACTIVATIONS`` (see the module's docstring).
     ``input_ranges``: per weighted node in graph order, (weight shape, lo, hi) of its input as
     calibrated in torch (``actquant.input_ranges``), or None; those inputs are quantized
     over the torch range instead of onnxruntime's own calibration (all None: none is).
@@ -238,7 +250,11 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                           loc="quantize_int8.calibration")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     name = _input_name(fp32_path)
-    act = quant.QuantType.QUInt8 if activation == "quint8" else quant.QuantType.QInt8
+    if activations not in ACTIVATIONS:
+        raise ExportError(f"expected activations {', '.join(ACTIVATIONS)}, got {activations!r}",
+                          loc="activations")
+    act = quant.QuantType.QUInt8 if activations == "uint8" else quant.QuantType.QInt8
+    tensorrt = activations == "int8-symmetric"
     log = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="autocompress-q-") as tmp:
         src, dst = fp32_path, Path(tmp) / "int8.onnx"
@@ -264,8 +280,9 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                     activation_type=act,
                     calibrate_method=quant.CalibrationMethod.MinMax,
                     nodes_to_exclude=exclude,
-                    extra_options={"WeightSymmetric": True,
-                                   "ActivationSymmetric": act == quant.QuantType.QInt8,
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": tensorrt,
+                                   "AddQDQPairToWeight": tensorrt, "DedicatedQDQPair": tensorrt,
+                                   "QuantizeBias": not tensorrt,
                                    "TensorQuantOverrides": overrides},
                 )
         except Exception as exc:  # re-raised with the quantizer's own output

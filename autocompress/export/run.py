@@ -37,6 +37,8 @@ from autocompress.export.summary import (
     print_summary,
 )
 from autocompress.graph import inspect_model
+from autocompress.hardware import load_profile
+from autocompress.hardware.formats import INT8_ACTIVATIONS
 from autocompress.search.objective import build_compressed, estimate
 from autocompress.search.reduce import NONE
 from autocompress.search.rundir import (
@@ -55,13 +57,14 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                max_latency_ms: float | None = None, device: str | None = None,
                min_accuracy: float | None = None, out: str | Path | None = None,
                max_flash_kb: float | None = None, max_peak_sram_kb: float | None = None,
-               activations: str = "uint8", quiet: bool = False) -> Path:
+               activations: str | None = None, quiet: bool = False) -> Path:
     """Export a trial of the run in ``run_dir`` (``trial``, or the most accurate front point
     within ``max_latency_ms``, ``max_flash_kb`` and ``max_peak_sram_kb`` on ``device`` with at
     least ``min_accuracy``; none: the most accurate front point) to ``out`` (default
     ``run_dir/export/<trial>``): plan.json, model.pt, model.onnx, model.int8.onnx and
-    manifest.json. ``activations``: the int8 file's activation type, ``uint8`` (ORT's fast
-    x86 kernels) or ``int8`` (signed, as CMSIS-NN and TFLite Micro run them). Returns ``out``."""
+    manifest.json. ``activations``: the int8 file's activation form, one of
+    ``INT8_ACTIVATIONS`` (default: the form ``device``'s runtime takes, its profile's
+    ``formats.int8_activations``). Returns ``out``."""
     from autocompress.budgets import budgets_of
     from autocompress.export.onnx_io import (
         count_onnx_params,
@@ -76,14 +79,13 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     memory = {m: v for m, v in (("flash_kb", max_flash_kb), ("peak_sram_kb", max_peak_sram_kb))
               if v is not None}
     given = {"--max-latency-ms": max_latency_ms, "--max-flash-kb": max_flash_kb,
-             "--max-peak-sram-kb": max_peak_sram_kb, "--min-accuracy": min_accuracy,
-             "--device": device}
+             "--max-peak-sram-kb": max_peak_sram_kb, "--min-accuracy": min_accuracy}
     if trial is not None and (flag := next((f for f, v in given.items() if v is not None), None)):
         raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",
                           loc=flag, hint="drop it, or drop --trial")
-    if activations not in ("uint8", "int8"):
-        raise ExportError(f"expected activations uint8 or int8, got {activations!r}",
-                          loc="--activations")
+    if activations is not None and activations not in INT8_ACTIVATIONS:
+        raise ExportError(f"expected activations {', '.join(INT8_ACTIVATIONS)}, got "
+                          f"{activations!r}", loc="--activations")
     for metric, value in memory.items():
         if not value > 0:                                             # also rejects nan
             raise ExportError(f"expected a limit above 0 KB, got {value:g}",
@@ -103,6 +105,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     if device not in cfg.hardware.profiles:
         raise ExportError(f"unknown device '{device}' for this run", loc="--device",
                           hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}")
+    form = activations or load_profile(device, cfg.profile_dirs()).formats.int8_activations
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
                         budgets=budgets_of(cfg), min_accuracy=min_accuracy, memory=memory)
     number = int(rec["number"])
@@ -148,8 +151,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         keep = [f in float_layers or f.rsplit(".", 1)[0] in float_layers   # low-rank factors
                 for f in order]
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges,
-                             keep_float=keep, activation="quint8" if activations == "uint8"
-                             else "qint8")
+                             keep_float=keep, activations=form)
         used = [r for r, k in zip(ranges, keep, strict=True) if not k]   # int8 layers'
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
@@ -161,7 +163,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                "test_onnx_fp32": onnx_accuracy(fp32, x_test, y_test),
                "test_onnx_int8": onnx_accuracy(int8, x_test, y_test)}
         host = {"fp32": measure_latency(fp32, example), "int8": measure_latency(int8, example)}
-        host_check = host_prediction_error(graph, host, cfg.profile_dirs(), int8)
+        host_check = host_prediction_error(graph, host, cfg.profile_dirs(), int8, form)
         manifest = {
             "trial": number, "plan_id": plan.plan_id, "seed": rec["seed"],  # the trial's
             "run_seed": cfg.seed,     # the config's; trial seed = it + n (a re-run baseline: its first n)
@@ -191,7 +193,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "host_latency_ms": host,
             "host_predicted_vs_measured": host_check,
             "weight_bits": weight_bits,
-            "onnx_int8_activation_type": activations,
+            "onnx_int8_activation_type": form,    # the form the target runtime takes
+            "onnx_int8_activation_type_from": "--activations" if activations else device,
+            "exported_for": device,       # the limits' and the int8 form's profile
             "onnx_int8_io": io_quantization(int8),     # for firmware with int8 input/output
             "activation_bits": {f: c.act_bits for f, c in plan.configs(QuantConfig).items()
                                 if isinstance(c, QuantConfig) and c.act_bits < 32

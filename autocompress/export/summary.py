@@ -14,13 +14,16 @@ NO_HOST = ("no host profile: run `autocompress profile --out hardware_profiles/h
 
 
 def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]],
-                          dirs: Any = (), int8: Path | None = None) -> dict[str, Any]:
+                          dirs: Any = (), int8: Path | None = None, form: str = "uint8"
+                          ) -> dict[str, Any]:
     """Predicted (``host`` profile, made by ``autocompress profile``) vs measured ORT latency
     of the exported files on this machine; ``host`` is looked up in ``dirs`` (the run's
     profiles), ``./hardware_profiles``, then the repo's. Without a host profile, says how to
     make one; with a malformed one, says what is wrong with it (the export goes on either
     way). ``int8``: the int8 file, costed as written (its float layers float); without it,
-    ``graph`` with every layer int8."""
+    ``graph`` with every layer int8. ``form``: the file's int8 activations; only ``uint8`` is
+    what a host profile measures (ONNX Runtime runs signed ones with other, slower kernels),
+    so the int8 file is compared only then."""
     from autocompress.errors import ProfileError
     from autocompress.hardware import CostModel, LayerFormat, load_profile
     from autocompress.hardware.profile import profile_path
@@ -42,7 +45,8 @@ def host_prediction_error(graph: Any, measured: dict[str, dict[str, Any]],
     out: dict[str, Any] = {"profile_sha256": profile.sha256,
                            "quick_grid": profile.quick_note() is not None}
     for name, fmt in (("fp32", LayerFormat(weight_bits=32, act_bits=32)),
-                      ("int8", LayerFormat(weight_bits=8, act_bits=8))):
+                      *([("int8", LayerFormat(weight_bits=8, act_bits=8))]
+                        if form == "uint8" else [])):
         if name == "int8" and int8 is not None:
             from autocompress.hardware.onnx_graph import onnx_to_graph
 
@@ -166,6 +170,7 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
           else []),
         f"  host ORT   fp32 {host['fp32']['median_ms']*1000:.1f} us, "
         f"int8 {host['int8']['median_ms']*1000:.1f} us (median, 1 thread)",
+        *_form_line(m),
         f"  files      model.onnx {files['model.onnx']/1024:.1f} KB, model.int8.onnx "
         f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
         f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
@@ -175,7 +180,9 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
     if "fp32" in check:
         lines.append("  host model " + ", ".join(
             f"{k} predicted {check[k]['predicted_ms']*1000:.1f} us ({check[k]['error']:+.0%})"
-            for k in ("fp32", "int8")))
+            for k in ("fp32", "int8") if k in check)
+            + ("" if "int8" in check else f" (int8 not compared: the host profile times uint8 "
+               f"activations, this file has {m.get('onnx_int8_activation_type')})"))
         if check.get("quick_grid"):
             lines.append("  host model the host profile is a --quick smoke test (quick grid): "
                          "rough predictions; run `autocompress profile` without --quick")
@@ -218,6 +225,23 @@ def _int8_line(m: dict[str, Any], device: str) -> list[str]:
            "kernels" if sub8 and packed else "the file as written")
     return [f"  {'':<10} as model.int8.onnx {as_int8['latency_ms']:.4g} ms, flash "
             f"{as_int8['flash_kb']:.1f} KB, peak SRAM {as_int8['peak_sram_kb']:.1f} KB ({why})"]
+
+
+FORMS = {"uint8": "uint8 activations with zero points (ONNX Runtime's fast x86 kernels)",
+         "int8": "int8 activations with zero points (TFLite, TFLite Micro, CMSIS-NN); ONNX "
+                 "Runtime on x86 runs them slower than uint8",
+         "int8-symmetric": "int8 activations with zero point 0, weights float behind Q/DQ and "
+                           "biases float (TensorRT quantizes them when it builds the engine)"}
+
+
+def _form_line(m: dict[str, Any]) -> list[str]:
+    """The int8 file's activation form and whose it is (a profile's, or --activations)."""
+    form, source = m.get("onnx_int8_activation_type"), m.get("onnx_int8_activation_type_from")
+    if form not in FORMS:
+        return []
+    return [f"  int8 form  {FORMS[form]}; "
+            + ("as --activations asked" if source == "--activations" else
+               f"the {source} profile's form (--activations to change)")]
 
 
 def _io_line(io: dict[str, Any] | None) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from autocompress.errors import AutocompressError, ModelError, ProfileError
-from autocompress.hardware.text import layer_table, profiles_lines
+from autocompress.hardware.text import layer_table, profile_details, profiles_lines
 
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
@@ -284,23 +284,7 @@ def _profiles(args: argparse.Namespace) -> int:
     for line in profiles_lines(args.names or None):
         print(line)
     for name in args.names:
-        prof = load_profile(name)
-        dev, rt, fmt = prof.device, prof.runtime, prof.formats
-        memory = ", ".join(f"{v:g} KB {k}" for k, v in (("SRAM", dev.sram_kb),
-                                                       ("Flash", dev.flash_kb)) if v)
-        print(f"{prof.name}: {prof.path}\n  device   {dev.cpu}" + (f"; {memory}" if memory else "")
-              + f"\n  runtime  {rt.name} {rt.version}, {rt.threads} thread(s)\n  formats  "
-              f"weights {', '.join(fmt.weights)}; activations {', '.join(fmt.activations)}"
-              f"{'; sparse kernels' if fmt.sparse_kernels else ''}"
-              f"{'' if fmt.packed_weights else '; weights stored dense at 8 bits'}\n  costs    "
-              f"{len(prof.entries)} measured LUT entries, {len(prof.calibration)} published "
-              f"figures, {'analytic fallback' if prof.fallback and prof.analytic else 'LUT only'}")
-        if (note := prof.quick_note()) is not None:
-            print(f"  {note}")
-        if prof.path and prof.name != Path(prof.path).stem:
-            print(f"  note: its name '{prof.name}' differs from its file name: a search finds "
-                  f"profiles by file name and refuses this one (set name: {Path(prof.path).stem}"
-                  " or rename the file)")
+        print("\n".join(profile_details(load_profile(name))))
     return 0
 
 

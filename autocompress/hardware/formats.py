@@ -19,6 +19,13 @@ from typing import Literal
 
 _FORMAT_RE = re.compile(r"^(int|fp)([1-9][0-9]?)$")
 
+Int8Activations = Literal["uint8", "int8", "int8-symmetric"]
+# How a runtime takes int8 activations (a profile's ``formats.int8_activations``; the form
+# export writes model.int8.onnx in): uint8 with a zero point (ONNX Runtime's fast x86
+# kernels), int8 with a zero point (TFLite, TFLite Micro, CMSIS-NN), int8 with zero point 0
+# (TensorRT: symmetric only).
+INT8_ACTIVATIONS: tuple[Int8Activations, ...] = ("uint8", "int8", "int8-symmetric")
+
 
 @dataclass(frozen=True, kw_only=True)
 class LayerFormat:

@@ -267,7 +267,8 @@ def measure_profile(*, name: str = "host", threads: int = 1, quick: bool = False
         "runtime": {"name": "onnxruntime-cpu", "version": ort.__version__, "threads": threads,
                     "batch": 1, "overhead_ms": round(overhead, 5)},
         "formats": {"weights": ["fp32", "int8"], "activations": ["fp32", "int8"],
-                    "sparse_kernels": False, "packed_weights": False},   # ORT stores int8
+                    "sparse_kernels": False, "packed_weights": False,
+                    "int8_activations": "uint8"},   # ORT stores int8
         "align": {"channels": 1, "fast_multiple": FAST_MULTIPLE, **dw_blocks},
         "measurement": {"method": "measured", "tool": "autocompress profile (one-op ONNX models)",
                         "warmup": warmup, "iters": iters,

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from autocompress.errors import ProfileError, did_you_mean
 from autocompress.hardware._lut_text import split_entries
+from autocompress.hardware._profile_sections import analytic_spec, calibration, entries, format_spec
 from autocompress.hardware._validate import Reader
-from autocompress.hardware.formats import format_for_bits, is_format
-from autocompress.hardware.keys import check_canonical
+from autocompress.hardware.formats import format_for_bits
 from autocompress.hardware.spec import (
     AlignSpec,
     AnalyticSpec,
@@ -33,7 +33,7 @@ from autocompress.hardware.spec import (
     MeasurementSpec,
     RuntimeSpec,
 )
-from autocompress.yamlio import PathKey, load_yaml, parse_yaml
+from autocompress.yamlio import load_yaml, parse_yaml
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -190,12 +190,7 @@ def parse_profile(r: Reader) -> HardwareProfile:
                           batch=r.get(("runtime", "batch"), "int", 1, minimum=1),
                           overhead_ms=r.get(("runtime", "overhead_ms"), "number", 0.0,
                                             minimum=0))
-    r.section(("formats",), required=("weights", "activations"),
-              optional=("sparse_kernels", "packed_weights"))
-    formats = FormatSpec(weights=_formats(r, ("formats", "weights")),
-                         activations=_formats(r, ("formats", "activations")),
-                         sparse_kernels=r.get(("formats", "sparse_kernels"), "bool", False),
-                         packed_weights=r.get(("formats", "packed_weights"), "bool", True))
+    formats = format_spec(r)
     r.section(("align",), optional=("channels", "fast_multiple", "int8_dw_fast",
                                     "int8_dw_block", "fp32_block"), default={})
     align = AlignSpec(channels=r.get(("align", "channels"), "int", 1, minimum=1),
@@ -213,7 +208,7 @@ def parse_profile(r: Reader) -> HardwareProfile:
         **{k: r.get(("measurement", k), "int" if k in ("warmup", "iters") else "str", None)
            for k in mfields})
     fallback = r.get(("fallback",), "bool", True)
-    analytic = _analytic(r, formats) if r.raw(("analytic",), None) is not None else None
+    analytic = analytic_spec(r, formats) if r.raw(("analytic",), None) is not None else None
     if analytic is None and fallback:
         raise r.error(("analytic",), "missing required field 'analytic'",
                       hint="the analytic model answers LUT misses; or set fallback: false")
@@ -221,81 +216,4 @@ def parse_profile(r: Reader) -> HardwareProfile:
                            description=r.get(("description",), "str", ""), device=device,
                            runtime=runtime, formats=formats, align=align,
                            measurement=measurement, analytic=analytic,
-                           calibration=_calibration(r), entries=_entries(r), fallback=fallback)
-
-
-def _formats(r: Reader, path: PathKey) -> tuple[str, ...]:
-    names = r.str_list(path)
-    if not names:
-        raise r.error(path, "needs at least one format", hint="e.g. [int8]")
-    for i, name in enumerate(names):
-        if not is_format(name):
-            raise r.error((*path, i), f"unknown format '{name}'",
-                          hint="formats are int<bits> or fp<bits>, e.g. int8, fp32")
-    return names
-
-
-_ANALYTIC_KEYS = ("clock_mhz", "macs_per_cycle", "depthwise_macs_per_cycle", "gmacs_per_s",
-                  "depthwise_gmacs_per_s", "mem_bw_gbps", "act_bw_gbps", "per_op_overhead_us",
-                  "rel_std")
-
-
-def _analytic(r: Reader, formats: FormatSpec) -> AnalyticSpec:
-    path: PathKey = ("analytic",)
-    r.section(path, required=("mem_bw_gbps", "per_op_overhead_us"), optional=_ANALYTIC_KEYS)
-    tables = {k: r.number_map((*path, k), {}) for k in _ANALYTIC_KEYS if "macs" in k}
-    spec = AnalyticSpec(clock_mhz=r.get((*path, "clock_mhz"), "number", None, positive=True),
-                        mem_bw_gbps=r.get((*path, "mem_bw_gbps"), "number", positive=True),
-                        act_bw_gbps=r.get((*path, "act_bw_gbps"), "number", None,
-                                          positive=True),
-                        per_op_overhead_us=r.get((*path, "per_op_overhead_us"), "number",
-                                                 minimum=0),
-                        rel_std=r.get((*path, "rel_std"), "number", 0.25, minimum=0), **tables)
-    if (spec.macs_per_cycle or spec.depthwise_macs_per_cycle) and spec.clock_mhz is None:
-        raise r.error(path, "macs_per_cycle needs clock_mhz", hint="add clock_mhz: <MHz>")
-    for fmt in sorted({*formats.weights, *formats.activations}):
-        if spec.macs_per_s(fmt) is None:
-            raise r.error(path, f"no compute throughput for native format '{fmt}'",
-                          hint="add it to macs_per_cycle (with clock_mhz) or gmacs_per_s")
-    return spec
-
-
-def _calibration(r: Reader) -> tuple[CalibrationPoint, ...]:
-    items = r.raw(("calibration",), [])
-    if not isinstance(items, list):
-        raise r.error(("calibration",), "expected a list of {model, published_ms, source}")
-    from autocompress.hardware.calibrate import unknown_reference  # imports this module
-
-    out = []
-    for i in range(len(items)):
-        p: PathKey = ("calibration", i)
-        r.section(p, required=("model", "published_ms", "source"),
-                  optional=("predicted_ms", "held_out", "note"))
-        model = r.get((*p, "model"), "str")
-        if (hint := unknown_reference(model)) is not None:     # a KeyError in calibration
-            raise r.error((*p, "model"), f"unknown reference model {model!r}", hint=hint)
-        out.append(CalibrationPoint(model=model,
-                                    published_ms=r.get((*p, "published_ms"), "number", minimum=0),
-                                    predicted_ms=r.get((*p, "predicted_ms"), "number", None),
-                                    source=r.get((*p, "source"), "str"),
-                                    held_out=r.get((*p, "held_out"), "bool", False),
-                                    note=r.get((*p, "note"), "str", None)))
-    return tuple(out)
-
-
-def _entries(r: Reader) -> dict[str, LutEntry]:
-    keys = r.section(("entries",), default={}, any_keys=True)
-    out: dict[str, LutEntry] = {}
-    for key in keys:
-        p: PathKey = ("entries", key)
-        try:
-            check_canonical(key)
-        except ValueError as exc:
-            raise r.error(p, f"malformed LUT key: {exc}",
-                          hint="keys look like conv2d|in=16x32x32|out=32x32x32|k=3|s=1|g=1|"
-                          "w=int8|a=int8") from None
-        r.section(p, required=("mean_ms",), optional=("std_ms", "n"))
-        out[key] = LutEntry(mean_ms=r.get((*p, "mean_ms"), "number", minimum=0),
-                            std_ms=r.get((*p, "std_ms"), "number", 0.0, minimum=0),
-                            n=r.get((*p, "n"), "int", 1, minimum=1))
-    return out
+                           calibration=calibration(r), entries=entries(r), fallback=fallback)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from autocompress.hardware.formats import LayerFormat, bits_of, is_float
+from autocompress.hardware.formats import Int8Activations, LayerFormat, bits_of, is_float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,12 +30,15 @@ class FormatSpec:
     """What runs natively; the first entry of each list is the preferred format.
     ``packed_weights``: the runtime stores sub-8-bit, clustered and sparse weights compressed
     (Flash counts them so); False: as ``model.int8.onnx`` stores them, dense at 8 bits (or a
-    float width), as ONNX Runtime, TFLite and TensorRT do."""
+    float width), as ONNX Runtime, TFLite and TensorRT do. ``int8_activations``: the form of
+    int8 activations the runtime takes, one of ``formats.INT8_ACTIVATIONS`` (export writes
+    model.int8.onnx so)."""
 
     weights: tuple[str, ...]
     activations: tuple[str, ...]
     sparse_kernels: bool = False
     packed_weights: bool = True
+    int8_activations: Int8Activations = "uint8"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -60,3 +61,26 @@ def profiles_lines(names: Iterable[str] | None = None) -> list[str]:
         rows.append((name, prof.device.kind, prof.device.soc, prof.measurement.method,
                      f"sha256 {prof.sha256[:12]}"))
     return align_rows(rows)
+
+
+def profile_details(prof: Any) -> list[str]:
+    """``autocompress profiles NAME``'s lines on one loaded :class:`HardwareProfile`."""
+    dev, rt, fmt = prof.device, prof.runtime, prof.formats
+    memory = ", ".join(f"{v:g} KB {k}" for k, v in (("SRAM", dev.sram_kb),
+                                                   ("Flash", dev.flash_kb)) if v)
+    lines = [f"{prof.name}: {prof.path}", f"  device   {dev.cpu}" + (f"; {memory}" if memory else ""),
+             f"  runtime  {rt.name} {rt.version}, {rt.threads} thread(s)",
+             f"  formats  weights {', '.join(fmt.weights)}; activations "
+             f"{', '.join(fmt.activations)}{'; sparse kernels' if fmt.sparse_kernels else ''}"
+             f"{'' if fmt.packed_weights else '; weights stored dense at 8 bits'}; "
+             f"; model.int8.onnx activations {fmt.int8_activations}",
+             f"  costs    {len(prof.entries)} measured LUT entries, {len(prof.calibration)} "
+             f"published figures, "
+             f"{'analytic fallback' if prof.fallback and prof.analytic else 'LUT only'}"]
+    if (note := prof.quick_note()) is not None:
+        lines.append(f"  {note}")
+    if prof.path and prof.name != Path(prof.path).stem:
+        lines.append(f"  note: its name '{prof.name}' differs from its file name: a search "
+                     f"finds profiles by file name and refuses this one (set name: "
+                     f"{Path(prof.path).stem} or rename the file)")
+    return lines

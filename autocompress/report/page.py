@@ -147,8 +147,8 @@ def _device(profile: str, records: Sequence[Record], y_obj: Objective,
     best = front.select()
     if best is not None:
         parts.append(f'<p class="note">To ship a point: <code>autocompress export '
-                     f'{escape(run_dir)} --trial {best.get("number")}</code> (the most accurate '
-                     f'here), or <code>autocompress export {escape(run_dir)} --max-latency-ms X '
+                     f'{escape(run_dir)} --trial {best.get("number")} --device {escape(profile)}'
+                     f'</code> (the most accurate here), or <code>autocompress export {escape(run_dir)} --max-latency-ms X '
                      f'--device {escape(profile)}</code> for the most accurate under X ms; it '
                      "writes the ONNX files and measures test accuracy.</p>")
     return "".join(parts)

@@ -21,7 +21,7 @@ from autocompress.export.onnx_io import (
     onnx_predict,
     parity,
 )
-from autocompress.export.quant_ort import quantize_int8
+from autocompress.export.quant_ort import quantize_int8, weighted_nodes
 
 
 class ConvBNAct(nn.Sequential):
@@ -237,6 +237,47 @@ def test_int8_smaller_and_keeps_accuracy(tmp_path, trained32, capfd):
     a, b = onnx_predict(fp32, x), onnx_predict(int8, x)
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.95  # 99.4-99.8% measured
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("form", ["int8", "int8-symmetric"])
+def test_signed_activations_as_the_target_runtime_takes_them(tmp_path, trained32, form):
+    """``int8``: signed codes with a zero point per tensor (TFLite, CMSIS-NN: a ReLU output
+    keeps all 256 codes). ``int8-symmetric``: what TensorRT's ONNX parser takes: zero point 0
+    everywhere, and no int8/int32 initializer under a DequantizeLinear (weights float behind a
+    Q/DQ pair, biases float). Before, every int8 file held int8 weight and int32 bias
+    initializers under DequantizeLinear and uint8 activations, which TensorRT refuses."""
+    import onnx
+    from onnx import numpy_helper
+
+    model, xtr, _, xte, yte = trained32
+    fp32 = export_onnx(model, xtr[:1], tmp_path / "m.onnx")
+    path = quantize_int8(fp32, tmp_path / f"{form}.onnx", xtr[:256].numpy(), activations=form)
+    proto = onnx.load(str(path))
+    inits = {t.name: t for t in proto.graph.initializer}
+    acts = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"
+            and n.input[0] not in inits]                     # activations, not weights
+    zeros = [numpy_helper.to_array(inits[n.input[2]]) for n in acts]
+    assert acts and {z.dtype for z in zeros} == {np.dtype(np.int8)}
+    under_dq = [inits[n.input[0]] for n in proto.graph.node
+                if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    if form == "int8":
+        assert any(z.item() != 0 for z in zeros)          # post-ReLU ranges are shifted
+        assert {t.data_type for t in under_dq} == {onnx.TensorProto.INT8, onnx.TensorProto.INT32}
+    else:
+        assert all(z.item() == 0 for z in zeros)
+        assert under_dq == []
+        weights_q = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"
+                     and n.input[0] in inits]
+        assert len(weights_q) == len(weighted_nodes(proto))
+    x, y = xte.numpy(), yte.numpy()
+    assert onnx_accuracy(path, x, y) >= onnx_accuracy(fp32, x, y) - 0.03
+
+
+def test_an_unknown_activation_form_is_refused(tmp_path, trained32):
+    model, xtr, _, _, _ = trained32
+    fp32 = export_onnx(model, xtr[:1], tmp_path / "m.onnx")
+    with pytest.raises(ExportError, match="expected activations uint8, int8, int8-symmetric"):
+        quantize_int8(fp32, tmp_path / "q.onnx", xtr[:8].numpy(), activations="qint8")
 
 
 def test_the_int8_files_input_and_output_quantization_is_read_back(tmp_path, trained32):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from autocompress.cli import main
+from tests.conftest import TINY, write_config
 from tests.test_errors import _in_tmp, finished_run, run_cli  # noqa: F401  (fixtures)
 
 
@@ -127,26 +128,63 @@ def test_export_folder_permissions_and_baseline_over_budget_lines(finished_run, 
         if line.strip().startswith(("budget", "warning"))] and len(quiet.err.splitlines()) == 2
 
 
-def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  # noqa: F811
-    """model.int8.onnx had uint8 activations only; CMSIS-NN and TFLite Micro run int8."""
+def _zero_points(path):
+    """The types and values of the activation QuantizeLinear nodes' zero points."""
     import onnx
+    from onnx import numpy_helper
 
-    run = _copy(finished_run, tmp_path)
-    assert main(["export", str(run), "--trial", "0", "--activations", "int8"]) == 0
-    out = run / "export" / "0"
-    model = onnx.load(str(out / "model.int8.onnx"))
+    model = onnx.load(str(path))
     inits = {t.name: t for t in model.graph.initializer}
-    zero_types = {inits[n.input[2]].data_type for n in model.graph.node
-                  if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits}
-    assert zero_types == {onnx.TensorProto.INT8}
+    zeros = [numpy_helper.to_array(inits[n.input[2]]) for n in model.graph.node
+             if n.op_type == "QuantizeLinear" and n.input[0] not in inits and len(n.input) > 2]
+    return {z.dtype.name for z in zeros}, {int(z) for z in zeros}
+
+
+def test_signed_int8_activations_for_cmsis_nn(finished_run, tmp_path, capsys):  # noqa: F811
+    """model.int8.onnx had uint8 activations unless --activations int8 was given, also for an
+    MCU, whose runtimes (CMSIS-NN, TFLite Micro) run signed int8. The profile's form is now
+    the default; --activations still chooses."""
+    run = _copy(finished_run, tmp_path)
+    assert main(["export", str(run), "--trial", "0"]) == 0
+    out = run / "export" / "0"
+    types, values = _zero_points(out / "model.int8.onnx")
+    assert types == {"int8"} and values - {0}        # zero points: post-ReLU ranges shifted
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["onnx_int8_activation_type"] == "int8"
+    assert manifest["onnx_int8_activation_type_from"] == manifest["exported_for"] == "stm32f746"
     assert manifest["accuracy"]["test_onnx_int8"] > 0.5
     # firmware with int8 I/O gets the input's and logits' parameters, signed like the rest
     io = manifest["onnx_int8_io"]
     assert io["input"]["dtype"] == io["output"]["dtype"] == "int8"
     assert io["input"]["shape"][1:] == [1, 8, 8] and io["input"]["scale"] > 0
-    assert "int8 i/o   input int8 q = x/" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "int8 i/o   input int8 q = x/" in printed
+    assert "int8 form  int8 activations with zero points (TFLite, TFLite Micro, CMSIS-NN)" \
+        in printed and "the stm32f746 profile's form" in printed
+    assert "int8 not compared" in printed or "no host profile" in printed
+    assert main(["export", str(run), "--trial", "0", "--activations", "uint8",
+                 "--out", str(tmp_path / "u8")]) == 0
+    assert _zero_points(tmp_path / "u8" / "model.int8.onnx")[0] == {"uint8"}
+    assert "as --activations asked" in capsys.readouterr().out
+
+
+def test_a_jetson_export_takes_tensorrts_symmetric_int8(tmp_path, capsys):
+    """The default model.int8.onnx (uint8 activations, int8 weight and int32 bias
+    initializers under DequantizeLinear) is refused by TensorRT's ONNX parser, yet README told
+    Jetson users to build it with trtexec --int8. ``--device`` picks the target, also with
+    ``--trial``."""
+    cfg = write_config(tmp_path, TINY.replace("profiles: [stm32f746]",
+                                              "profiles: [stm32f746, jetson_orin_nano]")
+                       .replace("trials: 3", "trials: 1"))
+    run = tmp_path / "run"
+    assert main(["search", str(cfg), "--run-dir", str(run), "--quiet", "--no-baselines"]) == 0
+    assert main(["export", str(run), "--trial", "0", "--device", "jetson_orin_nano"]) == 0
+    out = run / "export" / "0"
+    assert _zero_points(out / "model.int8.onnx") == ({"int8"}, {0})
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["onnx_int8_activation_type"] == "int8-symmetric"
+    assert manifest["exported_for"] == "jetson_orin_nano"
+    assert "the jetson_orin_nano profile's form" in capsys.readouterr().out
 
 
 def test_report_refuses_a_run_whose_config_changed(finished_run, tmp_path, capsys):  # noqa: F811

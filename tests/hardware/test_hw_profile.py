@@ -13,7 +13,7 @@ from autocompress.hardware.profile import PROFILE_DIR
 from tests.hardware.hw_helpers import TINY_PROFILE, write_profile
 
 # Pinned on purpose: run dirs record this hash. Update it when you change the shipped file.
-STM32F746_SHA256 = "1a2cd62ed91f4e29f4c730e57e1ad7d3a85086c625f815ffbe897add490b16ee"
+STM32F746_SHA256 = "ff88f3d4ecb072a12e515d0aa97971a8abcbe0c82e8c4a351ff92e9965c57e83"
 
 
 def test_stm32f746_loads() -> None:

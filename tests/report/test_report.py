@@ -290,7 +290,7 @@ def test_the_page_says_what_accuracy_is_how_to_ship_and_what_stopped(tmp_path: P
     page = build_page("demo", records, objectives, [BUDGET], {}, Provenance(run_name="demo"),
                       run_dir="runs/demo")
     assert "2 complete, 1 infeasible, 0 failed, 1 stopped early" in page
-    assert "<code>autocompress export runs/demo --trial 0</code>" in page
+    assert "<code>autocompress export runs/demo --trial 0 --device mcu</code>" in page
     assert "accuracy = validation accuracy" in page and "kept off every front" in page
     assert "stopped at rung" in page and "outside the space" in page
     three = build_page("demo", records, [*objectives, Objective.latency("phone")], [BUDGET], {},
