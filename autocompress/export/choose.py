@@ -14,6 +14,9 @@ NO_FEASIBLE = ("the run has no feasible complete trial: resume it for more (auto
                "search --resume RUN_DIR --trials N), or export one over budget with --trial N "
                "(report/trials.csv lists them)")
 
+ACCURACY_TOLERANCE = 1e-6   # float32 rounding of k/n (under 1e-7), far below 1/n
+
+
 def choose_record(records: list[dict[str, Any]], *, trial: int | None,
                   max_latency_ms: float | None, device: str, budgets: list[Any],
                   min_accuracy: float | None,
@@ -54,11 +57,14 @@ def choose_record(records: list[dict[str, Any]], *, trial: int | None,
             or NO_FEASIBLE)
     no_limit = max_latency_ms is None
     limits = {} if no_limit else {f"{device}.latency_ms": float(max_latency_ms)}
-    choice = front.select(max_values=limits, min_values={} if min_accuracy is None
-                          else {"accuracy": min_accuracy})
-    if choice is not None and no_limit and not mine and min_accuracy is not None:
+    # accuracies are recorded as float32 means (189/270 is 0.699999988): a floor the report
+    # shows as met (70.00 %) is met
+    floor = None if min_accuracy is None else min_accuracy - ACCURACY_TOLERANCE
+    choice = front.select(max_values=limits, min_values={} if floor is None
+                          else {"accuracy": floor})
+    if choice is not None and no_limit and not mine and floor is not None:
         # an accuracy floor alone: the fastest front point that meets it
-        choice = min((p for p in front.points if p["metrics"]["accuracy"] >= min_accuracy),
+        choice = min((p for p in front.points if p["metrics"]["accuracy"] >= floor),
                      key=lambda p: float(p["cost"][device]["latency_ms"]))
     if choice is None:
         def lat(p: Any) -> float:

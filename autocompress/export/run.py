@@ -170,6 +170,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
             "rebuild": rebuild_info(ctx.source, ctx.round_to, ctx.ignored, int(rec["seed"])),
             "baseline": rec.get("baseline"), "over_budget": over_budget(rec, budgets_of(cfg)),
             "accuracy": acc,
+            "data": data_info(cfg, ctx.data),     # what the accuracies were measured on
             "params": graph.params, "macs": graph.macs,
             "stored_bytes": size.total_bytes,
             "model_pt": {**packed.to_dict(), "stored_bytes": size.total_bytes,
@@ -226,6 +227,18 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     finally:
         os.close(held)
     print_summary(out, manifest, device, warnings_only=quiet)
+    return out
+
+
+def data_info(cfg: SearchConfig, data: Any) -> dict[str, Any]:
+    """The manifest's ``data``: the source the accuracies were measured on, the seed it was
+    split with (the run's) and each split's size; the fractions split the built-in digits
+    only (your own data returns its own splits)."""
+    out: dict[str, Any] = {"source": cfg.data.source, "split_seed": cfg.seed,
+                           "sizes": {name: len(getattr(data, name))
+                                     for name in ("train", "val", "test")}}
+    if cfg.data.source == "digits":
+        out.update(val_fraction=cfg.data.val_fraction, test_fraction=cfg.data.test_fraction)
     return out
 
 

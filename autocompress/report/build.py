@@ -29,6 +29,7 @@ from autocompress.report.info import (
     TrialsTable,
     axis_label,
     cost_value,
+    not_a_latency_front,
     pareto_plot_infos,
     unit_of,
 )
@@ -146,7 +147,7 @@ def summary_markdown(records: Sequence[Record], objectives: Sequence[Objective] 
         if not front.points:
             lines += ["No feasible trials.", ""]
             continue
-        if len(objectives) > 2:    # the run's front is over more objectives than this table
+        if not_a_latency_front(objectives):    # the run's front is over other objectives
             run = ParetoFront.from_records(records, objectives, budgets)
             n = len(front.points)
             lines += [f"The front of {y_obj.name} vs {p} latency alone ({n} "

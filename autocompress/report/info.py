@@ -150,6 +150,13 @@ def profiles_in(records: Iterable[Record], budgets: Sequence[Budget] = (),
     return list(seen)
 
 
+def not_a_latency_front(objectives: Sequence[Objective]) -> bool:
+    """True when the run's front is not accuracy against latency, which each device's plot
+    and front table show: more than two objectives, or a Flash or peak SRAM objective."""
+    return len(objectives) > 2 or any(o.sense == "min" and not o.name.endswith(".latency_ms")
+                                      for o in objectives)
+
+
 def pareto_plot_infos(records: Sequence[Any], objectives: Sequence[Objective] = (),
                       budgets: Sequence[Budget] = (), *,
                       x_metric: str = "latency_ms") -> list[ParetoPlotInfo]:

@@ -18,7 +18,13 @@ from typing import Any
 
 from autocompress.pareto import Budget, Objective, ParetoFront, Record
 from autocompress.report.html import Section, figure, key_values, render_page, simple_table
-from autocompress.report.info import axis_label, cost_value, profiles_in, unit_of
+from autocompress.report.info import (
+    axis_label,
+    cost_value,
+    not_a_latency_front,
+    profiles_in,
+    unit_of,
+)
 from autocompress.report.layers import layer_heatmap_info
 from autocompress.report.provenance import CONFIG_NAME, Provenance
 from autocompress.report.trace import hypervolume_infos
@@ -109,7 +115,7 @@ def _lead(objectives: Sequence[Objective], budgets: Sequence[Budget], y_obj: Obj
     if budgets:
         text += ("A front holds only points within every budget of the run, every device's: a "
                  "point or baseline over any budget is drawn but kept off every front. ")
-    if len(objectives) > 2:
+    if not_a_latency_front(objectives):
         names = ", ".join(o.name for o in objectives)
         text += (f"The run's front is over {escape(names)}; each device's plot and table show "
                  "the two-dimensional front of accuracy against that device's cost, the Trials "
@@ -148,7 +154,8 @@ def _device(profile: str, records: Sequence[Record], y_obj: Objective,
     if best is not None:
         parts.append(f'<p class="note">To ship a point: <code>autocompress export '
                      f'{escape(run_dir)} --trial {best.get("number")} --device {escape(profile)}'
-                     f'</code> (the most accurate here), or <code>autocompress export {escape(run_dir)} --max-latency-ms X '
+                     f'</code> (the most accurate here), or <code>autocompress export '
+                     f'{escape(run_dir)} --max-latency-ms X '
                      f'--device {escape(profile)}</code> for the most accurate under X ms; it '
                      "writes the ONNX files and measures test accuracy.</p>")
     return "".join(parts)

@@ -59,8 +59,27 @@ def read_provenance(run_dir: Path | str) -> Provenance:
         profile_hashes=_str_map(env.get("profiles_sha256")),
         packages=_str_map(env.get("packages")),
         details=tuple((label, str(env[key])) for key, label in _DETAIL_KEYS
-                      if env.get(key) not in (None, "")),
+                      if env.get(key) not in (None, "")) + _launch_details(env),
         notes=tuple(notes))
+
+
+def _launch_details(env: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The backend and workers the run started with, and each resume (its time, revision,
+    backend and workers, and the target it set): the trials after a resume ran under it."""
+    def launch(entry: Any) -> str:
+        if not isinstance(entry, dict) or entry.get("backend") is None:
+            return ""
+        return f"{entry['backend']}, {entry.get('workers')} worker(s)"
+
+    out = [("backend", launch(env))] if launch(env) else []
+    resumes = env.get("resumes")
+    for i, entry in enumerate(resumes if isinstance(resumes, list) else [], start=1):
+        if isinstance(entry, dict):
+            parts = [str(entry.get("at")), f"git {entry.get('git_rev')}", launch(entry),
+                     f"target {entry['target_trials']} trials (baselines included)"
+                     if entry.get("target_trials") is not None else ""]
+            out.append((f"resume {i}", "; ".join(p for p in parts if p)))
+    return tuple(out)
 
 
 def _read_text(path: Path, notes: list[str]) -> str | None:

@@ -204,13 +204,14 @@ def environment(seed: int, profiles: Mapping[str, str]) -> dict[str, Any]:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def record_resume(run_dir: Path) -> str | None:
-    """Add this resume's versions to ``env.json`` (``resumes``: the trials after it ran under
-    them); a note when they differ from those the run started with."""
+def record_resume(run_dir: Path, launch: Mapping[str, Any] | None = None) -> str | None:
+    """Add this resume's versions (and ``launch``: its backend and workers) to ``env.json``
+    (``resumes``: the trials after it ran under them); a note when they differ from those
+    the run started with."""
     env = json.loads((run_dir / "env.json").read_text())
     now = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "packages": package_versions(), "python": platform.python_version(),
-           "gpu": gpu_name(), "git_rev": git_revision()}
+           "gpu": gpu_name(), "git_rev": git_revision(), **dict(launch or {})}
     env["resumes"] = [*env.get("resumes", []), now]
     write_json(run_dir / "env.json", env)
     changed = [f"{name} {now['packages'].get(name)} (the run started with {version})"

@@ -33,7 +33,7 @@ def run_search(cfg: SearchConfig | None, run_dir: str | Path, *, trials: int | N
 def _run(cfg: SearchConfig, run_dir: Path, *, trials: int | None, workers: int, resume: bool,
          baselines: bool, quiet: bool) -> SearchResult:
     session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
-                           resume=resume)
+                           resume=resume, backend="optuna", workers=workers)
     check_cpus(session, workers)
     run_workers(session, workers)
     return finish(session)

@@ -65,7 +65,8 @@ class SearchResult:
                 f"front: {[p.get('number') for p in self.front.points]})")
 
 
-def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> None:
+def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path,
+                     launch: dict[str, Any] | None = None) -> None:
     shutil.copyfile(cfg.space_path(), run_dir / "space.yaml")
     resolved = cfg.to_dict()
     resolved["model"]["space"] = "space.yaml"
@@ -79,6 +80,7 @@ def _write_run_files(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> No
     env["config_dir"] = str(cfg.import_dir().resolve())      # where its modules live
     env["run_files_sha256"] = run_file_hashes(run_dir)
     env[user_code.KEY] = user_code.code_hashes(cfg)     # compared on resume and export
+    env.update(launch or {})     # backend and workers: several workers draw other trials
     write_json(run_dir / "env.json", env)
 
 
@@ -137,7 +139,8 @@ def load_teacher(cfg: SearchConfig, ctx: SearchContext, run_dir: Path) -> Teache
 
 def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                  baselines: bool = True, quiet: bool = False, resume: bool = False,
-                 on_ready: Callable[[Progress], None] | None = None) -> Session:
+                 on_ready: Callable[[Progress], None] | None = None,
+                 backend: str = "optuna", workers: int = 1) -> Session:
     """Validate, write the run files, train or load the teacher, create or reopen the study
     (recovering trials a crash left running) and fix the target number of trials.
     ``on_ready(progress)`` runs once the config is valid and the run dir is written, before
@@ -167,7 +170,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
     if not resume:        # the reduction first: env.json keeps its hash with the run files'
         if ctx.reduction is not None:    # every worker process (and a resume) reads it here
             write_json(run_dir / REDUCTION_FILE, ctx.reduction.to_dict())
-        _write_run_files(cfg, ctx, run_dir)
+        _write_run_files(cfg, ctx, run_dir, {"backend": backend, "workers": workers})
     records_path = run_dir / "records.jsonl"
     progress = Progress(total=0, profile=lead_profile(cfg), quiet=quiet,
                         label=len(cfg.hardware.profiles) > 1)
@@ -230,7 +233,8 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
         study.set_user_attr("target_trials", trials + n_base)
     progress.total = int(study.user_attrs["target_trials"])
     if resume:       # listed in env.json once the study and the teacher have opened
-        if note := record_resume(run_dir):
+        if note := record_resume(run_dir, {"backend": backend, "workers": workers,
+                                           "target_trials": progress.total}):
             progress.warn(note)
         for line in user_code.code_changes(run_dir, cfg, "the trials run from now on use "
                                            "it as it is, the trials recorded used it as it was"):

@@ -381,3 +381,22 @@ def test_a_report_file_or_a_records_folder_is_one_line_not_a_traceback(tmp_path:
     (tmp_path / "records.jsonl").mkdir()
     with pytest.raises(RunDirError, match=r"records\.jsonl is a folder"):
         read_records(tmp_path / "records.jsonl")
+
+
+def test_summary_says_the_runs_front_is_another_when_its_cost_objective_is_flash() -> None:
+    """objectives [accuracy, <device>.flash_kb]: the summary's and page's front table showed
+    the accuracy-vs-latency front as the run's, without a word (a run front point missing,
+    a point dominated on the run's objectives listed)."""
+    from autocompress.report.build import summary_markdown
+    from autocompress.report.page import _lead
+
+    recs = [rec(0, "complete", 0.93, {"mcu": 2.0}), rec(1, "complete", 0.92, {"mcu": 3.0})]
+    recs[1]["cost"]["mcu"]["flash_kb"] = 1.0            # slower, less accurate, but smaller
+    flash = Objective(name="mcu.flash_kb", sense="min", path="cost.mcu.flash_kb")
+    md = summary_markdown(recs, [Objective.accuracy(), flash], [])
+    assert ("accuracy vs mcu latency alone (1 point); the run's front over accuracy, "
+            "mcu.flash_kb has 2") in md
+    assert "The run's front is over accuracy, mcu.flash_kb" in _lead(
+        [Objective.accuracy(), flash], [], Objective.accuracy())
+    assert "the run's front over" not in summary_markdown(
+        recs, [Objective.accuracy(), Objective.latency("mcu")], [])
