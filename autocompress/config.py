@@ -212,8 +212,11 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
         raise fail(("model", "space"), "missing search space file",
                    "set model.space: path/to/space.yaml (relative to the config)")
     if not cfg.space_path().is_file():
-        raise fail(("model", "space"), f"search space file not found: {cfg.space_path()}",
-                   "check the path; it is relative to the config file")
+        folder = cfg.space_path().is_dir()
+        what = "is a folder, not a file" if folder else "file not found"
+        raise fail(("model", "space"), f"search space {what}: {cfg.space_path()}",
+                   "name the space's YAML file, e.g. search_spaces/mobilenet_digits.yaml"
+                   if folder else "check the path; it is relative to the config file")
     if not cfg.hardware.profiles:
         raise fail(("hardware", "profiles"), "name at least one hardware profile",
                    "e.g. profiles: [stm32f746]; `autocompress profiles` lists them")

@@ -67,7 +67,15 @@ def load_digits_bundle(seed: int, val_fraction: float = 0.15,
 
 def _to_split(raw: Any, where: str) -> Split:
     if isinstance(raw, torch.utils.data.Dataset):
-        items = [raw[i] for i in range(len(raw))]  # type: ignore[arg-type]
+        items = []
+        for i in range(len(raw)):  # type: ignore[arg-type]
+            try:
+                items.append(raw[i])
+            except Exception as exc:   # the user's __getitem__ failed: say where, one line
+                raise DataError(f"reading item {i} of the Dataset {raised(exc)}", loc=where,
+                                hint="a Dataset is read once, item 0 to len - 1, when the "
+                                "search starts: every index below its len() must give (x, y)"
+                                ) from exc
         if not items:
             raise DataError("split is empty", loc=where, hint="return at least one sample")
         first = items[0]
@@ -77,8 +85,14 @@ def _to_split(raw: Any, where: str) -> Split:
             raise DataError(f"a Dataset must yield (x, y) pairs; its item 0 is {what}",
                             loc=where, hint="wrap it so that __getitem__ returns (x, y), "
                             "e.g. (item['image'], item['label'])")
-        raw = (torch.stack([torch.as_tensor(a) for a, _ in items]),
-               torch.as_tensor([_label(b, where) for _, b in items]))
+        xs = [_item_x(a, i, where) for i, (a, _) in enumerate(items)]
+        odd = next((i for i, a in enumerate(xs) if a.shape != xs[0].shape), None)
+        if odd is not None:        # torch.stack's RuntimeError was a traceback
+            raise DataError(f"the Dataset's items differ in shape: x of item 0 is "
+                            f"{tuple(xs[0].shape)}, of item {odd} {tuple(xs[odd].shape)}",
+                            loc=where, hint="resize or crop every image to one size in "
+                            "__getitem__ (a model takes one input shape)")
+        raw = (torch.stack(xs), torch.as_tensor([_label(b, where) for _, b in items]))
     if not (isinstance(raw, (tuple, list)) and len(raw) == 2):
         raise DataError(f"expected an (x, y) pair or a Dataset, got {type(raw).__name__}",
                         loc=where)
@@ -100,6 +114,15 @@ def _to_split(raw: Any, where: str) -> Split:
                         if x.dim() == 3 else "add the missing axes, e.g. x.reshape(N, 1, H, W)")
     _check_values(x, y, where)
     return Split(x.float(), y.long())
+
+
+def _item_x(value: Any, index: int, where: str) -> Tensor:
+    try:
+        return value if isinstance(value, Tensor) else torch.as_tensor(np.array(value))
+    except (TypeError, ValueError, RuntimeError) as exc:   # a PIL image: no transform
+        raise DataError(f"a Dataset's x must be a numeric array or tensor; item {index}'s is "
+                        f"{type(value).__name__}", loc=where, hint="convert it in __getitem__, "
+                        "e.g. torchvision's transforms.ToTensor()") from exc
 
 
 def _label(value: Any, where: str) -> int:

@@ -18,7 +18,11 @@ def load_callable(spec: str, *, loc: str, base_dir: Path | None = None) -> Calla
                           hint="e.g. mypkg.nets:build_model")
     module_name, attr = spec.split(":")
     if "/" in module_name or "\\" in module_name or module_name.endswith(".py"):
-        dotted = module_name.removesuffix(".py").replace("\\", "/").strip("./").replace("/", ".")
+        file = Path(module_name.removesuffix(".py").replace("\\", "/"))
+        if file.is_absolute():      # '/home/me/nets.py' read 'home.me.nets': never importable
+            root = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+            file = file.relative_to(root) if file.is_relative_to(root) else Path(file.name)
+        dotted = file.as_posix().strip("./").replace("/", ".")
         raise ConfigError(f"expected a module name before the colon, got the file path "
                           f"'{module_name}'", loc=loc, hint=f"write it as a dotted module "
                           f"name importable from the config's (or the working) folder, e.g. "

@@ -181,7 +181,7 @@ def add_command(add: Any) -> None:
     s.add_argument("--narrow", type=Path, metavar="OUT.yaml",
                    help="also write the run's search space without the values that lost more "
                         "than --max-drop points (search it with --set model.space=OUT.yaml)")
-    s.add_argument("--max-drop", type=float, default=5.0, metavar="POINTS",
+    s.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
                    help="with --narrow: accuracy points a probe may lose and its value stay "
                         "in the space (default 5: the probes are not fine-tuned, the search is)")
 
@@ -197,8 +197,13 @@ def run_command(args: Any) -> int:
         raise AutocompressError("no probe left", loc="--bits", hint="give --bits, --prune or "
                                 "--sparsity values")
     run_dir = Path(args.run_dir)
+    if args.max_drop is not None and args.narrow is None:   # it would be silently ignored
+        raise AutocompressError("--max-drop applies only with --narrow (it chooses which "
+                                "values the narrowed space keeps)", loc="--max-drop",
+                                hint="add --narrow OUT.yaml, or drop --max-drop")
+    max_drop = 5.0 if args.max_drop is None else args.max_drop
     if args.narrow is not None:
-        _check_narrow_target(run_dir, args.narrow, args.max_drop)
+        _check_narrow_target(run_dir, args.narrow, max_drop)
     cfg, records = load_run(run_dir)
     check_run_files(run_dir)
     if args.trial is None:
@@ -240,7 +245,7 @@ def run_command(args: Any) -> int:
             print(f"  n/a {fqn} {label}: {reason}")
     print(f"wrote {out / f'{number}.json'} and {png}")
     if args.narrow is not None:
-        write_narrowed(run_dir, ctx.rspace, chosen, result, args.narrow, args.max_drop)
+        write_narrowed(run_dir, ctx.rspace, chosen, result, args.narrow, max_drop)
     return 0
 
 

@@ -441,3 +441,34 @@ def test_export_defaults_to_the_device_the_search_led_with(tmp_path):
     lines = res.stdout.splitlines()
     first = next(ln for ln in lines if "predicted" in ln and "as model.int8" not in ln)
     assert first.strip().startswith("pixel4 ")
+
+
+def test_export_out_inside_the_runs_own_folders_exits_2(tmp_path):
+    """`--out RUN/trials/8` was written: a resumed run's trial 8 then replaced the export's
+    model.pt, leaving its ONNX files and manifest about another trial. Refused before the
+    run is read."""
+    run = tmp_path / "run"
+    for inside in ("trials/8", "report/best", "export/../trials/9"):
+        assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(run / inside)),
+                          "--out is inside the run dir's", "/ folder")
+    assert_user_error(cli("export", str(run), "--trial", "0", "--out", str(run / "export" / "b")),
+                      "run directory not found")               # export/ is where exports go
+
+
+def test_profile_out_never_replaces_a_profile_it_did_not_write(tmp_path):
+    """`profile --out hardware_profiles/stm32f746.yaml` replaced the shipped, calibrated MCU
+    profile with this machine's LUT (calibrate refused the same --out)."""
+    from autocompress.hardware.commands import _written_by_profile, profile_yaml
+
+    shipped = (ROOT / "hardware_profiles" / "stm32f746.yaml").read_bytes()
+    mine = tmp_path / "stm32f746.yaml"
+    mine.write_bytes(shipped)
+    assert_user_error(cli("profile", "--out", str(mine), "--quick"), "--out", "the file exists "
+                      "and is not a profile `autocompress profile` wrote")
+    assert mine.read_bytes() == shipped
+    folder = tmp_path / "d.yaml"
+    folder.mkdir()
+    assert_user_error(cli("profile", "--out", str(folder), "--quick"), "--out", "a folder")
+    own = tmp_path / "host.yaml"
+    own.write_text(profile_yaml({"version": 1, "name": "host", "entries": {}}))
+    assert _written_by_profile(own) and not _written_by_profile(mine)    # a rebuild may replace

@@ -63,6 +63,8 @@ CONFIG_CASES = {
     "unknown objective": ("sampler: random}", "sampler: random, objectives: [stm32f746.fps]}",
                           ["unknown objective"]),
     "space file missing": ("space: SPACE", "space: missing.yaml", ["model.space", "not found"]),
+    "space is a folder": ("space: SPACE", "space: .", ["model.space", "is a folder, not a file",
+                                                      "search_spaces/mobilenet_digits.yaml"]),
     "duplicate key": ("seed: 0", "seed: 0\nseed: 1", ["config.yaml:3", "duplicate key"]),
     "unknown profile": ("profiles: [stm32f746]\n  budgets: {stm32f746: {max_latency_ms: 50}}",
                         "profiles: [stm32f999]", ["stm32f999", "known profiles", "stm32f746"]),
@@ -210,6 +212,27 @@ DATA_CASES = {
                      "    return {'train': D(), 'val': D(), 'test': D()}\n",
                      ["a Dataset must yield (x, y) pairs; its item 0 is a dict with keys image, "
                       "label"]),
+    # the three below were tracebacks (exit 1): the Dataset's own error, torch.stack's, torch's
+    "a Dataset whose __getitem__ raises": (
+        "    from torch.utils.data import Dataset\n\n"
+        "    class D(Dataset):\n        def __len__(self): return 4\n"
+        "        def __getitem__(self, i): return (x[i], y[i]) if i < 2 else {}[i]\n"
+        "    return {'train': D(), 'val': D(), 'test': D()}\n",
+        ["(mydata:make_data -> train): reading item 2 of the Dataset raised KeyError: 2",
+         "mydata.py:", "in __getitem__"]),
+    "a Dataset of images of two sizes": (
+        "    from torch.utils.data import Dataset\n\n"
+        "    class D(Dataset):\n        def __len__(self): return 4\n"
+        "        def __getitem__(self, i): return x[i][..., :16 - (i == 3)], y[i]\n"
+        "    return {'train': D(), 'val': D(), 'test': D()}\n",
+        ["the Dataset's items differ in shape: x of item 0 is (1, 16, 16), of item 3 "
+         "(1, 16, 15)"]),
+    "a Dataset of file names": (
+        "    from torch.utils.data import Dataset\n\n"
+        "    class D(Dataset):\n        def __len__(self): return 4\n"
+        "        def __getitem__(self, i): return f'img{i}.png', y[i]\n"
+        "    return {'train': D(), 'val': D(), 'test': D()}\n",
+        ["a Dataset's x must be a numeric array or tensor; item 0's is str", "ToTensor"]),
 }
 
 
@@ -457,3 +480,17 @@ def test_a_changed_data_module_is_named_on_resume_and_export(tmp_path, capsys):
     assert f"(mydata) changed; {nets.resolve()} (mynets) changed since the search started: " \
            "restore your code as it was then" in err
     assert "not a valid checkpoint" not in err and "torch.Size([16, 1, 3, 3])" in err
+
+
+def test_a_file_given_as_the_run_dir_names_its_folder(tmp_path, capsys):
+    """A run's file (or a config) given where a run dir goes read 'run directory not found'
+    though the path exists."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.resolved.yaml").write_text("name: x\n")
+    (run / "records.jsonl").write_text("")
+    line = run_cli(capsys, "report", str(run / "records.jsonl"))
+    assert "records.jsonl: a file, not a run directory" in line and f"holds it: {run}" in line
+    cfg = config(tmp_path)
+    line = run_cli(capsys, "search", "--resume", str(cfg))
+    assert "a file, not a run directory" in line and "autocompress search CONFIG" in line

@@ -57,7 +57,9 @@ def test_each_layer_is_probed_alone_from_the_trials_own_weights(run, capsys):
                                            (["--prune", "half"], "--prune"),
                                            (["--trial", "99"], "--trial"),
                                            (["--bits", "", "--prune", "", "--sparsity", ""],
-                                            "--bits")])
+                                            "--bits"),
+                                           # ignored without --narrow: nothing was narrowed
+                                           (["--max-drop", "2"], "--max-drop")])
 def test_mistakes_exit_2_naming_the_flag(run, capsys, args, loc):
     assert main(["sensitivity", str(run[0]), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

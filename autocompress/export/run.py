@@ -52,6 +52,13 @@ from autocompress.search.setup import SearchContext, build_context
 from autocompress.search.user_code import code_changes
 from autocompress.train import accuracy
 
+_RUN_OWNED = ("trials", "report", "ray", "ray_tmp")     # folders of a run dir its search writes
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (links and ``..`` resolved)."""
+    return path.resolve().is_relative_to(folder.resolve())
+
 
 def export_run(run_dir: str | Path, *, trial: int | None = None,
                max_latency_ms: float | None = None, device: str | None = None,
@@ -99,6 +106,12 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         raise ExportError(f"expected a latency limit above 0 ms, got {max_latency_ms:g}",
                           loc="--max-latency-ms", hint="give the limit in milliseconds, e.g. "
                           "--max-latency-ms 5, or pick a trial with --trial N")
+    owned = next((d for d in _RUN_OWNED if out is not None and _within(out, run_dir / d)), None)
+    if owned is not None:
+        raise ExportError(f"--out is inside the run dir's {owned}/ folder, whose files the "
+                          "search and report write (a resumed run's trials/<n>/model.pt would "
+                          "replace the export's)", loc="--out", hint="export outside it, e.g. "
+                          f"under {run_dir / 'export'} (the default --out)")
     cfg, records = load_run(run_dir)
     check_run_files(run_dir)          # an edited profile changed the predicted costs
     device = device or lead_profile(cfg)     # the one the progress lines and fronts lead with

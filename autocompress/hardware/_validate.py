@@ -1,6 +1,7 @@
 """Typed, located reads from a YAML document (errors say ``file:line field.path``)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -70,6 +71,8 @@ class Reader:
         }[kind]
         if not ok:
             raise self.error(path, f"expected {_article(kind)}, got {_kind(value)} {value!r}")
+        if kind == "number" and not math.isfinite(value):    # .nan / .inf: no cost is
+            raise self.error(path, f"expected a finite number, got {value!r}")  # meaningful
         if positive and value <= 0:
             raise self.error(path, f"must be > 0, got {value!r}")
         if minimum is not None and value < minimum:

@@ -12,10 +12,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from autocompress.errors import AutocompressError, ModelError, ProfileError
-from autocompress.hardware.text import layer_table, profile_details, profiles_lines
+from autocompress.hardware.text import (
+    layer_table,
+    profile_details,
+    profiles_lines,
+    progress_printer,
+)
 
 EXAMPLES = {
     "profile": "autocompress profile --out hardware_profiles/host.yaml --threads 1",
@@ -69,6 +74,14 @@ def _profile(args: argparse.Namespace) -> int:
         raise AutocompressError(f"must be >= 1, got {args.threads}", loc="--threads")
     if out.suffix not in (".yaml", ".yml"):
         raise AutocompressError("the profile file must end in .yaml", loc=str(out))
+    if out.is_dir():
+        raise AutocompressError("a folder, not a file", loc="--out",
+                                hint=f"name the file, e.g. --out {out / 'host.yaml'}")
+    if out.is_file() and not _written_by_profile(out):   # a shipped or hand-made profile
+        raise AutocompressError("the file exists and is not a profile `autocompress profile` "
+                                "wrote (its figures would be replaced by this machine's)",
+                                loc="--out", hint="give a new file name, e.g. --out "
+                                "hardware_profiles/host.yaml")
     if args.name is not None and args.name != out.stem:
         raise AutocompressError(f"the name '{args.name}' differs from the file name "
                                 f"'{out.name}', so the profile could not be found by name",
@@ -90,38 +103,17 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def progress_printer(stream: TextIO, every: int = 50
-                     ) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """(progress(done, total), finish()) for ``autocompress profile``: every ``every`` op
-    models and at the end, one line rewritten in place (``\\r``) on a terminal, one line per
-    update otherwise (a log file or a pipe would show them run together on one line).
+_MEASURED_HEADER = "# Measured with `autocompress profile`"
 
-    >>> import io
-    >>> buf = io.StringIO()
-    >>> progress, finish = progress_printer(buf, every=2)
-    >>> for i in range(1, 6):
-    ...     progress(i, 5)
-    >>> finish()
-    >>> print(buf.getvalue(), end="")
-      timed 2/5 op models
-      timed 4/5 op models
-      timed 5/5 op models
-    """
-    tty = bool(getattr(stream, "isatty", lambda: False)())
-    shown = [False]
 
-    def progress(done: int, total: int) -> None:
-        if done % every == 0 or done == total:
-            text = f"  timed {done}/{total} op models"
-            print("\r" + text if tty else text, end="" if tty else "\n", file=stream,
-                  flush=True)
-            shown[0] = True
-
-    def finish() -> None:
-        if tty and shown[0]:
-            print(file=stream, flush=True)     # end the line rewritten in place
-
-    return progress, finish
+def _written_by_profile(path: Path) -> bool:
+    """Whether ``path`` starts as ``autocompress profile`` writes a profile (so a rebuild may
+    replace it)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(_MEASURED_HEADER)) == _MEASURED_HEADER.encode()
+    except OSError:
+        return False
 
 
 def parse_shape(text: str | None, images: bool = True) -> tuple[int, ...] | None:

@@ -150,7 +150,12 @@ def load_profile(name_or_path: str | Path,
     path, by_name = _resolve(name_or_path, search_dirs)
     fast: dict[str, LutEntry] | None = None
     if path.is_file():     # a big measured LUT skips the (slow) line-numbered YAML loader
-        head, fast = split_entries(path.read_text(encoding="utf-8"), _display(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:   # binary, another encoding, unreadable
+            raise ProfileError(f"cannot read hardware profile: {exc}", loc=_display(path),
+                               hint="a profile is a UTF-8 YAML file") from None
+        head, fast = split_entries(text, _display(path))
     if fast is not None:
         doc = parse_yaml(head, _display(path), cls=ProfileError)
     else:

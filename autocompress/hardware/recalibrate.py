@@ -65,6 +65,12 @@ def read_measurements(path: Path) -> list[Measured]:
         rows = []
         for row in reader:
             where = f"{path}:{reader.line_num}"
+            if row.get(None):      # more fields than the header: a decimal comma (2,41)?
+                n_header = len(reader.fieldnames or ())
+                raise AutocompressError(
+                    f"this line has {n_header + len(row[None])} fields, the header {n_header}",
+                    loc=where, hint="write decimals with a point (2.41, not 2,41), or quote "
+                    "a field that holds a comma")
             model = (row.get("model") or "").strip()
             try:
                 ms = float(row.get("measured_ms") or "")

@@ -1,9 +1,9 @@
-"""Text tables of the hardware commands (``predict``'s per-layer lines, ``profiles``)."""
+"""Text of the hardware commands: ``predict``'s per-layer lines, ``profiles``, ``profile``'s progress."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def elide(text: str, width: int) -> str:
@@ -84,3 +84,37 @@ def profile_details(prof: Any) -> list[str]:
                      f"finds profiles by file name and refuses this one (set name: "
                      f"{Path(prof.path).stem} or rename the file)")
     return lines
+
+
+def progress_printer(stream: TextIO, every: int = 50
+                     ) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """(progress(done, total), finish()) for ``autocompress profile``: every ``every`` op
+    models and at the end, one line rewritten in place (``\\r``) on a terminal, one line per
+    update otherwise (a log file or a pipe would show them run together on one line).
+
+    >>> import io
+    >>> buf = io.StringIO()
+    >>> progress, finish = progress_printer(buf, every=2)
+    >>> for i in range(1, 6):
+    ...     progress(i, 5)
+    >>> finish()
+    >>> print(buf.getvalue(), end="")
+      timed 2/5 op models
+      timed 4/5 op models
+      timed 5/5 op models
+    """
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    shown = [False]
+
+    def progress(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            text = f"  timed {done}/{total} op models"
+            print("\r" + text if tty else text, end="" if tty else "\n", file=stream,
+                  flush=True)
+            shown[0] = True
+
+    def finish() -> None:
+        if tty and shown[0]:
+            print(file=stream, flush=True)     # end the line rewritten in place
+
+    return progress, finish

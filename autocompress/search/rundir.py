@@ -30,6 +30,12 @@ def default_run_dir(name: str) -> Path:
 
 def require_run_dir(path: Path) -> Path:
     """``path`` if it is a run directory (it holds ``config.resolved.yaml``); else the error."""
+    if path.is_file():       # a config, records.jsonl or another of the run's files
+        inside = (path.parent / "config.resolved.yaml").is_file()
+        raise RunDirError("a file, not a run directory", loc=str(path), hint=(
+            f"pass the folder that holds it: {path.parent}" if inside else "pass the folder "
+            "a previous `autocompress search` wrote (a config starts a new one: "
+            "`autocompress search CONFIG`)"))
     if not (path / "config.resolved.yaml").is_file():
         raise RunDirError("not a run directory (no config.resolved.yaml)" if path.is_dir()
                           else "run directory not found", loc=str(path),

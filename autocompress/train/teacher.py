@@ -64,6 +64,12 @@ def get_teacher(run_dir: Path, data: DataBundle, *, widths: tuple[int, ...],
         if own is None:
             fit(model, data.train, settings, seed=seed)
         logits = predict(model, data.train, device=settings.device)
+        if own is not None and not bool(torch.isfinite(logits).all()):   # NaN weights, say:
+            bad = int((~torch.isfinite(logits)).any(1).sum())     # every trial's loss would be
+            raise ModelError(f"the teacher's logits are not finite (NaN or inf) on {bad} of "
+                             f"{len(logits)} training samples", loc=own.loc,  # NaN, all failed
+                             hint="check the weights load_teacher loads and the model's "
+                             "forward on the training data")
         buf = io.BytesIO()     # not to a path: a full disk is then an OSError, not torch's
         torch.save({"train_logits": logits} if own else
                    {"state_dict": model.state_dict(), "train_logits": logits}, buf)
@@ -118,6 +124,10 @@ class UserTeacher:
             raise ModelError(f"the teacher outputs {shape}, expected logits of shape (N, "
                              f"{data.num_classes})", loc=self.loc,
                              hint="return the model that outputs one logit per class")
+        if not bool(torch.isfinite(out).all()):  # NaN weights: every trial's loss is NaN
+            raise ModelError("the teacher's logits on two validation images are not finite "
+                             "(NaN or inf)", loc=self.loc, hint="check the weights "
+                             "load_teacher loads (a checkpoint holding NaN, say)")
         if outputs_probabilities(out):       # distillation softens logits, not probabilities
             raise ModelError("the teacher outputs probabilities (each row sums to 1: a softmax "
                              "at the end), not logits", loc=self.loc,

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from autocompress.cli import main
-from autocompress.hardware.commands import EXAMPLES, profiles_lines, progress_printer
-from autocompress.hardware.text import align_rows, elide, layer_table
+from autocompress.hardware.commands import EXAMPLES
+from autocompress.hardware.text import align_rows, elide, layer_table, profiles_lines, progress_printer
 
 BLOCK = "/stages/stages.0/stages.0.0/"
 LAYERS = [{"fqn": "/stem/conv/Conv", "op": "conv2d", "latency_ms": 0.05, "flash_kb": 0.2,

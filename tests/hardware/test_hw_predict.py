@@ -205,11 +205,16 @@ def test_predict_a_config_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
      "expected a module name before the colon, got the file path '../nets.py' (write it as a "
      "dotted module name importable from the config's (or the working) folder, e.g. "
      "nets:build)"),
+    # an absolute path: its hint read 'e.g. tmp.<...>.nets:build', importable from nowhere
+    (["predict", "{cwd}/pkg/nets.py:build", "--profile", "stm32f746", "--input-shape", "1,8,8"],
+     "e.g. pkg.nets:build)"),
+    (["predict", "/elsewhere/nets.py:build", "--profile", "stm32f746", "--input-shape",
+      "1,8,8"], "e.g. nets:build)"),
 ])
 def test_user_errors_exit_2_with_one_line(argv: list[str], expected: str, onnx_path: Path,
                                           tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [a.format(onnx=onnx_path, tmp=tmp_path) for a in argv]
+    argv = [a.format(onnx=onnx_path, tmp=tmp_path, cwd=Path.cwd()) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1, err

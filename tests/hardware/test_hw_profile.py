@@ -104,6 +104,21 @@ def test_bad_values(tmp_path: Path) -> None:
     assert fine.calibration[0].model == "resnet8-ic-fp32"
 
 
+def test_non_finite_numbers_and_a_binary_file_are_refused(tmp_path: Path) -> None:
+    """.nan and .inf were taken as numbers (a NaN per-op overhead, an inf rel_std, a NaN
+    SRAM size shown as 'nan KB'), and a file not in UTF-8 was a UnicodeDecodeError traceback."""
+    err = _error(tmp_path, TINY_PROFILE.replace("mem_bw_gbps: 1.0", "mem_bw_gbps: .nan"))
+    assert "tiny.yaml:12 analytic.mem_bw_gbps: expected a finite number, got nan" in str(err)
+    err = _error(tmp_path, TINY_PROFILE.replace("sram_kb: 64", "sram_kb: .inf"))
+    assert "tiny.yaml:3 device.sram_kb: expected a finite number, got inf" in str(err)
+    err = _error(tmp_path, TINY_PROFILE.replace("mean_ms: 2.0", "mean_ms: .nan"))
+    assert "tiny.yaml:16" in str(err) and "expected a finite number" in str(err)
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe version: 1")
+    with pytest.raises(ProfileError, match="cannot read hardware profile"):
+        load_profile(path)
+
+
 def test_malformed_yaml_is_a_profile_error(tmp_path: Path) -> None:
     err = _error(tmp_path, TINY_PROFILE.replace("name: tiny", "name: [tiny"))
     assert "tiny.yaml:" in str(err) and "malformed YAML" in str(err)

@@ -110,6 +110,9 @@ def test_the_command_prints_the_table_and_writes_a_profile_found_by_name(tmp_pat
     ("model,measured_ms\nmodel.pt,1\n", ":2", "expected an ONNX file"),
     ("model,measured_ms\n", "measured.csv", "no measurements"),
     ("model,measured_ms\nMODEL,\xe9\n", "measured.csv", "cannot read the measurements"),
+    # a decimal comma: 2,41 was read as 2 ms, the 41 dropped without a word
+    ("model,measured_ms\nMODEL,2,41\n", ":2", "this line has 3 fields, the header 2"),
+    ("model,measured_ms,format\nMODEL,2,41,\n", ":2", "this line has 4 fields, the header 3"),
 ])
 def test_a_bad_measurements_file_names_its_line(tmp_path, models, body, where, what):
     csv = tmp_path / "measured.csv"

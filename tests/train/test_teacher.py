@@ -62,6 +62,13 @@ def with_softmax(input_shape, num_classes):
 
 def wrong_inputs(input_shape, num_classes):
     return nn.Linear(3, num_classes)
+
+
+def nan_weights(input_shape, num_classes):
+    model = load_teacher(input_shape, num_classes)
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("nan")
+    return model
 '''
 
 
@@ -101,7 +108,10 @@ def test_your_own_teacher_gives_the_logits_and_is_cached_by_its_weights(tmp_path
                                          "shape (N, 10)"),
                        ("wrong_inputs", "the teacher raised RuntimeError on two validation "
                                         "images"),
-                       ("with_softmax", "the teacher outputs probabilities")):
+                       ("with_softmax", "the teacher outputs probabilities"),
+                       # a checkpoint holding NaN: every trial failed on a NaN loss, exit 0
+                       ("nan_weights", "the teacher's logits on two validation images are "
+                                       "not finite")):
         with pytest.raises(ModelError, match=re.escape(what)):
             UserTeacher(f"myteacher:{name}", code).build(data)
 

@@ -1,0 +1,74 @@
+"""Audit of model.int8.onnx for its target runtimes (``qdq_audit``): integer-only
+executability of the ``int8``/``uint8`` forms, a pure-numpy integer reference against ONNX
+Runtime, TensorRT's explicit-quantization rules for ``int8-symmetric``. Untrained tiny nets,
+CPU, a few seconds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autocompress.export.onnx_io import export_onnx
+from autocompress.export.quant_ort import TENSORRT_OPSET, quantize_int8
+from tests.export.qdq_audit import float_islands, integer_reference, tensorrt_violations
+from tests.export.test_onnx_export import net8
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    torch.manual_seed(0)
+    model = net8().eval()
+    path = tmp_path_factory.mktemp("audit") / "m.onnx"
+    return export_onnx(model, torch.rand(1, 1, 8, 8), path)
+
+
+def _calib(n: int = 128) -> np.ndarray:
+    return np.random.default_rng(0).random((n, 1, 8, 8), dtype=np.float32)
+
+
+def _opset(proto) -> int:
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def test_the_tensorrt_form_is_at_an_opset_tensorrt_8_parses(fp32, tmp_path):
+    """TensorRT 8.5/8.6 (JetPack 5, the Jetson profiles' runtime) document ONNX operators up
+    to opset 17; the symmetric form exists for their parser. It was written at torch's
+    opset 20 (IR 9), which only TensorRT 10 documents. Same outputs after the conversion."""
+    import onnx
+    import onnxruntime as ort
+
+    assert _opset(onnx.load(str(fp32))) > TENSORRT_OPSET    # what torch writes here
+    path = quantize_int8(fp32, tmp_path / "trt.onnx", _calib(), activations="int8-symmetric")
+    proto = onnx.load(str(path))
+    assert _opset(proto) <= TENSORRT_OPSET and proto.ir_version <= 8
+    onnx.checker.check_model(proto)
+    assert tensorrt_violations(proto) == []
+    x = _calib(16)
+    other = quantize_int8(fp32, tmp_path / "int8.onnx", _calib(), activations="int8")
+    assert _opset(onnx.load(str(other))) == _opset(onnx.load(str(fp32)))   # others untouched
+    run = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.isfinite(run.run(None, {"input": x})[0]).all()
+
+
+@pytest.mark.parametrize("form", ["int8", "uint8"])
+def test_the_zero_point_forms_are_integer_only_and_match_an_integer_reference(fp32, tmp_path,
+                                                                              form):
+    """Every compute node between DequantizeLinear inputs and a QuantizeLinear output (no
+    float island: residual Add, pooling, flatten and logits included); an integer runtime
+    (int32 accumulation, requantization by the file's scales and zero points) gives ONNX
+    Runtime's (unoptimized QDQ) argmax."""
+    import onnx
+    import onnxruntime as ort
+
+    path = quantize_int8(fp32, tmp_path / f"{form}.onnx", _calib(), activations=form)
+    proto = onnx.load(str(path))
+    assert float_islands(proto) == []
+    x = _calib(64)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    ours = integer_reference(proto, x)
+    assert np.mean(ours.argmax(1) == ref.argmax(1)) >= 0.98
+    step = float(np.min(np.diff(np.unique(ours))))
+    assert np.abs(ours - ref).max() <= 2 * step + 1e-6       # a rounding or two, no more
