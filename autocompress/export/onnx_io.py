@@ -95,7 +95,14 @@ def _export_copy(model: torch.nn.Module) -> torch.nn.Module:
     return bake(copy.deepcopy(model)).cpu().float().eval()
 
 
-def _export_once(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int | None,
+# The ONNX opset of the exported files: the newest that TensorRT 8.5/8.6's parser takes
+# (onnx-tensorrt 8.5/8.6 operators.md: "supports operators up to Opset 17"; JetPack 5 and
+# 6.0). torch 2.13 writes 20 by default, which only TensorRT 10 documents; older converters
+# and runtimes read 17 too, and per-channel Q/DQ needs only 13. The same graph and outputs.
+DEPLOY_OPSET = 17
+
+
+def _export_once(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int,
                  dynamo: bool) -> None:
     import torch
 
@@ -112,8 +119,9 @@ def _export_once(net: torch.nn.Module, example: torch.Tensor, path: Path, opset:
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, *,
-                opset: int | None = None, exporter: Exporter = "auto") -> Path:
-    """Export ``model`` (a copy: CPU, fp32, eval, parametrizations baked) to one ``.onnx`` file.
+                opset: int = DEPLOY_OPSET, exporter: Exporter = "auto") -> Path:
+    """Export ``model`` (a copy: CPU, fp32, eval, parametrizations baked) to one ``.onnx`` file
+    at ONNX ``opset`` (default ``DEPLOY_OPSET``).
 
     Input ``"input"``, output ``"logits"``, dynamic batch axis ``"batch"``; no ``.onnx.data``
     side file; internal tensor names shortened (``compact.compact_onnx``). ``example`` is

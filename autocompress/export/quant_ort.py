@@ -13,8 +13,10 @@ calibration) are one of ``ACTIVATIONS``, the form the target runtime takes (a pr
 - ``int8-symmetric``: QInt8 with zero point 0, weights stored float behind a
   QuantizeLinear/DequantizeLinear pair and biases left float, as TensorRT's ONNX parser takes
   explicit quantization (symmetric only, and no int8 or int32 initializers under
-  DequantizeLinear before TensorRT 10; onnxruntime issues #11535 and #14229); written at
-  ONNX opset 17 (``TENSORRT_OPSET``), the newest TensorRT 8.5/8.6's parser takes.
+  DequantizeLinear before TensorRT 10; onnxruntime issues #11535 and #14229).
+
+The file keeps the fp32 file's opset (``export_onnx`` writes ``DEPLOY_OPSET``, 17, which
+TensorRT 8.5/8.6 parse).
 
 ``quant_pre_process`` (shape inference + ORT graph optimization) runs first as ORT
 recommends; it changes latency by <1% and trims the file ~4%. The result is then compacted
@@ -43,12 +45,6 @@ Activations = Literal["uint8", "int8", "int8-symmetric"]
 ACTIVATIONS: tuple[Activations, ...] = ("uint8", "int8", "int8-symmetric")
 
 CALIB_BATCH = 64  # rows per calibration feed; MinMax ranges do not depend on the chunking
-# The newest ONNX opset (and its IR version) the ONNX parser of TensorRT 8.5 and 8.6 takes
-# (onnx-tensorrt release/8.5-GA and 8.6 docs/operators.md: "supports operators up to Opset
-# 17"; JetPack 5). The ``int8-symmetric`` form is TensorRT's, and its parser before
-# TensorRT 10 is the one it exists for, so that file is written at this opset (torch's
-# exporter writes 20, which only TensorRT 10 documents).
-TENSORRT_OPSET, TENSORRT_IR_VERSION = 17, 8
 
 
 def _input_name(path: Path) -> str:
@@ -297,25 +293,4 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                               loc=str(fp32_path), hint=log.getvalue()[-2000:] or None) from exc
         out_path.write_bytes(dst.read_bytes())
     compact_onnx(out_path)
-    if tensorrt:
-        _to_opset(out_path, TENSORRT_OPSET, TENSORRT_IR_VERSION)
     return out_path
-
-
-def _to_opset(path: Path, opset: int, ir_version: int) -> None:
-    """Rewrite the ONNX file at ``path`` at default-domain ``opset`` (and at most
-    ``ir_version``) where it is newer, with ONNX's version converter; the same graph."""
-    onnx = _require("onnx")
-    from onnx import version_converter
-
-    proto = onnx.load(str(path))
-    current = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
-    if current <= opset:
-        return
-    try:
-        converted = version_converter.convert_version(proto, opset)
-    except Exception as exc:
-        raise ExportError(f"cannot write the int8 file at ONNX opset {opset} for TensorRT: "
-                          f"{type(exc).__name__}: {exc}", loc=str(path)) from exc
-    converted.ir_version = min(converted.ir_version, ir_version)
-    onnx.save_model(converted, str(path))

@@ -237,7 +237,7 @@ FORMS = {"uint8": "uint8 activations with zero points (ONNX Runtime's fast x86 k
 def _form_line(m: dict[str, Any]) -> list[str]:
     """The int8 file's activation form and whose it is (a profile's, or --activations)."""
     form, source = m.get("onnx_int8_activation_type"), m.get("onnx_int8_activation_type_from")
-    if form not in FORMS:
+    if form not in FORMS or not m.get("onnx_int8_weight_bits", {None: 8}):   # a float file
         return []
     return [f"  int8 form  {FORMS[form]}; "
             + ("as --activations asked" if source == "--activations" else
@@ -251,8 +251,9 @@ def _io_line(io: dict[str, Any] | None) -> list[str]:
     def text(end: dict[str, Any], formula: str) -> str:
         if end.get("float"):
             return f"{end['name']} float"
-        lo, hi = end["float_range"]
-        return (f"{end['name']} {end['dtype']} {formula.format(s=end['scale'], z=end['zero_point'])}"
-                f" (covers {lo:.4g}..{hi:.4g})")
-    return [f"  int8 i/o   {text(io['input'], 'q = x/{s:.6g} + {z}')}; "
-            f"{text(io['output'], 'x = (q - {z})*{s:.6g}')}"]
+        lo, hi, z = *end["float_range"], int(end["zero_point"])
+        signs = {"plus": "-" if z < 0 else "+", "minus": "+" if z < 0 else "-"}  # not "+ -128"
+        return (f"{end['name']} {end['dtype']} "
+                f"{formula.format(s=end['scale'], z=abs(z), **signs)} (covers {lo:.4g}..{hi:.4g})")
+    return [f"  int8 i/o   {text(io['input'], 'q = x/{s:.6g} {plus} {z}')}; "
+            f"{text(io['output'], 'x = (q {minus} {z})*{s:.6g}')}"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from autocompress.export.onnx_io import export_onnx
-from autocompress.export.quant_ort import TENSORRT_OPSET, quantize_int8
+from autocompress.export.onnx_io import DEPLOY_OPSET, export_onnx
+from autocompress.export.quant_ort import quantize_int8
 from tests.export.qdq_audit import float_islands, integer_reference, tensorrt_violations
 from tests.export.test_onnx_export import net8
 
@@ -30,24 +30,23 @@ def _opset(proto) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def test_the_tensorrt_form_is_at_an_opset_tensorrt_8_parses(fp32, tmp_path):
+def test_the_files_are_at_an_opset_tensorrt_8_parses(fp32, tmp_path):
     """TensorRT 8.5/8.6 (JetPack 5, the Jetson profiles' runtime) document ONNX operators up
-    to opset 17; the symmetric form exists for their parser. It was written at torch's
-    opset 20 (IR 9), which only TensorRT 10 documents. Same outputs after the conversion."""
+    to opset 17, and the symmetric form exists for their parser. Both files were written at
+    torch's default opset 20 (IR 9), which only TensorRT 10 documents."""
     import onnx
     import onnxruntime as ort
 
-    assert _opset(onnx.load(str(fp32))) > TENSORRT_OPSET    # what torch writes here
-    path = quantize_int8(fp32, tmp_path / "trt.onnx", _calib(), activations="int8-symmetric")
-    proto = onnx.load(str(path))
-    assert _opset(proto) <= TENSORRT_OPSET and proto.ir_version <= 8
-    onnx.checker.check_model(proto)
-    assert tensorrt_violations(proto) == []
-    x = _calib(16)
-    other = quantize_int8(fp32, tmp_path / "int8.onnx", _calib(), activations="int8")
-    assert _opset(onnx.load(str(other))) == _opset(onnx.load(str(fp32)))   # others untouched
-    run = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert np.isfinite(run.run(None, {"input": x})[0]).all()
+    assert _opset(onnx.load(str(fp32))) == DEPLOY_OPSET == 17
+    for form in ("int8-symmetric", "int8", "uint8"):
+        path = quantize_int8(fp32, tmp_path / f"{form}.onnx", _calib(), activations=form)
+        proto = onnx.load(str(path))
+        assert _opset(proto) == DEPLOY_OPSET and proto.ir_version <= 8, form
+        onnx.checker.check_model(proto)
+    assert tensorrt_violations(onnx.load(str(tmp_path / "int8-symmetric.onnx"))) == []
+    run = ort.InferenceSession(str(tmp_path / "int8-symmetric.onnx"),
+                               providers=["CPUExecutionProvider"])
+    assert np.isfinite(run.run(None, {"input": _calib(16)})[0]).all()
 
 
 @pytest.mark.parametrize("form", ["int8", "uint8"])

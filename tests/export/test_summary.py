@@ -227,6 +227,14 @@ def test_the_int8_files_io_quantization_gets_one_line(tmp_path, capsys):
     assert line == ["  int8 i/o   input uint8 q = x/0.00392157 + 0 (covers 0..1); logits float"]
     print_summary(tmp_path, _manifest(), "stm32f746")          # an export made before it
     assert "int8 i/o" not in capsys.readouterr().out
+    # signed codes: negative zero points read "- 128", not "+ -128"
+    io = {"input": {**io["input"], "dtype": "int8", "zero_point": -128},
+          "output": {"name": "logits", "dtype": "int8", "scale": 0.08, "zero_point": -25,
+                     "float_range": [-8.2, 12.2]}}
+    print_summary(tmp_path, _manifest(onnx_int8_io=io), "stm32f746")
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "int8 i/o" in ln]
+    assert line == ["  int8 i/o   input int8 q = x/0.00392157 - 128 (covers 0..1); "
+                    "logits int8 x = (q + 25)*0.08 (covers -8.2..12.2)"]
 
 
 def test_a_profile_name_longer_than_the_label_column_keeps_the_columns(tmp_path, capsys):
