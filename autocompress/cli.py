@@ -19,6 +19,7 @@ from autocompress.errors import AutocompressError, is_disk_full, one_line
 from autocompress.hardware.commands import EXAMPLES as HW_EXAMPLES
 from autocompress.hardware.commands import HANDLERS as HW_HANDLERS
 from autocompress.hardware.commands import add_commands
+from autocompress.hardware.formats import INT8_ACTIVATIONS
 from autocompress.hardware.recalibrate import EXAMPLE as CALIBRATE_EXAMPLE
 from autocompress.hardware.recalibrate import add_command as add_calibrate
 from autocompress.hardware.recalibrate import run_command as calibrate
@@ -112,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="require at least this accuracy (alone: the fastest front point that "
                         "reaches it; no choice at all: the most accurate front point)")
     e.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export/<trial>)")
-    e.add_argument("--activations", choices=("uint8", "int8", "int8-symmetric"),
+    e.add_argument("--activations", choices=INT8_ACTIVATIONS,
                    help="model.int8.onnx's activations (default: the form --device's runtime "
                         "takes, its profile's formats.int8_activations): uint8 (fast in ONNX "
                         "Runtime on x86), int8 (a zero point per tensor: TFLite, CMSIS-NN) or "

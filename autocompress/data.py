@@ -118,8 +118,10 @@ def _to_split(raw: Any, where: str) -> Split:
 
 def _item_x(value: Any, index: int, where: str) -> Tensor:
     try:
+        if hasattr(value, "getbands"):    # a PIL image (no transform): HWC 0..255, not CHW
+            raise TypeError("a PIL image")
         return value if isinstance(value, Tensor) else torch.as_tensor(np.array(value))
-    except (TypeError, ValueError, RuntimeError) as exc:   # a PIL image: no transform
+    except (TypeError, ValueError, RuntimeError) as exc:   # a file name, an object, ...
         raise DataError(f"a Dataset's x must be a numeric array or tensor; item {index}'s is "
                         f"{type(value).__name__}", loc=where, hint="convert it in __getitem__, "
                         "e.g. torchvision's transforms.ToTensor()") from exc

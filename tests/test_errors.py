@@ -233,6 +233,12 @@ DATA_CASES = {
         "        def __getitem__(self, i): return f'img{i}.png', y[i]\n"
         "    return {'train': D(), 'val': D(), 'test': D()}\n",
         ["a Dataset's x must be a numeric array or tensor; item 0's is str", "ToTensor"]),
+    "a Dataset of PIL images": (     # np.array() takes them: HWC 0..255, a later layout error
+        "    from PIL import Image\n    from torch.utils.data import Dataset\n\n"
+        "    class D(Dataset):\n        def __len__(self): return 4\n"
+        "        def __getitem__(self, i): return Image.new('RGB', (8, 8)), y[i]\n"
+        "    return {'train': D(), 'val': D(), 'test': D()}\n",
+        ["a Dataset's x must be a numeric array or tensor; item 0's is Image", "ToTensor"]),
 }
 
 

@@ -102,6 +102,14 @@ def _export_copy(model: torch.nn.Module) -> torch.nn.Module:
 DEPLOY_OPSET = 17
 
 
+def opset_of(path: Path) -> int:
+    """The default-domain ONNX opset of the file at ``path`` (torch's dynamo exporter, the
+    fallback where TorchScript fails, writes 18 when asked for 17)."""
+    onnx = _require("onnx")
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def _export_once(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int,
                  dynamo: bool) -> None:
     import torch

@@ -33,16 +33,16 @@ import io
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from autocompress.errors import ExportError
 from autocompress.export.compact import compact_onnx
 from autocompress.export.onnx_io import _require, quiet
+from autocompress.hardware.formats import INT8_ACTIVATIONS, Int8Activations
 
-Activations = Literal["uint8", "int8", "int8-symmetric"]
-ACTIVATIONS: tuple[Activations, ...] = ("uint8", "int8", "int8-symmetric")
+ACTIVATIONS = INT8_ACTIVATIONS
 
 CALIB_BATCH = 64  # rows per calibration feed; MinMax ranges do not depend on the chunking
 
@@ -227,7 +227,7 @@ def float_nodes(proto: Any, keep_float: Sequence[bool], loc: str = "model",
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
-                  per_channel: bool = True, activations: Activations = "uint8",
+                  per_channel: bool = True, activations: Int8Activations = "uint8",
                   preprocess: bool = True, input_ranges: Sequence[InputRange] | None = None,
                   keep_float: Sequence[bool] | None = None) -> Path:
     """Write a static int8 QDQ copy of ``fp32_path`` to ``out_path`` and return ``out_path``.

@@ -78,6 +78,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         export_onnx,
         measure_latency,
         onnx_accuracy,
+        opset_of,
         parity,
     )
     from autocompress.export.quant_ort import quantize_int8
@@ -117,7 +118,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     device = device or lead_profile(cfg)     # the one the progress lines and fronts lead with
     if device not in cfg.hardware.profiles:
         raise ExportError(f"unknown device '{device}' for this run", loc="--device",
-                          hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}")
+                          hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}; "
+                          "for another runtime's int8 file, give --activations "
+                          f"{'|'.join(INT8_ACTIVATIONS)} instead")
     form = activations or load_profile(device, cfg.profile_dirs()).formats.int8_activations
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
                         budgets=budgets_of(cfg), min_accuracy=min_accuracy, memory=memory)
@@ -190,6 +193,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                          "note": MODEL_PT_NOTE},
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
             "onnx_params": count_onnx_params(fp32),
+            "onnx_opset": opset_of(fp32),            # both files'; DEPLOY_OPSET unless dynamo
             "parity_max_abs_diff": diff,
             "predicted": {n: c.summary() for n, c in costs.items()},
             "predicted_int8_onnx": (as_int8 := int8_file_cost(int8, ctx.cost_models)),

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from autocompress.export.onnx_io import DEPLOY_OPSET
+
 PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
 INT8_DROP_WARN = 0.005   # warn when int8 ONNX test accuracy drops more than 0.5 points
 
@@ -135,7 +137,7 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
     if m.get("over_budget"):
         lines.append("  budget     over the run's budget: "
                      + ", ".join(_budget_text(o) for o in m["over_budget"]))
-    float_file = not m.get("onnx_int8_weight_bits", {None: 8})
+    float_file = _float_file(m)
     if float_file:
         lines.append("  int8 file  the plan quantizes no layer: model.int8.onnx is the float "
                      "model (no Q/DQ nodes)")
@@ -154,6 +156,10 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
                          ("peak_sram_kb", "KB SRAM")) if k in alt)
                      + ") stores 8-bit or float weights only, so its int8 file meets them: "
                      f"export it with --trial {alt['trial']}")
+    if m.get("onnx_opset", DEPLOY_OPSET) > DEPLOY_OPSET:   # the dynamo exporter's fallback
+        lines.append(f"  warning    the ONNX files are at opset {m['onnx_opset']}, not "
+                     f"{DEPLOY_OPSET} (torch's TorchScript exporter failed on this model): "
+                     "TensorRT before 10 may refuse them")
     if drift := cost_drift(m):
         lines.append(f"  warning    the rebuilt model costs otherwise than at the search "
                      f"({drift}): its code (model.builder) or this package changed since")
@@ -234,10 +240,16 @@ FORMS = {"uint8": "uint8 activations with zero points (ONNX Runtime's fast x86 k
                            "biases float (TensorRT quantizes them when it builds the engine)"}
 
 
+def _float_file(m: dict[str, Any]) -> bool:
+    """Whether the plan quantizes no layer, so model.int8.onnx is the float model (an export
+    made before ``onnx_int8_weight_bits`` was kept: not)."""
+    return not m.get("onnx_int8_weight_bits", {None: 8})
+
+
 def _form_line(m: dict[str, Any]) -> list[str]:
     """The int8 file's activation form and whose it is (a profile's, or --activations)."""
     form, source = m.get("onnx_int8_activation_type"), m.get("onnx_int8_activation_type_from")
-    if form not in FORMS or not m.get("onnx_int8_weight_bits", {None: 8}):   # a float file
+    if form not in FORMS or _float_file(m):
         return []
     return [f"  int8 form  {FORMS[form]}; "
             + ("as --activations asked" if source == "--activations" else

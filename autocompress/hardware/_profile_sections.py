@@ -8,11 +8,16 @@ from autocompress.hardware.keys import check_canonical
 from autocompress.hardware.spec import AnalyticSpec, CalibrationPoint, FormatSpec, LutEntry
 from autocompress.yamlio import PathKey
 
+KIND_INT8_ACTIVATIONS = {"mcu": "int8", "phone": "int8", "jetson": "int8-symmetric"}
+
 
 def format_spec(r: Reader) -> FormatSpec:
     r.section(("formats",), required=("weights", "activations"),
               optional=("sparse_kernels", "packed_weights", "int8_activations"))
-    form = r.get(("formats", "int8_activations"), "str", "uint8")
+    # absent (a profile written before the field, e.g. a run dir's copy): the form the kind's
+    # usual runtime takes (TFLite / CMSIS-NN on MCUs and phones, TensorRT on Jetsons)
+    form = r.get(("formats", "int8_activations"), "str",
+                 KIND_INT8_ACTIVATIONS.get(r.get(("device", "kind"), "str"), "uint8"))
     if form not in INT8_ACTIVATIONS:
         raise r.error(("formats", "int8_activations"), f"unknown int8 activation form {form!r}",
                       hint=f"one of {', '.join(INT8_ACTIVATIONS)}: uint8 for ONNX Runtime on "

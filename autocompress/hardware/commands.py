@@ -51,8 +51,11 @@ def add_commands(sub: Any, add: Callable[[str, str], argparse.ArgumentParser]) -
     q.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def profile_yaml(data: dict[str, Any], header: str = "# Measured with `autocompress "
-                 "profile`; regenerate rather than edit by hand.") -> str:
+_MEASURED_HEADER = "# Measured with `autocompress profile`"   # what --out may replace
+
+
+def profile_yaml(data: dict[str, Any], header: str = _MEASURED_HEADER + "; regenerate rather "
+                 "than edit by hand.") -> str:
     """YAML text of a profile dict: sections via PyYAML, one flow line per LUT entry."""
     from autocompress.yamlio import dump_yaml
 
@@ -101,9 +104,6 @@ def _profile(args: argparse.Namespace) -> int:
           f"{prof.runtime.threads} thread(s), run overhead {prof.runtime.overhead_ms * 1e3:.1f} "
           f"us, sha256 {prof.sha256[:12]}")
     return 0
-
-
-_MEASURED_HEADER = "# Measured with `autocompress profile`"
 
 
 def _written_by_profile(path: Path) -> bool:

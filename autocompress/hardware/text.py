@@ -72,7 +72,7 @@ def profile_details(prof: Any) -> list[str]:
              f"  runtime  {rt.name} {rt.version}, {rt.threads} thread(s)",
              f"  formats  weights {', '.join(fmt.weights)}; activations "
              f"{', '.join(fmt.activations)}{'; sparse kernels' if fmt.sparse_kernels else ''}"
-             f"{'' if fmt.packed_weights else '; weights stored dense at 8 bits'}; "
+             f"{'' if fmt.packed_weights else '; weights stored dense at 8 bits'}"
              f"; model.int8.onnx activations {fmt.int8_activations}",
              f"  costs    {len(prof.entries)} measured LUT entries, {len(prof.calibration)} "
              f"published figures, "

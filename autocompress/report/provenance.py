@@ -75,7 +75,8 @@ def _launch_details(env: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     resumes = env.get("resumes")
     for i, entry in enumerate(resumes if isinstance(resumes, list) else [], start=1):
         if isinstance(entry, dict):
-            parts = [str(entry.get("at")), f"git {entry.get('git_rev')}", launch(entry),
+            parts = [str(entry.get("at") or ""),
+                     f"git {entry['git_rev']}" if entry.get("git_rev") else "", launch(entry),
                      f"target {entry['target_trials']} trials (baselines included)"
                      if entry.get("target_trials") is not None else ""]
             out.append((f"resume {i}", "; ".join(p for p in parts if p)))

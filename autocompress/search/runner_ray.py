@@ -217,9 +217,8 @@ def _run_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None, workers: i
 
     try:      # a fresh run always has trials to run; a resumed one may have none left
         session = open_session(cfg, run_dir, trials=trials, baselines=baselines, quiet=quiet,
-                               resume=resume,
-                               on_ready=None if address or resume else start_local,
-                               backend="ray", workers=workers)
+                               resume=resume, backend="ray", workers=workers,
+                               on_ready=None if address or resume else start_local)
         remaining = session.target - counted(read_records(session.records_path, warn=False))
         if not address:                              # a local Ray gets workers x threads CPUs
             check_cpus(session, workers)

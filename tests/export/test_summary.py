@@ -46,6 +46,32 @@ def test_a_quick_host_profile_is_flagged(tmp_path, monkeypatch, capsys):
     assert "host profile is a --quick smoke test" in capsys.readouterr().out
 
 
+def test_a_signed_int8_file_is_not_compared_with_the_host_profile(tmp_path, monkeypatch,
+                                                                    capsys):
+    """A host profile times uint8 activations (ONNX Runtime's fast x86 kernels); an int8 file
+    exported for an MCU or a Jetson runs signed ones, with other, slower kernels."""
+    src = (profile_mod.PROFILE_DIR / "stm32f746.yaml").read_text()
+    monkeypatch.setattr(profile_mod, "PROFILE_DIR", tmp_path)
+    (tmp_path / "host.yaml").write_text(src.replace("name: stm32f746\n", "name: host\n"))
+    assert "int8" in host_prediction_error(_graph(), MEASURED)
+    check = host_prediction_error(_graph(), MEASURED, form="int8")
+    assert "fp32" in check and "int8" not in check
+    print_summary(tmp_path, _manifest(host_predicted_vs_measured=check,
+                                      onnx_int8_activation_type="int8"), "stm32f746")
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "host model" in ln)
+    assert "fp32 predicted" in line and "(int8 not compared: the host profile times uint8 " \
+        "activations, this file has int8)" in line
+
+
+def test_an_opset_above_the_deployed_one_is_a_warning(tmp_path, capsys):
+    """torch's dynamo exporter, the fallback where TorchScript fails, writes opset 18 when
+    asked for 17: TensorRT 8.x users must hear of it."""
+    print_summary(tmp_path, _manifest(onnx_opset=17), "stm32f746")
+    assert "are at opset" not in capsys.readouterr().out
+    print_summary(tmp_path, _manifest(onnx_opset=18), "stm32f746")
+    assert "warning    the ONNX files are at opset 18, not 17" in capsys.readouterr().out
+
+
 def _manifest(**extra):
     cost = {"latency_ms": 1.0, "flash_kb": 1.0, "peak_sram_kb": 1.0}
     return {"trial": 5, "plan_id": "abc", "baseline": None, "over_budget": [],

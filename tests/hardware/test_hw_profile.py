@@ -200,3 +200,20 @@ def test_a_lut_op_without_a_window_cannot_take_k_s_g(tmp_path: Path) -> None:
     err = _error(tmp_path, TINY_PROFILE.replace('"linear|in=64|out=10|w=int8|a=int8"',
                                                 '"add|in=64|out=64|w=int8|a=int8"'))
     assert "write it 'add|in=64|out=64|w=none|a=int8'" in str(err)
+
+
+@pytest.mark.parametrize(("kind", "form"), [("mcu", "int8"), ("phone", "int8"),
+                                            ("jetson", "int8-symmetric"), ("host", "uint8")])
+def test_int8_activations_default_by_the_devices_kind(tmp_path: Path, kind: str,
+                                                      form: str) -> None:
+    """A run dir keeps copies of its profiles; one copied before ``int8_activations`` existed
+    read as uint8, so an old MCU or Jetson run exported the form its runtime refuses."""
+    assert "int8_activations" not in TINY_PROFILE
+    text = TINY_PROFILE.replace("kind: mcu", f"kind: {kind}")
+    assert load_profile(write_profile(tmp_path, text)).formats.int8_activations == form
+    given = text.replace("sparse_kernels: false}", "sparse_kernels: false, "
+                         "int8_activations: uint8}")
+    assert load_profile(write_profile(tmp_path, given)).formats.int8_activations == "uint8"
+    wrong = _error(tmp_path, text.replace("sparse_kernels: false}", "sparse_kernels: false, "
+                                          "int8_activations: s8}"))
+    assert "unknown int8 activation form 's8'" in str(wrong) and "int8-symmetric" in str(wrong)
