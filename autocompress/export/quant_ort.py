@@ -44,6 +44,13 @@ from autocompress.hardware.formats import INT8_ACTIVATIONS, Int8Activations
 
 ACTIVATIONS = INT8_ACTIVATIONS
 
+
+def check_activations(form: str, loc: str = "activations") -> None:
+    """Raise the user's error for an activation form not in ``ACTIVATIONS``."""
+    if form not in ACTIVATIONS:
+        raise ExportError(f"expected activations {', '.join(ACTIVATIONS)}, got {form!r}",
+                          loc=loc)
+
 CALIB_BATCH = 64  # rows per calibration feed; MinMax ranges do not depend on the chunking
 
 
@@ -253,9 +260,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
                           loc="quantize_int8.calibration")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     name = _input_name(fp32_path)
-    if activations not in ACTIVATIONS:
-        raise ExportError(f"expected activations {', '.join(ACTIVATIONS)}, got {activations!r}",
-                          loc="activations")
+    check_activations(activations)
     act = quant.QuantType.QUInt8 if activations == "uint8" else quant.QuantType.QInt8
     tensorrt = activations == "int8-symmetric"
     log = io.StringIO()

@@ -81,7 +81,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         opset_of,
         parity,
     )
-    from autocompress.export.quant_ort import quantize_int8
+    from autocompress.export.quant_ort import check_activations, quantize_int8
 
     run_dir, out = Path(run_dir), None if out is None else Path(out)
     memory = {m: v for m, v in (("flash_kb", max_flash_kb), ("peak_sram_kb", max_peak_sram_kb))
@@ -91,9 +91,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
     if trial is not None and (flag := next((f for f, v in given.items() if v is not None), None)):
         raise ExportError(f"{flag} chooses among front points, so it does not apply to --trial",
                           loc=flag, hint="drop it, or drop --trial")
-    if activations is not None and activations not in INT8_ACTIVATIONS:
-        raise ExportError(f"expected activations {', '.join(INT8_ACTIVATIONS)}, got "
-                          f"{activations!r}", loc="--activations")
+    if activations is not None:
+        check_activations(activations, "--activations")
     for metric, value in memory.items():
         if not value > 0:                                             # also rejects nan
             raise ExportError(f"expected a limit above 0 KB, got {value:g}",
