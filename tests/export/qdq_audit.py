@@ -135,23 +135,19 @@ def integer_reference(proto: Any, x: np.ndarray) -> np.ndarray:
         codes_ = np.clip(np.rint(w / sq.reshape(shape)) + zq.reshape(shape), info.min, info.max)
         return codes_.astype(np.int64), s, z
 
-    class _Outs:
-        """The QuantizeLinear nodes reading a node's output (several with dedicated Q/DQ
-        pairs, TensorRT's form; they must agree): stores codes under each of their outputs."""
-        def __init__(self, qs: list[Any]) -> None:
-            self.qs = qs
-            self.output = self
-
-        def __getitem__(self, i: int) -> str:
-            return "__outs__"
-
-    def out_q(node: Any) -> tuple[Any, np.ndarray, np.ndarray, np.dtype]:
+    def out_q(node: Any) -> tuple[list[str], np.ndarray, np.ndarray, np.dtype]:
+        """The outputs of the QuantizeLinear nodes reading ``node``'s output (several with
+        dedicated Q/DQ pairs, TensorRT's form; they must agree) and their parameters."""
         qs = [n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == node.output[0]]
         params = [qparams(q) for q in qs]
         s, z, dt = params[0]
         assert all(np.array_equal(p[0], s) and np.array_equal(p[1], z) for p in params), \
             f"{node.name}: its output's Q nodes differ"
-        return _Outs(qs), s, z, dt
+        return [q.output[0] for q in qs], s, z, dt
+
+    def store(names: list[str], value_: tuple[np.ndarray, float, int, np.dtype]) -> None:
+        for name in names:
+            codes[name] = value_
 
     floats: dict[str, np.ndarray] = {}
 
@@ -249,23 +245,23 @@ def integer_reference(proto: Any, x: np.ndarray) -> np.ndarray:
                 assert np.allclose(sb, sx * sw, rtol=1e-6), "bias scale != s_in * s_w"
                 acc = acc + (bq - zb).reshape(shape)
             mult = (sx * sw / so).reshape(shape)
-            codes[qn.output[0]] = (_rq(acc, mult, int(zo), dt), float(so), int(zo), dt)
+            store(qn, (_rq(acc, mult, int(zo), dt), float(so), int(zo), dt))
         elif n.op_type == "Add":
             (a, sa, za, _), (b, sb, zb, _) = dq_source(n.input[0]), dq_source(n.input[1])
             qn, so, zo, dt = out_q(n)
             real = (a - za) * sa + (b - zb) * sb     # what a fixed-point Add approximates
-            codes[qn.output[0]] = (_rq(real, 1 / so, int(zo), dt), float(so), int(zo), dt)
+            store(qn, (_rq(real, 1 / so, int(zo), dt), float(so), int(zo), dt))
         elif n.op_type in ("GlobalAveragePool", "ReduceMean"):
             a, sa, za, _ = dq_source(n.input[0])
             qn, so, zo, dt = out_q(n)
             total = (a.astype(np.int64) - za).sum(axis=(2, 3), keepdims=True)
             count = a.shape[2] * a.shape[3]
-            codes[qn.output[0]] = (_rq(total, sa / so / count, int(zo), dt), float(so), int(zo), dt)
+            store(qn, (_rq(total, sa / so / count, int(zo), dt), float(so), int(zo), dt))
         elif n.op_type in ("Flatten", "Reshape"):
             a, sa, za, _ = dq_source(n.input[0])
             qn, so, zo, dt = out_q(n)
             flat = (a.astype(np.int64) - za).reshape(a.shape[0], -1)
-            codes[qn.output[0]] = (_rq(flat, sa / so, int(zo), dt), float(so), int(zo), dt)
+            store(qn, (_rq(flat, sa / so, int(zo), dt), float(so), int(zo), dt))
         elif n.op_type in ("Relu", "Clip"):
             a, sa, za, _ = dq_source(n.input[0])
             qn, so, zo, dt = out_q(n)
@@ -273,13 +269,9 @@ def integer_reference(proto: Any, x: np.ndarray) -> np.ndarray:
             lo = float(consts[n.input[1]]) if clip and len(n.input) > 1 and n.input[1] else 0.0
             hi = float(consts[n.input[2]]) if clip and len(n.input) > 2 and n.input[2] else np.inf
             real = np.clip((a - za) * sa, lo, hi)
-            codes[qn.output[0]] = (_rq(real, 1 / so, int(zo), dt), float(so), int(zo), dt)
+            store(qn, (_rq(real, 1 / so, int(zo), dt), float(so), int(zo), dt))
         else:
             raise NotImplementedError(n.op_type)
-        if "__outs__" in codes:
-            value_ = codes.pop("__outs__")
-            for q in [m for m in g.node if m.op_type == "QuantizeLinear" and m.input[0] == n.output[0]]:
-                codes[q.output[0]] = value_
     (out,) = g.output
     if out.name in floats:
         return floats[out.name]
