@@ -156,10 +156,12 @@ def check_new_run(cfg: SearchConfig) -> None:
                           f"folder), got {name!r}", loc=field_loc(cfg, "name"),
                           hint="e.g. name: mcu-search")
     objectives = cfg.search.objectives
-    if len(set(objectives)) < len(objectives):
-        twice = next(o for i, o in enumerate(objectives) if o in objectives[:i])
-        raise ConfigError(f"objective '{twice}' is listed twice",
-                          loc=field_loc(cfg, "search.objectives"), hint="list each objective once")
+    for field, what, items in (("search.objectives", "objective", objectives),
+                               ("hardware.profiles", "profile", cfg.hardware.profiles)):
+        if len(set(items)) < len(items):  # a profile twice: twice its costs, prefixed lines
+            twice = next(o for i, o in enumerate(items) if o in items[:i])
+            raise ConfigError(f"{what} '{twice}' is listed twice", loc=field_loc(cfg, field),
+                              hint=f"list each {what} once")
     if objectives and "accuracy" not in objectives:
         raise ConfigError(f"the objectives {list(objectives)} leave out accuracy, so the "
                           "search would pick the cheapest model whatever it scores",

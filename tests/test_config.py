@@ -200,3 +200,15 @@ def test_duplicate_objectives_are_refused_when_a_search_starts(tmp_path):
                        "twice"):
         check_new_run(cfg)                     # on load it is not: old run dirs still load
 
+
+
+def test_a_profile_listed_twice_is_refused_when_a_search_starts(tmp_path):
+    """``profiles: [stm32f746, stm32f746]`` ran, costing every candidate twice and prefixing
+    every progress line; a run dir that holds one still loads (report, export, resume)."""
+    from autocompress.config_checks import check_new_run
+
+    cfg = load_config(write_config(tmp_path, TINY), ["hardware.profiles=[stm32f746, stm32f746]"])
+    assert list(cfg.hardware.profiles) == ["stm32f746", "stm32f746"]   # loads
+    with pytest.raises(ConfigError, match=r"hardware.profiles: profile 'stm32f746' is listed "
+                       "twice"):
+        check_new_run(cfg)
