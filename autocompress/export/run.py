@@ -37,7 +37,6 @@ from autocompress.export.summary import (
     print_summary,
 )
 from autocompress.graph import inspect_model
-from autocompress.hardware import load_profile
 from autocompress.hardware.formats import INT8_ACTIVATIONS
 from autocompress.search.objective import build_compressed, estimate
 from autocompress.search.reduce import NONE
@@ -120,7 +119,6 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                           hint=f"the run was costed on: {', '.join(cfg.hardware.profiles)}; "
                           "for another runtime's int8 file, give --activations "
                           f"{'|'.join(INT8_ACTIVATIONS)} instead")
-    form = activations or load_profile(device, cfg.profile_dirs()).formats.int8_activations
     rec = choose_record(records, trial=trial, max_latency_ms=max_latency_ms, device=device,
                         budgets=budgets_of(cfg), min_accuracy=min_accuracy, memory=memory)
     number = int(rec["number"])
@@ -145,6 +143,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         ctx, plan, model = trial_model(cfg, rec, weights, "the model is rebuilt and tested "
                                        "with it as it is, not as the trial was trained")
         graph = inspect_model(model, ctx.example())
+        form = activations or ctx.profiles[device].formats.int8_activations  # the run's copy
         costs = estimate(ctx, plan, graph)
         test = ctx.data.test
         size = stored_bytes(model, plan)
