@@ -33,6 +33,7 @@ class DataConfig:
     source: str = "digits"           # "digits" or "module:callable"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    split_seed: int | None = None    # seed of the split (make_data's argument); None: `seed`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +118,10 @@ class SearchConfig:
         for key in ("path", "base_dir", "code_dir"):
             out.pop(key)
         return _plain(out)
+
+    def data_seed(self) -> int:
+        """The seed the data is split with: ``data.split_seed``, else the run's ``seed``."""
+        return self.seed if self.data.split_seed is None else self.data.split_seed
 
     def import_dir(self) -> Path:
         """Where ``data:`` and ``model.builder:`` modules are imported from."""

@@ -120,13 +120,14 @@ def _augment(v: Any) -> str | None:
     return None
 
 
-def _opt_num(lo: float, hi: float) -> Check:
-    inner = _num(lo, hi)
+def _opt_num(lo: float, hi: float, integer: bool = False) -> Check:
+    inner = _num(lo, hi, integer)
     return lambda v: None if v is None else inner(v)
 
 
 SCHEMA: dict[str, dict[str, Check]] = {
-    "data": {"source": _str, "val_fraction": _num(0.01, 0.5), "test_fraction": _num(0.01, 0.5)},
+    "data": {"source": _str, "val_fraction": _num(0.01, 0.5), "test_fraction": _num(0.01, 0.5),
+             "split_seed": _opt_num(0, 2**31 - 1, True)},
     "model": {"space": _str, "builder": _opt_str},
     "teacher": {"widths": _int_list, "epochs": _num(0, 1000, True), "lr": _num(1e-6, 10),
                 "model": _opt_str},

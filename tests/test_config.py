@@ -212,3 +212,31 @@ def test_a_profile_listed_twice_is_refused_when_a_search_starts(tmp_path):
     with pytest.raises(ConfigError, match=r"hardware.profiles: profile 'stm32f746' is listed "
                        "twice"):
         check_new_run(cfg)
+
+
+def test_split_seed_fixes_the_split_across_run_seeds(tmp_path, monkeypatch):
+    """A seed sweep changed the val and test sets with the seed; `data.split_seed` holds the
+    split (the digits' and a user callable's argument) while `seed` varies the rest."""
+    import torch
+
+    from autocompress.search.setup import load_data
+
+    def val_x(*sets: str):
+        return load_data(load_config(DEMO_CONFIG, list(sets))).val.x
+
+    assert load_config(DEMO_CONFIG).data_seed() == 0
+    assert load_config(DEMO_CONFIG, ["seed=3", "data.split_seed=0"]).data_seed() == 0
+    assert torch.equal(val_x("seed=3", "data.split_seed=0"), val_x("seed=0"))
+    assert not torch.equal(val_x("seed=3"), val_x("seed=0"))
+    with pytest.raises(ConfigError, match="split_seed"):
+        load_config(DEMO_CONFIG, ["data.split_seed=0.5"])
+    (tmp_path / "splitdata.py").write_text(
+        "import torch\nSEEN = []\n"
+        "def make(seed):\n    SEEN.append(seed)\n"
+        "    x, y = torch.rand(20, 1, 4, 4), torch.arange(20) % 2\n"
+        "    return {'train': (x, y), 'val': (x, y), 'test': (x, y)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_data(load_config(DEMO_CONFIG, ["seed=5", "data.source=splitdata:make",
+                                        "data.split_seed=7"]))
+    import splitdata
+    assert splitdata.SEEN == [7]

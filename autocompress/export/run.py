@@ -247,9 +247,9 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
 
 def data_info(cfg: SearchConfig, data: Any) -> dict[str, Any]:
     """The manifest's ``data``: the source the accuracies were measured on, the seed it was
-    split with (the run's) and each split's size; the fractions split the built-in digits
-    only (your own data returns its own splits)."""
-    out: dict[str, Any] = {"source": cfg.data.source, "split_seed": cfg.seed,
+    split with (``data.split_seed``, else the run's) and each split's size; the fractions
+    split the built-in digits only (your own data returns its own splits)."""
+    out: dict[str, Any] = {"source": cfg.data.source, "split_seed": cfg.data_seed(),
                            "sizes": {name: len(getattr(data, name))
                                      for name in ("train", "val", "test")}}
     if cfg.data.source == "digits":

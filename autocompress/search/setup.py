@@ -63,11 +63,11 @@ class SearchContext:
 
 def load_data(cfg: SearchConfig) -> DataBundle:
     if cfg.data.source == "digits":
-        return load_digits_bundle(cfg.seed, cfg.data.val_fraction, cfg.data.test_fraction)
+        return load_digits_bundle(cfg.data_seed(), cfg.data.val_fraction, cfg.data.test_fraction)
     if ":" not in cfg.data.source:
         raise ConfigError(f"unknown dataset '{cfg.data.source}'", loc=field_loc(cfg, "data.source"),
                           hint="use 'digits' or 'module:callable'")
-    return load_user_bundle(cfg.data.source, cfg.seed, loc=field_loc(cfg, "data.source"),
+    return load_user_bundle(cfg.data.source, cfg.data_seed(), loc=field_loc(cfg, "data.source"),
                             base_dir=cfg.import_dir())
 
 
