@@ -1,7 +1,7 @@
 """Static int8 quantization of an fp32 ONNX file with ``onnxruntime.quantization`` (QDQ).
 
 Weights are QInt8 (per output channel by default, symmetric); activations (MinMax
-calibration) are one of ``ACTIVATIONS``, the form the target runtime takes (a profile's
+calibration) are one of ``INT8_ACTIVATIONS``, the form the target runtime takes (a profile's
 ``formats.int8_activations``):
 
 - ``uint8``: QUInt8, asymmetric. Measured side by side (ORT 1.32, 1 thread, 3x32x32
@@ -42,13 +42,11 @@ from autocompress.export.compact import compact_onnx
 from autocompress.export.onnx_io import _require, quiet
 from autocompress.hardware.formats import INT8_ACTIVATIONS, Int8Activations
 
-ACTIVATIONS = INT8_ACTIVATIONS
-
 
 def check_activations(form: str, loc: str = "activations") -> None:
-    """Raise the user's error for an activation form not in ``ACTIVATIONS``."""
-    if form not in ACTIVATIONS:
-        raise ExportError(f"expected activations {', '.join(ACTIVATIONS)}, got {form!r}",
+    """Raise the user's error for an activation form not in ``INT8_ACTIVATIONS``."""
+    if form not in INT8_ACTIVATIONS:
+        raise ExportError(f"expected activations {', '.join(INT8_ACTIVATIONS)}, got {form!r}",
                           loc=loc)
 
 CALIB_BATCH = 64  # rows per calibration feed; MinMax ranges do not depend on the chunking
@@ -240,7 +238,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *,
     """Write a static int8 QDQ copy of ``fp32_path`` to ``out_path`` and return ``out_path``.
 
     ``calibration``: representative inputs (N, ...) float32; a few hundred rows are plenty.
-    ``activations``: one of ``ACTIVATIONS`` (see the module's docstring).
+    ``activations``: one of ``INT8_ACTIVATIONS`` (see the module's docstring).
     ``input_ranges``: per weighted node in graph order, (weight shape, lo, hi) of its input as
     calibrated in torch (``actquant.input_ranges``), or None; those inputs are quantized
     over the torch range instead of onnxruntime's own calibration (all None: none is).

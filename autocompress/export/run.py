@@ -27,6 +27,7 @@ from autocompress.config import SearchConfig, lead_profile
 from autocompress.errors import AutocompressError, ExportError, load_problem
 from autocompress.export.choose import choice_notes, choose_record, export_limits, int8_file_alternative
 from autocompress.export.io_quant import io_quantization
+from autocompress.export.islands import island_report
 from autocompress.export.load import load_weights, rebuild_info
 from autocompress.export.staging import named_for, staging_folder
 from autocompress.export.summary import (
@@ -167,6 +168,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges,
                              keep_float=keep, activations=form)
         used = [r for r, k in zip(ranges, keep, strict=True) if not k]   # int8 layers'
+        islands = island_report(int8, form, ctx.profiles[device].device.kind)
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         repeats = [v for k, v in rec["metrics"].items() if k.startswith("repeat_accuracy/")]
@@ -220,6 +222,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                 "from_torch": sum(r is not None for r in used),
                 "from_onnxruntime_minmax": sum(r is None for r in used)},
             "onnx_int8_weight_bits": {f: 8 for f, k in zip(order, keep, strict=True) if not k},
+            "int8_onnx_float_islands": islands,     # what an integer-only runtime cannot run
             "notes": ["sub-8-bit weights are stored packed at their bit-width in model.pt and "
                       "counted so in stored_bytes; model.int8.onnx runs every quantized layer, "
                       "sub-8-bit ones included, as int8 (8-bit weights in the file: ONNX "

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from autocompress.export.islands import island_line
 from autocompress.export.onnx_io import DEPLOY_OPSET
 
 PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
@@ -141,6 +142,9 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
     if float_file:
         lines.append("  int8 file  the plan quantizes no layer: model.int8.onnx is the float "
                      "model (no Q/DQ nodes)")
+    else:
+        lines += island_line(m.get("int8_onnx_float_islands"), any(
+            b == 32 for b in m.get("weight_bits", {}).values()))
     if m.get("int8_onnx_over_budget"):
         sub8 = any(isinstance(b, int) and b < 8 for b in m.get("weight_bits", {}).values())
         lines.append("  warning    model.int8.onnx breaks "

@@ -227,9 +227,9 @@ def _predict(row: Measured, profile: str, csv_path: Path, predict: Any) -> float
         if exc.loc == "--profile":
             raise
         hint = exc.hint                     # predict's hint names its --format flag
-        if exc.loc == "--format":
-            hint = ("leave the row's format column empty: a quantized file's formats come "
-                    "from its QDQ nodes" if "QDQ" in exc.raw_message else
+        if exc.loc == "--format":           # the message says why; the hint, what to do
+            hint = (f"leave the row's format column empty; {row.fmt} is for a float file, such "
+                    "as model.onnx" if "QDQ" in exc.raw_message else
                     "a format name in the format column, such as fp32, fp16, int8 or int4")
         raise type(exc)(f"{row.model.name}: {exc.raw_message}", loc=f"{csv_path}:{row.line}",
                         hint=hint) from None

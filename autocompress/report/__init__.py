@@ -22,7 +22,8 @@ from autocompress.report.info import (
     pareto_plot_infos,
     profiles_in,
 )
-from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo, layer_heatmap_info
+from autocompress.report.layers import LayerHeatmapInfo, layer_heatmap_info
+from autocompress.report.panel import HeatmapPanel
 from autocompress.report.provenance import Provenance, read_provenance
 from autocompress.report.trace import HypervolumeInfo, hypervolume_infos
 

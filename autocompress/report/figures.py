@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.report.canvas import new_figure, save_figure
-from autocompress.report.layers import HeatmapPanel, LayerHeatmapInfo
+from autocompress.report.layers import LayerHeatmapInfo
+from autocompress.report.panel import BLANK_MEANS, HeatmapPanel
 from autocompress.report.plots import FRONT_COLOR
 from autocompress.report.trace import HypervolumeInfo
 from autocompress.search.sampling import InfeasibleTrend
@@ -27,22 +28,13 @@ _LINE_COLORS = (FRONT_COLOR, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17bec
 ABSENT_COLOR = "#d4d4d4"
 
 
-def _fmt_cell(panel: HeatmapPanel, value: float | None) -> str:
-    if panel.kind == "quant" and (value is None or value >= 32):
-        return "fp"  # float weights / activations
-    if value is None:
-        return ""
-    if value == int(value) and abs(value) >= 1:
-        return str(int(value))
-    return f"{value:.2f}".lstrip("0") if 0 < value < 1 else f"{value:.2g}"
-
-
 MAX_CELL_TEXTS = 600   # cells per panel past which values are read from the colour bar
 
 
 def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) -> Path:
     """One panel per technique; rows = front trials, columns = layers in execution order.
-    Darker = compressed more; grey = the layer does not exist in that trial's model."""
+    Darker = compressed more; blank = not searched for that layer; grey = the layer does not
+    exist in that trial's model (see ``HeatmapPanel.shown``)."""
     import numpy as np
 
     n_rows, n_cols = max(len(info.rows), 1), max(len(info.layers), 1)
@@ -64,20 +56,21 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
     absent = np.array([[not p for p in row] for row in info.present], dtype=bool)
     grey = ListedColormap([ABSENT_COLOR])
     for k, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
-        # not applied: the technique's neutral value (fp32, ratio 0, ...) or, if it has
-        # none, white; absent layers: a grey overlay
-        data = np.array([[np.nan if v is None and panel.off_value is None
-                          else panel.off_value if v is None else v for v in row]
-                         for row in panel.cells], dtype=float)
+        # not applied where searched: the technique's neutral value (fp32, ratio 0, ...);
+        # not searched, or no neutral value: white; absent layers: a grey overlay
+        shown = [[panel.shown(i, j) for j in range(len(row))]
+                 for i, row in enumerate(panel.cells)]
+        data = np.array([[np.nan if v is None else v for v, _ in row] for row in shown],
+                        dtype=float)
         data[absent] = np.nan
         vmin, vmax = _limits(panel, data[np.isfinite(data)])
         cmap = _cmap(k, panel.higher_compresses_more).with_extremes(bad="white")
         image = ax.imshow(np.ma.masked_invalid(np.clip(data, vmin, vmax)), cmap=cmap,
                           vmin=vmin, vmax=vmax, aspect="auto")
         ax.imshow(np.where(absent, 1.0, np.nan), cmap=grey, aspect="auto")
-        for i, row in enumerate(panel.cells if n_rows * n_cols <= MAX_CELL_TEXTS else ()):
-            for j, value in enumerate(row):
-                if absent[i, j] or not (text := _fmt_cell(panel, value)):
+        for i, row in enumerate(shown if n_rows * n_cols <= MAX_CELL_TEXTS else ()):
+            for j, (_, text) in enumerate(row):
+                if absent[i, j] or not text:
                     continue
                 shade = (min(max(data[i, j], vmin), vmax) - vmin) / (vmax - vmin)
                 dark = shade > 0.55 if panel.higher_compresses_more else shade < 0.45
@@ -101,9 +94,10 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         top = axes[0].secondary_xaxis("top")
         top.set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="left",
                        fontsize=8)
-    shown = f"{info.sampled}; " if info.sampled else "Front points, "
-    fig.suptitle(f"{shown}layer by layer: darker = compressed more, grey = layer not in "
-                 "that model", fontsize=9.5)   # axes[0]'s title sat on its panel's name
+    rows = f"{info.sampled}; " if info.sampled else "Front points, "
+    fig.suptitle(f"{rows}layer by layer: darker = compressed more (0, fp: searched, left "
+                 f"uncompressed), {BLANK_MEANS}, grey = layer not in that model",
+                 fontsize=9.5)   # axes[0]'s title sat on its panel's name
     return save_figure(fig, path, dpi)
 
 
@@ -119,10 +113,15 @@ def _limits(panel: HeatmapPanel, values: Any) -> tuple[float, float]:
 
 
 def _cmap(index: int, higher_compresses_more: bool):  # type: ignore[no-untyped-def]
+    """The panel's colours, without the near-white end of the colormap: the least
+    compressed value stays visibly tinted, apart from the blank (white) cells."""
+    import numpy as np
     from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
 
-    name = _CMAPS[index % len(_CMAPS)]
-    return colormaps[name if higher_compresses_more else f"{name}_r"].copy()
+    ramp = np.linspace(0.12, 1.0, 256)
+    base = colormaps[_CMAPS[index % len(_CMAPS)]]
+    return ListedColormap(base(ramp if higher_compresses_more else ramp[::-1]))
 
 
 def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
@@ -157,8 +156,9 @@ def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     (low if infeasible else ax).set_xlabel("trial")
     ax.set_ylabel("hypervolume\n(share of reference box)")
-    ax.set_title("Front hypervolume after each trial (reference: accuracy 0, latency in legend)",
-                 fontsize=10)
+    costs = "latency" if all(info.profile for info in infos) else "costs"   # run's objectives
+    ax.set_title(f"Front hypervolume after each trial (reference: accuracy 0, {costs} in "
+                 "legend)", fontsize=10)
     ax.grid(True, alpha=0.3)
     if infos:
         ax.legend(loc="lower right", fontsize=8)

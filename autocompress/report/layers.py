@@ -26,6 +26,7 @@ from typing import Any
 
 from autocompress.pareto import Budget, Objective, ParetoFront, Record, as_record, get_path
 from autocompress.report.info import unit_of
+from autocompress.report.panel import KNOB_PARAMS, HeatmapPanel, searched_cells
 
 # kind -> (label, candidate fields, value when the layer exists but the kind is not applied,
 #          True when a larger value compresses more)
@@ -42,20 +43,6 @@ _EXTRA: dict[str, tuple[tuple[str, str, float], ...]] = {
 _ALIASES = {"unstructured": "sparsity", "sparse": "sparsity", "low_rank": "lowrank",
             "svd": "lowrank", "clustering": "cluster", "quantize": "quant", "quantization": "quant",
             "pruning": "prune"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class HeatmapPanel:
-    """One technique over (front trial x layer). ``cells[i][j]`` is the value for row i,
-    layer j; None where the technique is not applied (``present[i][j]`` says whether the
-    layer exists in that trial's model at all; ``off_value`` is what "not applied" means)."""
-
-    kind: str
-    field: str
-    label: str
-    cells: tuple[tuple[float | None, ...], ...]
-    off_value: float | None
-    higher_compresses_more: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,7 +223,9 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
             label = "channels pruned"
         cells = tuple(tuple(vals.get((i, layer)) for layer in order) for i in range(len(front)))
         panels.append(HeatmapPanel(kind=kind, field=field, label=label, cells=cells,
-                                   off_value=off, higher_compresses_more=higher))
+                                   off_value=off, higher_compresses_more=higher,
+                                   searched=searched_cells(
+                                       front, KNOB_PARAMS.get((kind, field)), vals, order)))
     return LayerHeatmapInfo(
         rows=tuple(_row_label(r, objs) for r in front),
         numbers=tuple(r.get("number") for r in front), layers=tuple(order),

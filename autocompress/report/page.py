@@ -26,6 +26,7 @@ from autocompress.report.info import (
     unit_of,
 )
 from autocompress.report.layers import layer_heatmap_info
+from autocompress.report.panel import BLANK_MEANS
 from autocompress.report.provenance import CONFIG_NAME, Provenance
 from autocompress.report.trace import hypervolume_infos
 
@@ -65,17 +66,25 @@ def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Ob
         Section(id="layers", title="Per-layer compression of the front", body=_layers(
             records, objectives, budgets, pngs)),
         Section(id="hypervolume", title="Hypervolume over trials", body='<div class="narrow">'
-                + _fig(
-            pngs, "hypervolume", "Share of the reference box (accuracy 0 to 1 × latency 0 to "
-            "the budget, or the largest latency seen) dominated by the front after each trial; "
-            "with budgets, below: the share of the sampler's proposals that were over budget "
-            "(rejected before training), so a sampler that learns the budget shows it falling")
-                + "</div>"),
+                + _fig(pngs, "hypervolume", _hv_caption(objectives)) + "</div>"),
         Section(id="trials", title="Trials", body=_trials(records, objectives, budgets)),
         Section(id="provenance", title="Provenance", body=_provenance(provenance)),
     ]
     return render_page(f"autocompress report: {run_name}", subtitle, sections,
                        cards=_cards(records, y_obj, budgets, profiles, hv, states))
+
+
+def _hv_caption(objectives: Sequence[Objective]) -> str:
+    """The hypervolume figure's caption: over each device's latency front, or the run's."""
+    box = ("accuracy 0 to 1 × latency 0 to the budget, or the largest latency seen) "
+           "dominated by each device's front of accuracy vs latency")
+    if not_a_latency_front(objectives):
+        costs = " × ".join(o.name for o in objectives if o.sense == "min")
+        box = (f"accuracy 0 to 1 × {costs}, each from 0 to its budget, or the largest value "
+               "seen) dominated by the run's front over its objectives")
+    return (f"Share of the reference box ({box} after each trial; with budgets, below: the "
+            "share of the sampler's proposals that were over budget (rejected before "
+            "training), so a sampler that learns the budget shows it falling")
 
 
 def _fig(pngs: Mapping[str, Path], key: str, caption: str) -> str:
@@ -101,7 +110,7 @@ def _cards(records: Sequence[Record], y_obj: Objective, budgets: Sequence[Budget
             cards.append((f"{_num(cost_value(fastest, p, 'latency_ms'))} ms at "
                           f"{_pct(y_obj.get(fastest))}", f"{p}: fastest front point (trial "
                           f"{fastest.get('number')}), {len(front.points)} on the front"))
-    cards += [(f"{100 * h.fractions[-1]:.1f}%", f"{h.profile}: final hypervolume (share of "
+    cards += [(f"{100 * h.fractions[-1]:.1f}%", f"{h.name}: final hypervolume (share of "
                "the reference box)")
               for h in hv if h.values]
     return cards
@@ -174,7 +183,9 @@ def _layers(records: Sequence[Record], objectives: Sequence[Objective],
     rows = info.sampled or f"the {len(info.rows)} front points"
     return (f'<p class="note">Rows: {rows} (fastest first); columns: '
             f"the {len(info.layers)} compressible layers in execution order; panels: {escape(kinds)}"
-            ". “fp” = float weights; empty = technique not applied; grey = layer absent.</p>"
+            ". “fp” = float weights and “0” = none removed, where the search chose so; "
+            f"{BLANK_MEANS} (no rule sets that knob there; a layer pruned with another shows "
+            "the share removed when it is); grey = layer absent.</p>"
             + _fig(pngs, "layers", "Per-layer compression of the front points"))
 
 

@@ -1,3 +1,4 @@
-from autocompress.space.space import ResolvedSpace, Rule, SearchSpace, resolve
+from autocompress.space.resolved import ResolvedSpace, resolve
+from autocompress.space.space import Rule, SearchSpace
 
 __all__ = ["ResolvedSpace", "Rule", "SearchSpace", "resolve"]

@@ -1,9 +1,6 @@
-"""Audit helpers for ``model.int8.onnx``: float islands and a pure-numpy integer reference.
-
-``float_islands(proto)``: the compute nodes an integer-only runtime (TFLite Micro, CMSIS-NN,
-STM32Cube.AI) would have to run in float: a node with an activation input that does not come
-from a DequantizeLinear, a float weight/bias initializer not behind a DequantizeLinear, or an
-output that something other than a QuantizeLinear reads (the graph output included).
+"""Audit helpers for ``model.int8.onnx``: a pure-numpy integer reference and TensorRT's rules
+(its float islands, the nodes an integer-only runtime would run in float, are the package's
+``autocompress.export.islands.float_islands``, which export reports).
 
 ``integer_reference(proto, x)``: runs an int8/uint8 QDQ file the way an integer runtime does
 (a float island, a layer the plan keeps float, runs float as in a hybrid runtime):
@@ -16,55 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from onnx import numpy_helper
 
-QDQ = ("QuantizeLinear", "DequantizeLinear")
-# inputs that are parameters, not activations: Clip's min/max, Reshape's shape, ...
-_PARAM_INPUTS = {"Clip": (1, 2), "Reshape": (1,), "Pad": (1, 2), "Resize": (1, 2, 3)}
-
-
-def _consts(proto: Any) -> dict[str, np.ndarray]:
-    out = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    for n in proto.graph.node:
-        if n.op_type == "Constant":
-            out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    return out
-
-
-def float_islands(proto: Any) -> list[dict[str, Any]]:
-    """One entry per compute node that is not integer-only: name, op and the reasons."""
-    g = proto.graph
-    consts = _consts(proto)
-    producer = {o: n for n in g.node for o in n.output}
-    readers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for i in n.input:
-            readers.setdefault(i, []).append(n)
-    outputs = {o.name for o in g.output}
-    found = []
-    for n in g.node:
-        if n.op_type in QDQ or n.op_type == "Constant":
-            continue
-        why = []
-        for k, i in enumerate(n.input):
-            if not i or k in _PARAM_INPUTS.get(n.op_type, ()):
-                continue
-            if i in consts:
-                why.append(f"float initializer input {k} {list(consts[i].shape)}")
-                continue
-            src = producer.get(i)
-            if src is None or src.op_type != "DequantizeLinear":
-                why.append(f"input {k} from {src.op_type if src else 'graph input'} (float)")
-        for o in n.output:
-            rs = readers.get(o, [])
-            if o in outputs:
-                why.append("output is a graph output (float)")
-            if any(r.op_type != "QuantizeLinear" for r in rs):
-                why.append("output read in float by " + ", ".join(
-                    sorted({r.op_type for r in rs if r.op_type != "QuantizeLinear"})))
-        if why:
-            found.append({"name": n.name, "op": n.op_type, "why": why})
-    return found
+from autocompress.export.islands import QDQ
+from autocompress.export.islands import constants as _consts
 
 
 def _rq(acc: np.ndarray, mult: np.ndarray, zp: int, dtype: np.dtype) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Audit of model.int8.onnx for its target runtimes (``qdq_audit``): integer-only
+"""Audit of model.int8.onnx for its target runtimes (``qdq_audit``, ``islands``): integer-only
 executability of the ``int8``/``uint8`` forms, a pure-numpy integer reference against ONNX
 Runtime, TensorRT's explicit-quantization rules for ``int8-symmetric``. Untrained tiny nets,
 CPU, a few seconds."""
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from autocompress.export.islands import float_islands
 from autocompress.export.onnx_io import DEPLOY_OPSET, export_onnx
 from autocompress.export.quant_ort import quantize_int8
-from tests.export.qdq_audit import float_islands, integer_reference, tensorrt_violations
+from tests.export.qdq_audit import integer_reference, tensorrt_violations
 from tests.export.test_onnx_export import net8
 
 
@@ -71,3 +72,31 @@ def test_the_zero_point_forms_are_integer_only_and_match_an_integer_reference(fp
     assert np.mean(ours.argmax(1) == ref.argmax(1)) >= 0.98
     step = float(np.min(np.diff(np.unique(ours))))
     assert np.abs(ours - ref).max() <= 2 * step + 1e-6       # a rounding or two, no more
+
+
+@pytest.mark.parametrize("form", ["int8", "uint8", "int8-symmetric"])
+def test_the_float_islands_of_a_layer_kept_float_are_named_with_their_modules(tmp_path, form):
+    """A layer the plan keeps at 32 bits runs float in model.int8.onnx, and so do the residual
+    add, activation, pooling and flatten after it, up to the next int8 layer: an integer-only
+    MCU runtime cannot run them, and export said nothing."""
+    from autocompress.compress.actquant import layer_order
+    from autocompress.export.islands import RUNS_THEM, island_report
+    from autocompress.models.resnet import ResNetArch, build_resnet
+
+    torch.manual_seed(0)
+    net = build_resnet(ResNetArch(width_mult=0.5, stage_channels=(16, 32), strides=(1, 2),
+                                  depths=(1, 1), kernels=(3, 3)),
+                       in_channels=1, num_classes=10).eval()
+    x = torch.rand(32, 1, 8, 8)
+    fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
+    order = layer_order(net, x[:1])
+    kept = "stages.1.0.conv2.conv"
+    hybrid = quantize_int8(fp32, tmp_path / "h.onnx", x.numpy(), activations=form,
+                           keep_float=[f == kept for f in order])
+    report = island_report(hybrid, form, "mcu")
+    assert [(o["module"], o["op"]) for o in report["ops"]] == [
+        (kept, "Conv"), ("stages.1.0", "Add"), ("stages.1.0.act", "Relu"),
+        ("pool", "GlobalAveragePool"), ("flatten", "Flatten")]      # the classifier: int8
+    assert report["device_kind"] == "mcu" and report["note"] == RUNS_THEM["mcu"]
+    whole = quantize_int8(fp32, tmp_path / "q.onnx", x.numpy(), activations=form)
+    assert island_report(whole, form, "mcu") == {"ops": [], "device_kind": "mcu", "note": ""}

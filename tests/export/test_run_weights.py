@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from autocompress.cli import main
-from tests.conftest import TINY, write_config
+from tests.conftest import SPACE, TINY, write_config
 from tests.test_errors import _in_tmp, finished_run, run_cli  # noqa: F401  (fixtures)
 
 
@@ -184,6 +184,33 @@ def test_a_jetson_export_takes_tensorrts_symmetric_int8(tmp_path, capsys):
     assert manifest["onnx_int8_activation_type"] == "int8-symmetric"
     assert manifest["exported_for"] == "jetson_orin_nano"
     assert "the jetson_orin_nano profile's form" in capsys.readouterr().out
+
+
+def test_a_layer_kept_float_is_named_as_a_float_island_of_the_int8_file(tmp_path, capsys):
+    """The plan keeps head.conv at 32 bits: in model.int8.onnx it, its activation, the
+    pooling and the flatten after it run in float, which an MCU's integer-only runtime
+    cannot run; export said nothing."""
+    from autocompress.export.islands import RUNS_THEM
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.read_text().replace(
+        "rules:\n", "rules:\n  - match: head.conv\n    quant.bits: 32\n", 1))
+    cfg = write_config(tmp_path, TINY.replace("SPACE", str(space)).replace("trials: 3",
+                                                                            "trials: 1"))
+    run = tmp_path / "run"
+    assert main(["search", str(cfg), "--run-dir", str(run), "--quiet", "--no-baselines"]) == 0
+    assert main(["export", str(run), "--trial", "0"]) == 0
+    manifest = json.loads((run / "export" / "0" / "manifest.json").read_text())
+    assert manifest["weight_bits"]["head.conv"] == 32
+    islands = manifest["int8_onnx_float_islands"]
+    assert [(o["module"], o["op"]) for o in islands["ops"]][:1] == [("head.conv", "Conv")]
+    assert {"GlobalAveragePool", "Flatten"} <= {o["op"] for o in islands["ops"]}
+    assert "classifier" not in {o["module"] for o in islands["ops"]}      # int8 again
+    assert islands["device_kind"] == "mcu" and islands["note"] == RUNS_THEM["mcu"]
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "in float" in ln]
+    assert line.startswith(f"  warning    model.int8.onnx runs {len(islands['ops'])} ops in "
+                           "float (the layers the plan keeps at 32 bits and the ops they "
+                           "feed): head.conv (Conv), ")
 
 
 def test_report_refuses_a_run_whose_config_changed(finished_run, tmp_path, capsys):  # noqa: F811

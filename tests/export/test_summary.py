@@ -269,3 +269,37 @@ def test_a_profile_name_longer_than_the_label_column_keeps_the_columns(tmp_path,
     out = capsys.readouterr().out.splitlines()
     at = out.index("  jetson_orin_nano")
     assert out[at + 1] == "             predicted 0.12 ms, flash 20.0 KB, peak SRAM 3.5 KB"
+
+
+def test_the_float_islands_of_the_int8_file_are_said_per_target(tmp_path, capsys):
+    """A plan keeping a layer at 32 bits leaves it and the ops after it float in
+    model.int8.onnx: on an MCU target a warning (also under --quiet), elsewhere a note."""
+    from autocompress.export.islands import RUNS_THEM, RUNS_THEM_ELSEWHERE
+
+    ops = [{"node": "/head/conv/Conv", "op": "Conv", "module": "head.conv"},
+           {"node": "/pool/GlobalAveragePool", "op": "GlobalAveragePool", "module": "pool"}]
+    bits = {"stem.conv": 8, "head.conv": 32, "classifier": 8}
+    in_file = {"stem.conv": 8, "classifier": 8}
+    mcu = {"ops": ops, "device_kind": "mcu", "note": RUNS_THEM["mcu"]}
+    print_summary(tmp_path, _manifest(weight_bits=bits, onnx_int8_weight_bits=in_file,
+                                      int8_onnx_float_islands=mcu), "stm32f746")
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "in float" in ln]
+    assert line == ("  warning    model.int8.onnx runs 2 ops in float (the layers the plan keeps "
+                    "at 32 bits and the ops they feed): head.conv (Conv), pool "
+                    f"(GlobalAveragePool); {RUNS_THEM['mcu']}")
+    print_summary(tmp_path, _manifest(weight_bits=bits, onnx_int8_weight_bits=in_file,
+                                      int8_onnx_float_islands=mcu), "stm32f746",
+                  warnings_only=True)
+    assert "runs 2 ops in float" in capsys.readouterr().err
+    host = {"ops": ops * 5, "device_kind": "host", "note": RUNS_THEM_ELSEWHERE}
+    print_summary(tmp_path, _manifest(weight_bits=bits, onnx_int8_weight_bits=in_file,
+                                      int8_onnx_float_islands=host), "stm32f746")
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "in float" in ln]
+    assert line.startswith("  float ops  model.int8.onnx runs 10 ops in float")
+    assert ", +2 more (manifest: int8_onnx_float_islands); ONNX Runtime runs them" in line
+    # none, or the whole file float (said by its own line): no islands line
+    for islands, weights in (({"ops": [], "device_kind": "mcu", "note": ""}, in_file),
+                             (mcu, {})):
+        print_summary(tmp_path, _manifest(weight_bits=bits, onnx_int8_weight_bits=weights,
+                                          int8_onnx_float_islands=islands), "stm32f746")
+        assert "in float" not in capsys.readouterr().out

@@ -155,6 +155,25 @@ def test_a_spreadsheets_csv_and_a_bad_format_name(tmp_path, models):
     assert "format column" in str(err.value) and "--format" not in str(err.value)  # predict's
 
 
+def test_a_format_given_for_a_qdq_file_is_said_once(tmp_path, models, capsys):
+    """A QDQ file with a format in its row printed "formats come from its QDQ nodes" twice:
+    in the message and again in the hint. The hint now says what to do instead."""
+    import numpy as np
+
+    from autocompress.export.quant_ort import quantize_int8
+
+    qdq = quantize_int8(models[0], tmp_path / "m.int8.onnx",
+                        np.random.default_rng(0).random((16, 1, 16, 16), dtype=np.float32))
+    csv = tmp_path / "measured.csv"
+    csv.write_text(f"model,measured_ms,format\n{qdq},2.0,fp32\n")
+    assert main(["calibrate", "--profile", "stm32f746", "--measured", str(csv)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {csv}:2: m.int8.onnx: a quantized (QDQ) ONNX file's formats "
+                           "come from its QDQ nodes")
+    assert line.count("QDQ nodes") == 1 and line.count("formats come from") == 1
+    assert "leave the row's format column empty; fp32 is for a float file" in line
+
+
 @pytest.mark.parametrize("scale", [0.05, 40.0])
 def test_a_measured_profile_keeps_its_precision_at_any_scale(tmp_path, models, scale):
     """LUT entries written with 6 decimals lost 0.2-0.5% at scales of 0.07 and below."""

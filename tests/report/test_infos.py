@@ -10,7 +10,7 @@ from autocompress.pareto import Budget, Objective
 from autocompress.report.layers import execution_order, layer_heatmap_info, technique_of
 from autocompress.report.provenance import read_provenance
 from autocompress.report.trace import hypervolume_infos
-from tests.report.sample import BUDGET, ORDER, planned, q, rec, run_records
+from tests.report.sample import BUDGET, ORDER, planned, pr, q, rec, run_records
 
 LAT = Objective.latency("mcu")
 ACC = Objective.accuracy()
@@ -128,6 +128,52 @@ def test_a_low_rank_layer_keeps_its_place_in_execution_order() -> None:
     assert layer_heatmap_info([r]).layers == ("a", "b", "fc")
 
 
+def test_a_knob_searched_and_left_off_shows_0_and_one_not_searched_is_blank(tmp_path) -> None:
+    """Sparsity 0, a prune ratio 0 and a layer no rule prunes were all drawn the same pale
+    cell (the plan has no entry for any of them); the caption said "empty = not applied" and
+    the PNG "darker = compressed more" only."""
+    from autocompress.report.figures import _cmap, render_heatmap
+
+    layers = {"stem.conv": [q(8)], "head.conv": [pr(0.5), q(4)],
+              "classifier": [q(8), {"kind": "sparsity", "ratio": 0.5}]}
+    r = planned(0, "complete", 0.9, 2.0, layers, order=["stem.conv", "head.conv", "classifier"],
+                channels={"head.conv": [32, 64]})
+    r["params"] = {"quant/stem.conv": 8, "quant/head.conv": 4,       # classifier: fixed at 8
+                   "prune/stem.conv": 0.0, "prune/head.conv": 0.5,   # classifier: no rule
+                   "sparsity.ratio/rule2": 0.5}                      # shared by two layers
+    info = layer_heatmap_info([r], [ACC, LAT], [])
+    assert info.layers == ("stem.conv", "head.conv", "classifier")
+    panels = {p.label: p for p in info.panels}
+    prune, sparse = panels["channels pruned"], panels["sparsity"]
+    assert [prune.shown(0, j) for j in range(3)] == [(0.0, "0"), (0.5, ".50"), (None, "")]
+    assert [sparse.shown(0, j) for j in range(3)] == [(None, ""), (None, ""), (0.5, ".50")]
+    assert [panels["weight bits"].shown(0, j)[1] for j in range(3)] == ["8", "4", "8"]
+    # a second front point leaves the shared sparsity off: its 0 is shown where it applies
+    r2 = planned(1, "complete", 0.95, 3.0, {"classifier": [q(32)]},
+                 order=["stem.conv", "head.conv", "classifier"])
+    r2["params"] = {"quant/stem.conv": 32, "prune/stem.conv": 0.0, "sparsity.ratio/rule2": 0.0}
+    info = layer_heatmap_info([r, r2], [ACC, LAT], [])
+    panels = {p.label: p for p in info.panels}
+    assert panels["sparsity"].shown(1, 2) == (0.0, "0")
+    assert panels["sparsity"].shown(1, 0) == (None, "")
+    bits = panels["weight bits"]
+    assert [bits.shown(1, j) for j in range(3)] == [(32.0, "fp"), (None, ""), (32.0, "fp")]
+    # records without params (older ones): every unapplied cell is the off value, as before
+    del r["params"], r2["params"]
+    old = {p.label: p for p in layer_heatmap_info([r, r2], [ACC, LAT], []).panels}
+    assert old["channels pruned"].searched == () and old["channels pruned"].shown(0, 2) == (0.0, "0")
+    # the least compressed colour stays tinted, apart from the white of a blank cell
+    assert min(_cmap(0, True)(0.0)[:3]) < 0.95 and min(_cmap(0, False)(1.0)[:3]) < 0.95
+    render_heatmap(info, tmp_path / "layers.png")
+
+
+def test_the_heatmaps_parameter_names_are_the_spaces() -> None:
+    from autocompress.report.panel import KNOB_PARAMS
+    from autocompress.space.knobs import param_prefix
+
+    assert {k: param_prefix(f"{k[0]}.{k[1]}") for k in KNOB_PARAMS} == KNOB_PARAMS
+
+
 def test_execution_order_merges_and_survives_cycles() -> None:
     assert execution_order([ORDER[:3], [ORDER[0], ORDER[2], ORDER[5]]]) == [
         ORDER[0], ORDER[1], ORDER[2], ORDER[5]]
@@ -167,6 +213,43 @@ def test_hypervolume_per_device_and_empty() -> None:
                                                         ("phone", (0.0, 1.0))]
     assert infos[1].values == (0.0,)  # the only point sits on the reference latency
     assert hypervolume_infos([]) == []
+
+
+def _costed(number: int, acc: float, lat: float, flash: float) -> dict:
+    return {"number": number, "state": "complete", "metrics": {"accuracy": acc},
+            "cost": {"mcu": {"latency_ms": lat, "flash_kb": flash}}}
+
+
+FLASH = Objective(name="mcu.flash_kb", sense="min", path="cost.mcu.flash_kb")
+# on latency trial 0 beats 1, and 2 beats both; on Flash all three are on the front
+COSTED = [_costed(0, 0.9, 2.0, 40.0), _costed(1, 0.8, 5.0, 10.0), _costed(2, 0.95, 1.0, 50.0)]
+
+
+def test_hypervolume_over_the_runs_objectives_where_its_cost_is_flash() -> None:
+    """objectives [accuracy, mcu.flash_kb]: the trace was accuracy vs latency, a front the
+    run never searched for."""
+    flash_budget = Budget(profile="mcu", metric="flash_kb", limit=60.0)
+    (info,) = hypervolume_infos(COSTED, [ACC, FLASH], [flash_budget])
+    assert info.profile == "" and info.objectives == ("accuracy", "mcu.flash_kb")
+    assert info.reference == (0.0, 60.0) and info.reference_source == "budget"
+    # 0: 0.9 x (60-40); 1: 0.8 x 50 + 0.1 x 20; 2: + 0.05 x 10
+    assert info.values == pytest.approx((18.0, 42.0, 42.5))
+    assert info.front_sizes == (1, 2, 3) and info.fractions[-1] == pytest.approx(42.5 / 60)
+    assert info.name == "accuracy vs mcu.flash_kb"
+    assert info.label == "accuracy vs mcu.flash_kb (ref 60 KB, budget)"
+    (lat,) = hypervolume_infos(COSTED, [ACC, Objective.latency("mcu")], [flash_budget])
+    assert lat.profile == "mcu" and lat.front_sizes == (1, 1, 1)     # unchanged there
+
+
+def test_hypervolume_over_three_objectives_is_the_runs_front() -> None:
+    (info,) = hypervolume_infos(COSTED, [ACC, Objective.latency("mcu"), FLASH])
+    assert info.objectives == ("accuracy", "mcu.latency_ms", "mcu.flash_kb")
+    assert info.reference == (0.0, 5.0, 50.0) and info.reference_source == "max seen"
+    # only trial 0 beats the reference on every axis (1 and 2 sit on it): 0.9 x 3 x 10
+    assert info.values == pytest.approx((27.0, 27.0, 27.0))
+    assert info.fractions[-1] == pytest.approx(27.0 / 250.0)
+    assert info.label == ("accuracy vs mcu.latency_ms, mcu.flash_kb (ref 5 ms max seen, "
+                          "50 KB max seen)")
 
 
 # ------------------------------------------------------------------ provenance

@@ -400,3 +400,23 @@ def test_summary_says_the_runs_front_is_another_when_its_cost_objective_is_flash
         [Objective.accuracy(), flash], [], Objective.accuracy())
     assert "the run's front over" not in summary_markdown(
         recs, [Objective.accuracy(), Objective.latency("mcu")], [])
+
+
+def test_the_hypervolume_figure_and_caption_follow_a_flash_objective(tmp_path: Path) -> None:
+    """The hypervolume plot stayed accuracy vs latency on a run searched for Flash."""
+    pytest.importorskip("matplotlib")
+    from autocompress.report.figures import render_hypervolume
+    from autocompress.report.page import _hv_caption
+    from autocompress.report.trace import hypervolume_infos
+
+    recs = [rec(0, "complete", 0.93, {"mcu": 2.0}), rec(1, "complete", 0.92, {"mcu": 3.0})]
+    recs[1]["cost"]["mcu"]["flash_kb"] = 1.0            # slower, less accurate, but smaller
+    flash = Objective(name="mcu.flash_kb", sense="min", path="cost.mcu.flash_kb")
+    (info,) = hypervolume_infos(recs, [Objective.accuracy(), flash], [])
+    assert info.front_sizes[-1] == 2 and info.name == "accuracy vs mcu.flash_kb"
+    assert render_hypervolume([info], tmp_path / "hv.png").stat().st_size > 0
+    assert "dominated by the run's front over its objectives" in _hv_caption(
+        [Objective.accuracy(), flash])
+    assert "each device's front of accuracy vs latency" in _hv_caption(
+        [Objective.accuracy(), Objective.latency("mcu")])
+
