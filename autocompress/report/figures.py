@@ -10,6 +10,7 @@ Example:
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,10 @@ def render_heatmap(info: LayerHeatmapInfo, path: Path | str, *, dpi: int = 130) 
         top.set_xticks(range(len(info.layers)), info.layers, rotation=55, ha="left",
                        fontsize=8)
     rows = f"{info.sampled}; " if info.sampled else "Front points, "
-    fig.suptitle(f"{rows}layer by layer: darker = compressed more (0, fp: searched, left "
-                 f"uncompressed), {BLANK_MEANS}, grey = layer not in that model",
+    title = (f"{rows}layer by layer: darker = compressed more (0, fp: searched, left "
+             f"uncompressed), {BLANK_MEANS}, grey = layer not in that model")
+    # wrapped to the figure's width (about 0.55 em a character): one line was cut at both ends
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 72 / (9.5 * 0.55))),
                  fontsize=9.5)   # axes[0]'s title sat on its panel's name
     return save_figure(fig, path, dpi)
 

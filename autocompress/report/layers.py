@@ -207,8 +207,9 @@ def layer_heatmap_info(records: Sequence[Any], objectives: Sequence[Objective] =
                     for field, _, off in _EXTRA.get(t[0], ()):
                         if (v := _number(entry.get(field))) is not None and v != off:
                             values.setdefault((t[0], field), {})[(i, layer)] = v
-    for i, layers in enumerate(coupled):
-        for layer in layers:
+    pruned_with = set().union(*coupled)  # 0 in a row where its leader was left unpruned
+    for i in range(len(front)):
+        for layer in pruned_with & known[i]:
             cells = values.setdefault(("prune", "ratio"), {})
             if (i, layer) not in cells:
                 cells[(i, layer)] = _pruned_share(front[i], layer) or 0.0

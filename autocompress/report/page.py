@@ -185,7 +185,7 @@ def _layers(records: Sequence[Record], objectives: Sequence[Objective],
             f"the {len(info.layers)} compressible layers in execution order; panels: {escape(kinds)}"
             ". “fp” = float weights and “0” = none removed, where the search chose so; "
             f"{BLANK_MEANS} (no rule sets that knob there; a layer pruned with another shows "
-            "the share removed when it is); grey = layer absent.</p>"
+            "the share removed from it, 0 where its leader kept every channel); grey = layer absent.</p>"
             + _fig(pngs, "layers", "Per-layer compression of the front points"))
 
 

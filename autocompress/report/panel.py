@@ -3,7 +3,7 @@
 A cell shows the technique's value where the plan applies it; where it does not, the
 technique's off value (``0``, ``fp``) if the trial searched that knob for the layer (the
 search left the layer uncompressed), else nothing: blank = not searched for that layer (no
-rule sets the knob there; a layer pruned with another shows the share removed when it is).
+rule sets the knob there; a layer pruned with another shows the share removed from it, 0 where none was).
 """
 from __future__ import annotations
 

@@ -89,6 +89,23 @@ def test_a_layer_pruned_with_another_shows_its_channels_removed() -> None:
     assert panels["weight bits"].cells[0][at["dw"]] == 8.0
 
 
+def test_a_layer_pruned_with_an_unpruned_leader_shows_0_not_blank() -> None:
+    """Where the expand conv's ratio was 0 its depthwise conv showed blank (the PNG's title:
+    "not searched for that layer") beside an expand conv showing 0, while the next row
+    showed the same depthwise conv pruned."""
+    prune = {"kind": "prune", "ratio": 0.5, "criterion": "l1"}
+    pruned = planned(0, "complete", 0.9, 2.0, {"expand": [prune], "dw": [q(8)]},
+                     channels={"expand": [12, 24], "dw": [12, 24]})
+    kept = planned(1, "complete", 0.95, 3.0, {"expand": [{**prune, "ratio": 0.0}],
+                                               "dw": [q(8)]}, channels={})
+    info = layer_heatmap_info([pruned, kept])
+    panel = next(p for p in info.panels if p.label == "channels pruned")
+    at = {layer: k for k, layer in enumerate(info.layers)}
+    row = info.numbers.index(1)
+    assert panel.shown(row, at["dw"]) == (0.0, "0")
+    assert panel.shown(row, at["expand"]) == (0.0, "0")
+
+
 def test_activation_bits_get_a_panel_only_when_set() -> None:
     a = planned(0, "complete", 0.9, 2.0, {"stem.conv": [{**q(4), "act_bits": 8}],
                                           "head.conv": [{**q(8), "act_bits": 32}]})
