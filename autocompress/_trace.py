@@ -8,7 +8,7 @@ import operator
 import torch
 from torch import nn
 
-from autocompress.errors import ModelError
+from autocompress.errors import ModelError, user_frame
 from autocompress.graph import LayerInfo, ModelGraph, TensorInfo
 
 # Ops whose cost is folded into the preceding conv/linear by every runtime we model
@@ -81,26 +81,50 @@ def _pool_layer(name: str, op: str, module: nn.Module, in_shape: tuple[int, ...]
                      stride=stride, macs=math.prod(out_shape) * kernel * kernel)
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _one_input(model: nn.Module) -> None:
+    """A forward that needs more than the one batch of images the tools feed it."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):          # a builtin or C forward: let the call say
+        return
+    needed = [p.name for p in params if p.default is p.empty and p.kind in (
+        p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(needed) > 1:
+        raise ModelError(f"the model's forward takes {len(needed)} inputs ({', '.join(needed)}); "
+                         "it is fed one batch of images, shape (N, C, H, W)",
+                         hint=f"wrap it in a module whose forward({needed[0]}) calls it with the "
+                         "others fixed, or give them defaults")
+
+
 def trace_model(model: nn.Module, example: torch.Tensor) -> ModelGraph:
     """See :func:`autocompress.graph.inspect_model`."""
     from torch.fx.passes.shape_prop import ShapeProp
 
+    _one_input(model)
     try:
         gm = torch.fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many types for untraceable control flow
-        raise ModelError(f"cannot trace the model with torch.fx: {exc}",
-                         hint="avoid data-dependent Python control flow in forward()") from exc
+        raise ModelError(f"cannot trace the model with torch.fx: {_first_line(exc)}"
+                         f"{user_frame(exc)}", hint="avoid data-dependent Python control flow "
+                         "in forward()" if "control flow" in str(exc) else None) from exc
     was_training = model.training
     gm.eval()
+    model.eval()
     try:
         with torch.no_grad():
-            gm(example)                      # a plain forward first: a clean error message
+            model(example)    # a plain forward first: a clean error, at a line of your forward
             ShapeProp(gm).propagate(example)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"forward pass failed on an input of shape {tuple(example.shape)}: "
-                         f"{first}", hint="check that the samples of `data:` have the shape the "
-                         "model expects; the built-in students take C x H x W images") from exc
+                         f"{_first_line(exc)}{user_frame(exc)}", hint="check that the samples "
+                         "of `data:` have the shape the model expects; the built-in students "
+                         "take C x H x W images") from exc
     finally:
         model.train(was_training)
 

@@ -7,13 +7,12 @@ Every error names ``file:line field``, says what was expected and how to fix it.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocompress.config_checks import SCHEMA, TOP
+from autocompress.config_checks import SCHEMA, TOP, check_budgets
 from autocompress.errors import ConfigError, ProfileError, did_you_mean
 from autocompress.pareto import Objective
 from autocompress.yamlio import (
@@ -24,8 +23,6 @@ from autocompress.yamlio import (
     load_yaml,
     override_flag,
 )
-
-BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,25 +233,8 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
             profile_path(name, cfg.profile_dirs())
         except ProfileError as exc:
             raise fail(("hardware", "profiles", i), exc.raw_message, exc.hint) from None
-    budgets = data.get("hardware", {}).get("budgets", {}) or {}
-    if not isinstance(budgets, dict):
-        raise fail(("hardware", "budgets"), "budgets must map profile -> {max_latency_ms: ...}")
-    for prof, limits in budgets.items():
-        if prof not in cfg.hardware.profiles:
-            raise fail(("hardware", "budgets", prof), f"budget for profile '{prof}' that is not "
-                       "in hardware.profiles", did_you_mean(prof, cfg.hardware.profiles))
-        if not isinstance(limits, dict):
-            raise fail(("hardware", "budgets", prof), "expected a mapping of limits",
-                       f"keys: {', '.join(BUDGET_KEYS)}")
-        for key, value in limits.items():
-            if key not in BUDGET_KEYS:
-                raise fail(("hardware", "budgets", prof, key), f"unknown budget '{key}'",
-                           did_you_mean(key, BUDGET_KEYS) or f"known: {', '.join(BUDGET_KEYS)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not 0 < value < math.inf:                   # nan and inf too
-                raise fail(("hardware", "budgets", prof, key),
-                           f"expected a positive number, got {value!r}",
-                           "leave the budget out for no limit" if value == math.inf else None)
+    check_budgets(data.get("hardware", {}).get("budgets", {}) or {}, cfg.hardware.profiles,
+                  fail)
     stop = cfg.search.early_stopping
     if stop and max(stop["rungs"]) >= cfg.train.epochs:
         raise fail(("search", "early_stopping", "rungs"), f"rungs {list(stop['rungs'])} must be "
@@ -264,8 +244,12 @@ def _check_semantics(cfg: SearchConfig, data: dict, fail: Callable[..., ConfigEr
         prof, _, metric = obj.partition(".")
         if obj == "accuracy":
             continue
-        if prof not in cfg.hardware.profiles or metric not in ("latency_ms", "flash_kb",
-                                                                "peak_sram_kb"):
+        known = metric in ("latency_ms", "flash_kb", "peak_sram_kb")
+        if known and prof not in cfg.hardware.profiles:    # only the run's are costed
+            raise fail(("search", "objectives", i), f"objective '{obj}': profile '{prof}' is "
+                       f"not in hardware.profiles", f"add it there, or use one of "
+                       f"{', '.join(cfg.hardware.profiles)}")
+        if not known:
             raise fail(("search", "objectives", i), f"unknown objective '{obj}'",
                        "use 'accuracy' or '<profile>.latency_ms|flash_kb|peak_sram_kb'")
 

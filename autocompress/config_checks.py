@@ -5,8 +5,9 @@ only a new search refuses.
 """
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import ConfigError, did_you_mean
@@ -197,3 +198,30 @@ def field_loc(cfg: SearchConfig, field: str) -> str:
     same = (list(held) if isinstance(held, (list, tuple)) else held) == \
         (list(ours) if isinstance(ours, (list, tuple)) else ours)
     return f"{cfg.path}:{line} {field}" if same and line is not None else f"{cfg.path} {field}"
+
+
+BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")
+
+
+def check_budgets(budgets: Any, profiles: Sequence[str], fail: Callable[..., ConfigError]
+                  ) -> None:
+    """``hardware.budgets``: a mapping of the run's profiles to known, positive limits."""
+    if not isinstance(budgets, dict):
+        raise fail(("hardware", "budgets"), "budgets must map profile -> {max_latency_ms: ...}")
+    for prof, limits in budgets.items():
+        if prof not in profiles:
+            raise fail(("hardware", "budgets", prof), f"budget for profile '{prof}' that is not "
+                       "in hardware.profiles", did_you_mean(prof, profiles)
+                       or f"add {prof} to hardware.profiles, or remove its budget")
+        if not isinstance(limits, dict):
+            raise fail(("hardware", "budgets", prof), "expected a mapping of limits",
+                       f"keys: {', '.join(BUDGET_KEYS)}")
+        for key, value in limits.items():
+            if key not in BUDGET_KEYS:
+                raise fail(("hardware", "budgets", prof, key), f"unknown budget '{key}'",
+                           did_you_mean(key, BUDGET_KEYS) or f"known: {', '.join(BUDGET_KEYS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 < value < math.inf:                   # nan and inf too
+                raise fail(("hardware", "budgets", prof, key),
+                           f"expected a positive number, got {value!r}",
+                           "leave the budget out for no limit" if value == math.inf else None)

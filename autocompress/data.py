@@ -104,11 +104,11 @@ def _to_split(raw: Any, where: str) -> Split:
         raise DataError("split is empty", loc=where, hint="return at least one sample")
     if y.dim() != 1 or x.shape[0] != y.shape[0]:
         raise DataError(f"y must hold one class index per sample, shape ({x.shape[0]},); got "
-                        f"shape {tuple(y.shape)}", loc=where, hint="one-hot labels: pass "
-                        "y.argmax(1)" if y.dim() == 2 and y.shape[0] == x.shape[0] else None)
+                        f"shape {tuple(y.shape)}", loc=where, hint=_label_shape_hint(x, y))
     if x.dim() != 4:
         raise DataError(f"x must be images, shape (N, C, H, W); got shape {tuple(x.shape)}",
-                        loc=where, hint="the teacher and the cost model take 2-D inputs: give "
+                        loc=where, hint="for one-channel images (N, H, W) add the channel "
+                        "axis: x[:, None]; the teacher and the cost model take 2-D inputs: give "
                         "a 1-D signal a height of 1 (x[:, :, None, :], with (1, k) kernels in "
                         "your model)"
                         if x.dim() == 3 else "add the missing axes, e.g. x.reshape(N, 1, H, W)")
@@ -133,6 +133,15 @@ def _label(value: Any, where: str) -> int:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise DataError(f"a Dataset's y must be one class index per item, got {value!r}",
                         loc=where) from exc
+
+
+def _label_shape_hint(x: Tensor, y: Tensor) -> str | None:
+    if y.dim() == 2 and y.shape[0] == x.shape[0]:
+        return ("a column of class indices: pass y.reshape(-1)" if y.shape[1] == 1
+                else "one-hot labels: pass y.argmax(1)")
+    if y.dim() == 1:
+        return f"x has {x.shape[0]} samples and y {y.shape[0]} labels: give every sample one label"
+    return None
 
 
 def _check_values(x: Tensor, y: Tensor, where: str) -> None:

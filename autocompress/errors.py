@@ -98,6 +98,12 @@ def raised(exc: BaseException) -> str:
     ...     raised(e).startswith("raised ValueError: invalid literal")
     True
     """
+    return f"raised {type(exc).__name__}: {exc}{user_frame(exc)}"
+
+
+def user_frame(exc: BaseException) -> str:
+    """`` (mynets.py:12 in forward)``: the innermost line of the user's code (outside this
+    package, installed libraries and generated code) that ``exc`` passed through, or ''."""
     import sysconfig
     import traceback
 
@@ -106,5 +112,4 @@ def raised(exc: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith(skip) and not f.filename.startswith("<")
               and not {"site-packages", "dist-packages"} & set(Path(f.filename).parts)]
-    where = f" ({frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-    return f"raised {type(exc).__name__}: {exc}{where}"
+    return f" ({frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""

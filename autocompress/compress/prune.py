@@ -36,10 +36,12 @@ def prune_groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ..
     - a group with a depthwise conv that has a channel multiplier (``groups ==
       in_channels``, more outputs): Torch-Pruning 1.6 cannot score it (an IndexError on
       every pruning of such a model) and would change the multiplier;
-    - a group whose channels pass through a concat, split or slice and that Torch-Pruning
-      prunes wrongly, found by pruning a copy (:func:`_mispruned`): a concat feeding a
-      squeeze-excite gate lost its channels from the other branch (a GhostNet block kept
-      1 of 16 at 50%), a depthwise conv beside the concat failed or was left whole."""
+    - a group whose channels pass through a concat, split, slice or reshape and that
+      Torch-Pruning prunes wrongly, found by pruning a copy (:func:`_mispruned`): a concat
+      feeding a squeeze-excite gate lost its channels from the other branch (a GhostNet
+      block kept 1 of 16 at 50%), a depthwise conv beside the concat failed or was left
+      whole, and a ``x.view(-1, 32 * 8 * 8)`` with the channel count written in the forward
+      no longer runs once the channels before it are pruned."""
     blocked = set(unprunable(model, example, round_to))
     return {leader: members for leader, (members, _, _) in
             _groups(model, example, ignored).items() if leader not in blocked}
@@ -53,8 +55,9 @@ def unprunable(model: nn.Module, example: torch.Tensor, round_to: int = 1) -> tu
 
 MULTIPLIER = ("coupled with a depthwise conv that has a channel multiplier (groups == "
               "in_channels < out_channels), which Torch-Pruning cannot prune")
-MISPRUNED = ("joined by a concat, split or slice that Torch-Pruning prunes wrongly here (on a "
-             "copy it failed, or removed other channels than asked)")
+MISPRUNED = ("joined by a concat, split, slice or reshape that Torch-Pruning prunes wrongly "
+             "here (on a copy it failed, removed other channels than asked, or left a model "
+             "that no longer runs, e.g. a view with the channel count written in forward)")
 _BLOCKED: dict[tuple[Any, ...], dict[str, str]] = {}
 
 
@@ -64,13 +67,14 @@ def _blocked(model: nn.Module, example: torch.Tensor, round_to: int) -> dict[str
     try:
         # the traced graph, not symbolic_trace's code: that compiles a module whose source
         # torch.fx keeps in a global cache for good (about 5 KB per call)
-        key = (type(model), str(model), str(torch.fx.Tracer().trace(model)),
-               tuple(example.shape), round_to)
+        graph = torch.fx.Tracer().trace(model)
+        key = (type(model), str(model), str(graph), tuple(example.shape), round_to)
+        fixed = _fixed_reshape(graph)
     except Exception:          # not traceable by fx (Torch-Pruning traces by hooks): no cache
-        key = None
+        key, fixed = None, True
     if key is not None and key in _BLOCKED:
         return _BLOCKED[key]
-    groups = _groups(model, example, ())
+    groups = _groups(model, example, (), reshapes=fixed)
     out = {p: MULTIPLIER for members, producers, _ in groups.values()
            if _with_multiplier(model, members) for p in producers}
     for leader, (members, producers, joins) in groups.items():
@@ -82,6 +86,22 @@ def _blocked(model: nn.Module, example: torch.Tensor, round_to: int) -> dict[str
             _BLOCKED.pop(next(iter(_BLOCKED)))
         _BLOCKED[key] = out
     return out
+
+
+def _fixed_reshape(graph: torch.fx.Graph) -> bool:
+    """A view or reshape with a size written as a number (``x.view(-1, 32 * 8 * 8)``): pruning
+    the channels before it leaves that size wrong. A flatten, or sizes read from the tensor
+    (``x.view(x.size(0), -1)``), follow the pruning, so such a model needs no probe."""
+    for node in graph.nodes:
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        if node.op not in ("call_method", "call_function") or name not in ("view", "reshape"):
+            continue
+        sizes = list(node.args[1:]) + list(node.kwargs.values())
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = list(sizes[0])
+        if any(isinstance(v, int) and v > 1 for v in sizes):
+            return True
+    return False
 
 
 def _multiplier(m: nn.Module) -> bool:
@@ -113,9 +133,9 @@ def _mispruned(model: nn.Module, example: torch.Tensor, leader: str, round_to: i
     return False
 
 
-def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
-            ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]]:
-    """leader -> (members, producers, passes a concat/split/slice) of each coupled group,
+def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...],
+            reshapes: bool = True) -> dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]]:
+    """leader -> (members, producers, passes a concat/split/slice/reshape) of each group,
     in execution order."""
     tp = _tp()
     names = {m: n for n, m in model.named_modules()}
@@ -129,7 +149,9 @@ def _groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ...]
     def ordered(fqns: set[str]) -> tuple[str, ...]:
         return tuple(sorted(fqns, key=order.__getitem__))
 
-    joins = (tp.ops._ConcatOp, tp.ops._SplitOp, tp.ops._SliceOp, tp.ops._UnbindOp)
+    # a reshape too where the model writes a size out (``reshapes``, see _fixed_reshape)
+    joins = (tp.ops._ConcatOp, tp.ops._SplitOp, tp.ops._SliceOp, tp.ops._UnbindOp,
+             *((tp.ops._ReshapeOp,) if reshapes else ()))
     out: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
     for group in groups:
         members: set[str] = set()

@@ -164,7 +164,7 @@ def render_hypervolume(infos: Sequence[HypervolumeInfo], path: Path | str, *,
                  "legend)", fontsize=10)
     ax.grid(True, alpha=0.3)
     if infos:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)     # lower right hid a low line's end label
     return save_figure(fig, path, dpi)
 
 

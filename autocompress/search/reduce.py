@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.config_checks import field_loc
-from autocompress.errors import ConfigError
+from autocompress.errors import AutocompressError, ConfigError, SpaceError, raised
 from autocompress.hardware.cost import BUDGET_KEYS
 from autocompress.search.rundir import REDUCTION_FILE
 from autocompress.space import ResolvedSpace
@@ -131,6 +131,30 @@ def _references(rs: ResolvedSpace, owners: Mapping[str, tuple[str, list[str]]]
     return [largest, cheapest_params(rs)]
 
 
+def setup_graph(ctx: SearchContext, plan: Any, what: str) -> Any:
+    """The traced graph of a candidate built before any trial. A model that runs as built
+    but not once the space prunes or factorizes one of its layers (its forward reads that
+    layer's size: ``self.fc.in_features``) is the space's problem, said as one line; in a
+    trial it is a failed candidate."""
+    from autocompress.graph import inspect_model
+    from autocompress.search.objective import build_compressed
+
+    try:
+        return inspect_model(build_compressed(ctx, plan, ctx.cfg.seed), ctx.example())
+    except Exception as exc:
+        if isinstance(exc, AutocompressError) and exc.loc:
+            raise
+        changed = ", ".join(f"{fqn} {c.kind}" for fqn, cfgs in plan.layers.items() for c in cfgs
+                            if c.kind in ("prune", "lowrank") and getattr(c, "ratio", 1) > 0)
+        why = exc.raw_message if isinstance(exc, AutocompressError) else raised(exc)
+        raise SpaceError(f"the space's {what} candidate ({changed or 'no layer reshaped'}) does "
+                         f"not run on the model: {why}", loc=str(ctx.cfg.space_path()),
+                         hint="a forward that reads a layer's size (self.fc.in_features, a "
+                         "view with the channel count written out) breaks when the space "
+                         "prunes or factorizes that layer: write x.flatten(1), or leave the "
+                         "layer out of the space's prune/lowrank rules") from None
+
+
 def _probe(ctx: SearchContext, plan: Any, graph: Any, fqns: list[str],
            metrics: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[float, ...]]:
     """(deployed formats of ``fqns``, cost vector). Peak SRAM is a maximum over the execution
@@ -155,8 +179,7 @@ def _global_sparsity(rs: ResolvedSpace) -> bool:
 
 def dominated(ctx: SearchContext) -> Reduction:
     """Values of format knobs that a more faithful value dominates on cost (see module doc)."""
-    from autocompress.graph import inspect_model
-    from autocompress.search.objective import build_compressed, estimate
+    from autocompress.search.objective import estimate
 
     rs, owners = ctx.rspace, _owners(ctx.rspace)
     skip = {"sparsity.ratio"} if _global_sparsity(rs) else set()
@@ -166,10 +189,9 @@ def dominated(ctx: SearchContext) -> Reduction:
     if not probed:
         return Reduction(dropped={}, metrics=cared_metrics(ctx))
     refs = []
-    for params in _references(rs, owners):
+    for params, what in zip(_references(rs, owners), ("largest", "cheapest"), strict=True):
         plan = rs.to_plan(params)
-        refs.append((params, plan, inspect_model(build_compressed(ctx, plan, ctx.cfg.seed),
-                                                 ctx.example())))
+        refs.append((params, plan, setup_graph(ctx, plan, what)))
     metrics = cared_metrics(ctx, largest=estimate(ctx, refs[0][1], refs[0][2]))
     if not metrics:
         return Reduction(dropped={}, metrics=metrics)
@@ -221,12 +243,13 @@ def check_budget_reachable(ctx: SearchContext) -> None:
     """Refuse, before any training or writing, a budget that even the cheapest candidate
     misses. Costing it also checks the cost path (e.g. a LUT without fallback) up front."""
     from autocompress.budgets import device_only
-    from autocompress.search.objective import cost_plan
+    from autocompress.search.objective import constraints_of, estimate
     from autocompress.search.study import cheapest_params
 
     params = cheapest_params(ctx.rspace)
     plan = ctx.rspace.to_plan(params)
-    _, costs, constraints = cost_plan(ctx, plan, ctx.cfg.seed)
+    costs = estimate(ctx, plan, setup_graph(ctx, plan, "cheapest"))
+    constraints = constraints_of(ctx, costs)
     over = {k: v for k, v in constraints.items() if v > 0}
     if over:
         device = device_only(ctx.cfg.hardware.budgets, ctx.device_limits)

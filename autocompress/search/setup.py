@@ -21,7 +21,7 @@ from autocompress.models.source import ModelSource
 from autocompress.search.reduce import Reduction, dominated, reduced
 from autocompress.space import ResolvedSpace, SearchSpace, resolve
 from autocompress.space.distributions import Range
-from autocompress.train.teacher import outputs_probabilities
+from autocompress.train.teacher import logits_hint, outputs_probabilities
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def _inspect(model: torch.nn.Module, example: torch.Tensor, num_classes: int, wh
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"the model outputs {shape}, expected logits of shape (N, "
                          f"{num_classes}) for the {num_classes} classes in the data", loc=where,
-                         hint="give the last layer num_classes outputs (the builder's second "
-                         "argument)")
+                         hint=logits_hint(out, num_classes, "give the last layer num_classes "
+                                          "outputs (the builder's second argument)"))
     if outputs_probabilities(out):
         # cross-entropy and distillation take logits: trained on probabilities, a DS-CNN
         # reached 39% where it reached 83% without the softmax

@@ -123,7 +123,8 @@ class UserTeacher:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ModelError(f"the teacher outputs {shape}, expected logits of shape (N, "
                              f"{data.num_classes})", loc=self.loc,
-                             hint="return the model that outputs one logit per class")
+                             hint=logits_hint(out, data.num_classes,
+                                              "return the model that outputs one logit per class"))
         if not bool(torch.isfinite(out).all()):  # NaN weights: every trial's loss is NaN
             raise ModelError("the teacher's logits on two validation images are not finite "
                              "(NaN or inf)", loc=self.loc, hint="check the weights "
@@ -133,6 +134,18 @@ class UserTeacher:
                              "at the end), not logits", loc=self.loc,
                              hint="return the model without its final softmax")
         return model.requires_grad_(False)
+
+
+def logits_hint(out: object, num_classes: int, default: str) -> str:
+    """How to fix a model output that is not (N, num_classes) logits: a (N, K, 1, 1) map
+    from a 1x1 conv head needs a flatten, a tuple or dict its logits picked out."""
+    if isinstance(out, Tensor) and out.dim() > 2 and out.shape[1] == num_classes and \
+            all(d == 1 for d in out.shape[2:]):
+        return "flatten the output: end forward with torch.flatten(x, 1), or nn.Flatten()"
+    if isinstance(out, (tuple, list, dict)):
+        return "return the logits tensor alone (not a tuple, list or dict); wrap the model " \
+               "if it must return more"
+    return default
 
 
 def outputs_probabilities(out: Tensor) -> bool:

@@ -165,3 +165,33 @@ def test_what_is_left_out_is_worked_out_per_forward_not_per_module_list():
     assert str(plain) == str(gated)
     assert not {"a", "b"} & set(unprunable(plain, x, round_to=4))
     assert {"a", "b"} <= set(unprunable(gated, x, round_to=4))
+
+
+class _HardView(nn.Module):
+    """The tutorial classifier: the flatten's size written out, ``view(-1, 16 * 4 * 4)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.fc1, self.fc2 = nn.Linear(16 * 4 * 4, 32), nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.max_pool2d(torch.relu(self.c2(torch.relu(self.c1(x)))), 2)
+        return self.fc2(torch.relu(self.fc1(x.view(-1, 16 * 4 * 4))))
+
+
+def test_a_view_with_a_written_channel_count_is_not_offered_for_pruning():
+    """Pruning c2 left a model whose view raised (a traceback from the search's set-up,
+    exit 1); its group is left out now, the others are still pruned."""
+    from autocompress.compress.prune import prune_groups, unprunable
+    from autocompress.errors import ModelError
+
+    x = torch.randn(2, 3, 8, 8)
+    assert "c2" in unprunable(_HardView().eval(), x, round_to=4)
+    assert {"c1", "fc1"} <= set(prune_groups(_HardView().eval(), x, round_to=4))
+    with pytest.raises(ModelError, match="reshape"):
+        apply_plan(_HardView().eval(), CompressionPlan(layers={"c2": (PruneConfig(ratio=0.5),)}),
+                   x, round_to=4)
+    m = apply_plan(_HardView().eval(), CompressionPlan(layers={"c1": (PruneConfig(ratio=0.5),)}),
+                   x, round_to=4)
+    assert m(x).shape == (2, 10) and m.c1.out_channels == 4
