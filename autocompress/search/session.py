@@ -202,7 +202,9 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                      "its soft targets carry no knowledge: " + (
                          "check that teacher.model loads its trained weights"
                          if cfg.teacher.model else "raise teacher.epochs")
-                     + ("" if kd_off else " (or search a lower distill alpha in the space)"))
+                     + ("" if kd_off else " (or search a lower distill alpha in the space)")
+                     + (f"; the inputs reach {top:g}: scale them to about 0..1 (8-bit images: "
+                        "x / 255)" if (top := float(ctx.data.train.x.abs().max())) > 10 else ""))
 
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
     by_number = {r["number"]: r for r in read_records(records_path)}

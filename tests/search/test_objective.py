@@ -221,7 +221,7 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
     run_search(load_config(write_config(tmp_path, body)), tmp_path / "run", baselines=False, report=False)
     out = capsys.readouterr().out
     assert "warning: the teacher is not measurably above chance" in out
-    assert "lower distill alpha" in out
+    assert "lower distill alpha" in out and "scale them" not in out   # digits: 0..1
     from ..conftest import SPACE
 
     text = SPACE.read_text()
@@ -233,6 +233,22 @@ def test_a_teacher_at_chance_is_flagged(tmp_path, capsys):
     run_search(load_config(cfg), tmp_path / "run2", baselines=False, report=False)
     out = capsys.readouterr().out
     assert "not measurably above chance" in out and "lower distill alpha" not in out
+
+
+def test_a_teacher_at_chance_on_unscaled_images_says_to_scale_them(tmp_path, capsys):
+    """8-bit images given as 0..255 left the teacher at chance; the warning only said to
+    raise teacher.epochs."""
+    from autocompress.search.runner_optuna import run_search
+
+    (tmp_path / "raw255.py").write_text(
+        "from autocompress.data import load_digits_bundle\n"
+        "def make(seed):\n    b = load_digits_bundle(seed)\n"
+        "    return {s: (getattr(b, s).x * 255, getattr(b, s).y) for s in ('train', 'val', 'test')}\n")
+    body = TINY.replace("trials: 3", "trials: 1").replace("epochs: 3}", "epochs: 0}")
+    run_search(load_config(write_config(tmp_path, body.replace("data: digits", "data: raw255:make"))),
+               tmp_path / "run", baselines=False, report=False)
+    out = capsys.readouterr().out
+    assert "not measurably above chance" in out and "the inputs reach 255: scale them" in out
 
 
 def test_a_teacher_below_its_students_is_flagged_at_the_end(tmp_path, capsys):
