@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from autocompress.errors import SpaceError
+
 from .test_errors import RETURN, own_config, run_cli
 
 SEQ = "    return nn.Sequential("
@@ -102,6 +104,11 @@ def test_a_hard_coded_view_leaves_its_layer_out_of_the_pruning(tmp_path):
     cfg.with_name("space.yaml").write_text(space)
     ctx = build_context(load_config(cfg))
     assert [n for n in ctx.rspace.dists if n.startswith("prune")] == ["prune/conv.0"]
+    # a rule naming that layer alone says why it cannot be pruned (it listed the eligible)
+    cfg.with_name("space.yaml").write_text(space.replace('"re:.*"\n    prune', 'conv.1\n    prune'))
+    with pytest.raises(SpaceError, match=r"conv\.1 is left out of pruning: its group is "
+                                         r"joined by a concat, split, slice or reshape"):
+        build_context(load_config(cfg))
 
 
 def test_an_objective_on_a_profile_the_run_does_not_cost(tmp_path, capsys):

@@ -47,10 +47,10 @@ def prune_groups(model: nn.Module, example: torch.Tensor, ignored: tuple[str, ..
             _groups(model, example, ignored).items() if leader not in blocked}
 
 
-def unprunable(model: nn.Module, example: torch.Tensor, round_to: int = 1) -> tuple[str, ...]:
-    """The producers of every group :func:`prune_groups` leaves out: ignored when pruning
-    the others."""
-    return tuple(_blocked(model, example, round_to))
+def unprunable(model: nn.Module, example: torch.Tensor, round_to: int = 1) -> dict[str, str]:
+    """The producers of every group :func:`prune_groups` leaves out (ignored when pruning
+    the others), each with why its group is left out."""
+    return dict(_blocked(model, example, round_to))
 
 
 MULTIPLIER = ("coupled with a depthwise conv that has a channel multiplier (groups == "

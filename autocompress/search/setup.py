@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from autocompress.budgets import config_device_limits, effective_budgets
-from autocompress.compress.prune import prune_groups
+from autocompress.compress.prune import prune_groups, unprunable
 from autocompress.config import SearchConfig, objectives_of
 from autocompress.config_checks import field_loc
 from autocompress.data import DataBundle, label_gaps, load_digits_bundle, load_user_bundle
@@ -152,7 +152,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
     rspace = resolve(space, quant_layers=compressible, prune_leaders=leaders,
                      num_stages=source.num_stages,
                      layer_names=source.layer_names if source.is_family else None,
-                     factorizable=[x.fqn for x in graph.compressible if x.groups == 1])
+                     factorizable=[x.fqn for x in graph.compressible if x.groups == 1],
+                     unprunable=lambda: unprunable(model, example, round_to))
     refused = uncosted or gaps or probabilities or _one_cluster(space)
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},

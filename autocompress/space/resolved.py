@@ -119,10 +119,12 @@ class ResolvedSpace:
 def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[str],
             num_stages: int = 0,
             layer_names: Callable[[Mapping[str, Any]], list[str]] | None = None,
-            factorizable: list[str] | None = None) -> ResolvedSpace:
+            factorizable: list[str] | None = None,
+            unprunable: Callable[[], Mapping[str, str]] | None = None) -> ResolvedSpace:
     """Bind ``space`` to a model's layers (names from the largest architecture).
     ``factorizable``: the layers low-rank applies to (not grouped or depthwise convs;
-    default: every quantizable layer)."""
+    default: every quantizable layer); ``unprunable()``: layers left out of pruning, with why
+    (asked only where a prune rule matches no leader)."""
     dists: dict[str, Distribution] = {}
     for knob, ref in space.reference.items():
         if isinstance(ref, list) and len(ref) != num_stages:
@@ -155,6 +157,9 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
             targets = [f for f in eligible[knob] if rule.matches(f)]
             if not targets:
                 why = LEADERS_WHY if LAYER_KNOBS[knob].get("on") == "leaders" else ""
+                out = unprunable() if why and unprunable else {}
+                if left := [f for f in out if rule.matches(f)]:
+                    why = f"{left[0]} is left out of pruning: its group is {out[left[0]]}; "
                 raise space.doc.error(("rules", rule.index, knob), f"'{rule.pattern}' matches "
                                       f"no layer {knob} applies to", cls=SpaceError,
                                       hint=f"{why}eligible: {', '.join(eligible[knob][:6])}")

@@ -65,7 +65,7 @@ def test_a_depthwise_conv_with_a_channel_multiplier_is_left_out_of_pruning():
                         nn.Conv2d(8, 16, 3, padding=1, groups=8), nn.ReLU(),
                         nn.Conv2d(16, 12, 1), nn.ReLU(), nn.Conv2d(12, 4, 1)).eval()
     assert prune_groups(net, x) == {"4": ("4", "6"), "6": ("6",)}
-    assert unprunable(net, x) == ("0", "2")
+    assert tuple(unprunable(net, x)) == ("0", "2")
     m = apply_plan(net, CompressionPlan(layers={"4": (PruneConfig(ratio=0.5),)}), x)
     assert (m[2].out_channels, m[4].out_channels, m[6].in_channels) == (16, 6, 6)
     with pytest.raises(ModelError, match=r"cannot prune '0'.*channel multiplier"):
