@@ -64,6 +64,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")     # a terminal's colour/cursor code
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (Ray colours its exceptions' text).
+
+    >>> strip_ansi("\x1b[36mray::trial()\x1b[39m (pid=7)")
+    'ray::trial() (pid=7)'
+    """
+    return ANSI_CODE.sub("", text)
 
 
 def is_disk_full(exc: BaseException) -> bool:

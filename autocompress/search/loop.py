@@ -138,16 +138,23 @@ def _die_with(parent: int, prctl: bool = sys.platform.startswith("linux")) -> No
 
 
 def _worker_main(cfg: SearchConfig, run_dir: Path, quiet: bool, deadline: float | None,
-                 index: int, parent: int) -> None:
+                 index: int, parent: int, start_method: str) -> None:
     """Entry point of the extra worker process ``index`` (spawned: a fresh interpreter),
     which dies with the main process ``parent``. Like the CLI, it ends a user error with its
     one-line message (exit 2) and Ctrl-C, which the terminal sends to every worker, quietly
-    (130): no traceback from each process."""
+    (130): no traceback from each process.
+
+    Its multiprocessing start method is the main process's (``start_method``; a spawned
+    process has ``spawn``), so what libraries make in it behaves as in the main process:
+    tqdm's lock, made through torch.fx, was a named semaphore left to the resource tracker,
+    which printed a "leaked semaphore" warning after the run whenever a worker was stopped
+    (SIGTERM) or killed."""
     import signal
 
     from autocompress.search.progress import Progress
 
     signal.signal(signal.SIGINT, signal.default_int_handler)   # ignored while it started
+    mp.set_start_method(start_method, force=True)
     _die_with(parent)
     try:
         torch.set_num_threads(cfg.search.threads)
@@ -194,11 +201,12 @@ def run_workers(session: Session, workers: int) -> None:
     (replaced) and the worker started again, up to ``workers`` times in a run. At the end,
     a worker that failed otherwise (a user error, a full disk) did not leave the run short."""
     spawn = mp.get_context("spawn")
+    method = mp.get_start_method(allow_none=True) or mp.get_all_start_methods()[0]
 
     def start(index: int) -> Any:
         return start_quiet(spawn.Process(target=_worker_main, daemon=True, args=(
             session.cfg, session.run_dir, session.progress.quiet, session.deadline, index,
-            os.getpid())))
+            os.getpid(), method)))
 
     procs = {index: start(index) for index in range(1, workers)}
     started = list(procs.values())      # a restarted worker's dead one too, for the end

@@ -1,13 +1,12 @@
 """Getting a Ray for the Ray backend: a local one with its session files in the run dir
-(and the leftovers of a killed run's Ray stopped), or a running one joined at ``--address``,
-checked first so that a wrong address fails at once; ``ray.init`` keeps the caller's SIGTERM
-handler. A local Ray starts in a background thread (:class:`LocalRay`) while the driver sets
-up. ray is imported inside the functions only."""
+(and the leftovers of a killed run's Ray stopped), or a running one joined at ``--address``
+(checked first by ``ray_address``, so that a wrong address fails at once); ``ray.init`` keeps
+the caller's SIGTERM handler. A local Ray starts in a background thread (:class:`LocalRay`)
+while the driver sets up. ray is imported inside the functions only."""
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -21,11 +20,7 @@ from autocompress.search.ray_reap import (
     write_owner,
 )
 
-PROBE_S = 5.0                  # a Ray head that does not accept a connection in this is absent
 SOCKET_MAX = 107 - 64          # AF_UNIX path limit minus Ray's session_<time>/sockets/... part
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-HTTP2_SETTINGS = 4             # frame type of a gRPC server's first reply
-REPLY_S = 2.0                  # a server silent this long is given the benefit of the doubt
 #: What a trial's actor imports, imported by each of a local Ray's worker processes as Ray
 #: starts it (Ray's ``preload_python_modules``). The raylet starts one worker per CPU at once,
 #: during the driver's set-up, and Tune's actors take those (see :func:`tune_on_prestarted`),
@@ -35,6 +30,8 @@ REPLY_S = 2.0                  # a server silent this long is given the benefit 
 PRELOAD = ("torch", "ray.tune", "autocompress.search.objective", "autocompress.search.setup",
            "autocompress.search.ray_trial")
 TUNE_ENV = ("PL_DISABLE_FORK", "1")     # what Tune's actors' runtime env sets
+NODE_CHECK_S = 60.0            # each node's autocompress is asked for in this (a worker start)
+SIGACTION_BYTES = 512          # more than any libc's struct sigaction (glibc x86-64: 152)
 
 
 def ray_temp_dir(run_dir: Path) -> Path:
@@ -50,50 +47,6 @@ def ray_temp_dir(run_dir: Path) -> Path:
         write_owner(path)
     (run_dir / ".ray_temp").write_text(f"{path}\n{run_dir.resolve()}\n")   # folder, owner
     return path
-
-
-def check_address(address: str) -> None:
-    """Fail fast, before any set-up, on an ``--address`` no Ray answers at, or one where
-    something other than a Ray head answers, e.g. the dashboard's port (``ray.init`` would
-    retry for 20 s to minutes). ``auto`` is checked only through ``RAY_ADDRESS``; without it
-    Ray looks for a head started on this machine, and :func:`connect` reports a miss."""
-    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
-    if not target:
-        return
-    host, sep, port = target.removeprefix("ray://").rpartition(":")
-    if not (sep and host and port.isdigit()):
-        raise AutocompressError(f"expected HOST:PORT or auto, got {target!r}", loc="--address",
-                                hint="pass the address `ray start --head` printed, e.g. "
-                                     "10.0.0.5:6379")
-    loc = "--address" if address != "auto" else "RAY_ADDRESS"
-    try:
-        reply = _http2_reply(host.removeprefix("[").removesuffix("]"), int(port))   # IPv6
-    except OSError as exc:
-        raise AutocompressError(f"no Ray answers at {target} ({exc.strerror or exc})", loc=loc,
-                                hint="start the head there with `ray start --head --port "
-                                     f"{port}`, or pass the address it printed") from None
-    if reply is not None and not (len(reply) >= 4 and reply[3] == HTTP2_SETTINGS):
-        said = reply[:24].decode("ascii", "replace").split("\r")[0].strip() or "nothing"
-        raise AutocompressError(
-            f"{target} answers, but not as a Ray head (it replied {said!r} to gRPC)", loc=loc,
-            hint="pass the port `ray start --head` printed (6379 unless --port was given); "
-                 "8265 is the dashboard's, not the head's")
-
-
-def _http2_reply(host: str, port: int) -> bytes | None:
-    """The first bytes a server at ``host:port`` sends back to an HTTP/2 connection preface
-    (a Ray head's GCS, a gRPC server, answers with a SETTINGS frame at once; a web server,
-    the dashboard or SSH with something else; b"" when it hangs up), or None when it stays
-    silent for REPLY_S. Raises OSError when nothing accepts the connection."""
-    with socket.create_connection((host, port), timeout=PROBE_S) as conn:
-        conn.settimeout(REPLY_S)
-        try:
-            conn.sendall(HTTP2_PREFACE)
-            return conn.recv(64)
-        except TimeoutError:
-            return None
-        except ConnectionError:
-            return b""
 
 
 def _ray_options() -> dict[str, Any]:
@@ -112,21 +65,41 @@ class _NotMainThread(logging.Filter):
 def init_ray(**kwargs: Any) -> None:
     """``ray.init``, keeping the caller's Python SIGTERM handler (Ray installs one that
     kills the driver on the spot; the CLI's stops the search as Ctrl-C does and says how to
-    resume). Without one, Ray's handler stays. Outside the main thread Ray installs none."""
+    resume). Without one, Ray's handler stays. Outside the main thread Ray installs none,
+    but its C++ core still takes SIGTERM for its crash handler, which printed a stack dump
+    and armed a 3 s alarm that aborted the driver (exit 134, no --resume line) while it was
+    still stopping: the signal's previous disposition is put back (:func:`sigaction`)."""
     import signal
 
     import ray
 
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
+    before = None if main else sigaction(signal.SIGTERM)
     quiet = _NotMainThread()
     logging.getLogger("ray._private.worker").addFilter(quiet)
     try:
         ray.init(**kwargs, **_ray_options())
     finally:
         logging.getLogger("ray._private.worker").removeFilter(quiet)
+        if before is not None:
+            sigaction(signal.SIGTERM, before)
     if callable(handler):             # a Python handler (the CLI's); else Ray's stays
         signal.signal(signal.SIGTERM, handler)
+
+
+def sigaction(signum: int, new: Any = None) -> Any:
+    """The C-level disposition of ``signum`` (an opaque ``struct sigaction``), replaced by
+    ``new`` when given: what ``signal.signal`` does, from any thread, and for a handler
+    installed outside Python. None where libc has no ``sigaction``."""
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sigaction
+    except (OSError, AttributeError):          # no libc sigaction (Windows)
+        return None
+    old = ctypes.create_string_buffer(SIGACTION_BYTES)
+    return old if call(signum, new, old) == 0 else None
 
 
 class LocalRay:
@@ -220,13 +193,70 @@ def shutdown_ray() -> None:
     ray.shutdown()
 
 
+def driver_env() -> None:
+    """The Ray driver's environment, where the user has not set it: no token written to the
+    home folder (``RAY_AUTH_MODE``); no Tune loggers (the records are ours) nor progress
+    tables (``verbose=0``); and Ray's lines on the driver's output (a lost worker's
+    "(raylet) A worker died ...") without colour codes, which ended up in log files."""
+    for name, value in (("RAY_AUTH_MODE", "disabled"), ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"),
+                        ("RAY_AIR_NEW_OUTPUT", "0"), ("RAY_COLOR_PREFIX", "0")):
+        os.environ.setdefault(name, value)
+
+
 def connect(address: str) -> None:
+    """Join the Ray at ``address``, whose every node must run the driver's autocompress."""
     try:
         init_ray(address=address)
     except ConnectionError as exc:        # `auto` with no Ray here, or not a Ray at HOST:PORT
         raise AutocompressError(f"cannot join a Ray at {address!r} ({exc})", loc="--address",
                                 hint="start one with `ray start --head`, or pass HOST:PORT; "
                                      "leave --address out to start a local Ray") from None
+    try:
+        check_nodes()
+    except BaseException:
+        shutdown_ray()
+        raise
+
+
+def check_nodes(timeout_s: float = NODE_CHECK_S) -> None:
+    """Stop before any set-up when a node of the joined Ray runs another autocompress than
+    the driver: its sources (sha256 of the package's ``.py`` files) differ. The search
+    context did not unpickle there and every trial sent there failed at once; another
+    version that still unpickled would score differently. Nodes that do not answer within
+    ``timeout_s`` are left to the trials (a node that cannot set up the search stops it)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    def sources() -> tuple[str, str]:        # pickled by value: runs on any version
+        import hashlib
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("autocompress")
+        if spec is None or not spec.submodule_search_locations:
+            return "no autocompress", ""
+        root = Path(next(iter(spec.submodule_search_locations)))
+        digest = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
+        return str(root), digest.hexdigest()
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    ask = ray.remote(num_cpus=0)(sources)
+    refs = [ask.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote() for n in nodes]
+    try:
+        theirs = ray.get(refs, timeout=timeout_s)
+    except Exception:             # a slow or failing node: the trials will tell
+        return
+    mine = sources()
+    for node, (where, digest) in zip(nodes, theirs, strict=True):
+        if digest != mine[1]:
+            raise AutocompressError(
+                f"the Ray node at {node.get('NodeManagerAddress')} runs another autocompress "
+                f"({where}) than this driver ({mine[0]}): their sources differ",
+                loc="--address", hint="install the driver's autocompress (the same version or "
+                "commit) on every node, then restart its `ray start`")
 
 
 def cluster_cpu_note(threads: int) -> str | None:

@@ -53,24 +53,18 @@ def trainable(config: dict[str, Any], payload: dict[str, Any]) -> None:
 
 def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
     from autocompress.search.objective import run_trial
-    from autocompress.search.setup import build_context
 
     torch.set_num_threads(payload["threads"])
     cfg: SearchConfig = payload["cfg"]
     key = f"{cfg.path}:{payload['run_id']}"
     if key not in _CACHE:
-        import ray
-
         _CACHE.clear()
-        ctx = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
-            build_context(cfg, reduction=payload["reduction"])
-        train = replace(ctx.cfg.train, device=payload["device"])   # the GPU Ray gave, or none
-        _CACHE[key] = replace(ctx, cfg=replace(ctx.cfg, train=train))
-        teacher = payload["teacher"]     # your own teacher's class unpickles only once its
-        if teacher.model is None:        # module is importable: it is built here instead
-            own = payload["own_teacher"]
-            teacher = replace(teacher, model=own.build(_CACHE[key].data).eval())
-        _CACHE[f"{key}:teacher"] = teacher
+        try:
+            _set_up(key, payload)
+        except errors.AutocompressError:
+            raise
+        except Exception as exc:        # every trial here would fail in no time: stop
+            raise node_error(exc) from exc
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory(prefix="autocompress-", dir=scratch_dir()) as tmp:
         rec = run_trial(_CACHE[key], _CACHE[f"{key}:teacher"], config["params"],
@@ -79,6 +73,40 @@ def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
         weights = Path(tmp, "model.pt")
         blob = base64.b64encode(weights.read_bytes()).decode() if weights.exists() else ""
     return {"record": json.dumps(rec.to_dict(), default=float), "weights_b64": blob}
+
+
+def _set_up(key: str, payload: dict[str, Any]) -> None:
+    """This worker's search context and teacher, cached under ``key``."""
+    import ray
+
+    from autocompress.search.setup import build_context
+
+    cfg = payload["cfg"]
+    ctx = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
+        build_context(cfg, reduction=payload["reduction"])
+    train = replace(ctx.cfg.train, device=payload["device"])   # the GPU Ray gave, or none
+    _CACHE[key] = replace(ctx, cfg=replace(ctx.cfg, train=train))
+    teacher = payload["teacher"]     # your own teacher's class unpickles only once its
+    if teacher.model is None:        # module is importable: it is built here instead
+        own = payload["own_teacher"]
+        teacher = replace(teacher, model=own.build(_CACHE[key].data).eval())
+    _CACHE[f"{key}:teacher"] = teacher
+
+
+def node_error(exc: BaseException) -> errors.AutocompressError:
+    """A Ray node that cannot set up the driver's search context (most often: another
+    autocompress, or your own modules, than the driver's: the context does not unpickle).
+    Recorded as each trial's failure, it failed every trial sent there at once, so the
+    search ran out of trials with nothing trained; it stops the search instead."""
+    import ray
+
+    first = (str(exc).strip().splitlines() or [""])[0]
+    where = ray.util.get_node_ip_address()
+    return errors.AutocompressError(
+        f"the Ray node at {where} cannot set up the search ({type(exc).__name__}: {first}; "
+        f"it runs autocompress from {Path(errors.__file__).parent})", loc="Ray cluster",
+        hint="every node needs the driver's Python environment: the same autocompress "
+             "(same version or commit) and your own data/model modules")
 
 
 def scratch_dir(cwd: Path | None = None) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocompress.errors import RunDirError
+from autocompress.errors import RunDirError, strip_ansi
 
 STATES = ("complete", "infeasible", "failed", "pruned")
 
@@ -71,6 +71,8 @@ def append_record(path: Path, record: TrialRecord | Mapping[str, Any]) -> None:
     """Append one record (flushed, fsync'd), under a lock so several worker processes can
     append to the same file without interleaving."""
     data = record.to_dict() if isinstance(record, TrialRecord) else dict(record)
+    if isinstance(data.get("error"), str):     # an exception's text: Ray's is coloured
+        data["error"] = strip_ansi(data["error"])
     with file_lock(path.with_name(f".{path.name}.lock")):
         append_line(path, json.dumps(data, sort_keys=True, allow_nan=False, default=float))
 

@@ -38,13 +38,8 @@ from autocompress.search.early_stop import EarlyStopping, FileBoard
 from autocompress.search.entry import entry
 from autocompress.search.loop import next_trial, show
 from autocompress.search.progress import Progress
-from autocompress.search.ray_cluster import (
-    LocalRay,
-    check_address,
-    cluster_cpu_note,
-    connect,
-    shutdown_ray,
-)
+from autocompress.search.ray_address import check_address
+from autocompress.search.ray_cluster import LocalRay, cluster_cpu_note, connect, driver_env, shutdown_ray
 from autocompress.search.ray_trial import trainable, user_error
 from autocompress.search.ray_tune_parts import (
     newest_first,
@@ -196,9 +191,7 @@ def run_search_ray(cfg: SearchConfig | None, run_dir: str | Path, *,
 
 def _run_ray(cfg: SearchConfig, run_dir: Path, *, trials: int | None, workers: int,
              resume: bool, baselines: bool, quiet: bool, address: str | None) -> SearchResult:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # records are ours
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")          # honour verbose=0: no tables
+    driver_env()
     if address:            # join first: a cluster that is not there fails before any set-up
         check_address(address)
         connect(address)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from autocompress.errors import AutocompressError
-from autocompress.search.ray_cluster import PROBE_S, check_address
+from autocompress.search.ray_address import PROBE_S, check_address
 
 from ..conftest import ROOT, TINY, write_config
 
@@ -109,7 +109,7 @@ def test_a_port_that_is_not_a_ray_head_fails_fast():
         with pytest.raises(AutocompressError, match="answers, but not as a Ray head") as exc:
             check_address(f"127.0.0.1:{port}")
     assert time.monotonic() - start < PROBE_S
-    assert "'HTTP/1.1 400 Bad Request'" in str(exc.value) and "8265" in exc.value.hint
+    assert "'HTTP/1.1 400 Bad Request'" in str(exc.value) and "HOST:6379" in exc.value.hint
 
 
 def test_a_grpc_server_passes():
@@ -143,3 +143,58 @@ def test_a_cluster_without_a_node_big_enough_for_a_trial_is_named(monkeypatch):
     note = cluster_cpu_note(2)
     assert note and "has 2 CPUs (the most: 1)" in note and "search.threads=1" in note
     assert cluster_cpu_note(1) is None
+
+
+@pytest.mark.slow
+def test_another_port_of_a_ray_node_fails_fast_and_the_gcs_passes(tmp_path):
+    """A node's raylet (node manager) and object manager ports are gRPC servers too: they
+    passed the gRPC check, and ray.init then retried for 20 s, printing a line a second."""
+    import ray
+
+    from autocompress.search.ray_cluster import LocalRay
+
+    local = LocalRay(tmp_path, 1)
+    try:
+        local.wait()
+        gcs = ray.get_runtime_context().gcs_address
+        node = next(n for n in ray.nodes() if n["Alive"])
+        check_address(gcs)
+        for port in (node["NodeManagerPort"], node["ObjectManagerPort"]):
+            start = time.monotonic()
+            with pytest.raises(AutocompressError, match="not as a Ray head's GCS") as exc:
+                check_address(f"{node['NodeManagerAddress']}:{port}")
+            assert time.monotonic() - start < PROBE_S + 5
+            assert exc.value.loc == "--address" and "HOST:6379" in exc.value.hint
+    finally:
+        local.stop()
+
+
+@pytest.mark.slow
+def test_a_node_with_another_autocompress_is_refused_and_the_same_one_passes(tmp_path,
+                                                                             monkeypatch):
+    """A node whose autocompress differs from the driver's: the search context did not
+    unpickle there and every trial sent there was recorded failed at once (exit 0, no front)."""
+    import shutil
+
+    from autocompress.search.ray_cluster import LocalRay, check_nodes
+
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "autocompress", other / "autocompress",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other / "autocompress" / "graph.py", "a") as fh:
+        fh.write("# edited on this node\n")
+    for path, fails in ((other, True), (ROOT, False)):
+        monkeypatch.setenv("PYTHONPATH", str(path))     # what the node's workers import
+        run = tmp_path / f"run-{path.name}"
+        run.mkdir()
+        local = LocalRay(run, 1)
+        try:
+            local.wait()
+            if fails:
+                with pytest.raises(AutocompressError, match="runs another autocompress") as exc:
+                    check_nodes()
+                assert str(other) in str(exc.value) and exc.value.loc == "--address"
+            else:
+                check_nodes()
+        finally:
+            local.stop()

@@ -68,3 +68,47 @@ def test_only_a_lost_workers_tune_lines_are_dropped():
         logger.removeHandler(keep)
     assert seen == ["Trial task failed for trial trial_4", "Trial task failed for trial trial_5",
                     "Error handling checkpoint /x", "Trial task failed for trial trial_6"]
+
+
+def test_rays_lines_on_the_drivers_output_have_no_colour_codes(monkeypatch):
+    """A lost worker's "(raylet) A worker died ..." came with colour codes into log files."""
+    import io
+
+    from ray._private import worker
+
+    from autocompress.search.ray_cluster import driver_env
+
+    for name in ("RAY_AUTH_MODE", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT",
+                 "RAY_COLOR_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    driver_env()
+    out = io.StringIO()
+    worker.print_worker_logs({"lines": ["A worker died or was killed"], "pid": "raylet",
+                              "is_err": False}, out)
+    assert out.getvalue() == "(raylet) A worker died or was killed\n"
+
+
+def test_an_errors_colour_codes_are_not_recorded(tmp_path):
+    from autocompress.search.records import append_record
+
+    path = tmp_path / "records.jsonl"
+    append_record(path, {"number": 0, "error": "RayTaskError: \x1b[36mray::f()\x1b[39m boom"})
+    assert json.loads(path.read_text())["error"] == "RayTaskError: ray::f() boom"
+
+
+def test_a_node_that_cannot_set_up_the_search_stops_it(monkeypatch):
+    """Another autocompress on a node than the driver's: the search context did not unpickle
+    there, every trial sent there failed at once, and the run ended with nothing trained."""
+    from autocompress.errors import AutocompressError
+    from autocompress.search import ray_trial
+
+    def skewed(key: str, payload: dict) -> None:
+        raise AttributeError("Can't get attribute 'ResolvedSpace' on <module 'x'>\ntraceback")
+
+    monkeypatch.setattr(ray_trial, "_set_up", skewed)
+    monkeypatch.setattr(ray_trial, "_CACHE", {})
+    payload = {"threads": 1, "cfg": types.SimpleNamespace(path="c.yaml"), "run_id": "r"}
+    with pytest.raises(AutocompressError, match=r"cannot set up the search \(AttributeError: "
+                                                r"Can't get attribute 'ResolvedSpace'") as exc:
+        ray_trial._run({}, payload)
+    assert exc.value.loc == "Ray cluster" and "same autocompress" in exc.value.hint
