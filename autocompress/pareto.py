@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from autocompress.errors import AutocompressError, ConfigError, did_you_mean
+from autocompress.hypervolume import hv_min
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,22 +143,6 @@ def pareto_indices(points: Sequence[Sequence[float]], senses: Sequence[str]) -> 
     return sorted(front)
 
 
-def _hv_min(points: list[tuple[float, ...]], ref: Sequence[float]) -> float:
-    """Exact hypervolume of minimisation points that all strictly beat ``ref``, by slicing
-    along the last axis (fine for the tens-to-hundreds of points a front holds)."""
-    if not points:
-        return 0.0
-    if len(ref) == 1:
-        return ref[0] - min(p[0] for p in points)
-    pts = sorted(points, key=lambda p: p[-1])
-    total = 0.0
-    for i, p in enumerate(pts):
-        upper = pts[i + 1][-1] if i + 1 < len(pts) else ref[-1]
-        if upper > p[-1]:
-            total += (upper - p[-1]) * _hv_min([q[:-1] for q in pts[: i + 1]], ref[:-1])
-    return total
-
-
 @dataclass(frozen=True, kw_only=True)
 class ParetoFront:
     """Trial records split into front / dominated / infeasible / failed / pruned.
@@ -240,7 +225,7 @@ class ParetoFront:
         ref_min = _to_min(ref, senses := [o.sense for o in self.objectives])
         pts = [p for p in (_to_min(v, senses) for v in self.values)
                if all(x < r for x, r in zip(p, ref_min, strict=True))]
-        return _hv_min(pts, ref_min)
+        return hv_min(pts, ref_min)
 
     def select(self, max_values: Mapping[str, float] | None = None,
                min_values: Mapping[str, float] | None = None) -> Record | None:

@@ -3,6 +3,8 @@ whose fix is the right one (before, several hints sent the user the wrong way, a
 whose forward reads a layer's size crashed the set-up with a traceback)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from autocompress.errors import SpaceError
@@ -118,3 +120,28 @@ def test_an_objective_on_a_profile_the_run_does_not_cost(tmp_path, capsys):
     line = run_cli(capsys, "search", str(cfg))
     assert "objective 'jetson_orin_nano.latency_ms': profile 'jetson_orin_nano' is not in " \
            "hardware.profiles (add it there, or use one of stm32f746)" in line, line
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_a_failure_that_never_ran_the_users_code_is_not_blamed_on_the_space(tmp_path, monkeypatch,
+                                                                            own):
+    """The set-up's candidates are built to cost the space: a pruning that fails inside this
+    package or Torch-Pruning (a built-in student, or a model without a forward of yours) was
+    said as the space's error, exit 2, with the hint to stop reading layer sizes in forward;
+    it is a bug (exit 1, its traceback)."""
+    import autocompress
+    from autocompress.compress import prune
+    from autocompress.config import load_config
+    from autocompress.search.setup import build_context
+
+    from .conftest import TINY, write_config
+
+    code = compile("def _prune(*args, **kwargs):\n    raise IndexError('index 7 is out of "
+                   "bounds for dimension 0 with size 4')\n",
+                   str(Path(autocompress.__file__).parent / "compress" / "prune.py"), "exec")
+    raised_here: dict = {}
+    exec(code, raised_here)                      # raised from a line of the package
+    monkeypatch.setattr(prune, "_prune", raised_here["_prune"])
+    cfg = own_config(tmp_path) if own else write_config(tmp_path, TINY)
+    with pytest.raises(IndexError, match="index 7 is out of bounds"):
+        build_context(load_config(cfg))

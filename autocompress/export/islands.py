@@ -32,13 +32,16 @@ WEIGHTED = ("Conv", "Gemm", "MatMul")
 RUNS_THEM = {
     "mcu": "an MCU's int8 runtime (CMSIS-NN, TFLite Micro built for int8) has no kernels "
            "for them: they need float reference kernels and (de)quantize steps, slower and "
-           "with 4-byte activations; quantize those layers for an integer-only build",
+           "with 4-byte activations",
     "phone": "TFLite and ONNX Runtime Mobile run them with float kernels, with (de)quantize "
              "steps around them",
     "jetson": "TensorRT runs them in fp16/fp32, with reformatting around them",
 }
 RUNS_THEM_ELSEWHERE = ("ONNX Runtime runs them with float kernels, with (de)quantize steps "
                        "around them")
+# the fix, on an integer-only target, where the islands start at layers the plan keeps float
+# (an island the quantizer left, e.g. a ReduceMean before a Flatten, has no such fix)
+QUANTIZE_THEM = {"mcu": "quantize those layers for an integer-only build"}
 SHOWN = 8       # ops named on the summary line; the manifest lists them all
 
 
@@ -103,15 +106,17 @@ def module_of(node: str) -> str:
     return path
 
 
-def island_report(int8: Path, form: str, kind: str) -> dict[str, Any]:
+def island_report(int8: Path, form: str, kind: str, *, float_layers: bool) -> dict[str, Any]:
     """The manifest's ``int8_onnx_float_islands`` for the int8 file at ``int8``, written in
     activation ``form`` for a device of ``kind``: ``ops`` (node, op, module), ``device_kind``
-    and ``note`` (what running them in float means there)."""
+    and ``note`` (what running them in float means there, and the fix where the plan keeps
+    layers at 32 bits: ``float_layers``)."""
     proto = _require("onnx").load(str(int8))
     ops = [{"node": i["name"], "op": i["op"], "module": module_of(i["name"])}
            for i in float_islands(proto, float_bias=form == "int8-symmetric")]
-    return {"ops": ops, "device_kind": kind,
-            "note": RUNS_THEM.get(kind, RUNS_THEM_ELSEWHERE) if ops else ""}
+    fix = QUANTIZE_THEM.get(kind) if float_layers else None
+    note = RUNS_THEM.get(kind, RUNS_THEM_ELSEWHERE) + (f"; {fix}" if fix else "")
+    return {"ops": ops, "device_kind": kind, "note": note if ops else ""}
 
 
 def island_line(islands: dict[str, Any] | None, float_layers: bool) -> list[str]:

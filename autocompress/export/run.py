@@ -168,7 +168,8 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
         int8 = quantize_int8(fp32, tmp / "model.int8.onnx", calib, input_ranges=ranges,
                              keep_float=keep, activations=form)
         used = [r for r, k in zip(ranges, keep, strict=True) if not k]   # int8 layers'
-        islands = island_report(int8, form, ctx.profiles[device].device.kind)
+        islands = island_report(int8, form, ctx.profiles[device].device.kind,
+                                float_layers=any(keep))
         diff = parity(deploy, fp32, test.x)
         example = x_test[:1].astype(np.float32)
         repeats = [v for k, v in rec["metrics"].items() if k.startswith("repeat_accuracy/")]

@@ -85,7 +85,7 @@ def write_report(run_dir: Path | str, records: Sequence[Any],
     write_text(md_path, summary_markdown(recs, objectives, budgets))
     html_path = out_dir / "index.html"
     page = build_page(Path(run_dir).resolve().name, recs, objectives, budgets, pngs,
-                      read_provenance(run_dir), run_dir=str(run_dir))
+                      read_provenance(run_dir), run_dir=str(run_dir), hv=hv)
     write_text(html_path, page)
     return [*written, csv_path, md_path, html_path]
 

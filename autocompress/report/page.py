@@ -28,7 +28,7 @@ from autocompress.report.info import (
 from autocompress.report.layers import layer_heatmap_info
 from autocompress.report.panel import BLANK_MEANS
 from autocompress.report.provenance import CONFIG_NAME, Provenance
-from autocompress.report.trace import hypervolume_infos
+from autocompress.report.trace import HypervolumeInfo, hypervolume_infos
 
 STATES = ("complete", "infeasible", "failed", "pruned")
 _COST_KEYS = (("latency_ms", "ms"), ("std_ms", "± ms"), ("flash_kb", "flash KB"),
@@ -45,10 +45,12 @@ def _num(v: float | None) -> str:
 
 def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Objective],
                budgets: Sequence[Budget], pngs: Mapping[str, Path],
-               provenance: Provenance, run_dir: str = "RUN_DIR") -> str:
+               provenance: Provenance, run_dir: str = "RUN_DIR",
+               hv: Sequence[HypervolumeInfo] | None = None) -> str:
     """``pngs`` maps a figure key (``pareto:<p>``, ``flash:<p>``, ``sram:<p>``, ``layers``,
     ``hypervolume``) to its file; missing keys are simply left out of the page. ``run_dir``
-    goes into the export commands the page suggests."""
+    goes into the export commands the page suggests; ``hv``: the hypervolume traces where
+    the caller has them (over three or four objectives they take a while)."""
     y_obj = next((o for o in objectives if o.sense == "max"), Objective.accuracy())
     profiles = [p for p in profiles_in(records, budgets, objectives) if p]
     states = Counter(str(r.get("state")) for r in records)
@@ -57,7 +59,7 @@ def build_page(run_name: str, records: Sequence[Record], objectives: Sequence[Ob
                             f"{unit_of(b.metric)}".rstrip() for b in budgets)
     subtitle = f"{len(records)} trials: {counts}" + (f" · budgets: {budget_text}"
                                                       if budget_text else "")
-    hv = hypervolume_infos(records, objectives, budgets)
+    hv = hypervolume_infos(records, objectives, budgets) if hv is None else hv
     sections = [
         Section(id="pareto", title="Pareto fronts",
                 body=_lead(objectives, budgets, y_obj) + "".join(

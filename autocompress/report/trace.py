@@ -106,13 +106,14 @@ def hypervolume_infos(records: Sequence[Any], objectives: Sequence[Objective] = 
         ref = tuple(r[0] for r in refs if r is not None)
         senses = [o.sense for o in objs]
         front: list[tuple[float, ...]] = []
-        numbers, values, sizes = [], [], []
+        numbers, values, sizes, hv = [], [], [], 0.0
         for i, rec in enumerate(recs):
             point = _feasible_values(rec, objs, budgets)
             if point is not None and not any(dominates(p, point, senses) or p == point
                                              for p in front):
                 front = [p for p in front if not dominates(point, p, senses)] + [point]
-            hv = ParetoFront(objectives=objs, values=tuple(front)).hypervolume(ref)
+                # only a new front point changes it (3 or 4 objectives: not cheap)
+                hv = ParetoFront(objectives=objs, values=tuple(front)).hypervolume(ref)
             n = _number(rec)
             numbers.append(n if n != _NO_NUMBER else i)
             values.append(hv)

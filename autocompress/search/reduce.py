@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.config_checks import field_loc
-from autocompress.errors import AutocompressError, ConfigError, SpaceError, raised
+from autocompress.errors import AutocompressError, ConfigError, SpaceError, raised, user_frame
 from autocompress.hardware.cost import BUDGET_KEYS
 from autocompress.search.rundir import REDUCTION_FILE
 from autocompress.space import ResolvedSpace
@@ -135,7 +135,8 @@ def setup_graph(ctx: SearchContext, plan: Any, what: str) -> Any:
     """The traced graph of a candidate built before any trial. A model that runs as built
     but not once the space prunes or factorizes one of its layers (its forward reads that
     layer's size: ``self.fc.in_features``) is the space's problem, said as one line; in a
-    trial it is a failed candidate."""
+    trial it is a failed candidate. A failure that never ran the user's code (a built-in
+    student, a plain ``nn.Sequential``) is raised as it is: a bug, not the space's."""
     from autocompress.graph import inspect_model
     from autocompress.search.objective import build_compressed
 
@@ -143,6 +144,10 @@ def setup_graph(ctx: SearchContext, plan: Any, what: str) -> Any:
         return inspect_model(build_compressed(ctx, plan, ctx.cfg.seed), ctx.example())
     except Exception as exc:
         if isinstance(exc, AutocompressError) and exc.loc:
+            raise
+        # only a forward of the user's can read a layer's size: a built-in student, or a
+        # failure that never ran the user's code, is this package's (or Torch-Pruning's) bug
+        if ctx.source.is_family or not user_frame(exc.__cause__ or exc):
             raise
         changed = ", ".join(f"{fqn} {c.kind}" for fqn, cfgs in plan.layers.items() for c in cfgs
                             if c.kind in ("prune", "lowrank") and getattr(c, "ratio", 1) > 0)

@@ -80,7 +80,7 @@ def test_the_float_islands_of_a_layer_kept_float_are_named_with_their_modules(tm
     add, activation, pooling and flatten after it, up to the next int8 layer: an integer-only
     MCU runtime cannot run them, and export said nothing."""
     from autocompress.compress.actquant import layer_order
-    from autocompress.export.islands import RUNS_THEM, island_report
+    from autocompress.export.islands import QUANTIZE_THEM, RUNS_THEM, island_report
     from autocompress.models.resnet import ResNetArch, build_resnet
 
     torch.manual_seed(0)
@@ -93,10 +93,42 @@ def test_the_float_islands_of_a_layer_kept_float_are_named_with_their_modules(tm
     kept = "stages.1.0.conv2.conv"
     hybrid = quantize_int8(fp32, tmp_path / "h.onnx", x.numpy(), activations=form,
                            keep_float=[f == kept for f in order])
-    report = island_report(hybrid, form, "mcu")
+    report = island_report(hybrid, form, "mcu", float_layers=True)
     assert [(o["module"], o["op"]) for o in report["ops"]] == [
         (kept, "Conv"), ("stages.1.0", "Add"), ("stages.1.0.act", "Relu"),
         ("pool", "GlobalAveragePool"), ("flatten", "Flatten")]      # the classifier: int8
-    assert report["device_kind"] == "mcu" and report["note"] == RUNS_THEM["mcu"]
+    assert report["device_kind"] == "mcu"
+    assert report["note"] == f"{RUNS_THEM['mcu']}; {QUANTIZE_THEM['mcu']}"
     whole = quantize_int8(fp32, tmp_path / "q.onnx", x.numpy(), activations=form)
-    assert island_report(whole, form, "mcu") == {"ops": [], "device_kind": "mcu", "note": ""}
+    assert island_report(whole, form, "mcu", float_layers=False) == {
+        "ops": [], "device_kind": "mcu", "note": ""}
+
+
+class _MeanFlatten(torch.nn.Module):
+    """A head written ``x.mean((2, 3))`` then flattened: ONNX Runtime's quantizer leaves the
+    ReduceMean and the Flatten between a DequantizeLinear and a QuantizeLinear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(torch.relu(self.conv(x)).mean((2, 3)), 1))
+
+
+def test_islands_the_quantizer_left_are_not_told_to_quantize_layers(tmp_path):
+    """Every layer quantized, yet ORT left a ReduceMean + Flatten float: the warning said
+    "quantize those layers for an integer-only build", which the user cannot do (the plan
+    keeps no layer float); the fix is said only where the plan keeps layers at 32 bits."""
+    from autocompress.export.islands import RUNS_THEM, island_line, island_report
+
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 8, 8)
+    fp32 = export_onnx(_MeanFlatten().eval(), x[:1], tmp_path / "m.onnx")
+    whole = quantize_int8(fp32, tmp_path / "q.onnx", x.numpy(), activations="int8")
+    report = island_report(whole, "int8", "mcu", float_layers=False)
+    assert {o["op"] for o in report["ops"]} == {"ReduceMean", "Flatten"}
+    assert report["note"] == RUNS_THEM["mcu"]
+    (line,) = island_line(report, False)
+    assert line.startswith("  warning    model.int8.onnx runs 2 ops in float: ")
+    assert "quantize those layers" not in line

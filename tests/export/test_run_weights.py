@@ -190,7 +190,7 @@ def test_a_layer_kept_float_is_named_as_a_float_island_of_the_int8_file(tmp_path
     """The plan keeps head.conv at 32 bits: in model.int8.onnx it, its activation, the
     pooling and the flatten after it run in float, which an MCU's integer-only runtime
     cannot run; export said nothing."""
-    from autocompress.export.islands import RUNS_THEM
+    from autocompress.export.islands import QUANTIZE_THEM, RUNS_THEM
 
     space = tmp_path / "space.yaml"
     space.write_text(SPACE.read_text().replace(
@@ -206,7 +206,8 @@ def test_a_layer_kept_float_is_named_as_a_float_island_of_the_int8_file(tmp_path
     assert [(o["module"], o["op"]) for o in islands["ops"]][:1] == [("head.conv", "Conv")]
     assert {"GlobalAveragePool", "Flatten"} <= {o["op"] for o in islands["ops"]}
     assert "classifier" not in {o["module"] for o in islands["ops"]}      # int8 again
-    assert islands["device_kind"] == "mcu" and islands["note"] == RUNS_THEM["mcu"]
+    assert islands["device_kind"] == "mcu"
+    assert islands["note"] == f"{RUNS_THEM['mcu']}; {QUANTIZE_THEM['mcu']}"
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "in float" in ln]
     assert line.startswith(f"  warning    model.int8.onnx runs {len(islands['ops'])} ops in "
                            "float (the layers the plan keeps at 32 bits and the ops they "

@@ -258,6 +258,21 @@ def test_hypervolume_over_the_runs_objectives_where_its_cost_is_flash() -> None:
     assert lat.profile == "mcu" and lat.front_sizes == (1, 1, 1)     # unchanged there
 
 
+def test_the_hypervolume_trace_is_computed_only_when_the_front_changes(monkeypatch) -> None:
+    """One volume per trial: over three or four objectives each takes a while, and most
+    trials leave the front as it was."""
+    from autocompress.pareto import ParetoFront
+
+    calls = []
+    volume = ParetoFront.hypervolume
+    monkeypatch.setattr(ParetoFront, "hypervolume",
+                        lambda self, ref: calls.append(len(self.values)) or volume(self, ref))
+    worse = [_costed(n, 0.5, 9.0, 90.0) for n in range(3, 9)]     # dominated: no change
+    (info,) = hypervolume_infos([*COSTED, *worse], [ACC, Objective.latency("mcu"), FLASH])
+    assert calls == [1, 2, 3] and len(info.values) == 9
+    assert info.values[3:] == (info.values[2],) * 6
+
+
 def test_hypervolume_over_three_objectives_is_the_runs_front() -> None:
     (info,) = hypervolume_infos(COSTED, [ACC, Objective.latency("mcu"), FLASH])
     assert info.objectives == ("accuracy", "mcu.latency_ms", "mcu.flash_kb")
