@@ -224,3 +224,16 @@ def batches(split: Split, batch_size: int, *, shuffle: bool,
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield split.x[idx], split.y[idx], idx
+
+
+def scale_hint(x: torch.Tensor) -> str:
+    """Why a teacher may stay at chance: inputs far from 0..1 (8-bit images as 0..255).
+
+    >>> scale_hint(torch.tensor([0.0, 255.0]))[:44], scale_hint(torch.tensor([-80.0, 0.0]))[:27]
+    ('; the inputs range 0..255: scale them to abo', '; the inputs range -80..0: ')
+    >>> scale_hint(torch.tensor([0.0, 1.0]))
+    ''
+    """
+    lo, hi = float(x.min()), float(x.max())
+    return (f"; the inputs range {lo:g}..{hi:g}: scale them to about 0..1 (8-bit images: "
+            "x / 255)") if max(-lo, hi) > 10 else ""

@@ -18,6 +18,7 @@ import torch
 from autocompress.budgets import DEVICE_FILE, budgets_of
 from autocompress.config import SearchConfig, lead_profile, pareto_objectives
 from autocompress.config_checks import check_new_run, field_loc
+from autocompress.data import scale_hint
 from autocompress.errors import ConfigError
 from autocompress.pareto import ParetoFront
 from autocompress.search import user_code
@@ -203,8 +204,7 @@ def open_session(cfg: SearchConfig, run_dir: Path, *, trials: int | None = None,
                          "check that teacher.model loads its trained weights"
                          if cfg.teacher.model else "raise teacher.epochs")
                      + ("" if kd_off else " (or search a lower distill alpha in the space)")
-                     + (f"; the inputs reach {top:g}: scale them to about 0..1 (8-bit images: "
-                        "x / 255)" if (top := float(ctx.data.train.x.abs().max())) > 10 else ""))
+                     + scale_hint(ctx.data.train.x))
 
     study = make_study(cfg, ctx.objectives, run_dir, resume=resume)
     by_number = {r["number"]: r for r in read_records(records_path)}
@@ -292,3 +292,4 @@ def finish(session: Session) -> SearchResult:
     front = ParetoFront.from_records(records, pareto_objectives(session.ctx.objectives),
                                      budgets_of(session.cfg))
     return SearchResult(run_dir=session.run_dir, records=records, front=front)
+

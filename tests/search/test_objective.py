@@ -248,7 +248,7 @@ def test_a_teacher_at_chance_on_unscaled_images_says_to_scale_them(tmp_path, cap
     run_search(load_config(write_config(tmp_path, body.replace("data: digits", "data: raw255:make"))),
                tmp_path / "run", baselines=False, report=False)
     out = capsys.readouterr().out
-    assert "not measurably above chance" in out and "the inputs reach 255: scale them" in out
+    assert "not measurably above chance" in out and "the inputs range 0..255: scale them" in out
 
 
 def test_a_teacher_below_its_students_is_flagged_at_the_end(tmp_path, capsys):
