@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TINY, write_config
+from .conftest import ROOT, TINY, wait_for_first_record, write_config
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -190,7 +190,6 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
     """A scheduler's or a preempted machine's SIGTERM: exit 143 with the --resume command;
     the completed trials are in records.jsonl and the spawned worker stops too."""
     import signal
-    import time
 
     cfg = write_config(tmp_path, TINY.replace("trials: 3", "trials: 6"))
     run = tmp_path / "run"
@@ -200,12 +199,7 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     records = run / "records.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if records.exists() and records.read_text().strip():
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the search ended before it could be stopped"
+    wait_for_first_record(proc, records)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err

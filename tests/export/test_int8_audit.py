@@ -11,6 +11,7 @@ import torch
 from autocompress.export.islands import float_islands
 from autocompress.export.onnx_io import DEPLOY_OPSET, export_onnx
 from autocompress.export.quant_ort import quantize_int8
+from tests.conftest import tiny_resnet
 from tests.export.qdq_audit import integer_reference, tensorrt_violations
 from tests.export.test_onnx_export import net8
 
@@ -81,13 +82,8 @@ def test_the_float_islands_of_a_layer_kept_float_are_named_with_their_modules(tm
     MCU runtime cannot run them, and export said nothing."""
     from autocompress.compress.actquant import layer_order
     from autocompress.export.islands import QUANTIZE_THEM, RUNS_THEM, island_report
-    from autocompress.models.resnet import ResNetArch, build_resnet
 
-    torch.manual_seed(0)
-    net = build_resnet(ResNetArch(width_mult=0.5, stage_channels=(16, 32), strides=(1, 2),
-                                  depths=(1, 1), kernels=(3, 3)),
-                       in_channels=1, num_classes=10).eval()
-    x = torch.rand(32, 1, 8, 8)
+    net, x = tiny_resnet()
     fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
     order = layer_order(net, x[:1])
     kept = "stages.1.0.conv2.conv"

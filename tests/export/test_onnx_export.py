@@ -22,6 +22,7 @@ from autocompress.export.onnx_io import (
     parity,
 )
 from autocompress.export.quant_ort import quantize_int8, weighted_nodes
+from tests.conftest import tiny_resnet
 
 
 class ConvBNAct(nn.Sequential):
@@ -534,13 +535,8 @@ def test_residual_shortcut_is_matched_by_name_not_by_the_preprocessed_order(tmp_
 
     from autocompress.compress.actquant import layer_order
     from autocompress.export.quant_ort import weighted_nodes
-    from autocompress.models.resnet import ResNetArch, build_resnet
 
-    torch.manual_seed(0)
-    net = build_resnet(ResNetArch(width_mult=0.5, stage_channels=(16, 32), strides=(1, 2),
-                                  depths=(1, 1), kernels=(3, 3)),
-                       in_channels=1, num_classes=10).eval()
-    x = torch.rand(32, 1, 8, 8)
+    net, x = tiny_resnet()
     fp32 = export_onnx(net, x[:1], tmp_path / "m.onnx")
     order = layer_order(net, x[:1])
     short = "stages.1.0.shortcut.conv"

@@ -16,7 +16,7 @@ import pytest
 
 from autocompress.search import ray_cluster
 
-from ..conftest import ROOT, TINY, write_config
+from ..conftest import ROOT, TINY, wait_for_first_record, write_config
 
 
 def test_ray_started_in_a_thread_leaves_sigterm_to_the_callers_handler(monkeypatch):
@@ -60,12 +60,7 @@ def test_sigterm_to_the_whole_job_is_one_line_and_resume_completes(tmp_path):
     run = tmp_path / "run"
     records = run / "records.jsonl"
     proc = _search(str(cfg), "--run-dir", str(run))
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if records.exists() and records.read_text().strip():
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the search ended before it could be stopped"
+    wait_for_first_record(proc, records)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
