@@ -224,4 +224,27 @@ def check_budgets(budgets: Any, profiles: Sequence[str], fail: Callable[..., Con
                     not 0 < value < math.inf:                   # nan and inf too
                 raise fail(("hardware", "budgets", prof, key),
                            f"expected a positive number, got {value!r}",
-                           "leave the budget out for no limit" if value == math.inf else None)
+                           "leave the budget out for no limit" if value == math.inf else
+                           unit_hint(key, value))
+
+
+UNITS = {"kb": 1.0, "k": 1.0, "kib": 1.0, "mb": 1024.0, "mib": 1024.0, "m": 1024.0,
+         "b": 1 / 1024, "ms": 1.0, "s": 1000.0, "us": 1e-3}
+
+
+def unit_hint(key: str, value: Any) -> str | None:
+    """The number to write for a budget given with a unit (``64KB``, ``1 MB``, ``15 ms``):
+    budgets are plain numbers in the unit their key names (KB of 1024 bytes, or ms)."""
+    import re
+
+    found = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]+)\s*", str(value))
+    unit = key.rsplit("_", 1)[-1]                   # kb or ms
+    given = found.group(2).lower() if found else ""
+    scale = UNITS.get(given)
+    if scale is None or (given in ("ms", "s", "us")) != (unit == "ms"):   # KB vs ms
+        return None
+    try:
+        number = float(found.group(1)) * scale
+    except ValueError:
+        return None
+    return f"write {key}: {number:g} (a plain number, in {'KB' if unit == 'kb' else 'ms'})"

@@ -29,6 +29,7 @@ from autocompress.export.choose import choice_notes, choose_record, export_limit
 from autocompress.export.io_quant import io_quantization
 from autocompress.export.islands import island_report
 from autocompress.export.load import load_weights, rebuild_info
+from autocompress.export.mcu_memory import mcu_memory
 from autocompress.export.staging import named_for, staging_folder
 from autocompress.export.summary import (
     MODEL_PT_NOTE,
@@ -224,6 +225,7 @@ def export_run(run_dir: str | Path, *, trial: int | None = None,
                 "from_onnxruntime_minmax": sum(r is None for r in used)},
             "onnx_int8_weight_bits": {f: 8 for f, k in zip(order, keep, strict=True) if not k},
             "int8_onnx_float_islands": islands,     # what an integer-only runtime cannot run
+            "mcu_memory": mcu_memory(int8, as_int8, device, ctx.profiles[device].device.kind),
             "notes": ["sub-8-bit weights are stored packed at their bit-width in model.pt and "
                       "counted so in stored_bytes; model.int8.onnx runs every quantized layer, "
                       "sub-8-bit ones included, as int8 (8-bit weights in the file: ONNX "

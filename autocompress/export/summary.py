@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.export.islands import island_line
+from autocompress.export.mcu_memory import mcu_line
 from autocompress.export.onnx_io import DEPLOY_OPSET
 
 PARITY_TOL = 1e-3        # max |torch - ORT fp32| logits difference accepted silently
@@ -185,6 +186,7 @@ def print_summary(out: Path, m: dict[str, Any], device: str, warnings_only: bool
         f"{files['model.int8.onnx']/1024:.1f} KB, params {m['params']}",
         f"  parity     max |torch - onnx| = {m['parity_max_abs_diff']:.2e}",
         *_io_line(m.get("onnx_int8_io")),
+        *mcu_line(m),
     ]
     check = m.get("host_predicted_vs_measured", {})
     if "fp32" in check:
