@@ -298,6 +298,15 @@ def test_rule_matching_no_layer_of_own_model(tmp_path, capsys):
     assert "space.yaml:12" in line and "matches no layer" in line
 
 
+def test_a_rule_branch_matching_no_layer_is_an_error(tmp_path, capsys):
+    """'re:(0|3|99)' matched layers 0 and 3, so the typo'd branch went unseen: the layers meant
+    were silently left out of the search."""
+    cfg = own_config(tmp_path, **{"space.yaml": ('"re:(0|3|9)"', '"re:(0|3|99)"')})
+    line = run_cli(capsys, "search", str(cfg))
+    assert "space.yaml:12" in line and "its branch '99' matches no layer" in line
+    assert "fix or remove that branch" in line
+
+
 def test_a_prune_rule_on_the_output_layer_says_why_it_matches_nothing(tmp_path, capsys):
     cfg = own_config(tmp_path, **{"space.yaml": ('"re:(0|3|9)"', '"14"')})
     line = run_cli(capsys, "search", str(cfg))

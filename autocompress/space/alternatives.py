@@ -1,0 +1,76 @@
+"""Dead branches of a rule's regex: ``re:stem|blocks\\.\\d\\.pww`` matches ``stem``, so the
+rule is not an error, yet its typo'd branch matches nothing and the layers the user meant are
+silently left out of the search.
+
+A branch is each ``|``-separated alternative of the pattern's top level or of a group, taken
+with the rest of the pattern around its group. Lookarounds and conditionals are not looked
+into (their branches do not choose what is matched).
+
+>>> dead_branches(r"stem|blocks\\.\\d\\.pww", ["stem", "blocks.0.pw"])
+['blocks\\\\.\\\\d\\\\.pww']
+>>> dead_branches(r"(stem|head)\\.conv", ["stem.conv", "head.conv"])
+[]
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+_SKIP = ("(?=", "(?!", "(?<=", "(?<!", "(?(")      # lookarounds, conditionals
+
+
+def _spans(pattern: str) -> list[tuple[int, int, list[int]]]:
+    """Each group's (start, end, positions of its own ``|``): the top level as (0, len)."""
+    stack: list[tuple[int, list[int], bool]] = [(0, [], False)]
+    out: list[tuple[int, int, list[int]]] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 2 if pattern[i + 1:i + 2] == "]" else 1      # "[]...]": a literal ]
+            continue
+        elif c == "(":
+            skip = pattern.startswith(_SKIP, i)
+            head = re.match(r"\(\?(P<\w+>|[aiLmsux-]*:)", pattern[i:])   # (?P<n>  (?:  (?i:
+            stack.append((i + (head.end() if head else 1), [], skip))
+        elif c == ")" and len(stack) > 1:
+            start, bars, skip = stack.pop()
+            if not skip:
+                out.append((start, i, bars))
+        elif c == "|":
+            stack[-1][1].append(i)
+        i += 1
+    start, bars, _ = stack[0]
+    out.append((start, len(pattern), bars))
+    return out
+
+
+def dead_branches(pattern: str, names: Sequence[str]) -> list[str]:
+    """The alternatives of ``pattern`` (a full-match regex) under which no name in ``names``
+    matches, the rest of the pattern kept; [] for a pattern without ``|`` or one that does
+    not compile."""
+    try:
+        re.compile(pattern)
+    except re.error:
+        return []
+    dead = []
+    for start, end, bars in _spans(pattern):
+        if not bars:
+            continue
+        cuts = [start - 1, *bars, end]
+        for a, b in itertools.pairwise(cuts):
+            branch = pattern[a + 1:b]
+            try:
+                only = re.compile(pattern[:start] + branch + pattern[end:])
+            except re.error:
+                continue
+            if not any(only.fullmatch(n) for n in names):
+                dead.append(branch)
+    return dead
