@@ -180,7 +180,8 @@ def check_new_run(cfg: SearchConfig) -> None:
 
 def field_loc(cfg: SearchConfig, field: str) -> str:
     """``file:line field`` of a config field the config file holds with the value ``cfg``
-    has; else ``file field`` (a default, a ``--set``, a file changed since)."""
+    has; ``field = value (overriding file:line, which has ...)`` where a ``--set`` changed
+    it; else ``file field`` (a default, a ``--set`` of a key the file leaves out)."""
     from autocompress.yamlio import load_yaml
 
     path = tuple(field.split("."))
@@ -195,9 +196,13 @@ def field_loc(cfg: SearchConfig, field: str) -> str:
         return f"{cfg.path} {field}"
     line = next((doc.lines[path[:n]] for n in range(len(path), 0, -1)
                  if path[:n] in doc.lines), None)
-    same = (list(held) if isinstance(held, (list, tuple)) else held) == \
-        (list(ours) if isinstance(ours, (list, tuple)) else ours)
-    return f"{cfg.path}:{line} {field}" if same and line is not None else f"{cfg.path} {field}"
+    held, ours = (list(v) if isinstance(v, (list, tuple)) else v for v in (held, ours))
+    same = held == ours
+    if line is None:
+        return f"{cfg.path} {field}"
+    if not same:        # a --set (or a Python override) over the file's value: say so
+        return f"{field} = {ours!r} (overriding {cfg.path}:{line}, which has {held!r})"
+    return f"{cfg.path}:{line} {field}"
 
 
 BUDGET_KEYS = ("max_latency_ms", "max_flash_kb", "max_peak_sram_kb")

@@ -64,7 +64,9 @@ def test_a_new_runs_refusals_name_the_line_the_file_holds(tmp_path):
         check_new_run(load_config(path))
     assert err.value.loc == f"{path}:1 name"
     cfg = load_config(path, {"name": "c/d", "model.space": Path(load_config(path).model.space)})
-    assert field_loc(cfg, "name") == f"{path} name"
+    # an override of a value the file holds: the value used and the line it overrides (the
+    # file's line alone sent the user to a value that was not the one refused)
+    assert field_loc(cfg, "name") == f"name = 'c/d' (overriding {path}:1, which has 'a/b')"
     assert field_loc(cfg, "search.sampler") == f"{path}:10 search.sampler"
     assert field_loc(cfg, "train.device") == f"{path} train.device"          # a default
 
@@ -209,8 +211,9 @@ def test_a_profile_listed_twice_is_refused_when_a_search_starts(tmp_path):
 
     cfg = load_config(write_config(tmp_path, TINY), ["hardware.profiles=[stm32f746, stm32f746]"])
     assert list(cfg.hardware.profiles) == ["stm32f746", "stm32f746"]   # loads
-    with pytest.raises(ConfigError, match=r"hardware.profiles: profile 'stm32f746' is listed "
-                       "twice"):
+    with pytest.raises(ConfigError, match=r"hardware.profiles = \['stm32f746', 'stm32f746'\] "
+                       r"\(overriding .*config.yaml:8, which has \['stm32f746'\]\): profile "
+                       "'stm32f746' is listed twice"):
         check_new_run(cfg)
 
 

@@ -20,6 +20,7 @@ from autocompress.models.families import DEFAULT_FAMILY
 from autocompress.models.source import ModelSource
 from autocompress.search.reduce import Reduction, dominated, reduced
 from autocompress.space import ResolvedSpace, SearchSpace, resolve
+from autocompress.space.alternatives import dead_branch_error
 from autocompress.space.distributions import Range
 from autocompress.train.teacher import logits_hint, outputs_probabilities
 
@@ -154,7 +155,8 @@ def build_context(cfg: SearchConfig, data: DataBundle | None = None, *,
                      layer_names=source.layer_names if source.is_family else None,
                      factorizable=[x.fqn for x in graph.compressible if x.groups == 1],
                      unprunable=lambda: unprunable(model, example, round_to))
-    refused = uncosted or gaps or probabilities or _one_cluster(space)
+    refused = (uncosted or gaps or probabilities or _one_cluster(space)
+               or dead_branch_error(space, list(dict.fromkeys(compressible + leaders))))
     ctx = SearchContext(cfg=cfg, data=data, source=source, rspace=rspace, profiles=profiles,
                         cost_models={n: CostModel(p) for n, p in profiles.items()},
                         objectives=objectives_of(cfg), ignored=ignored, round_to=round_to,

@@ -17,6 +17,9 @@ import itertools
 import re
 from collections.abc import Sequence
 
+from autocompress.errors import SpaceError
+from autocompress.space.space import SearchSpace
+
 _SKIP = ("(?=", "(?!", "(?<=", "(?<!", "(?(")      # lookarounds, conditionals
 
 
@@ -74,3 +77,18 @@ def dead_branches(pattern: str, names: Sequence[str]) -> list[str]:
             if not any(only.fullmatch(n) for n in names):
                 dead.append(branch)
     return dead
+
+
+def dead_branch_error(space: SearchSpace, names: Sequence[str]) -> SpaceError | None:
+    """The error for the first regex rule with a branch matching none of ``names`` (the
+    model's layers), at the rule's line; refused for a new run only (a run dir made before
+    this check still loads)."""
+    for rule in space.rules:
+        if rule.is_regex and (dead := dead_branches(rule.pattern[3:], names)):
+            hits = sum(rule.matches(n) for n in names)
+            return space.doc.error(("rules", rule.index, "match"), f"'{rule.pattern}': its "
+                                   f"branch '{dead[0]}' matches no layer (the rule matches "
+                                   f"{hits} through its other branches)", cls=SpaceError,
+                                   hint=f"fix or remove that branch; layers are e.g. "
+                                   f"{', '.join(names[:4])}")
+    return None

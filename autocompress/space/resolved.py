@@ -19,7 +19,6 @@ from typing import Any
 
 from autocompress.compress.plan import CompressionPlan, DistillConfig, TechniqueConfig
 from autocompress.errors import SpaceError, did_you_mean
-from autocompress.space.alternatives import dead_branches
 from autocompress.space.distributions import Choice, Distribution, Fixed, takes
 from autocompress.space.knobs import LAYER_KNOBS, glob_hint, layer_configs, param_prefix
 from autocompress.space.space import SearchSpace
@@ -154,12 +153,6 @@ def resolve(space: SearchSpace, *, quant_layers: list[str], prune_leaders: list[
             raise space.doc.error(("rules", rule.index, "match"),
                                   f"'{rule.pattern}' matches no layer", cls=SpaceError,
                                   hint=near or f"layers are e.g. {', '.join(quant_layers[:4])}")
-        if rule.is_regex and (dead := dead_branches(rule.pattern[3:], quant_layers + prune_leaders)):
-            raise space.doc.error(("rules", rule.index, "match"), f"'{rule.pattern}': its "
-                                  f"branch '{dead[0]}' matches no layer (the rule matches "
-                                  f"{len(hits)} through its other branches)", cls=SpaceError,
-                                  hint=f"fix or remove that branch; layers are e.g. "
-                                  f"{', '.join(quant_layers[:4])}")
         for knob, dist in rule.knobs.items():
             targets = [f for f in eligible[knob] if rule.matches(f)]
             if not targets:
