@@ -96,8 +96,8 @@ def sigaction(signum: int, new: Any = None) -> Any:
 
     try:
         call = ctypes.CDLL(None, use_errno=True).sigaction
-    except (OSError, AttributeError):          # no libc sigaction (Windows)
-        return None
+    except (OSError, AttributeError, TypeError):   # no libc sigaction; Windows: CDLL(None)
+        return None                                # raises TypeError
     old = ctypes.create_string_buffer(SIGACTION_BYTES)
     return old if call(signum, new, old) == 0 else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -63,8 +64,10 @@ def _run(config: dict[str, Any], payload: dict[str, Any]) -> dict[str, str]:
             _set_up(key, payload)
         except errors.AutocompressError:
             raise
-        except Exception as exc:        # every trial here would fail in no time: stop
-            raise node_error(exc) from exc
+        except Exception as exc:
+            if unpickling(exc):         # every trial here would fail in no time: stop
+                raise node_error(exc) from exc
+            raise                       # a one-off (out of memory, a lost object): this trial
     board = None if payload["board"] is None else _RemoteBoard(payload["board"])
     with tempfile.TemporaryDirectory(prefix="autocompress-", dir=scratch_dir()) as tmp:
         rec = run_trial(_CACHE[key], _CACHE[f"{key}:teacher"], config["params"],
@@ -85,12 +88,30 @@ def _set_up(key: str, payload: dict[str, Any]) -> None:
     ctx = ray.get(payload["ctx"]) if payload["ctx"] is not None else \
         build_context(cfg, reduction=payload["reduction"])
     train = replace(ctx.cfg.train, device=payload["device"])   # the GPU Ray gave, or none
-    _CACHE[key] = replace(ctx, cfg=replace(ctx.cfg, train=train))
+    ctx = replace(ctx, cfg=replace(ctx.cfg, train=train))
     teacher = payload["teacher"]     # your own teacher's class unpickles only once its
     if teacher.model is None:        # module is importable: it is built here instead
         own = payload["own_teacher"]
-        teacher = replace(teacher, model=own.build(_CACHE[key].data).eval())
-    _CACHE[f"{key}:teacher"] = teacher
+        teacher = replace(teacher, model=own.build(ctx.data).eval())
+    _CACHE[key], _CACHE[f"{key}:teacher"] = ctx, teacher    # both or neither
+
+
+def unpickling(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says this node's Python cannot rebuild
+    the driver's objects: another autocompress or a missing module of yours (``AttributeError:
+    Can't get attribute``, ``ModuleNotFoundError``), which fails every trial sent here.
+
+    >>> unpickling(AttributeError("Can't get attribute 'ResolvedSpace'")), unpickling(MemoryError())
+    (True, False)
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ImportError, pickle.UnpicklingError)) or \
+                type(seen).__name__ == "RaySystemError" or \
+                (isinstance(seen, AttributeError) and "Can't get attribute" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def node_error(exc: BaseException) -> errors.AutocompressError:

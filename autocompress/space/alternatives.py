@@ -37,7 +37,11 @@ def _spans(pattern: str) -> list[tuple[int, int, list[int]]]:
             in_class = c != "]"
         elif c == "[":
             in_class = True
-            i += 2 if pattern[i + 1:i + 2] == "]" else 1      # "[]...]": a literal ]
+            i += 1 + (pattern[i + 1:i + 2] == "^")
+            i += pattern[i:i + 1] == "]"                      # "[]...]", "[^]...]": a literal ]
+            continue
+        elif pattern.startswith("(?#", i):                    # a comment: to its ")"
+            i = pattern.find(")", i) + 1 or len(pattern)
             continue
         elif c == "(":
             skip = pattern.startswith(_SKIP, i)
@@ -57,24 +61,33 @@ def _spans(pattern: str) -> list[tuple[int, int, list[int]]]:
 
 def dead_branches(pattern: str, names: Sequence[str]) -> list[str]:
     """The alternatives of ``pattern`` (a full-match regex) under which no name in ``names``
-    matches, the rest of the pattern kept; [] for a pattern without ``|`` or one that does
-    not compile."""
+    matches, the rest of the pattern kept, and without which the pattern matches the same
+    names (in a repeated group, ``(\\w|\\.)+``, each branch alone matches nothing, yet both
+    are used); [] for a pattern without ``|``, one that does not compile, or a verbose one.
+    The pattern's global flags (``(?i)`` at its start) apply to every branch."""
     try:
-        re.compile(pattern)
+        whole = re.compile(pattern)
     except re.error:
         return []
+    if whole.flags & re.VERBOSE:          # whitespace and # comments: not split here
+        return []
+    flags = whole.flags & ~re.UNICODE     # (?i) etc.: its first top-level branch holds them
+    matched = [n for n in names if whole.fullmatch(n)]
     dead = []
     for start, end, bars in _spans(pattern):
         if not bars:
             continue
         cuts = [start - 1, *bars, end]
-        for a, b in itertools.pairwise(cuts):
-            branch = pattern[a + 1:b]
+        branches = [pattern[a + 1:b] for a, b in itertools.pairwise(cuts)]
+        for k, branch in enumerate(branches):
+            rest = "|".join(branches[:k] + branches[k + 1:])
             try:
-                only = re.compile(pattern[:start] + branch + pattern[end:])
+                only = re.compile(pattern[:start] + branch + pattern[end:], flags)
+                without = re.compile(pattern[:start] + rest + pattern[end:], flags)
             except re.error:
                 continue
-            if not any(only.fullmatch(n) for n in names):
+            if not any(only.fullmatch(n) for n in names) and \
+                    [n for n in names if without.fullmatch(n)] == matched:
                 dead.append(branch)
     return dead
 

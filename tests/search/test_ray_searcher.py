@@ -112,3 +112,19 @@ def test_a_node_that_cannot_set_up_the_search_stops_it(monkeypatch):
                                                 r"Can't get attribute 'ResolvedSpace'") as exc:
         ray_trial._run({}, payload)
     assert exc.value.loc == "Ray cluster" and "same autocompress" in exc.value.hint
+
+
+def test_a_one_off_set_up_failure_fails_that_trial_only(monkeypatch):
+    """Any exception in a node's set-up stopped the whole search, blamed on a version skew:
+    an out-of-memory or a lost object on one node is that trial's failure (recorded)."""
+    from autocompress.search import ray_trial
+
+    def short_of_memory(key: str, payload: dict) -> None:
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(ray_trial, "_set_up", short_of_memory)
+    monkeypatch.setattr(ray_trial, "_CACHE", {})
+    payload = {"threads": 1, "cfg": types.SimpleNamespace(path="c.yaml"), "run_id": "r"}
+    with pytest.raises(MemoryError):
+        ray_trial._run({}, payload)
+    assert ray_trial._CACHE == {}

@@ -76,3 +76,15 @@ def test_sigterm_to_the_whole_job_is_one_line_and_resume_completes(tmp_path):
     assert len(numbers) == len(set(numbers))                      # each number once
     counted = [r for r in lines if not str(r["error"] or "").startswith("interrupted")]
     assert len(counted) == 4 + 5                                  # 4 trials + 5 baselines
+
+
+def test_sigaction_is_none_where_ctypes_cannot_open_the_process(monkeypatch):
+    """On Windows ``ctypes.CDLL(None)`` raises TypeError ('/' in None): a local Ray, started in
+    a thread, failed to start there instead of keeping Ray's SIGTERM disposition."""
+    import ctypes
+
+    def windows_cdll(name: object, *args: object, **kwargs: object) -> None:
+        raise TypeError("argument of type 'NoneType' is not iterable")
+
+    monkeypatch.setattr(ctypes, "CDLL", windows_cdll)
+    assert ray_cluster.sigaction(signal.SIGTERM) is None
