@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autocompress.export.onnx_io import _require
+from autocompress.export.onnx_io import _require, stored_arrays
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -94,14 +94,7 @@ def onnx_size_breakdown(path: Path) -> dict[str, int]:
     >>> onnx_size_breakdown(Path("model.int8.onnx"))    # doctest: +SKIP
     {'weights': 64528, 'weight_scales_zero_points': 15000, 'bias': 6664, ...}
     """
-    onnx = _require("onnx")
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    arrays = [numpy_helper.to_array(t) for t in model.graph.initializer]
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            arrays += [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
+    arrays = list(stored_arrays(_require("onnx").load(str(path))).values())
     bias_scales = {id(a) for a in arrays if a.ndim == 1 and a.dtype.name == "float32"} \
         if any(a.dtype.name == "int32" for a in arrays) else set()
     out = {"weights": 0, "weight_scales_zero_points": 0, "bias": 0, "activation_qparams": 0}

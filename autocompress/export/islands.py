@@ -19,9 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from autocompress.export.onnx_io import _require
+from autocompress.export.onnx_io import _require, stored_arrays
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 # inputs that are parameters, not activations: Clip's min/max, Reshape's shape, ...
@@ -45,22 +43,11 @@ QUANTIZE_THEM = {"mcu": "quantize those layers for an integer-only build"}
 SHOWN = 8       # ops named on the summary line; the manifest lists them all
 
 
-def constants(proto: Any) -> dict[str, np.ndarray]:
-    """The initializers and Constant outputs of an ONNX ``proto``, as numpy arrays."""
-    from onnx import numpy_helper
-
-    out = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    for n in proto.graph.node:
-        if n.op_type == "Constant":
-            out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    return out
-
-
 def float_islands(proto: Any, *, float_bias: bool = False) -> list[dict[str, Any]]:
     """One entry per compute node that is not integer-only: name, op and the reasons.
     ``float_bias``: a float bias of a Conv/Gemm/MatMul is no reason (TensorRT's form)."""
     g = proto.graph
-    consts = constants(proto)
+    consts = stored_arrays(proto)
     producer = {o: n for n in g.node for o in n.output}
     readers: dict[str, list[Any]] = {}
     for n in g.node:

@@ -261,6 +261,19 @@ def onnx_accuracy(path: Path | str, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == np.asarray(y).reshape(-1)))
 
 
+def stored_arrays(proto: Any) -> dict[str, np.ndarray]:
+    """The tensors an ONNX ``proto`` stores, by name: its initializers and the ``value`` of
+    its Constant nodes (the TorchScript exporter stores some biases that way)."""
+    from onnx import numpy_helper
+
+    out = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            out.update((node.output[0], numpy_helper.to_array(a.t))
+                       for a in node.attribute if a.name == "value")
+    return out
+
+
 def count_onnx_params(path: Path | str) -> int:
     """Elements stored in the model's tensors: all initializers plus ``Constant`` node tensors
     (the TorchScript exporter stores some biases that way). Compare fp32 files with each other:

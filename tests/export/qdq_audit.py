@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from autocompress.export.islands import QDQ
-from autocompress.export.islands import constants as _consts
+from autocompress.export.onnx_io import stored_arrays as _consts
 
 
 def _rq(acc: np.ndarray, mult: np.ndarray, zp: int, dtype: np.dtype) -> np.ndarray:
