@@ -55,8 +55,8 @@ def _search(*args: str) -> subprocess.Popen:
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason="known race (README, crash safety): when the group's "
                    "SIGTERM has killed the local Ray's GCS first, ray.shutdown can wait on it "
-                   "until Ray's core ends the driver after 60 s with exit 1 (1 of 4 fresh-clone "
-                   "runs on 2026-11-28); still to fix: a shutdown that does not wait on a dead GCS")
+                   "until Ray's core ends the driver after 60 s with exit 1 (once in 5 runs, "
+                   "2026-11-28); still to fix: a shutdown that does not wait on a dead GCS")
 def test_sigterm_to_the_whole_job_is_one_line_and_resume_completes(tmp_path):
     """As a scheduler or a machine's shutdown does, the signal goes to every process of the
     job (the driver and its Ray); the resume then runs the rest, each number once."""
